@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// MaskPilot: data-parallel MP-Former / Mask2Former training on CPU clusters.
+import PackageDescription
+
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "MaskPilot",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "maskpilot", targets: ["maskpilot"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: a module map and a shim.h of static inline getters for C macros.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev", "libjpeg-dev"])]),
+
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimized),
+        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimized),
+        .target(name: "Optim", dependencies: ["TensorCore"], swiftSettings: optimized),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels"]),
+        .executableTarget(
+            name: "maskpilot",
+            dependencies: [
+                "Kernels", "TensorCore", "NN", "Optim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimized),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "_TestSupport"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Kernels", "_TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,29 @@
+// CHDF5: the HDF5 C API with getters for the macros and global ids Swift cannot import.
+// Used by the Checkpoint target (H5P_DEFAULT, H5F_ACC_TRUNC, H5T_NATIVE_FLOAT, ...).
+#pragma once
+#include <hdf5.h>
+
+static inline hid_t mp_h5p_default(void) { return H5P_DEFAULT; }
+static inline hid_t mp_h5s_all(void) { return H5S_ALL; }
+static inline unsigned mp_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline unsigned mp_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
+static inline unsigned mp_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+static inline unsigned mp_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+static inline hid_t mp_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t mp_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t mp_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t mp_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t mp_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
+static inline hid_t mp_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t mp_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
+static inline hid_t mp_h5t_std_i64le(void) { return H5T_STD_I64LE; }
+static inline hid_t mp_h5t_c_s1(void) { return H5T_C_S1; }
+static inline hid_t mp_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t mp_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline hid_t mp_h5p_link_create(void) { return H5P_LINK_CREATE; }
+static inline size_t mp_h5t_variable(void) { return H5T_VARIABLE; }
+static inline int mp_h5z_filter_fletcher32(void) { return H5Z_FILTER_FLETCHER32; }
+static inline int mp_h5_index_name(void) { return H5_INDEX_NAME; }
+static inline int mp_h5_iter_inc(void) { return H5_ITER_INC; }
+/// Turns off HDF5's automatic error printing so callers can report errors themselves.
+static inline herr_t mp_h5_silence_errors(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
