@@ -2,8 +2,6 @@
 // MaskPilot: data-parallel MP-Former / Mask2Former training on CPU clusters.
 import PackageDescription
 
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-
 let package = Package(
     name: "MaskPilot",
     platforms: [.macOS(.v14)],
@@ -24,24 +22,25 @@ let package = Package(
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg-dev"])]),
 
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized),
-        .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimized),
-        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimized),
-        .target(name: "Optim", dependencies: ["TensorCore"], swiftSettings: optimized),
+        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "TensorCore", dependencies: ["Kernels"]),
+        .target(name: "NN", dependencies: ["TensorCore"]),
+        .target(name: "Optim", dependencies: ["TensorCore"]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [
                 "Kernels", "TensorCore", "NN", "Optim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: optimized),
+            ]),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "_TestSupport"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Kernels", "_TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "_TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
+        // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
+        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI"], path: "Tests/MPITests"),
     ],
     swiftLanguageModes: [.v6]
 )

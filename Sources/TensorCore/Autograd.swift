@@ -168,7 +168,7 @@ extension Tensor {
 
     /// Sets `grad` to nil (or zero when bound to a caller-owned buffer).
     public func zeroGrad() {
-        if let g = grad, gradIsOwned { g.zero() } else { grad = nil }
+        if let g = grad, gradIsBound { g.zero() } else { grad = nil; gradIsOwned = false }
     }
 }
 

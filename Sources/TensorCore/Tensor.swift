@@ -22,6 +22,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public internal(set) var isLeaf: Bool = true
     /// Whether `grad` is a buffer this tensor owns (so accumulation may happen in place).
     var gradIsOwned: Bool = false
+    /// Whether `grad` is bound to a caller-owned buffer (see `bindGrad(to:)`).
+    public private(set) var gradIsBound: Bool = false
 
     /// Wraps an existing storage (must hold exactly `shape.product` elements).
     public init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {
@@ -158,6 +160,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         precondition(gradStorage.count == count, "grad storage of \(gradStorage.count) for \(count) elements")
         grad = Tensor(shape: shape, storage: gradStorage)
         gradIsOwned = true
+        gradIsBound = true
     }
 
     public var description: String {

@@ -49,7 +49,7 @@ public func allClose(_ a: Tensor, _ b: Tensor, rtol: Double = 1e-5, atol: Double
 public func gradCheck(_ inputs: [Tensor], eps: Float = 1e-3, rtol: Double = 1e-2, atol: Double = 2e-3,
                       seed: UInt64 = 1234, _ f: ([Tensor]) -> Tensor) -> CheckReport {
     Autograd.clearTape()
-    for t in inputs { t.grad = nil }
+    for t in inputs { t.zeroGrad() }
     let y0 = withGrad { f(inputs) }
     var rng = RNG(seed: seed, stream: 99)
     let r = Tensor.uniform(y0.shape, low: -1, high: 1, rng: &rng)

@@ -1,0 +1,37 @@
+# MaskPilot: set-up, build, test and benchmark commands. `make test` is what CI runs.
+SHELL := /bin/bash
+APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libpng-dev libjpeg-dev pkg-config
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+# Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
+MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe
+BIN := .build/release
+
+.PHONY: deps build test bench clean
+
+## deps: install the Debian packages MaskPilot links against, only those missing (idempotent).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all system packages present"; fi
+
+## build: release build of the library targets and the maskpilot CLI.
+build: deps
+	swift build -c release
+
+## test: every unit test (release, one BLAS thread) and the multi-rank tests under mpirun -np 2.
+test: deps
+	swift build -c release --build-tests
+	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
+	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
+
+## bench: kernel throughput table (one thread), the numbers docs/perf.md records.
+bench: build
+	OPENBLAS_NUM_THREADS=1 $(BIN)/maskpilot bench kernels --threads 1
+
+clean:
+	rm -rf .build

@@ -1,0 +1,108 @@
+// Tests of masked softmax / log-softmax, weighted cross-entropy and BCE with logits.
+// Reference semantics: torch.softmax after masked_fill(-inf), F.cross_entropy(weight=), F.binary_cross_entropy_with_logits.
+import Foundation
+import Kernels
+import Testing
+import TensorCore
+import _TestSupport
+
+@Suite struct SoftmaxLossTests {
+    @Test func softmaxHandValues() {
+        let x = Tensor([0, Foundation.log(3)], shape: [1, 2])
+        #expect(allClose(x.softmax().values, [0.25, 0.75]).passed)
+        // Masked: the blocked entry gets 0, the rest renormalize.
+        let y = Tensor([1, 2, 3], shape: [1, 3]).softmax(mask: [false, true, false])
+        let e = Foundation.exp(Float(2))
+        #expect(allClose(y.values, [1 / (1 + e), 0, e / (1 + e)]).passed)
+    }
+
+    @Test func fullyMaskedRowNeverNaN() {
+        let x = testTensor([2, 4], seed: 5)
+        let mask = [true, true, true, true, false, true, false, false]
+        let z = withGrad { x.softmax(mask: mask) }
+        #expect(Array(z.values[0..<4]) == [0, 0, 0, 0])
+        #expect(z.isFinite)
+        let u = x.softmax(mask: mask, fullyMasked: .unmasked)
+        #expect(allClose(Array(u.values[0..<4]), Array(x.detached().softmax().values[0..<4])).passed)
+        let l = withGrad { x.logSoftmax(mask: mask) }
+        #expect(l.values[0] == -.infinity && !l.values.contains { $0.isNaN })
+        z.sum().backward()
+        #expect(x.grad.map { $0.isFinite } == true)
+    }
+
+    @Test func softmaxMatchesReference() {
+        let x = testTensor([5, 7], seed: 6, low: -3, high: 3, requiresGrad: false)
+        var mask = (0..<35).map { $0 % 3 == 0 }
+        for j in 0..<7 { mask[14 + j] = true }  // row 2 fully masked
+        for mode in [FullyMaskedRow.zeros, .unmasked] {
+            for log in [false, true] {
+                let ours = log ? x.logSoftmax(mask: mask, fullyMasked: mode) : x.softmax(mask: mask, fullyMasked: mode)
+                let ref = softmaxReference(x.values, rows: 5, n: 7, mask: mask, fullyMasked: mode, logOutput: log)
+                #expect(allClose(ours.values, ref).passed, "mode \(mode) log \(log)")
+            }
+        }
+    }
+
+    @Test func softmaxGradients() {
+        let mask = (0..<24).map { $0 % 5 == 1 }
+        for axis in [0, 1, 2] {
+            let x = testTensor([2, 3, 4], seed: 7)
+            #expect(gradCheck([x]) { $0[0].softmax(axis: axis) }.passed, "softmax axis \(axis)")
+            #expect(gradCheck([x]) { $0[0].logSoftmax(axis: axis) }.passed, "log_softmax axis \(axis)")
+        }
+        let x = testTensor([2, 3, 4], seed: 8)
+        #expect(gradCheck([x]) { $0[0].softmax(axis: -1, mask: mask) }.passed)
+        // Log-softmax with −∞ entries: check through a where() that zeroes the blocked entries.
+        let rep = gradCheck([x]) { t in
+            let l = t[0].logSoftmax(axis: -1, mask: mask)
+            return Tensor.select(mask, Tensor.zeros(l.shape), l)
+        }
+        #expect(rep.passed, "\(rep)")
+    }
+
+    @Test func crossEntropyHandValue() {
+        // Two rows, uniform logits over 3 classes: each row's loss is log 3 whatever the weights.
+        let logits = Tensor.zeros([2, 3])
+        let l = Tensor.crossEntropy(logits, targets: [0, 2], classWeights: [1, 1, 0.1])
+        #expect(Swift.abs(l.item - Foundation.log(3)) < 1e-6)
+        // Weighted mean: row losses a, b with weights 1 and 0.1 → (a + 0.1 b) / 1.1.
+        let x = Tensor([2, 0, 0, 0, 0, 1], shape: [2, 3])
+        let a = -Foundation.log(Foundation.exp(2.0) / (Foundation.exp(2.0) + 2))
+        let b = -Foundation.log(Foundation.exp(1.0) / (Foundation.exp(1.0) + 2))
+        let ce = Tensor.crossEntropy(x, targets: [0, 2], classWeights: [1, 1, 0.1])
+        #expect(Swift.abs(Double(ce.item) - (a + 0.1 * b) / 1.1) < 1e-6)
+        let ig = Tensor.crossEntropy(x, targets: [0, 255], ignoreIndex: 255)
+        #expect(Swift.abs(Double(ig.item) - a) < 1e-6)
+    }
+
+    @Test func crossEntropyFusedEqualsComposed() {
+        let x = testTensor([6, 5], seed: 9, low: -2, high: 2)
+        let targets = [0, 4, 4, 2, 1, 4]
+        let weights: [Float] = [1, 1, 1, 1, 0.1]
+        let fused = withGrad { Tensor.crossEntropy(x, targets: targets, classWeights: weights) }
+        fused.backward()
+        let gFused = x.grad!.values
+        x.grad = nil
+        let composed = withGrad { () -> Tensor in
+            let lp = x.logSoftmax(axis: 1).gather(axis: 1, targets, indexShape: [6, 1]).reshaped([6])
+            let w = Tensor(targets.map { weights[$0] }, shape: [6])
+            return -(lp * w).sum() / w.sum()
+        }
+        composed.backward()
+        #expect(Swift.abs(fused.item - composed.item) < 1e-6)
+        #expect(allClose(gFused, x.grad!.values, rtol: 1e-4, atol: 1e-6).passed)
+        x.grad = nil
+        #expect(gradCheck([x]) { Tensor.crossEntropy($0[0], targets: targets, classWeights: weights) }.passed)
+    }
+
+    @Test func bceWithLogits() {
+        let x = Tensor([0, 2, -3, 40], shape: [4])
+        let t = Tensor([1, 0, 1, 1], shape: [4])
+        let l = Tensor.binaryCrossEntropyWithLogits(x, targets: t).values
+        let expect: [Double] = [Foundation.log(2), 2 + Foundation.log1p(Foundation.exp(-2)), 3 + Foundation.log1p(Foundation.exp(-3)), 0]
+        #expect(allClose(l, expect.map(Float.init), atol: 1e-6).passed)
+        let xs = testTensor([3, 4], seed: 10, low: -3, high: 3)
+        let ts = testTensor([3, 4], seed: 11, low: 0, high: 1, requiresGrad: false)
+        #expect(gradCheck([xs]) { Tensor.binaryCrossEntropyWithLogits($0[0], targets: ts) }.passed)
+    }
+}
