@@ -30,7 +30,7 @@ let package = Package(
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "Kernels", "TensorCore", "NN", "Optim",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Optim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
