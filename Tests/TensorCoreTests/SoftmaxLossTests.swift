@@ -106,3 +106,19 @@ import _TestSupport
         #expect(gradCheck([xs]) { Tensor.binaryCrossEntropyWithLogits($0[0], targets: ts) }.passed)
     }
 }
+
+@Suite struct FastExpTests {
+    @Test func fastExpMatchesExp() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let e = Foundation.exp(Double(x))
+            worst = Swift.max(worst, Swift.abs(Double(fastExp(x)) - e) / e)
+            x += 0.0137
+        }
+        #expect(worst < 2e-7, "max relative error \(worst)")
+        #expect(fastExp(-.infinity) == 0 && fastExp(-100) == 0 && fastExp(0) == 1)
+        let v: [Float] = (0..<37).map { Float($0) * 0.25 }
+        #expect(Swift.abs(v.withUnsafeBufferPointer { sumFloats($0.baseAddress!, 37) } - 166.5) < 1e-4)
+    }
+}
