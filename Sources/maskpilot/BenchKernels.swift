@@ -22,7 +22,7 @@ struct BenchKernels: ParsableCommand {
         var rows: [(String, String, String)] = []
         func add(_ name: String, _ value: String, _ note: String = "") {
             rows.append((name, value, note))
-            print(String(format: "%-44@ %14@  %@", name as NSString, value as NSString, note as NSString))
+            print(pad(name, 46) + pad(value, 18, left: true) + "  " + note)
             fflush(nil)
         }
         print("maskpilot bench kernels — \(threads) BLAS thread(s), best of ≥ \(seconds) s per case")
@@ -40,6 +40,33 @@ struct BenchKernels: ParsableCommand {
             add("raw cblas_sgemm n=\(n)", String(format: "%.1f GFLOP/s", raw))
             let op = flops / time { _ = withNoGrad { Tensor.matmul(a, b) } } / 1e9
             add("matmul op n=\(n)", String(format: "%.1f GFLOP/s", op), String(format: "%.1f %% of sgemm", 100 * op / raw))
+        }
+
+        // conv2d 3×3, B=2, 64×64, 256→256, against sgemm at the equivalent GEMM shape.
+        do {
+            let bsz = 2, hw = 64, cin = 256, cout = 256
+            let x = Tensor.uniform([bsz, hw, hw, cin], low: -1, high: 1, rng: &rng)
+            let w = Tensor.uniform([cout, 3, 3, cin], low: -0.05, high: 0.05, rng: &rng)
+            let bias = Tensor.zeros([cout])
+            let m = bsz * hw * hw, k = 9 * cin
+            let flops = 2 * Double(m) * Double(k) * Double(cout)
+            let conv = flops / time { _ = withNoGrad { Tensor.conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) } } / 1e9
+            let a = Tensor.uniform([m, k], low: -1, high: 1, rng: &rng), c = Tensor(uninitialized: [m, cout])
+            let gemm = flops / time { sgemm(transA: false, transB: true, m: m, n: cout, k: k, a: a.data, lda: k,
+                                            b: w.data, ldb: k, c: c.data, ldc: cout) } / 1e9
+            add("sgemm at conv shape (8192×2304·2304×256)", String(format: "%.1f GFLOP/s", gemm))
+            add("conv2d 3×3 B=2 64×64 256→256 forward", String(format: "%.1f GFLOP/s", conv),
+                String(format: "%.1f %% of sgemm", 100 * conv / gemm))
+            let xg = x.detached(); xg.requiresGrad = true
+            let wg = w.detached(); wg.requiresGrad = true
+            let bwdFlops = 3 * flops
+            let train = bwdFlops / time {
+                let y = withGrad { Tensor.conv2d(xg, weight: wg, bias: bias, stride: 1, padding: 1) }
+                y.backward(seed: Tensor.ones(y.shape))
+                xg.grad = nil; wg.grad = nil
+            } / 1e9
+            add("conv2d 3×3 same, forward+backward", String(format: "%.1f GFLOP/s", train),
+                String(format: "%.1f %% of sgemm", 100 * train / gemm))
         }
 
         // Fused attention: B·heads = 16, Q = 100, keys 4096, head dim 32, forward + backward.
@@ -73,7 +100,17 @@ struct BenchKernels: ParsableCommand {
             let reluBW = 2 * bytes / time { _ = withNoGrad { a.relu() } } / 1e9
             add("elementwise relu (1 read + 1 write)", String(format: "%.2f GB/s", reluBW),
                 String(format: "%.1f %% of memcpy", 100 * reluBW / memcpyBW))
+            let x = a.reshaped([n / 256, 256])
+            let gamma = Tensor.ones([256]), beta = Tensor.zeros([256])
+            let lnBW = 2 * bytes / time { _ = withNoGrad { Tensor.layerNorm(x, weight: gamma, bias: beta, eps: 1e-5) } } / 1e9
+            add("layer norm [65536, 256] forward", String(format: "%.2f GB/s", lnBW),
+                String(format: "%.1f %% of memcpy", 100 * lnBW / memcpyBW))
         }
+    }
+
+    func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - s.count))
+        return left ? fill + s : s + fill
     }
 
     /// Best wall-clock seconds of one call of `body`, repeated for at least `seconds` (and ≥ 3 runs).
