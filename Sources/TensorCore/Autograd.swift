@@ -24,26 +24,11 @@ final class AutogradContext {
     var tape: [TapeNode] = []
 }
 
-private let contextKey: pthread_key_t = {
-    var key = pthread_key_t()
-    let status = pthread_key_create(&key) { raw in
-        guard let raw else { return }
-        Unmanaged<AutogradContext>.fromOpaque(raw).release()
-    }
-    precondition(status == 0, "pthread_key_create failed with \(status)")
-    return key
-}()
+private let autogradContext = ThreadLocal { AutogradContext() }
 
 /// Reverse-mode automatic differentiation over a per-thread tape.
 public enum Autograd {
-    @inline(__always) static var context: AutogradContext {
-        if let raw = pthread_getspecific(contextKey) {
-            return Unmanaged<AutogradContext>.fromOpaque(raw).takeUnretainedValue()
-        }
-        let ctx = AutogradContext()
-        pthread_setspecific(contextKey, Unmanaged.passRetained(ctx).toOpaque())
-        return ctx
-    }
+    @inline(__always) static var context: AutogradContext { autogradContext.value }
 
     /// Whether ops on this thread currently record onto the tape.
     public static var isGradEnabled: Bool { context.gradEnabled }

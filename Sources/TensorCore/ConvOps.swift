@@ -19,25 +19,11 @@ final class ConvWorkspace {
         return storage.base
     }
 
-    static var current: ConvWorkspace {
-        if let raw = pthread_getspecific(convWorkspaceKey) {
-            return Unmanaged<ConvWorkspace>.fromOpaque(raw).takeUnretainedValue()
-        }
-        let ws = ConvWorkspace()
-        pthread_setspecific(convWorkspaceKey, Unmanaged.passRetained(ws).toOpaque())
-        return ws
-    }
-}
+    private static let perThread = ThreadLocal { ConvWorkspace() }
 
-private let convWorkspaceKey: pthread_key_t = {
-    var key = pthread_key_t()
-    let status = pthread_key_create(&key) { raw in
-        guard let raw else { return }
-        Unmanaged<ConvWorkspace>.fromOpaque(raw).release()
-    }
-    precondition(status == 0, "pthread_key_create failed with \(status)")
-    return key
-}()
+    /// This thread's workspace.
+    static var current: ConvWorkspace { perThread.value }
+}
 
 extension Tensor {
     /// 2-D convolution (cross-correlation) with zero padding over channels-last activations.

@@ -30,11 +30,14 @@ import _TestSupport
             ("relu", { $0.relu() }), ("sigmoid", { $0.sigmoid() }), ("softplus", { $0.softplus() }),
             ("exp", { $0.exp() }), ("log", { ($0 * $0 + 0.5).log() }), ("sqrt", { ($0 * $0 + 0.5).sqrt() }),
             ("abs", { $0.abs() }), ("neg", { $0.neg() }), ("affine", { 3 * $0 - 2 }), ("rdiv", { 1 / ($0 * $0 + 1) }),
+            ("square", { $0.square() }), ("clamp", { $0.clamped(min: -0.5, max: 0.5) }),
         ]
         for (name, f) in fs {
             let x = testTensor([3, 5], seed: 3)
             // Keep away from the kinks of relu and abs.
-            for i in 0..<x.count where Swift.abs(x.data[i]) < 0.05 { x.data[i] = 0.3 }
+            for i in 0..<x.count where Swift.abs(x.data[i]) < 0.05 || Swift.abs(Swift.abs(x.data[i]) - 0.5) < 0.05 {
+                x.data[i] = 0.3
+            }
             let rep = gradCheck([x]) { f($0[0]) }
             #expect(rep.passed, "\(name): \(rep)")
         }
