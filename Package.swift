@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["Kernels"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
         .target(name: "Optim", dependencies: ["TensorCore"]),
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels"]),
+        .target(name: "Mask2FormerModel", dependencies: ["NN", "TensorCore", "Kernels"]),
+        .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [
@@ -38,6 +40,9 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Kernels", "_TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "_TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "Mask2FormerModelTests",
+                    dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
         .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI"], path: "Tests/MPITests"),
