@@ -27,3 +27,30 @@ static inline int mp_h5_index_name(void) { return H5_INDEX_NAME; }
 static inline int mp_h5_iter_inc(void) { return H5_ITER_INC; }
 /// Turns off HDF5's automatic error printing so callers can report errors themselves.
 static inline herr_t mp_h5_silence_errors(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+// ---- Added for the Checkpoint target's HDF5 wrapper ----
+static inline hid_t mp_h5e_default(void) { return H5E_DEFAULT; }
+static inline hid_t mp_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t mp_h5t_std_u64le(void) { return H5T_STD_U64LE; }
+static inline hid_t mp_h5t_std_i32le(void) { return H5T_STD_I32LE; }
+static inline hid_t mp_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
+static inline haddr_t mp_haddr_undef(void) { return HADDR_UNDEF; }
+static inline unsigned mp_h5o_info_basic(void) { return H5O_INFO_BASIC; }
+
+/// H5Oget_info_by_name is a versioned API (1.10.3+: `…2` with a fields mask and H5O_info_t;
+/// 1.12+: `…3` with H5O_info2_t). This getter hides the version: it fills the object's type and its
+/// number of attributes and returns the call's status (negative on failure, HDF5 error stack set).
+static inline herr_t mp_h5o_get_info_by_name(hid_t loc, const char *name, H5O_type_t *type, hsize_t *num_attrs) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    herr_t status = H5Oget_info_by_name3(loc, name, &info, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS, H5P_DEFAULT);
+#elif H5_VERSION_GE(1, 10, 3)
+    H5O_info_t info;
+    herr_t status = H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS, H5P_DEFAULT);
+#else
+    H5O_info_t info;
+    herr_t status = H5Oget_info_by_name(loc, name, &info, H5P_DEFAULT);
+#endif
+    if (status >= 0) { *type = info.type; *num_attrs = info.num_attrs; }
+    return status;
+}
