@@ -18,6 +18,8 @@ public struct TransformerDecoderConfig: Sendable, Equatable, Codable {
     public var queryPositionalEmbedding = true
     /// Number of feature levels attended round-robin.
     public var featureLevels = 3
+    /// MP-Former's mask piloting (training only; adds `label_enc` when enabled).
+    public var maskPiloting = MaskPilotingConfig()
 
     public init() {}
 }
@@ -46,6 +48,10 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     @Child(key: "level_embed") public var levelEmbed: Embedding
     @Child(key: "class_embed") public var classEmbed: Linear
     @Child(key: "mask_embed") public var maskEmbed: MLP
+    /// MP-Former's `label_enc` (K × C, N(0,1)); present only when mask piloting is enabled.
+    @Child(key: "label_enc") public var labelEnc: Embedding?
+    /// Called with (layer, mask) for every cross-attention mask a layer uses (diagnostics and tests).
+    @Ignored public var crossAttentionMaskObserver: ((Int, [Bool]) -> Void)? = nil
 
     public init(_ config: TransformerDecoderConfig, rng: inout RNG) {
         self.config = config
@@ -63,9 +69,11 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         let le = Embedding(config.featureLevels, c, rng: &rng)
         let cls = Linear(c, config.numClasses + 1, rng: &rng)
         let me = MLP(inputDim: c, hiddenDim: c, outputDim: config.maskDim, layerCount: 3, rng: &rng)
+        let lenc = config.maskPiloting.enabled ? Embedding(config.numClasses, c, rng: &rng) : nil
         super.init()
         selfAttentionLayers = sa; crossAttentionLayers = ca; ffnLayers = ffn
         decoderNorm = norm; queryFeat = qf; queryEmbed = qe; levelEmbed = le; classEmbed = cls; maskEmbed = me
+        labelEnc = lenc
     }
 
     /// Shared heads (spec §1.5 `heads(X)`): class logits, mask logits, and the attention mask for a level.
@@ -92,37 +100,136 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         return (DecoderPrediction(classLogits: classLogits, maskLogits: maskLogits), mask)
     }
 
-    /// Runs the decoder.
+    /// Runs the decoder (inference, or training without mask piloting).
     ///
     /// - `features`: the pixel decoder's multi-scale features, low to high resolution (strides 32, 16, 8),
     ///   each `[B, H_l, W_l, C]`.
     /// - `maskFeatures`: `[B, H/4, W/4, D]`.
     /// Returns `decLayers` predictions: the layer-0 prediction from the raw queries, then one per layer.
     public func callAsFunction(features: [Tensor], maskFeatures: Tensor) -> [DecoderPrediction] {
-        precondition(features.count == config.featureLevels, "\(features.count) feature levels, expected \(config.featureLevels)")
         let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries
-        var memories: [Tensor] = [], positions: [Tensor] = [], sizes: [(Int, Int)] = []
+        let zeros = Tensor.zeros([b, nq, c])
+        let x = zeros + queryFeat.weight.reshaped([1, nq, c])
+        let queryPos = queryEmbed.map { zeros + $0.weight.reshaped([1, nq, c]) }
+        return run(x, queryPos: queryPos, selfMask: nil, features: features, maskFeatures: maskFeatures) { _, _, _, _ in }
+    }
+
+    /// What a training forward with mask piloting returns.
+    public struct MaskPilotingOutput {
+        /// The matching part (last Q queries) of every prediction: what the Hungarian loss sees.
+        public var predictions: [DecoderPrediction]
+        /// The MP part (first G·M queries) of every prediction, or nil when MP was skipped (no GT).
+        public var mpPredictions: [DecoderPrediction]?
+        public var layout: MaskPilotingLayout?
+    }
+
+    /// Training forward with MP-Former's mask piloting (spec §3.10): G groups of M label-embedding
+    /// queries before the Q matching queries, GT masks (area-downsampled, point-noised, re-drawn per
+    /// layer) as their cross-attention masks, and the §3.4 self-attention mask. Skipped (plain forward)
+    /// when MP is disabled or the batch has no GT.
+    public func callAsFunction(features: [Tensor], maskFeatures: Tensor, maskPiloting targets: MaskPilotingTargets) -> MaskPilotingOutput {
+        let mp = config.maskPiloting
+        let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries
+        let counts = targets.labels.map(\.count)
+        precondition(counts.count == b, "MP targets for \(counts.count) images, batch of \(b)")
+        let m = counts.max() ?? 0
+        let g = mp.groups(maxTargets: m)
+        guard mp.enabled, let labelEnc, g > 0 else {
+            return MaskPilotingOutput(predictions: callAsFunction(features: features, maskFeatures: maskFeatures),
+                                      mpPredictions: nil, layout: nil)
+        }
+        let layout = MaskPilotingLayout(groups: g, slotsPerGroup: m, targetCounts: counts)
+        let pad = layout.padSize, t = pad + nq, k = config.numClasses
+        var rngs = targets.rngs
+        // MP content: label_enc[flipped label] for slot (g, j < N_b); zeros (row K of an extended table) for padding.
+        var rows: [Int] = []
+        rows.reserveCapacity(b * pad)
+        for i in 0..<b {
+            for _ in 0..<g {
+                let flipped = flipLabels(targets.labels[i], ratio: mp.labelNoise, numClasses: k, rng: &rngs[i])
+                rows += (0..<m).map { $0 < flipped.count ? flipped[$0] : k }
+            }
+        }
+        let table = Tensor.concat([labelEnc.weight, Tensor.zeros([1, c])], axis: 0)
+        let content = table.indexSelect(axis: 0, rows).reshaped([b, pad, c])
+        let zeros = Tensor.zeros([b, nq, c])
+        let x = Tensor.concat([content, zeros + queryFeat.weight.reshaped([1, nq, c])], axis: 1)
+        let queryPos = queryEmbed.map { Tensor.concat([Tensor.zeros([b, pad, c]), zeros + $0.weight.reshaped([1, nq, c])], axis: 1) }
+        let single = maskPilotingSelfAttentionMask(groups: g, slotsPerGroup: m, queries: nq)
+        let selfMask = Array((0..<b).map { _ in single }.joined())
+        // GT attention masks per level size, computed once; noise is drawn afresh for every layer.
+        var gtCache: [String: [[Bool]]] = [:]
+        let heads = config.heads
+        let predictions = run(x, queryPos: queryPos, selfMask: selfMask, features: features, maskFeatures: maskFeatures) {
+            layer, h, w, mask in
+            guard mp.allLayers || layer < mp.firstLayers else { return }
+            let key = "\(h)x\(w)"
+            if gtCache[key] == nil { gtCache[key] = targets.masks.map { gtAttentionMask($0, height: h, width: w) } }
+            let gt = gtCache[key]!
+            let hw = h * w
+            let perHead = mp.perHeadNoise
+            if perHead && mask.count == b * t * hw {
+                // Expand the shared mask to one copy per head so the heads can get independent noise.
+                var expanded = [Bool](); expanded.reserveCapacity(b * heads * t * hw)
+                for i in 0..<b { for _ in 0..<heads { expanded += mask[(i * t * hw)..<((i + 1) * t * hw)] } }
+                mask = expanded
+            }
+            let copies = perHead ? heads : 1
+            for i in 0..<b {
+                for hd in 0..<copies {
+                    let base = ((i * copies) + hd) * t * hw
+                    for slot in 0..<pad {
+                        let j = slot % m
+                        let row = base + slot * hw
+                        if j < counts[i] {
+                            var cells = gt[i][(j * hw)..<((j + 1) * hw)]
+                            applyPointNoise(&cells, lambda: mp.pointNoise, rng: &rngs[i])
+                            mask.replaceSubrange(row..<(row + hw), with: cells)
+                        } else {
+                            for r in row..<(row + hw) { mask[r] = true }   // padding: re-opened by the full-row rule
+                        }
+                    }
+                }
+            }
+        }
+        let split = { (p: DecoderPrediction, range: Range<Int>) in
+            DecoderPrediction(classLogits: p.classLogits.slice(axis: 1, range), maskLogits: p.maskLogits.slice(axis: 1, range))
+        }
+        return MaskPilotingOutput(predictions: predictions.map { split($0, pad..<t) },
+                                  mpPredictions: predictions.map { split($0, 0..<pad) }, layout: layout)
+    }
+
+    /// The decoder loop shared by both paths. `overrideMask(layer, h, w, &mask)` may rewrite the
+    /// cross-attention mask `[B(·heads), T, h·w]` that layer `layer` will use (MP rows).
+    private func run(_ x0: Tensor, queryPos: Tensor?, selfMask: [Bool]?, features: [Tensor], maskFeatures: Tensor,
+                     overrideMask: (Int, Int, Int, inout [Bool]) -> Void) -> [DecoderPrediction] {
+        precondition(features.count == config.featureLevels, "\(features.count) feature levels, expected \(config.featureLevels)")
+        let b = maskFeatures.shape[0], c = config.hiddenDim
+        var memories: [Tensor] = [], memPos: [Tensor] = [], sizes: [(Int, Int)] = []
         for (l, f) in features.enumerated() {
             let h = f.shape[1], w = f.shape[2]
             sizes.append((h, w))
-            positions.append(sinePositionEncoding(height: h, width: w, numPosFeats: c / 2).reshaped([1, h * w, c]))
+            let pe = sinePositionEncoding(height: h, width: w, numPosFeats: c / 2).reshaped([1, h * w, c])
+            memPos.append(Tensor.zeros([b, h * w, c]) + pe)
             memories.append(f.reshaped([b, h * w, c]) + levelEmbed.weight.slice(axis: 0, l..<(l + 1)).reshaped([1, 1, c]))
         }
-        let zeros = Tensor.zeros([b, nq, c])
-        var x = zeros + queryFeat.weight.reshaped([1, nq, c])                   // [B, Q, C]
-        let queryPos = queryEmbed.map { zeros + $0.weight.reshaped([1, nq, c]) }
-        let memPos = positions.map { Tensor.zeros([b, $0.shape[1], c]) + $0 }
+        let layers = config.decLayers - 1
+        var x = x0
         var predictions: [DecoderPrediction] = []
-        var (prediction, mask) = heads(x, maskFeatures: maskFeatures, attentionSize: sizes[0])
+        var (prediction, mask) = heads(x, maskFeatures: maskFeatures, attentionSize: layers > 0 ? sizes[0] : nil)
         predictions.append(prediction)
-        for i in 0..<(config.decLayers - 1) {
+        for i in 0..<layers {
             let l = i % config.featureLevels
+            if var m = mask {
+                overrideMask(i, sizes[l].0, sizes[l].1, &m)
+                mask = m
+                crossAttentionMaskObserver?(i, m)
+            }
             x = crossAttentionLayers[i](x, memory: memories[l], memoryPos: memPos[l], queryPos: queryPos, mask: mask)
-            x = selfAttentionLayers[i](x, pos: queryPos)
+            x = selfAttentionLayers[i](x, pos: queryPos, mask: selfMask)
             x = ffnLayers[i](x)
             let next = (i + 1) % config.featureLevels
-            (prediction, mask) = heads(x, maskFeatures: maskFeatures,
-                                       attentionSize: i + 1 < config.decLayers - 1 ? sizes[next] : nil)
+            (prediction, mask) = heads(x, maskFeatures: maskFeatures, attentionSize: i + 1 < layers ? sizes[next] : nil)
             predictions.append(prediction)
         }
         return predictions

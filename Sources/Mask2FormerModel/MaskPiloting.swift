@@ -1,0 +1,101 @@
+// MP-Former's mask piloting: noised label queries, GT-mask attention for the MP part, the self-attention mask.
+// Corresponds to MP-Former MultiScaleMaskedTransformerDecoderMaskDN (prepare_for_dn_v5 "points", gen_mask_dn) — spec §3.
+import Foundation
+import TensorCore
+
+/// Every MP knob of spec §3.1 (defaults: the released "no noise, all layers" scripts).
+public struct MaskPilotingConfig: Sendable, Equatable, Codable {
+    /// `mask_piloting.enabled`: build the MP part during training (never at inference).
+    public var enabled = false
+    /// `MODEL.DN.NUM_DN`: MP groups G; ≥ 100 means a total budget of G·M slots (G = NUM_DN / M).
+    public var numGroups = 1
+    /// `MODEL.DN.NOISE_SCALE` λ: point-noise strength (0 = released scripts, 0.2 = paper).
+    public var pointNoise: Double = 0
+    /// `LB_NOISE_RATIO`: probability of replacing a GT label by a uniform random class (≤ 0: off).
+    public var labelNoise: Double = 0.2
+    /// `ALL_LY_DN`: GT masks in every cross-attention layer (else only the first `firstLayers`).
+    public var allLayers = true
+    /// Layers fed GT masks when `allLayers` is false (the reference's "i < 3" after layer 0: 4 layers).
+    public var firstLayers = 4
+    /// `HEAD_DN`: independent point noise per attention head.
+    public var perHeadNoise = false
+    /// `DN_NO_LB`: drop the MP class loss.
+    public var noLabelLoss = false
+
+    public init() {}
+
+    /// The number of groups for a batch whose largest image has `maxTargets` GT segments.
+    public func groups(maxTargets m: Int) -> Int {
+        guard m > 0 else { return 0 }
+        return numGroups >= 100 ? max(numGroups / m, 1) : numGroups
+    }
+}
+
+/// Per-image ground truth and random streams the MP part consumes.
+public struct MaskPilotingTargets {
+    /// GT class indices per image (`N_b` each).
+    public var labels: [[Int]]
+    /// GT masks per image, `[N_b, H, W]` at the padded input size, values 0/1.
+    public var masks: [Tensor]
+    /// One random stream per image (keyed by seed, epoch and image id by the caller), for label flips
+    /// and point noise: results do not depend on which rank saw the image.
+    public var rngs: [RNG]
+
+    public init(labels: [[Int]], masks: [Tensor], rngs: [RNG]) {
+        precondition(labels.count == masks.count && masks.count == rngs.count, "MP targets: one entry per image")
+        self.labels = labels; self.masks = masks; self.rngs = rngs
+    }
+}
+
+/// The layout of one MP forward: G groups of M slots per image, before the Q matching queries.
+public struct MaskPilotingLayout: Sendable, Equatable {
+    public var groups: Int
+    /// M = max_b N_b.
+    public var slotsPerGroup: Int
+    public var targetCounts: [Int]
+    public var padSize: Int { groups * slotsPerGroup }
+
+    public init(groups: Int, slotsPerGroup: Int, targetCounts: [Int]) {
+        self.groups = groups; self.slotsPerGroup = slotsPerGroup; self.targetCounts = targetCounts
+    }
+}
+
+/// Replaces each label, with probability `ratio`, by a uniform class in `0..<numClasses` (spec §3.2).
+public func flipLabels(_ labels: [Int], ratio: Double, numClasses: Int, rng: inout RNG) -> [Int] {
+    guard ratio > 0 else { return labels }
+    return labels.map { l in rng.nextDouble() < ratio ? rng.nextInt(below: numClasses) : l }
+}
+
+/// Self-attention mask `[T, T]` (true = blocked), T = G·M + Q (spec §3.4): an MP group sees itself and
+/// the matching queries; matching queries never see MP slots; groups are isolated.
+public func maskPilotingSelfAttentionMask(groups g: Int, slotsPerGroup m: Int, queries q: Int) -> [Bool] {
+    let pad = g * m, t = pad + q
+    var mask = [Bool](repeating: false, count: t * t)
+    for r in 0..<t {
+        for c in 0..<pad {
+            if r >= pad { mask[r * t + c] = true; continue }        // matching row → MP column
+            if r / m != c / m { mask[r * t + c] = true }              // other group
+        }
+    }
+    return mask
+}
+
+/// GT masks `[N, H, W]` area-downsampled to `h×w`; a cell is attendable when any GT pixel falls in it
+/// (average > 1e-8), spec §3.3. Returns blocked flags `[N, h·w]`.
+public func gtAttentionMask(_ masks: Tensor, height h: Int, width w: Int) -> [Bool] {
+    let n = masks.shape[0]
+    if n == 0 { return [] }
+    let pooled = withNoGrad { Tensor.adaptiveAvgPool(masks.reshaped([n, masks.shape[1], masks.shape[2], 1]), height: h, width: w) }
+    return pooled.values.map { $0 <= 1e-8 }
+}
+
+/// XOR point noise (spec §3.3): every cell of an `h·w` mask flips with probability λ·A/(h·w), A the
+/// number of attendable cells; expected flips λ·A.
+public func applyPointNoise(_ blocked: inout ArraySlice<Bool>, lambda: Double, rng: inout RNG) {
+    guard lambda > 0 else { return }
+    let cells = blocked.count
+    let open = blocked.reduce(0) { $0 + ($1 ? 0 : 1) }
+    let p = lambda * Double(open) / Double(max(cells, 1))
+    guard p > 0 else { return }
+    for i in blocked.indices where rng.nextDouble() < p { blocked[i].toggle() }
+}
