@@ -24,14 +24,6 @@ public struct TransformerDecoderConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// One supervised prediction of the decoder.
-public struct DecoderPrediction {
-    /// `[B, Q, K+1]` (the last class is "no object").
-    public var classLogits: Tensor
-    /// `[B, Q, H/4, W/4]`.
-    public var maskLogits: Tensor
-}
-
 /// Keys (under `sem_seg_head.predictor.`): `transformer_self_attention_layers.i.*`,
 /// `transformer_cross_attention_layers.i.*`, `transformer_ffn_layers.i.*`, `decoder_norm.*`,
 /// `query_feat.weight`, `query_embed.weight` (optional), `level_embed.weight`, `class_embed.*`,
@@ -81,7 +73,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     /// `x` `[B, Q, C]`, `maskFeatures` `[B, H4, W4, D]`. Returns the prediction and, when
     /// `attentionSize` is given, the boolean mask `[B, Q, h·w]` (true = blocked where the bilinearly
     /// resized mask logit gives sigmoid < 0.5), computed without gradient.
-    public func heads(_ x: Tensor, maskFeatures: Tensor, attentionSize: (Int, Int)?) -> (DecoderPrediction, [Bool]?) {
+    public func heads(_ x: Tensor, maskFeatures: Tensor, attentionSize: (Int, Int)?) -> (MaskPrediction, [Bool]?) {
         let b = x.shape[0], q = x.shape[1]
         let h4 = maskFeatures.shape[1], w4 = maskFeatures.shape[2], d = maskFeatures.shape[3]
         let y = decoderNorm(x)
@@ -97,7 +89,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
                 return resized.values.map { 1 / (1 + Foundation.exp(-$0)) < 0.5 }
             }
         }
-        return (DecoderPrediction(classLogits: classLogits, maskLogits: maskLogits), mask)
+        return (MaskPrediction(classLogits: classLogits, maskLogits: maskLogits), mask)
     }
 
     /// Runs the decoder (inference, or training without mask piloting).
@@ -106,7 +98,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     ///   each `[B, H_l, W_l, C]`.
     /// - `maskFeatures`: `[B, H/4, W/4, D]`.
     /// Returns `decLayers` predictions: the layer-0 prediction from the raw queries, then one per layer.
-    public func callAsFunction(features: [Tensor], maskFeatures: Tensor) -> [DecoderPrediction] {
+    public func callAsFunction(features: [Tensor], maskFeatures: Tensor) -> [MaskPrediction] {
         let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries
         let zeros = Tensor.zeros([b, nq, c])
         let x = zeros + queryFeat.weight.reshaped([1, nq, c])
@@ -117,9 +109,9 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     /// What a training forward with mask piloting returns.
     public struct MaskPilotingOutput {
         /// The matching part (last Q queries) of every prediction: what the Hungarian loss sees.
-        public var predictions: [DecoderPrediction]
+        public var predictions: [MaskPrediction]
         /// The MP part (first G·M queries) of every prediction, or nil when MP was skipped (no GT).
-        public var mpPredictions: [DecoderPrediction]?
+        public var mpPredictions: [MaskPrediction]?
         public var layout: MaskPilotingLayout?
     }
 
@@ -192,8 +184,8 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
                 }
             }
         }
-        let split = { (p: DecoderPrediction, range: Range<Int>) in
-            DecoderPrediction(classLogits: p.classLogits.slice(axis: 1, range), maskLogits: p.maskLogits.slice(axis: 1, range))
+        let split = { (p: MaskPrediction, range: Range<Int>) in
+            MaskPrediction(classLogits: p.classLogits.slice(axis: 1, range), maskLogits: p.maskLogits.slice(axis: 1, range))
         }
         return MaskPilotingOutput(predictions: predictions.map { split($0, pad..<t) },
                                   mpPredictions: predictions.map { split($0, 0..<pad) }, layout: layout)
@@ -202,7 +194,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     /// The decoder loop shared by both paths. `overrideMask(layer, h, w, &mask)` may rewrite the
     /// cross-attention mask `[B(·heads), T, h·w]` that layer `layer` will use (MP rows).
     private func run(_ x0: Tensor, queryPos: Tensor?, selfMask: [Bool]?, features: [Tensor], maskFeatures: Tensor,
-                     overrideMask: (Int, Int, Int, inout [Bool]) -> Void) -> [DecoderPrediction] {
+                     overrideMask: (Int, Int, Int, inout [Bool]) -> Void) -> [MaskPrediction] {
         precondition(features.count == config.featureLevels, "\(features.count) feature levels, expected \(config.featureLevels)")
         let b = maskFeatures.shape[0], c = config.hiddenDim
         var memories: [Tensor] = [], memPos: [Tensor] = [], sizes: [(Int, Int)] = []
@@ -215,7 +207,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         }
         let layers = config.decLayers - 1
         var x = x0
-        var predictions: [DecoderPrediction] = []
+        var predictions: [MaskPrediction] = []
         var (prediction, mask) = heads(x, maskFeatures: maskFeatures, attentionSize: layers > 0 ? sizes[0] : nil)
         predictions.append(prediction)
         for i in 0..<layers {
