@@ -218,12 +218,21 @@ private func scatterTap(_ img: UnsafeMutablePointer<Float>, _ ix: Int, _ iy: Int
     for j in 0..<c { d[j] += w * g[j] }
 }
 
-/// Point sampling backward to the map: `dx` `[N, H, W, C]` is overwritten with `dy` `[N, P, C]`
-/// scattered through each point's in-map taps.
-public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                               batch: Int, height: Int, width: Int, channels: Int, pointCount: Int) {
+/// Point sampling backward. Each requested gradient is overwritten:
+///
+/// - `dx` `[N, H, W, C]`: `dy` `[N, P, C]` scattered through each point's in-map taps;
+/// - `dPoints` `[N, P, 2]` (needs the map `x`): see `gridSamplePointsBackward`.
+public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                               batch: Int, height: Int, width: Int, channels: Int, pointCount: Int,
+                               x: UnsafePointer<Float>? = nil, dPoints: UnsafeMutablePointer<Float>? = nil) {
     precondition(batch >= 0 && height > 0 && width > 0 && channels > 0 && pointCount >= 0,
                  "gridSample backward: N \(batch) \(height)×\(width)×\(channels), P \(pointCount)")
+    if let dPoints {
+        guard let x else { preconditionFailure("gridSample backward: the points gradient needs the map x") }
+        gridSamplePointsBackward(x: x, dy: dy, points: points, dPoints: dPoints, batch: batch, height: height,
+                                 width: width, channels: channels, pointCount: pointCount)
+    }
+    guard let dx else { return }
     let c = channels, rowStride = width * c
     let n = batch * height * width * c
     if n > 0 { dx.update(repeating: 0, count: n) }
@@ -259,6 +268,54 @@ public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<F
             scatterTap(img, x0 + 1, y0, w01, g, height, width, c)
             scatterTap(img, x0, y0 + 1, w10, g, height, width, c)
             scatterTap(img, x0 + 1, y0 + 1, w11, g, height, width, c)
+        }
+    }
+}
+
+/// Point sampling backward to the points: `dPoints` `[N, P, 2]` is overwritten with the derivative of
+/// `Σ_c dy[n, p, c]·sample(x, point)[c]` with respect to the normalized point `(px, py)`:
+///
+///     ∂/∂px = W·Σ_c dy_c·((v01 − v00)(1 − ay) + (v11 − v10)·ay)
+///     ∂/∂py = H·Σ_c dy_c·((v10 − v00)(1 − ax) + (v11 − v01)·ax)
+///
+/// with taps outside the map reading 0. As in grid_sample this is the derivative of the floor-based
+/// formula, so at an exactly integer pixel coordinate it is the one-sided derivative towards the next
+/// pixel. The channel sum is sequential and the factor is applied as grid_sample does for
+/// `grid = 2p − 1`: `(Σ·(W/2))·2`.
+public func gridSamplePointsBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, points: UnsafePointer<Float>,
+                                     dPoints: UnsafeMutablePointer<Float>, batch: Int, height: Int, width: Int,
+                                     channels: Int, pointCount: Int) {
+    precondition(batch >= 0 && height > 0 && width > 0 && channels > 0 && pointCount >= 0,
+                 "gridSample points backward: N \(batch) \(height)×\(width)×\(channels), P \(pointCount)")
+    let c = channels
+    let fw = Float(width), fh = Float(height)
+    // Taps outside the map read this zero row.
+    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: c)
+    zeros.initialize(repeating: 0, count: c)
+    defer { zeros.deallocate() }
+    let zp = UnsafePointer(zeros)
+    for b in 0..<batch {
+        let img = x + b * height * width * c
+        for p in 0..<pointCount {
+            let pt = points + (b * pointCount + p) * 2
+            let g = dy + (b * pointCount + p) * c
+            let (x0, y0, ax, ay) = pointSampleCoordinates(pt[0], pt[1], height: height, width: width)
+            let x0In = x0 >= 0 && x0 < width, x1In = x0 + 1 >= 0 && x0 + 1 < width
+            let y0In = y0 >= 0 && y0 < height, y1In = y0 + 1 >= 0 && y0 + 1 < height
+            let v00 = x0In && y0In ? img + (y0 * width + x0) * c : zp
+            let v01 = x1In && y0In ? img + (y0 * width + x0 + 1) * c : zp
+            let v10 = x0In && y1In ? img + ((y0 + 1) * width + x0) * c : zp
+            let v11 = x1In && y1In ? img + ((y0 + 1) * width + x0 + 1) * c : zp
+            let ax0 = 1 - ax, ay0 = 1 - ay
+            var gx: Float = 0, gy: Float = 0
+            for j in 0..<c {
+                let gj = g[j]
+                gx += ((v01[j] - v00[j]) * ay0 + (v11[j] - v10[j]) * ay) * gj
+                gy += ((v10[j] - v00[j]) * ax0 + (v11[j] - v01[j]) * ax) * gj
+            }
+            let d = dPoints + (b * pointCount + p) * 2
+            d[0] = gx * (fw / 2) * 2
+            d[1] = gy * (fh / 2) * 2
         }
     }
 }
@@ -364,4 +421,33 @@ public func gridSampleBackwardReference(dy: UnsafePointer<Float>, points: Unsafe
         }
     }
     for i in 0..<acc.count { dx[i] = Float(acc[i]) }
+}
+
+/// Naive point-sample backward to the points in Double (`u = x·W − 0.5` directly, `floor`, in-map taps
+/// only; overwrites `dPoints`).
+public func gridSamplePointsBackwardReference(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, points: UnsafePointer<Float>,
+                                              dPoints: UnsafeMutablePointer<Float>, batch: Int, height: Int,
+                                              width: Int, channels: Int, pointCount: Int) {
+    for b in 0..<batch {
+        for p in 0..<pointCount {
+            let u = Double(points[(b * pointCount + p) * 2]) * Double(width) - 0.5
+            let v = Double(points[(b * pointCount + p) * 2 + 1]) * Double(height) - 0.5
+            let x0 = Int(u.rounded(.down)), y0 = Int(v.rounded(.down))
+            let ax = u - Double(x0), ay = v - Double(y0)
+            var gu = 0.0, gv = 0.0
+            for c in 0..<channels {
+                let g = Double(dy[(b * pointCount + p) * channels + c])
+                // (row, col, ∂w/∂u, ∂w/∂v) of the four taps.
+                for (iy, ix, du, dv) in [(y0, x0, -(1 - ay), -(1 - ax)), (y0, x0 + 1, 1 - ay, -ax),
+                                         (y0 + 1, x0, -ay, 1 - ax), (y0 + 1, x0 + 1, ay, ax)] {
+                    if iy < 0 || iy >= height || ix < 0 || ix >= width { continue }
+                    let val = Double(x[((b * height + iy) * width + ix) * channels + c])
+                    gu += du * val * g
+                    gv += dv * val * g
+                }
+            }
+            dPoints[(b * pointCount + p) * 2] = Float(gu * Double(width))
+            dPoints[(b * pointCount + p) * 2 + 1] = Float(gv * Double(height))
+        }
+    }
 }

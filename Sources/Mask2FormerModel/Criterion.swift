@@ -235,7 +235,7 @@ public struct SetCriterion {
             let sampled = Tensor.gridSample(maps, points: candidates)   // [n, m, 1]
             let uncertainty = Tensor(uninitialized: [n, m])
             for i in 0..<(n * m) { uncertainty.data[i] = -Swift.abs(sampled.data[i]) }
-            let top = topKIndices(uncertainty, kept)                     // n·kept, row-major
+            let top = uncertainty.topk(kept).indices                     // n·kept, row-major
             let out = Tensor(uninitialized: [n, p, 2])
             let c = candidates.data, o = out.data
             for i in 0..<n {
@@ -258,62 +258,5 @@ public struct SetCriterion {
         precondition(logits.rank == 3 && logits.shape[0] == images && logits.shape[2] == numClasses + 1,
                      "SetCriterion: class logits \(logits.shape), expected [\(images), Q, \(numClasses + 1)]")
         return (logits.shape[0], logits.shape[1], logits.shape[2])
-    }
-}
-
-/// The indices of the `k` largest values of each row of `x` `[rows, n]`, in descending order with
-/// ties to the lower index: exactly `x.topk(k).indices`, but by selection instead of a full sort.
-///
-/// Each value becomes one UInt64 key (an order-preserving bit pattern of the float above the
-/// complemented index), so the comparisons are plain integer compares; a quickselect moves the k
-/// largest keys to the front and only those are sorted. For the 37,632 candidates and 9,408 kept
-/// points of every matched mask this is several times faster than sorting the whole row.
-func topKIndices(_ x: Tensor, _ k: Int) -> [Int] {
-    let n = x.shape.last ?? 1
-    precondition(k >= 0 && k <= n, "topKIndices: \(k) of \(n)")
-    let rows = n == 0 ? 0 : x.count / n
-    var out = [Int](repeating: 0, count: rows * k)
-    if k == 0 { return out }
-    let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
-    defer { keys.deallocate() }
-    for r in 0..<rows {
-        let row = x.data + r * n
-        for i in 0..<n {
-            let bits = (row[i] + 0).bitPattern   // + 0 turns −0 into +0 (they compare equal)
-            // Order-preserving map of float bits to unsigned (negative values flip all bits).
-            let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
-            keys[i] = UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(i))
-        }
-        selectLargestKeys(keys, n, k)
-        var head = UnsafeMutableBufferPointer(start: keys, count: k)
-        head.sort(by: >)
-        for j in 0..<k { out[r * k + j] = Int(UInt32.max - UInt32(truncatingIfNeeded: head[j])) }
-    }
-    return out
-}
-
-/// Reorders `a[0..<n]` so that its `k` largest (distinct) keys come first, in no particular order
-/// (quickselect with a median-of-three pivot).
-private func selectLargestKeys(_ a: UnsafeMutablePointer<UInt64>, _ n: Int, _ k: Int) {
-    if k <= 0 || k >= n { return }
-    var lo = 0, hi = n - 1
-    let target = k - 1
-    while lo < hi {
-        var x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi]
-        if x < y { swap(&x, &y) }
-        if y < z { swap(&y, &z) }
-        if x < y { swap(&x, &y) }
-        let pivot = y
-        var i = lo, j = hi
-        while i <= j {
-            while a[i] > pivot { i += 1 }
-            while a[j] < pivot { j -= 1 }
-            if i <= j {
-                let t = a[i]; a[i] = a[j]; a[j] = t
-                i += 1; j -= 1
-            }
-        }
-        // Now a[lo...j] ≥ pivot ≥ a[i...hi] and every element between j and i equals the pivot.
-        if target <= j { hi = j } else if target >= i { lo = i } else { return }
     }
 }

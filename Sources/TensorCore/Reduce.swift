@@ -81,25 +81,64 @@ extension Tensor {
     public func argmax(axis: Int) -> [Int] { max(axis: axis).indices }
 
     /// The `k` largest values along the last axis in descending order, with their indices (no gradient).
-    /// Ties keep the lower index first.
+    /// Ties keep the lower index first; −0 and +0 compare equal.
+    ///
+    /// Each value becomes one UInt64 key (an order-preserving bit pattern of the float above the
+    /// complemented index), so comparisons are integer compares; a quickselect moves the k largest
+    /// keys to the front and only those are sorted. For the criterion's 37,632 candidates per mask
+    /// this is several times faster than sorting the whole row.
     public func topk(_ k: Int) -> (values: Tensor, indices: [Int]) {
         let n = shape.last ?? 1
         precondition(k >= 0 && k <= n, "topk \(k) of \(n)")
-        let rows = count / Swift.max(n, 1)
+        let rows = n == 0 ? 0 : count / n
         var outShape = shape; if !outShape.isEmpty { outShape[outShape.count - 1] = k }
         let out = Tensor(uninitialized: outShape)
         var idx = [Int](repeating: 0, count: rows * k)
-        var order = Array(0..<n)
+        if k == 0 || rows == 0 { return (out, idx) }
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+        defer { keys.deallocate() }
         for r in 0..<rows {
             let row = data + r * n
-            for i in 0..<n { order[i] = i }
-            order.sort { (a: Int, b: Int) -> Bool in
-                let va: Float = row[a], vb: Float = row[b]
-                if va != vb { return va > vb }
-                return a < b
+            for i in 0..<n {
+                let bits = (row[i] + 0).bitPattern   // + 0 turns −0 into +0
+                let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+                keys[i] = UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(i))
             }
-            for j in 0..<k { out.data[r * k + j] = row[order[j]]; idx[r * k + j] = order[j] }
+            selectLargestKeys(keys, n, k)
+            var head = UnsafeMutableBufferPointer(start: keys, count: k)
+            head.sort(by: >)
+            for j in 0..<k {
+                let i = Int(UInt32.max - UInt32(truncatingIfNeeded: head[j]))
+                idx[r * k + j] = i
+                out.data[r * k + j] = row[i]
+            }
         }
         return (out, idx)
+    }
+}
+
+/// Reorders `a[0..<n]` so that its `k` largest (distinct) keys come first, in no particular order
+/// (quickselect with a median-of-three pivot).
+private func selectLargestKeys(_ a: UnsafeMutablePointer<UInt64>, _ n: Int, _ k: Int) {
+    if k <= 0 || k >= n { return }
+    var lo = 0, hi = n - 1
+    let target = k - 1
+    while lo < hi {
+        var x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi]
+        if x < y { swap(&x, &y) }
+        if y < z { swap(&y, &z) }
+        if x < y { swap(&x, &y) }
+        let pivot = y
+        var i = lo, j = hi
+        while i <= j {
+            while a[i] > pivot { i += 1 }
+            while a[j] < pivot { j -= 1 }
+            if i <= j {
+                let t = a[i]; a[i] = a[j]; a[j] = t
+                i += 1; j -= 1
+            }
+        }
+        // Now a[lo...j] ≥ pivot ≥ a[i...hi] and every element between j and i equals the pivot.
+        if target <= j { hi = j } else if target >= i { lo = i } else { return }
     }
 }

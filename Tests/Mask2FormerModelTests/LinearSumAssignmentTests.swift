@@ -3,7 +3,7 @@
 import Foundation
 import Testing
 import TensorCore
-@testable import Mask2FormerModel
+import Mask2FormerModel
 
 /// Brute-force references for the assignment tests (also used by the matcher and criterion tests).
 enum LSAPRef {

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TensorCore
 import _TestSupport
-@testable import Mask2FormerModel
+import Mask2FormerModel
 
 /// Double references and builders shared by the matcher and criterion tests.
 enum MatcherRef {

@@ -57,6 +57,30 @@ import _TestSupport
         }
     }
 
+    @Test func topkEqualsFullSortWithTies() {
+        var rng = RNG(seed: 51)
+        for trial in 0..<200 {
+            let rows = 1 + rng.nextInt(below: 4), n = 1 + rng.nextInt(below: trial < 100 ? 12 : 600)
+            let k = rng.nextInt(below: n + 1)
+            // Half the trials with many ties (a few distinct values, including ±0), half continuous.
+            let v: [Float] = (0..<(rows * n)).map { _ in
+                trial % 2 == 0 ? [Float(-1), -0.0, 0, 2, -3][rng.nextInt(below: 5)] : rng.nextFloat() * 8 - 4
+            }
+            let (values, indices) = Tensor(v, shape: [rows, n]).topk(k)
+            // Reference: a stable sort by descending value (ties keep the lower index first).
+            var expectIdx: [Int] = []
+            for r in 0..<rows {
+                let order = (0..<n).sorted { a, b in
+                    let va = v[r * n + a], vb = v[r * n + b]
+                    return va != vb ? va > vb : a < b
+                }
+                expectIdx += order.prefix(k)
+            }
+            #expect(indices == expectIdx, "trial \(trial): \(rows)×\(n), k \(k)")
+            #expect(values.values == (0..<(rows * k)).map { v[($0 / max(k, 1)) * n + expectIdx[$0]] })
+        }
+    }
+
     @Test func matmulMatchesReferenceAndGradients() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let m = 3, k = 4, n = 5

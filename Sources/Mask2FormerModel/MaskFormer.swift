@@ -1,0 +1,71 @@
+// The whole Mask2Former model: ResNet backbone → MSDA pixel decoder → masked-attention decoder.
+// Corresponds to Mask2Former maskformer_model.py MaskFormer + mask_former_head.py MaskFormerHead (spec §1).
+import NN
+import TensorCore
+
+/// Everything that shapes the model (the `model.*` part of a MaskPilot config).
+public struct Mask2FormerConfig: Sendable, Equatable, Codable {
+    public var backbone: ResNetConfig
+    public var pixelDecoder: PixelDecoderConfig
+    public var decoder: TransformerDecoderConfig
+
+    public init(backbone: ResNetConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig) {
+        self.backbone = backbone; self.pixelDecoder = pixelDecoder; self.decoder = decoder
+    }
+
+    /// The R50 recipe of spec §1 for `numClasses` classes.
+    public static func r50(numClasses: Int) -> Mask2FormerConfig {
+        var d = TransformerDecoderConfig()
+        d.numClasses = numClasses
+        return Mask2FormerConfig(backbone: .standard(depth: 50), pixelDecoder: PixelDecoderConfig(), decoder: d)
+    }
+}
+
+/// Keys `pixel_decoder.*` and `predictor.*` (under `sem_seg_head.`).
+public final class MaskFormerHead: Module {
+    @Child(key: "pixel_decoder") public var pixelDecoder: MSDeformAttnPixelDecoder
+    public let predictor: MultiScaleMaskedTransformerDecoder
+
+    init(_ config: Mask2FormerConfig, rng: inout RNG) {
+        precondition(config.pixelDecoder.convDim == config.decoder.hiddenDim,
+                     "pixel decoder conv_dim \(config.pixelDecoder.convDim) must equal the decoder hidden dim \(config.decoder.hiddenDim) (input_proj is the identity)")
+        precondition(config.pixelDecoder.maskDim == config.decoder.maskDim, "mask_dim differs between pixel decoder and decoder")
+        let pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.widths, rng: &rng)
+        predictor = MultiScaleMaskedTransformerDecoder(config.decoder, rng: &rng)
+        super.init()
+        pixelDecoder = pd
+    }
+}
+
+/// Intermediate results of one forward pass (for tests and the criterion).
+public struct Mask2FormerOutput {
+    public var backbone: BackboneFeatures
+    public var pixelDecoder: PixelDecoderOutput
+    /// `decLayers` predictions; the last is the final output, the others are auxiliary.
+    public var predictions: [MaskPrediction]
+}
+
+/// Mask2Former with keys `backbone.*` and `sem_seg_head.*` (the reference's `state_dict` names).
+public final class Mask2Former: Module {
+    public let config: Mask2FormerConfig
+    public let backbone: ResNet
+    @Child(key: "sem_seg_head") public var head: MaskFormerHead
+
+    public init(_ config: Mask2FormerConfig, rng: inout RNG) {
+        self.config = config
+        backbone = ResNet(config.backbone, rng: &rng)
+        let h = MaskFormerHead(config, rng: &rng)
+        super.init()
+        head = h
+    }
+
+    /// `images`: normalized `[B, H, W, 3]`, H and W multiples of 32.
+    public func callAsFunction(_ images: Tensor) -> Mask2FormerOutput {
+        precondition(images.rank == 4 && images.shape[3] == 3, "images must be [B, H, W, 3], got \(images.shape)")
+        precondition(images.shape[1] % 32 == 0 && images.shape[2] % 32 == 0, "image size \(images.shape[1])×\(images.shape[2]) is not a multiple of 32")
+        let f = backbone(images)
+        let p = head.pixelDecoder(f)
+        let preds = head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures)
+        return Mask2FormerOutput(backbone: f, pixelDecoder: p, predictions: preds)
+    }
+}
