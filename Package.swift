@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries: a module map and a shim.h of static inline getters for C macros.
@@ -28,11 +29,13 @@ let package = Package(
         .target(name: "Optim", dependencies: ["TensorCore"]),
         .target(name: "Mask2FormerModel", dependencies: ["NN", "TensorCore", "Kernels"]),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
+        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore",
+                                                 .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "CBLAS", "Kernels", "TensorCore", "NN", "Optim",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -42,6 +45,8 @@ let package = Package(
         .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "TensorCore", "_TestSupport"]),
         .testTarget(name: "Mask2FormerModelTests",
                     dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
+        .testTarget(name: "TrainingTests",
+                    dependencies: ["Training", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).

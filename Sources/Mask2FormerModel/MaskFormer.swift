@@ -8,9 +8,13 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
     public var backbone: ResNetConfig
     public var pixelDecoder: PixelDecoderConfig
     public var decoder: TransformerDecoderConfig
+    /// MP-Former's mask piloting (`model.mask_piloting.*`); off gives Mask2Former.
+    public var maskPiloting: MaskPilotingConfig
 
-    public init(backbone: ResNetConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig) {
+    public init(backbone: ResNetConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig,
+                maskPiloting: MaskPilotingConfig = MaskPilotingConfig()) {
         self.backbone = backbone; self.pixelDecoder = pixelDecoder; self.decoder = decoder
+        self.maskPiloting = maskPiloting
     }
 
     /// The R50 recipe of spec §1 for `numClasses` classes.
@@ -31,7 +35,7 @@ public final class MaskFormerHead: Module {
                      "pixel decoder conv_dim \(config.pixelDecoder.convDim) must equal the decoder hidden dim \(config.decoder.hiddenDim) (input_proj is the identity)")
         precondition(config.pixelDecoder.maskDim == config.decoder.maskDim, "mask_dim differs between pixel decoder and decoder")
         let pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.widths, rng: &rng)
-        predictor = MultiScaleMaskedTransformerDecoder(config.decoder, rng: &rng)
+        predictor = MultiScaleMaskedTransformerDecoder(config.decoder, maskPiloting: config.maskPiloting, rng: &rng)
         super.init()
         pixelDecoder = pd
     }

@@ -12,12 +12,12 @@ public struct ResNetConfig: Sendable, Equatable, Codable {
     /// Output channels of res2…res5 (bottleneck: 4× the inner width).
     public var widths: [Int]
     public var stemChannels: Int
-    /// detectron2 `STRIDE_IN_1X1`: put a bottleneck's stride in the 1×1 (Caffe) instead of the 3×3.
-    public var strideIn1x1: Bool = false
+    /// detectron2 `STRIDE_IN_1X1`: put a bottleneck's stride in the 1×1 reduction conv (Caffe) instead of the 3×3.
+    public var strideInReduction: Bool = false
 
-    public init(block: Block, depths: [Int], widths: [Int], stemChannels: Int, strideIn1x1: Bool = false) {
+    public init(block: Block, depths: [Int], widths: [Int], stemChannels: Int, strideInReduction: Bool = false) {
         self.block = block; self.depths = depths; self.widths = widths
-        self.stemChannels = stemChannels; self.strideIn1x1 = strideIn1x1
+        self.stemChannels = stemChannels; self.strideInReduction = strideInReduction
     }
 
     /// Standard depths 18, 34, 50, 101 (torchvision-style, stem 64).
@@ -65,17 +65,17 @@ public final class BasicBlock: ResNetBlock {
     }
 }
 
-/// 1×1 → 3×3 (stride here unless `strideIn1x1`) → 1×1 (keys `conv1`…`conv3`, optional `shortcut`).
+/// 1×1 → 3×3 (stride here unless `strideInReduction`) → 1×1 (keys `conv1`…`conv3`, optional `shortcut`).
 public final class BottleneckBlock: ResNetBlock {
     public let conv1: Conv2d
     public let conv2: Conv2d
     public let conv3: Conv2d
     public let shortcut: Conv2d?
 
-    public init(_ cin: Int, _ cout: Int, bottleneck: Int, stride: Int, strideIn1x1: Bool, rng: inout RNG) {
+    public init(_ cin: Int, _ cout: Int, bottleneck: Int, stride: Int, strideInReduction: Bool, rng: inout RNG) {
         shortcut = cin != cout || stride != 1 ? convBN(cin, cout, kernel: 1, stride: stride, relu: false, rng: &rng) : nil
-        conv1 = convBN(cin, bottleneck, kernel: 1, stride: strideIn1x1 ? stride : 1, relu: true, rng: &rng)
-        conv2 = convBN(bottleneck, bottleneck, kernel: 3, stride: strideIn1x1 ? 1 : stride, relu: true, rng: &rng)
+        conv1 = convBN(cin, bottleneck, kernel: 1, stride: strideInReduction ? stride : 1, relu: true, rng: &rng)
+        conv2 = convBN(bottleneck, bottleneck, kernel: 3, stride: strideInReduction ? 1 : stride, relu: true, rng: &rng)
         conv3 = convBN(bottleneck, cout, kernel: 1, stride: 1, relu: false, rng: &rng)
         super.init()
     }
@@ -133,7 +133,7 @@ public final class ResNet: Module {
                 case .basic: blocks.append(BasicBlock(cin, cout, stride: stride, rng: &rng))
                 case .bottleneck:
                     blocks.append(BottleneckBlock(cin, cout, bottleneck: cout / 4, stride: stride,
-                                                  strideIn1x1: config.strideIn1x1, rng: &rng))
+                                                  strideInReduction: config.strideInReduction, rng: &rng))
                 }
                 cin = cout
             }

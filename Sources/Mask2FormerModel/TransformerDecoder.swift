@@ -18,8 +18,6 @@ public struct TransformerDecoderConfig: Sendable, Equatable, Codable {
     public var queryPositionalEmbedding = true
     /// Number of feature levels attended round-robin.
     public var featureLevels = 3
-    /// MP-Former's mask piloting (training only; adds `label_enc` when enabled).
-    public var maskPiloting = MaskPilotingConfig()
 
     public init() {}
 }
@@ -31,6 +29,8 @@ public struct TransformerDecoderConfig: Sendable, Equatable, Codable {
 /// `hiddenDim` channels) and has no keys.
 public final class MultiScaleMaskedTransformerDecoder: Module {
     public let config: TransformerDecoderConfig
+    /// MP-Former's mask piloting (training only; adds `label_enc` when enabled).
+    public let maskPiloting: MaskPilotingConfig
     @Child(key: "transformer_self_attention_layers") public var selfAttentionLayers: [SelfAttentionLayer]
     @Child(key: "transformer_cross_attention_layers") public var crossAttentionLayers: [CrossAttentionLayer]
     @Child(key: "transformer_ffn_layers") public var ffnLayers: [FFNLayer]
@@ -45,8 +45,9 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     /// Called with (layer, mask) for every cross-attention mask a layer uses (diagnostics and tests).
     @Ignored public var crossAttentionMaskObserver: ((Int, [Bool]) -> Void)? = nil
 
-    public init(_ config: TransformerDecoderConfig, rng: inout RNG) {
+    public init(_ config: TransformerDecoderConfig, maskPiloting: MaskPilotingConfig = MaskPilotingConfig(), rng: inout RNG) {
         self.config = config
+        self.maskPiloting = maskPiloting
         let c = config.hiddenDim, n = config.decLayers - 1
         precondition(n >= 0 && c % config.heads == 0, "decoder: \(config)")
         var sa: [SelfAttentionLayer] = [], ca: [CrossAttentionLayer] = [], ffn: [FFNLayer] = []
@@ -61,7 +62,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         let le = Embedding(config.featureLevels, c, rng: &rng)
         let cls = Linear(c, config.numClasses + 1, rng: &rng)
         let me = MLP(inputDim: c, hiddenDim: c, outputDim: config.maskDim, layerCount: 3, rng: &rng)
-        let lenc = config.maskPiloting.enabled ? Embedding(config.numClasses, c, rng: &rng) : nil
+        let lenc = maskPiloting.enabled ? Embedding(config.numClasses, c, rng: &rng) : nil
         super.init()
         selfAttentionLayers = sa; crossAttentionLayers = ca; ffnLayers = ffn
         decoderNorm = norm; queryFeat = qf; queryEmbed = qe; levelEmbed = le; classEmbed = cls; maskEmbed = me
@@ -113,6 +114,10 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         /// The MP part (first G·M queries) of every prediction, or nil when MP was skipped (no GT).
         public var mpPredictions: [MaskPrediction]?
         public var layout: MaskPilotingLayout?
+
+        public init(predictions: [MaskPrediction], mpPredictions: [MaskPrediction]?, layout: MaskPilotingLayout?) {
+            self.predictions = predictions; self.mpPredictions = mpPredictions; self.layout = layout
+        }
     }
 
     /// Training forward with MP-Former's mask piloting (spec §3.10): G groups of M label-embedding
@@ -120,7 +125,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
     /// layer) as their cross-attention masks, and the §3.4 self-attention mask. Skipped (plain forward)
     /// when MP is disabled or the batch has no GT.
     public func callAsFunction(features: [Tensor], maskFeatures: Tensor, maskPiloting targets: MaskPilotingTargets) -> MaskPilotingOutput {
-        let mp = config.maskPiloting
+        let mp = maskPiloting
         let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries
         let counts = targets.labels.map(\.count)
         precondition(counts.count == b, "MP targets for \(counts.count) images, batch of \(b)")

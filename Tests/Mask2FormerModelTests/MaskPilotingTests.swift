@@ -60,9 +60,9 @@ import _TestSupport
         var cfg = TransformerDecoderConfig()
         cfg.hiddenDim = 8; cfg.numQueries = 3; cfg.heads = 2; cfg.feedforwardDim = 12
         cfg.decLayers = 5; cfg.maskDim = 8; cfg.numClasses = 4
-        cfg.maskPiloting.enabled = mp; cfg.maskPiloting.allLayers = allLayers; cfg.maskPiloting.pointNoise = lambda
-        cfg.maskPiloting.firstLayers = 2
-        return MultiScaleMaskedTransformerDecoder(cfg, rng: &rng)
+        var mpc = MaskPilotingConfig()
+        mpc.enabled = mp; mpc.allLayers = allLayers; mpc.pointNoise = lambda; mpc.firstLayers = 2
+        return MultiScaleMaskedTransformerDecoder(cfg, maskPiloting: mpc, rng: &rng)
     }
 
     let feats = [[2, 1, 2, 8], [2, 2, 2, 8], [2, 2, 4, 8]].enumerated().map { testTensor($0.element, seed: 30 + UInt64($0.offset), requiresGrad: false) }

@@ -1,0 +1,197 @@
+// MaskPilot's configuration: typed sections with defaults, read from YAML with unknown keys rejected by path.
+// Corresponds to detectron2's CfgNode (merge_from_file / merge_from_list) with Mask2Former's keys (spec §1–§4).
+import Foundation
+import Mask2FormerModel
+import Yams
+
+/// Loss weights and point sampling (spec §2; `MODEL.MASK_FORMER.*` in the reference).
+public struct LossConfig: Sendable, Equatable, Codable {
+    public var classWeight: Double = 2
+    public var maskWeight: Double = 5
+    public var diceWeight: Double = 5
+    public var noObjectWeight: Double = 0.1
+    /// `TRAIN_NUM_POINTS`.
+    public var numPoints = 12544
+    public var oversampleRatio: Double = 3
+    public var importanceSampleRatio: Double = 0.75
+    public init() {}
+}
+
+/// Optimizer and schedule (spec §4.1–§4.2; `SOLVER.*`).
+public struct SolverConfig: Sendable, Equatable, Codable {
+    public enum Schedule: String, Sendable, Codable { case poly, multistep }
+    /// Global batch (all ranks together).
+    public var imsPerBatch = 16
+    public var baseLearningRate: Double = 1e-4
+    public var weightDecay: Double = 0.05
+    public var weightDecayNorm: Double = 0
+    public var weightDecayEmbed: Double = 0
+    public var backboneMultiplier: Double = 0.1
+    /// Full-model gradient clipping (L2 norm).
+    public var clipGradNorm: Double = 0.01
+    public var maxIter = 160_000
+    public var schedule: Schedule = .poly
+    public var polyPower: Double = 0.9
+    /// Multi-step milestones and factor.
+    public var steps: [Int] = []
+    public var gamma: Double = 0.1
+    public var warmupIters = 0
+    public var warmupFactor: Double = 1
+    public init() {}
+}
+
+/// Training input geometry (spec §4.3): the square crop the training images are padded/cropped to.
+public struct InputConfig: Sendable, Equatable, Codable {
+    /// ADE20K 512, COCO LSJ 1024.
+    public var cropSize = 512
+    public init() {}
+}
+
+/// Everything a MaskPilot run is configured by. Keys are snake_case in YAML (`model.decoder.num_queries`).
+public struct MaskPilotConfig: Sendable, Equatable, Codable {
+    public var model: Mask2FormerConfig = .r50(numClasses: 150)
+    public var loss = LossConfig()
+    public var solver = SolverConfig()
+    public var input = InputConfig()
+    /// The run's global seed (parameters, data order, noise streams derive from it).
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// A configuration problem, naming the file and the dotted key path.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+}
+
+extension MaskPilotConfig {
+    /// Reads `path`: YAML whose keys override the defaults; every key must exist in the schema.
+    public static func load(path: String, overrides: [String] = []) throws -> MaskPilotConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError(file: path, message: "cannot read the file (\(error.localizedDescription))")
+        }
+        return try parse(yaml: text, file: path, overrides: overrides)
+    }
+
+    /// Parses YAML `text` (named `file` in errors) over the defaults, then `overrides` ("a.b.c=value", YAML values).
+    public static func parse(yaml text: String, file: String = "<config>", overrides: [String] = []) throws -> MaskPilotConfig {
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch {
+            throw ConfigError(file: file, message: "invalid YAML: \(error)")
+        }
+        var tree = try defaultTree()
+        if let loaded, !(loaded is NSNull) {
+            guard let mapping = loaded as? [String: Any] else {
+                throw ConfigError(file: file, message: "the top level must be a mapping of keys, found \(type(of: loaded))")
+            }
+            tree = try merge(mapping, into: tree, path: "", file: file)
+        }
+        for item in overrides {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw ConfigError(file: "--set", message: "'\(item)' is not of the form key.path=value")
+            }
+            let keyPath = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+            let value = (try? Yams.load(yaml: raw)).flatMap { $0 } ?? raw
+            var nested: Any = value
+            for part in keyPath.split(separator: ".").reversed() { nested = [String(part): nested] }
+            guard let mapping = nested as? [String: Any] else { continue }
+            tree = try merge(mapping, into: tree, path: "", file: "--set \(item)")
+        }
+        return try decode(tree, file: file)
+    }
+
+    /// The YAML text of this configuration (every key, snake_case), as written to a run's output folder.
+    public func yaml() throws -> String {
+        try Yams.dump(object: MaskPilotConfig.native(try MaskPilotConfig.tree(of: self)), width: -1, sortKeys: true)
+    }
+
+    /// JSONSerialization's NSNumbers as Swift Bool / Int / UInt64 / Double (what Yams can write).
+    static func native(_ value: Any) -> Any {
+        switch value {
+        case let map as [String: Any]: return map.mapValues { native($0) }
+        case let list as [Any]: return list.map { native($0) }
+        case let n as NSNumber:
+            if String(describing: type(of: n)).contains("Boolean") { return n.boolValue }
+            switch String(cString: n.objCType) {
+            case "d", "f": return n.doubleValue
+            case "Q": return n.uint64Value
+            default: return n.intValue
+            }
+        default: return value
+        }
+    }
+
+    /// A stable hash of the resolved configuration (FNV-1a over the sorted YAML).
+    public func hash() throws -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in try yaml().utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    static func tree(of config: MaskPilotConfig) throws -> [String: Any] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = try encoder.encode(config)
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    static func defaultTree() throws -> [String: Any] { try tree(of: MaskPilotConfig()) }
+
+    /// Overlays `user` on `base`; a key absent from `base` is unknown. Mappings merge recursively,
+    /// everything else replaces. Strings holding numbers (YAML 1.1 reads `1e-4` as a string) become numbers
+    /// where the default is a number.
+    static func merge(_ user: [String: Any], into base: [String: Any], path: String, file: String) throws -> [String: Any] {
+        var out = base
+        for (key, value) in user {
+            let here = path.isEmpty ? key : "\(path).\(key)"
+            guard let current = base[key] else {
+                let known = base.keys.sorted().joined(separator: ", ")
+                throw ConfigError(file: file, message: "unknown key '\(here)' (known keys\(path.isEmpty ? "" : " under '\(path)'"): \(known))")
+            }
+            if let baseMap = current as? [String: Any] {
+                guard let userMap = value as? [String: Any] else {
+                    throw ConfigError(file: file, message: "'\(here)' must be a mapping with keys \(baseMap.keys.sorted().joined(separator: ", "))")
+                }
+                out[key] = try merge(userMap, into: baseMap, path: here, file: file)
+            } else if current is NSNumber, !(current is Bool), let s = value as? String, let d = Double(s) {
+                out[key] = d
+            } else {
+                out[key] = value
+            }
+        }
+        return out
+    }
+
+    static func decode(_ tree: [String: Any], file: String) throws -> MaskPilotConfig {
+        let data = try JSONSerialization.data(withJSONObject: tree)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do { return try decoder.decode(MaskPilotConfig.self, from: data) } catch let error as DecodingError {
+            throw ConfigError(file: file, message: describe(error))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? snake($0.stringValue) }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .typeMismatch(let type, let ctx): return "'\(path(ctx.codingPath))' must be \(type): \(ctx.debugDescription)"
+        case .valueNotFound(let type, let ctx): return "'\(path(ctx.codingPath))' is missing a \(type) value"
+        case .keyNotFound(let key, let ctx): return "'\(path(ctx.codingPath + [key]))' is missing"
+        case .dataCorrupted(let ctx): return "'\(path(ctx.codingPath))': \(ctx.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    /// camelCase → snake_case, as the encoder writes keys.
+    static func snake(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if c.isUppercase { if !out.isEmpty { out.append("_") }; out.append(Character(c.lowercased())) } else { out.append(c) }
+        }
+        return out
+    }
+}

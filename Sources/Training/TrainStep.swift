@@ -1,0 +1,123 @@
+// One optimisation step of Mask2Former / MP-Former: forward, criterion (+ MP losses), backward, clip, AdamW.
+// Corresponds to detectron2's SimpleTrainer.run_step with Mask2Former's build_optimizer (spec §2–§4.1).
+import Dispatch
+import Foundation
+import Mask2FormerModel
+import NN
+import Optim
+import TensorCore
+
+/// One training batch: normalized images and per-image targets (plus the per-image random streams MP uses).
+public struct TrainBatch {
+    /// `[B, H, W, 3]`, normalized, H and W multiples of 32.
+    public var images: Tensor
+    public var targets: [MaskTargets]
+    /// One stream per image, keyed by (seed, epoch, image id) by the loader.
+    public var rngs: [RNG]
+
+    public init(images: Tensor, targets: [MaskTargets], rngs: [RNG]) {
+        precondition(targets.count == images.shape[0] && rngs.count == targets.count, "one target and stream per image")
+        self.images = images; self.targets = targets; self.rngs = rngs
+    }
+}
+
+/// What one step measured.
+public struct StepReport {
+    public var losses: [String: Float]
+    public var total: Float
+    public var gradNorm: Double
+    public var learningRate: Double
+    /// Seconds spent in each phase.
+    public var forward = 0.0, criterion = 0.0, backward = 0.0, optimizer = 0.0
+}
+
+/// The model, its flat parameters, the optimizer (Mask2Former's parameter groups), the schedule and
+/// the criterion, built from a `MaskPilotConfig`.
+public final class TrainingStep {
+    public let config: MaskPilotConfig
+    public let model: Mask2Former
+    public let parameters: FlatParameters
+    public let optimizer: AdamW
+    public let schedule: any LearningRateSchedule
+    public var criterion: SetCriterion
+    /// Random points of the criterion (matching losses and MP losses draw from it in turn).
+    public let points: RandomPointSource
+    public private(set) var iteration = 0
+
+    public init(config: MaskPilotConfig) {
+        self.config = config
+        var rng = RNG(seed: config.seed, stream: 0)
+        model = Mask2Former(config.model, rng: &rng)
+        let named = model.namedParameters()
+        parameters = FlatParameters(named)
+        let rules = mask2FormerRecipe(
+            normParameters: model.parameterNames(inModulesWhere: { $0 is NormLayer }),
+            embeddingParameters: model.parameterNames(inModulesWhere: { $0 is Embedding }),
+            backboneMultiplier: config.solver.backboneMultiplier,
+            weightDecayNorm: config.solver.weightDecayNorm, weightDecayEmbed: config.solver.weightDecayEmbed)
+        optimizer = AdamW(parameters, weightDecay: config.solver.weightDecay, rules: rules)
+        let s = config.solver
+        switch s.schedule {
+        case .poly:
+            schedule = WarmupPolyLR(baseLR: s.baseLearningRate, maxIters: s.maxIter, power: s.polyPower,
+                                    warmupIters: s.warmupIters, warmupFactor: s.warmupFactor)
+        case .multistep:
+            schedule = WarmupMultiStepLR(baseLR: s.baseLearningRate, milestones: s.steps, gamma: s.gamma,
+                                         warmupIters: s.warmupIters, warmupFactor: s.warmupFactor)
+        }
+        let l = config.loss
+        criterion = SetCriterion(numClasses: config.model.decoder.numClasses, classWeight: Float(l.classWeight),
+                                 maskWeight: Float(l.maskWeight), diceWeight: Float(l.diceWeight),
+                                 noObjectWeight: Float(l.noObjectWeight), numPoints: l.numPoints,
+                                 oversampleRatio: l.oversampleRatio, importanceSampleRatio: l.importanceSampleRatio)
+        points = RandomPointSource(seed: config.seed, stream: 1)
+    }
+
+    /// Forward, losses, backward, gradient clipping and one AdamW update.
+    @discardableResult
+    public func step(_ batch: TrainBatch) -> StepReport {
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        var t0 = now()
+        let mp = config.model.maskPiloting
+        let predictor = model.head.predictor
+        let (features, maskFeatures): ([Tensor], Tensor) = withGrad {
+            let f = model.backbone(batch.images)
+            let p = model.head.pixelDecoder(f)
+            return (p.multiScaleFeatures, p.maskFeatures)
+        }
+        let decoded = withGrad {
+            mp.enabled
+                ? predictor(features: features, maskFeatures: maskFeatures,
+                            maskPiloting: MaskPilotingTargets(labels: batch.targets.map(\.labels),
+                                                              masks: batch.targets.map(\.masks), rngs: batch.rngs))
+                : MultiScaleMaskedTransformerDecoder.MaskPilotingOutput(
+                    predictions: predictor(features: features, maskFeatures: maskFeatures), mpPredictions: nil, layout: nil)
+        }
+        var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
+        report.forward = now() - t0; t0 = now()
+        let total: Tensor = withGrad {
+            let matching = criterion(decoded.predictions, targets: batch.targets, points: points)
+            var total = matching.total
+            for (name, value) in matching.losses { report.losses[name] = value.item }
+            if mp.enabled {
+                let extra = criterion.maskPilotingLosses(decoded.mpPredictions, layout: decoded.layout, targets: batch.targets,
+                                                         numMasks: matching.numMasks, includeClassLoss: !mp.noLabelLoss,
+                                                         predictionCount: decoded.predictions.count, points: points)
+                for (name, value) in extra.losses { report.losses[name] = value.item }
+                total = total + extra.total
+            }
+            return total
+        }
+        report.total = total.item
+        report.criterion = now() - t0; t0 = now()
+        parameters.zeroGrad()
+        total.backward()
+        report.backward = now() - t0; t0 = now()
+        report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
+        report.learningRate = schedule.learningRate(at: iteration)
+        optimizer.step(lr: report.learningRate)
+        iteration += 1
+        report.optimizer = now() - t0
+        return report
+    }
+}

@@ -1,0 +1,69 @@
+// Tests of the YAML configuration: defaults, overrides, unknown keys and type errors named by path, round trip.
+// Reference behaviour: detectron2 CfgNode.merge_from_file / merge_from_list (unknown keys are errors).
+import Foundation
+import Mask2FormerModel
+import Testing
+import Training
+
+@Suite struct ConfigTests {
+    @Test func defaultsAndOverrides() throws {
+        let c = try MaskPilotConfig.parse(yaml: """
+            model:
+              decoder:
+                num_queries: 50
+              mask_piloting:
+                enabled: true
+                point_noise: 0.2
+            solver:
+              base_learning_rate: 1e-4
+              steps: [10, 20]
+            """, overrides: ["model.decoder.num_classes=133", "solver.schedule=multistep"])
+        #expect(c.model.decoder.numQueries == 50 && c.model.decoder.numClasses == 133)
+        #expect(c.model.maskPiloting.enabled && c.model.maskPiloting.pointNoise == 0.2)
+        #expect(c.solver.baseLearningRate == 1e-4 && c.solver.steps == [10, 20] && c.solver.schedule == .multistep)
+        #expect(c.model.decoder.hiddenDim == 256 && c.loss.numPoints == 12544)   // untouched defaults
+    }
+
+    @Test func unknownKeyNamesItsPathAndFile() {
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "model:\n  decoder:\n    num_querys: 5\n", file: "x.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.hasPrefix("x.yaml:") && text.contains("'model.decoder.num_querys'") && text.contains("num_queries")
+        }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "sovler: {}\n") }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "seed: 1", overrides: ["model.nope=3"]) }
+    }
+
+    @Test func typeErrorsNameThePath() {
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "model:\n  decoder:\n    num_queries: many\n", file: "y.yaml")
+        } throws: { error in "\(error)".contains("model.decoder.num_queries") && "\(error)".hasPrefix("y.yaml:") }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model: 3\n") }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model: [\n") }
+    }
+
+    @Test func roundTripAndHash() throws {
+        var c = MaskPilotConfig()
+        c.model.backbone = .standard(depth: 18)
+        c.model.backbone.strideInReduction = true
+        c.seed = 7
+        let again = try MaskPilotConfig.parse(yaml: try c.yaml())
+        #expect(again == c)
+        #expect(try again.hash() == c.hash())
+        c.seed = 8
+        #expect(try again.hash() != c.hash())
+    }
+
+    /// Every shipped config loads (the repository's configs/ folder, found from this file's location).
+    @Test func shippedConfigsLoad() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.count >= 8, "\(files)")
+        for f in files {
+            let c = try MaskPilotConfig.load(path: dir.appendingPathComponent(f).path)
+            #expect(c.model.maskPiloting.enabled == f.hasPrefix("mpformer-"), "\(f)")
+        }
+    }
+}
