@@ -1,6 +1,16 @@
 // Gemm: the one matrix-multiply entry point of MaskPilot, a thin typed wrapper over cblas_sgemm.
 // Row-major throughout; corresponds to torch.matmul / F.linear in the reference.
 import CBLAS
+import Synchronization
+
+/// Floating-point operations issued through `sgemm` (2·M·N·K per call), for benchmarks that compare a
+/// step against the sgemm floor. One relaxed atomic add per call.
+public enum GEMMCounter {
+    static let flops = Atomic<Int>(0)
+    /// FLOPs counted since the last `reset()`.
+    public static var value: Int { flops.load(ordering: .relaxed) }
+    public static func reset() { flops.store(0, ordering: .relaxed) }
+}
 
 /// Row-major single-precision GEMM: `C = alpha · op(A) · op(B) + beta · C`.
 ///
@@ -14,6 +24,7 @@ public func sgemm(
     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     if m == 0 || n == 0 { return }
+    GEMMCounter.flops.add(2 * m * n * k, ordering: .relaxed)
     if k == 0 {
         // BLAS treats K = 0 as C = beta·C; do the same without calling into it.
         for i in 0..<m {

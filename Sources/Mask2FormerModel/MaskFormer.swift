@@ -27,14 +27,20 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
 
 /// Keys `pixel_decoder.*` and `predictor.*` (under `sem_seg_head.`).
 public final class MaskFormerHead: Module {
-    @Child(key: "pixel_decoder") public var pixelDecoder: MSDeformAttnPixelDecoder
+    @Child(key: "pixel_decoder") public var pixelDecoder: any PixelDecoder
     public let predictor: MultiScaleMaskedTransformerDecoder
 
     init(_ config: Mask2FormerConfig, rng: inout RNG) {
         precondition(config.pixelDecoder.convDim == config.decoder.hiddenDim,
                      "pixel decoder conv_dim \(config.pixelDecoder.convDim) must equal the decoder hidden dim \(config.decoder.hiddenDim) (input_proj is the identity)")
         precondition(config.pixelDecoder.maskDim == config.decoder.maskDim, "mask_dim differs between pixel decoder and decoder")
-        let pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.widths, rng: &rng)
+        let pd: any PixelDecoder
+        switch config.pixelDecoder.name {
+        case .msdeformattn:
+            pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.widths, rng: &rng)
+        case .fpn:
+            pd = FPNPixelDecoder(FPNPixelDecoderConfig(config.pixelDecoder), inChannels: config.backbone.widths, rng: &rng)
+        }
         predictor = MultiScaleMaskedTransformerDecoder(config.decoder, maskPiloting: config.maskPiloting, rng: &rng)
         super.init()
         pixelDecoder = pd

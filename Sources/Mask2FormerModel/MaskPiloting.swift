@@ -5,8 +5,14 @@ import TensorCore
 
 /// Every MP knob of spec §3.1 (defaults: the released "no noise, all layers" scripts).
 public struct MaskPilotingConfig: Sendable, Equatable, Codable {
+    /// `MODEL.MASK_FORMER.DN_MODE`. Only `points` (the paper's MP, spec §3.3) is implemented; the
+    /// reference's other variants (`shift`, `scale`, `patch`, `points_MAE`, §3.8) are ablations, and
+    /// its default `base` crashes (§3.7), so a config naming them is rejected when it is read.
+    public enum Mode: String, Sendable, Codable { case points }
+
     /// `mask_piloting.enabled`: build the MP part during training (never at inference).
     public var enabled = false
+    public var mode: Mode = .points
     /// `MODEL.DN.NUM_DN`: MP groups G; ≥ 100 means a total budget of G·M slots (G = NUM_DN / M).
     public var numGroups = 1
     /// `MODEL.DN.NOISE_SCALE` λ: point-noise strength (0 = released scripts, 0.2 = paper).

@@ -5,6 +5,12 @@ import TensorCore
 
 /// Hyper-parameters of the pixel decoder (spec §1.3 defaults for R50).
 public struct PixelDecoderConfig: Sendable, Equatable, Codable {
+    /// `SEM_SEG_HEAD.PIXEL_DECODER_NAME`: the MSDA pixel decoder, or the light FPN for tiny configs.
+    public enum Name: String, Sendable, Codable {
+        case msdeformattn
+        case fpn
+    }
+    public var name: Name = .msdeformattn
     /// `CONVS_DIM` (= the encoder's d_model).
     public var convDim = 256
     /// `MASK_DIM`.

@@ -107,6 +107,10 @@ public final class BasicStem: Module {
 public struct BackboneFeatures {
     /// Strides 4, 8, 16, 32, each `[B, H/s, W/s, C_s]`.
     public var res2, res3, res4, res5: Tensor
+
+    public init(res2: Tensor, res3: Tensor, res4: Tensor, res5: Tensor) {
+        self.res2 = res2; self.res3 = res3; self.res4 = res4; self.res5 = res5
+    }
 }
 
 /// ResNet with keys `stem.*`, `res2.<i>.*` … `res5.<i>.*` (detectron2 names, under `backbone.`).

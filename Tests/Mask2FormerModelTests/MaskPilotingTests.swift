@@ -106,6 +106,26 @@ import _TestSupport
         }
     }
 
+    @Test func perHeadNoiseGivesEachHeadItsOwnMask() {
+        var rng = RNG(seed: 3)
+        var cfg = TransformerDecoderConfig()
+        cfg.hiddenDim = 8; cfg.numQueries = 3; cfg.heads = 2; cfg.feedforwardDim = 12
+        cfg.decLayers = 5; cfg.maskDim = 8; cfg.numClasses = 4
+        var mpc = MaskPilotingConfig()
+        mpc.enabled = true; mpc.pointNoise = 1.0; mpc.perHeadNoise = true
+        let dec = MultiScaleMaskedTransformerDecoder(cfg, maskPiloting: mpc, rng: &rng)
+        var seen: [Int: [Bool]] = [:]
+        dec.crossAttentionMaskObserver = { layer, mask in seen[layer] = mask }
+        _ = withNoGrad { dec(features: feats, maskFeatures: maskFeatures, maskPiloting: targets()) }
+        // Layer 2 attends the 2×4 level: a mask per (image, head), T = 5 rows of 8 cells.
+        let mask = seen[2]!, t = 5, hw = 8
+        #expect(mask.count == 2 * 2 * t * hw)
+        let head0 = Array(mask[0..<(2 * hw)]), head1 = Array(mask[(t * hw)..<(t * hw + 2 * hw)])
+        #expect(head0 != head1, "independent noise per head (image 0, MP rows)")
+        // Matching rows are the same prediction-derived mask for both heads.
+        #expect(Array(mask[(2 * hw)..<(t * hw)]) == Array(mask[(t * hw + 2 * hw)..<(2 * t * hw)]))
+    }
+
     @Test func firstLayersOnlyWhenNotAllLayers() {
         let dec = tinyDecoder(mp: true, allLayers: false)
         var seen: [Int: [Bool]] = [:]

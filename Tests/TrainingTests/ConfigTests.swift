@@ -22,6 +22,11 @@ import Training
         #expect(c.model.maskPiloting.enabled && c.model.maskPiloting.pointNoise == 0.2)
         #expect(c.solver.baseLearningRate == 1e-4 && c.solver.steps == [10, 20] && c.solver.schedule == .multistep)
         #expect(c.model.decoder.hiddenDim == 256 && c.loss.numPoints == 12544)   // untouched defaults
+        #expect(c.model.pixelDecoder.name == .msdeformattn)
+        let fpn = try MaskPilotConfig.parse(yaml: "model:\n  pixel_decoder:\n    name: fpn\n")
+        #expect(fpn.model.pixelDecoder.name == .fpn)
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model:\n  pixel_decoder:\n    name: unet\n") }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model:\n  mask_piloting:\n    mode: shift\n") }
     }
 
     @Test func unknownKeyNamesItsPathAndFile() {

@@ -47,6 +47,21 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         #expect(model.namedParameters().reduce(0) { $0 + $1.1.count } == 43_988_247)
     }
 
+    @Test func fpnPixelDecoderModelTrains() throws {
+        var c = MaskPilotConfig()
+        c.model = .r50(numClasses: 5)
+        c.model.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.model.pixelDecoder.name = .fpn
+        c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32
+        c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 4
+        c.model.decoder.heads = 4; c.model.decoder.feedforwardDim = 32; c.model.decoder.decLayers = 3
+        c.loss.numPoints = 32
+        let step = TrainingStep(config: c)
+        #expect(step.model.namedParameters().contains { $0.0 == "sem_seg_head.pixel_decoder.layer_4.weight" })
+        let r = step.step(synthesizeBatch(images: 2, seed: 4))
+        #expect(r.total.isFinite && r.gradNorm > 0)
+    }
+
     @Test(arguments: [false, true])
     func tinyModelOverfitsAFewImages(maskPiloting: Bool) throws {
         let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -1,0 +1,108 @@
+// `maskpilot bench step`: time one training step of a configured model on synthetic data, by phase.
+// Measures the numbers docs/perf.md records against the floor (step GEMM FLOPs ÷ sgemm rate).
+import ArgumentParser
+import CBLAS
+import Dispatch
+import Foundation
+import Kernels
+import Mask2FormerModel
+import TensorCore
+import Training
+
+struct BenchStep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step", abstract: "Forward, criterion, backward and optimizer time per training step.")
+
+    @Option(help: "Configuration file (YAML); batch = solver.ims_per_batch, image size = input.crop_size.")
+    var config: String
+
+    @Option(name: .customLong("set"), help: "Override a key: key.path=value (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Timed steps (after one warm-up step).")
+    var steps: Int = 3
+
+    @Option(help: "BLAS threads.")
+    var threads: Int = 1
+
+    func run() throws {
+        let cfg: MaskPilotConfig
+        do { cfg = try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
+            throw ValidationError(e.description)
+        }
+        BLASThreads.set(threads)
+        let b = cfg.solver.imsPerBatch, s = cfg.input.cropSize
+        print("maskpilot bench step — \(config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
+              + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
+              + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
+              + "\(threads) BLAS thread(s)")
+        let trainer = TrainingStep(config: cfg)
+        let batch = syntheticBatch(images: b, size: s, classes: cfg.model.decoder.numClasses, seed: cfg.seed)
+        // Inference forward alone, then the training step.
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        _ = withNoGrad { trainer.model(batch.images) }
+        GEMMCounter.reset()
+        var t0 = now()
+        _ = withNoGrad { trainer.model(batch.images) }
+        let inference = now() - t0, inferenceFlops = GEMMCounter.value
+        trainer.step(batch)  // warm-up
+        var reports: [StepReport] = []
+        var stepFlops = 0
+        for _ in 0..<steps {
+            GEMMCounter.reset()
+            t0 = now()
+            reports.append(trainer.step(batch))
+            stepFlops = GEMMCounter.value
+            _ = now() - t0
+        }
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        let fwd = median(reports.map(\.forward)), crit = median(reports.map(\.criterion))
+        let bwd = median(reports.map(\.backward)), opt = median(reports.map(\.optimizer))
+        let total = median(reports.map { $0.forward + $0.criterion + $0.backward + $0.optimizer })
+        let rate = sgemmRate()
+        func row(_ name: String, _ v: Double) { print(name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.3f s", v)) }
+        print(String(repeating: "-", count: 60))
+        row("forward", fwd); row("criterion", crit); row("backward", bwd); row("optimizer", opt); row("step (median)", total)
+        print(String(format: "images/s                    %9.2f", Double(b) / total))
+        row("inference forward", inference)
+        print(String(format: "step GEMM/conv work         %9.1f GFLOP (inference %.1f)", Double(stepFlops) / 1e9, Double(inferenceFlops) / 1e9))
+        print(String(format: "sgemm rate (n=512)          %9.1f GFLOP/s", rate))
+        print(String(format: "floor (work ÷ sgemm)        %9.3f s → step is %.2f× the floor; inference %.2f×",
+                     Double(stepFlops) / 1e9 / rate, total / (Double(stepFlops) / 1e9 / rate),
+                     inference / (Double(inferenceFlops) / 1e9 / rate)))
+        print(String(format: "final loss %.4f (%d terms)", reports.last!.total, reports.last!.losses.count))
+    }
+
+    /// Single-thread-or-configured sgemm GFLOP/s at n = 512 (best of 5).
+    func sgemmRate() -> Double {
+        let n = 512
+        var rng = RNG(seed: 5)
+        let a = Tensor.uniform([n, n], rng: &rng), bm = Tensor.uniform([n, n], rng: &rng), c = Tensor(uninitialized: [n, n])
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: bm.data, ldb: n, c: c.data, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+}
+
+/// Random images with 3 rectangles per image (random classes) as targets, for benchmarks.
+func syntheticBatch(images: Int, size s: Int, classes: Int, seed: UInt64) -> TrainBatch {
+    var rng = RNG(seed: seed, stream: 42)
+    let pixels = Tensor.uniform([images, s, s, 3], low: -2, high: 2, rng: &rng)
+    var targets: [MaskTargets] = []
+    for _ in 0..<images {
+        var labels: [Int] = []
+        let masks = Tensor.zeros([3, s, s])
+        for j in 0..<3 {
+            labels.append(rng.nextInt(below: classes))
+            let h = s / 8 + rng.nextInt(below: s / 2), w = s / 8 + rng.nextInt(below: s / 2)
+            let y0 = rng.nextInt(below: s - h), x0 = rng.nextInt(below: s - w)
+            for y in y0..<(y0 + h) { for x in x0..<(x0 + w) { masks.data[(j * s + y) * s + x] = 1 } }
+        }
+        targets.append(MaskTargets(labels: labels, masks: masks))
+    }
+    return TrainBatch(images: pixels, targets: targets, rngs: (0..<images).map { RNG(seed: seed, stream: UInt64(1000 + $0)) })
+}
