@@ -13,11 +13,7 @@ struct BenchStep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "step", abstract: "Forward, criterion, backward and optimizer time per training step.")
 
-    @Option(help: "Configuration file (YAML); batch = solver.ims_per_batch, image size = input.crop_size.")
-    var config: String
-
-    @Option(name: .customLong("set"), help: "Override a key: key.path=value (repeatable).")
-    var overrides: [String] = []
+    @OptionGroup var configOptions: ConfigOptions
 
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 3
@@ -26,13 +22,10 @@ struct BenchStep: ParsableCommand {
     var threads: Int = 1
 
     func run() throws {
-        let cfg: MaskPilotConfig
-        do { cfg = try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
-            throw ValidationError(e.description)
-        }
+        let cfg = try configOptions.load()
         BLASThreads.set(threads)
         let b = cfg.solver.imsPerBatch, s = cfg.input.cropSize
-        print("maskpilot bench step — \(config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
+        print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
               + "\(threads) BLAS thread(s)")

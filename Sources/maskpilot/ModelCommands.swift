@@ -16,20 +16,13 @@ struct ModelSummary: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "summary", abstract: "Print the module tree with trainable parameter counts and the total.")
 
-    @Option(help: "Configuration file (YAML).")
-    var config: String
-
-    @Option(name: .customLong("set"), help: "Override a key: key.path=value (repeatable).")
-    var overrides: [String] = []
+    @OptionGroup var configOptions: ConfigOptions
 
     @Option(help: "Deepest module level to list (0 = only the total).")
     var depth: Int = 3
 
     func run() throws {
-        let cfg: MaskPilotConfig
-        do { cfg = try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
-            throw ValidationError(e.description)
-        }
+        let cfg = try configOptions.load()
         var rng = RNG(seed: cfg.seed)
         let model = Mask2Former(cfg.model, rng: &rng)
         print(summary(of: model, depth: depth))
