@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["TensorCore"]),
         .target(name: "Mask2FormerModel", dependencies: ["NN", "TensorCore", "Kernels"]),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
+        .target(name: "Data", dependencies: ["CImageCodecs", "TensorCore"]),
         .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
@@ -47,6 +48,7 @@ let package = Package(
                     dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
         .testTarget(name: "TrainingTests",
                     dependencies: ["Training", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
