@@ -10,27 +10,6 @@ public enum FullyMaskedRow: Sendable {
     case unmasked
 }
 
-/// exp(x) in float32 by range reduction and a degree-6 polynomial (the Cephes expf scheme), written
-/// branch-free so loops over it vectorize. Max relative error ≈ 1e-7 (as glibc's expf) for
-/// x ∈ [−87, 88]; returns 0 below −87 (so −∞ gives 0) and saturates above 88.
-@inline(__always)
-public func fastExp(_ x0: Float) -> Float {
-    let x = min(max(x0, -87.0), 88.0)
-    let shifted = x * 1.442_695_04 + 12_582_912.0   // round(x·log2 e) lands in the low mantissa bits
-    let n = shifted - 12_582_912.0
-    let r = x - n * 0.693_359_375 + n * 2.121_944_40e-4
-    var p: Float = 1.987_569_150_0e-4
-    p = p * r + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    let e = p * r * r + r + 1
-    let bits = (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23   // 2^n
-    let v = e * Float(bitPattern: bits)
-    return x0 < -87.0 ? 0 : v
-}
-
 /// Sum of `n` floats with eight partial sums (vectorizes; rounding differs from a serial sum only
 /// in the last bits).
 @inline(__always)

@@ -1,6 +1,7 @@
 // Hungarian matcher: class, point-sampled mean-BCE and dice costs between queries and targets, then LSAP.
 // Corresponds to Mask2Former modeling/matcher.py HungarianMatcher (memory_efficient_forward), spec §2.2.
 import Foundation
+import Kernels
 import TensorCore
 
 /// The matched (query, target) pairs of one image, sorted by query.
@@ -40,13 +41,18 @@ public struct MatchCosts {
 /// require one; points never get a gradient.
 public enum MaskPointSampling {
     /// Samples every map of `maps` `[N, H, W]` at the same `points` `[P, 2]` (x, y) ∈ [0,1]² → `[N, P]`.
+    ///
+    /// The maps are viewed channels-last (`[1, H, W, N]`) so one `gridSample` computes each point's
+    /// four taps once for all N maps; each output sums the same taps in the same order as sampling the
+    /// maps one by one, so the values are identical (tested).
     public static func shared(_ maps: Tensor, points: Tensor) -> Tensor {
         precondition(maps.rank == 3 && points.rank == 2 && points.shape[1] == 2,
                      "MaskPointSampling.shared: maps \(maps.shape) [N,H,W], points \(points.shape) [P,2]")
-        let n = maps.shape[0], p = points.shape[0]
-        let repeated = Tensor(uninitialized: [n, p, 2])
-        for i in 0..<n where p > 0 { (repeated.data + i * p * 2).update(from: points.data, count: p * 2) }
-        return perMap(maps, points: repeated)
+        let n = maps.shape[0], h = maps.shape[1], w = maps.shape[2], p = points.shape[0]
+        if n == 0 || p == 0 { return Tensor.zeros([n, p]) }
+        let channelsLast = maps.reshaped([n, h * w]).transposed().reshaped([1, h, w, n])
+        let sampled = Tensor.gridSample(channelsLast, points: points.reshaped([1, p, 2]))   // [1, P, N]
+        return sampled.reshaped([p, n]).transposed()
     }
 
     /// Samples map i of `maps` `[N, H, W]` at its own points `points[i]` (`[N, P, 2]`) → `[N, P]`.
@@ -134,8 +140,8 @@ public struct HungarianMatcher: Sendable {
             let xp = x.data, pp = pos.data, np = neg.data, sp = s.data
             for i in 0..<x.count {
                 let v = xp[i]
-                let e = expf(-Swift.abs(v))
-                let l = log1pf(e)
+                let e = fastExp(-Swift.abs(v))
+                let l = fastLog1p(e)
                 pp[i] = (Swift.max(-v, 0) + l) / p
                 np[i] = (Swift.max(v, 0) + l) / p
                 let r = 1 / (1 + e)

@@ -156,3 +156,18 @@ enum MatcherRef {
         #expect(Autograd.tapeLength == 0)
     }
 }
+
+@Suite struct SharedPointSamplingTests {
+    @Test func channelsLastSharedSamplingEqualsPerMapSampling() {
+        var rng = RNG(seed: 8)
+        let maps = Tensor.uniform([7, 9, 13], low: -3, high: 3, rng: &rng)
+        // Points inside, on the border and outside the map.
+        var pts = Tensor.uniform([50, 2], low: -0.1, high: 1.1, rng: &rng).values
+        pts += [0, 0, 1, 1, 0.5, 0, 1, 0.5]
+        let points = Tensor(pts, shape: [54, 2])
+        let shared = withNoGrad { MaskPointSampling.shared(maps, points: points) }
+        let repeated = Tensor(Array((0..<7).map { _ in pts }.joined()), shape: [7, 54, 2])
+        let perMap = withNoGrad { MaskPointSampling.perMap(maps, points: repeated) }
+        #expect(shared.shape == [7, 54] && shared.values == perMap.values)
+    }
+}

@@ -118,6 +118,13 @@ import _TestSupport
         }
         #expect(worst < 2e-7, "max relative error \(worst)")
         #expect(fastExp(-.infinity) == 0 && fastExp(-100) == 0 && fastExp(0) == 1)
+        var worstLog = 0.0
+        for x in stride(from: Float(0), through: 1, by: 1.0 / 4096) + [1e-30, 1e-12, 3e-8, 6e-8, 1e-7, 0.4142135, 0.4142136] {
+            let e = Foundation.log1p(Double(x))
+            if e > 0 { worstLog = Swift.max(worstLog, Swift.abs(Double(fastLog1p(x)) - e) / e) }
+        }
+        #expect(worstLog < 3e-7, "fastLog1p max relative error \(worstLog)")
+        #expect(fastLog1p(0) == 0)
         let v: [Float] = (0..<37).map { Float($0) * 0.25 }
         #expect(Swift.abs(v.withUnsafeBufferPointer { sumFloats($0.baseAddress!, 37) } - 166.5) < 1e-4)
     }
