@@ -1,0 +1,68 @@
+// ADE20K (SceneParsing ADEChallengeData2016): image/annotation pairs and the reduce-zero-label convention.
+// Corresponds to Mask2Former datasets/prepare_ade20k_sem_seg.py + detectron2's sem_seg loading (spec §4.4).
+import Foundation
+
+/// `ADEChallengeData2016/images/{training,validation}/*.jpg` with `annotations/…/*.png` label maps.
+///
+/// Annotation PNGs store 0 = unlabeled and 1…150 = classes; reading applies reduce-zero-label:
+/// 0 → 255 (ignored) and k → k − 1, so classes are 0…149 (the `label − 1` on uint8 of spec §4.4).
+public struct ADE20KDataset: Sendable {
+    public static let numClasses = 150
+    public let root: String
+    public let split: String
+    /// Image and annotation paths, sorted by file name.
+    public let images: [String]
+    public let annotations: [String]
+
+    /// Lists `root/images/<split>` (the folder may also be `root/ADEChallengeData2016`); every image must
+    /// have its annotation, else a `DataError` names the image.
+    public init(root: String, split: String) throws {
+        let fm = FileManager.default
+        var base = root
+        if !fm.fileExists(atPath: "\(base)/images/\(split)"), fm.fileExists(atPath: "\(base)/ADEChallengeData2016/images/\(split)") {
+            base = "\(root)/ADEChallengeData2016"
+        }
+        let imageDir = "\(base)/images/\(split)", annotationDir = "\(base)/annotations/\(split)"
+        guard let names = try? fm.contentsOfDirectory(atPath: imageDir) else {
+            throw DataError(file: imageDir, problem: "no such folder (expected ADEChallengeData2016/images/\(split))")
+        }
+        let jpgs = names.filter { $0.lowercased().hasSuffix(".jpg") }.sorted()
+        if jpgs.isEmpty { throw DataError(file: imageDir, problem: "no .jpg images") }
+        var imgs: [String] = [], anns: [String] = []
+        for name in jpgs {
+            let stem = String(name.dropLast(4))
+            let ann = "\(annotationDir)/\(stem).png"
+            guard fm.fileExists(atPath: ann) else {
+                throw DataError(file: ann, record: "image \(stem)", problem: "annotation PNG missing")
+            }
+            imgs.append("\(imageDir)/\(name)"); anns.append(ann)
+        }
+        self.root = base; self.split = split; images = imgs; annotations = anns
+    }
+
+    public var count: Int { images.count }
+
+    /// The image id (file stem) of sample `i`.
+    public func imageId(_ i: Int) -> String { URL(fileURLWithPath: images[i]).deletingPathExtension().lastPathComponent }
+
+    /// Sample `i`: the RGB image and its label map after reduce-zero-label. A label above 150, or an
+    /// annotation whose size differs from the image, is an error naming the file.
+    public func load(_ i: Int) throws -> (image: Image8, labels: LabelMap) {
+        let image = try loadImage(path: images[i], mode: .rgb)
+        let ann = try loadImage(path: annotations[i], mode: .indices)
+        guard ann.width == image.width && ann.height == image.height else {
+            throw DataError(file: annotations[i], record: "image \(imageId(i))",
+                            problem: "annotation is \(ann.width)×\(ann.height) but the image is \(image.width)×\(image.height)")
+        }
+        var labels = ann.pixels
+        for j in 0..<labels.count {
+            let v = labels[j]
+            if v > UInt8(ADE20KDataset.numClasses) {
+                throw DataError(file: annotations[i], record: "image \(imageId(i))",
+                                problem: "label \(v) at pixel \(j % ann.width),\(j / ann.width) is outside 0…150")
+            }
+            labels[j] = v == 0 ? 255 : v - 1
+        }
+        return (image, LabelMap(width: ann.width, height: ann.height, labels: labels))
+    }
+}
