@@ -65,4 +65,12 @@ public struct ADE20KDataset: Sendable {
         }
         return (image, LabelMap(width: ann.width, height: ann.height, labels: labels))
     }
+
+    /// Sample `i` for the augmentation pipelines; the image id is the number in the file name
+    /// (`ADE_train_00000042` → 42), unique within a split.
+    public func sample(_ i: Int) throws -> Sample {
+        let (image, labels) = try load(i)
+        let digits = imageId(i).filter(\.isNumber)
+        return Sample(imageId: Int(digits) ?? i, image: image, targets: .semantic(labels))
+    }
 }
