@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -48,7 +48,7 @@ let package = Package(
                     dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
         .testTarget(name: "TrainingTests",
                     dependencies: ["Training", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).

@@ -1,0 +1,227 @@
+// Synthetic datasets in the official COCO instances, COCO panoptic and ADE20K layouts (real JPEG/PNG + JSON).
+// No reference counterpart: MaskPilot's stand-in for downloading COCO / ADE20K in tests, the smoke test and experiments.
+import Foundation
+import TensorCore
+
+/// Which official layout `writeSyntheticDataset` produces.
+public enum SyntheticFormat: String, Sendable, CaseIterable {
+    case cocoInstance = "coco-instance"
+    case cocoPanoptic = "coco-panoptic"
+    case ade20k
+}
+
+/// Options of `maskpilot data synth`.
+public struct SyntheticOptions: Sendable {
+    public var format: SyntheticFormat
+    public var images: Int
+    public var width: Int
+    public var height: Int
+    public var seed: UInt64
+    /// Split name: COCO `train2017`-style (`instances_<split>.json`, images in `<split>/`); ADE20K `training`/`validation`.
+    public var split: String
+
+    public init(format: SyntheticFormat, images: Int, width: Int, height: Int, seed: UInt64, split: String? = nil) {
+        self.format = format; self.images = images; self.width = width; self.height = height; self.seed = seed
+        self.split = split ?? (format == .ade20k ? "training" : "train2017")
+    }
+}
+
+/// The synthetic label space: thing class c has shape `c % 3` (rectangle, ellipse, triangle) and colour
+/// `palette[c]`, so a model can learn classes from appearance. Stuff classes are coloured bands.
+public enum SyntheticClasses {
+    public static let thingNames = ["red box", "green disc", "blue wedge", "yellow box", "cyan disc"]
+    public static let stuffNames = ["sky", "grass"]
+    /// COCO-style category ids (not contiguous, to exercise the mapping): things, then stuff.
+    public static let thingIds = [1, 2, 3, 5, 7]
+    public static let stuffIds = [92, 93]
+    static let thingColours: [[UInt8]] = [[220, 30, 30], [30, 200, 40], [40, 60, 230], [230, 220, 30], [30, 210, 220]]
+    static let stuffColours: [[UInt8]] = [[150, 170, 200], [90, 140, 70]]
+    /// ADE20K class indices (0-based, stored +1 in the PNG) used for things and stuff.
+    public static let adeThings = [12, 20, 41, 66, 90]
+    public static let adeStuff = [2, 9]
+}
+
+/// One drawn object: its class, polygon parts (COCO [x1, y1, x2, y2, …]), and the pixels it shows.
+struct SyntheticObject {
+    var thing: Int
+    var parts: [[Double]]
+    var full: BinaryMask
+    var visible: BinaryMask
+    var crowd: Bool
+}
+
+/// One synthetic image: pixels, stuff band per row range, objects front to back order of drawing.
+struct SyntheticScene {
+    var image: Image8
+    /// Stuff class of each pixel (index into `SyntheticClasses.stuffNames`), or −1 on the void seam.
+    var stuff: [Int8]
+    var objects: [SyntheticObject]
+}
+
+func makeSyntheticScene(width w: Int, height h: Int, rng: inout RNG) -> SyntheticScene {
+    var stuff = [Int8](repeating: 0, count: w * h)
+    let horizon = h / 3 + rng.nextInt(below: max(1, h / 3))
+    for y in 0..<h { for x in 0..<w { stuff[y * w + x] = y < horizon ? 0 : (y == horizon ? -1 : 1) } }  // void seam
+    var pixels = [UInt8](repeating: 0, count: w * h * 3)
+    for i in 0..<(w * h) where stuff[i] >= 0 {
+        let c = SyntheticClasses.stuffColours[Int(stuff[i])]
+        for ch in 0..<3 { pixels[i * 3 + ch] = c[ch] }
+    }
+    var objects: [SyntheticObject] = []
+    let count = 2 + rng.nextInt(below: 4)
+    for k in 0..<count {
+        let thing = rng.nextInt(below: SyntheticClasses.thingNames.count)
+        let partCount = rng.nextDouble() < 0.2 ? 2 : 1
+        var parts: [[Double]] = []
+        for _ in 0..<partCount {
+            let bw = Double(w) * (0.15 + 0.25 * rng.nextDouble()), bh = Double(h) * (0.15 + 0.25 * rng.nextDouble())
+            let x0 = Double(rng.nextInt(below: max(1, w - Int(bw)))), y0 = Double(rng.nextInt(below: max(1, h - Int(bh))))
+            switch thing % 3 {
+            case 0: parts.append([x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh])
+            case 1:
+                var poly: [Double] = []
+                for j in 0..<20 {
+                    let a = 2 * Double.pi * Double(j) / 20
+                    poly += [x0 + bw / 2 * (1 + cos(a)), y0 + bh / 2 * (1 + sin(a))]
+                }
+                parts.append(poly)
+            default: parts.append([x0 + bw / 2, y0, x0 + bw, y0 + bh, x0, y0 + bh])
+            }
+        }
+        let full = COCORLE.polygons(parts, height: h, width: w).decode()
+        if full.area == 0 { continue }
+        objects.append(SyntheticObject(thing: thing, parts: parts, full: full, visible: full,
+                                       crowd: k == count - 1 && rng.nextDouble() < 0.15))
+    }
+    // Paint back to front; later objects occlude earlier ones.
+    for (i, o) in objects.enumerated() {
+        let colour = SyntheticClasses.thingColours[o.thing]
+        for p in 0..<(w * h) where o.full.bits[p] != 0 {
+            for ch in 0..<3 { pixels[p * 3 + ch] = colour[ch] }
+            for j in 0..<i where objects[j].visible.bits[p] != 0 { objects[j].visible.bits[p] = 0 }
+        }
+    }
+    // Mild noise so JPEG sees texture, never changing which colour a pixel shows.
+    for i in 0..<pixels.count {
+        let n = Int(rng.nextInt(below: 17)) - 8
+        pixels[i] = UInt8(clamping: Int(pixels[i]) + n)
+    }
+    return SyntheticScene(image: Image8(width: w, height: h, channels: 3, pixels: pixels), stuff: stuff,
+                          objects: objects.filter { $0.visible.area > 0 })
+}
+
+/// Writes `options.images` images and their annotations under `root` in the official layout of
+/// `options.format`. Returns the number of annotations (instances or segments) written.
+@discardableResult
+public func writeSyntheticDataset(root: String, options o: SyntheticOptions) throws -> Int {
+    let fm = FileManager.default
+    func mkdir(_ p: String) throws {
+        do { try fm.createDirectory(atPath: p, withIntermediateDirectories: true) } catch {
+            throw DataError(file: p, problem: "cannot create folder: \(error.localizedDescription)")
+        }
+    }
+    var rng = RNG(seed: o.seed, stream: 0x5EED)
+    let w = o.width, h = o.height
+    var annotationCount = 0
+    switch o.format {
+    case .ade20k:
+        let tag = o.split == "validation" ? "val" : "train"
+        try mkdir("\(root)/ADEChallengeData2016/images/\(o.split)"); try mkdir("\(root)/ADEChallengeData2016/annotations/\(o.split)")
+        for i in 0..<o.images {
+            let scene = makeSyntheticScene(width: w, height: h, rng: &rng)
+            var labels = [UInt8](repeating: 0, count: w * h)
+            for p in 0..<(w * h) where scene.stuff[p] >= 0 { labels[p] = UInt8(SyntheticClasses.adeStuff[Int(scene.stuff[p])] + 1) }
+            for obj in scene.objects {
+                for p in 0..<(w * h) where obj.visible.bits[p] != 0 { labels[p] = UInt8(SyntheticClasses.adeThings[obj.thing] + 1) }
+            }
+            let name = String(format: "ADE_%@_%08d", tag, i + 1)
+            try writeJPEG(scene.image, to: "\(root)/ADEChallengeData2016/images/\(o.split)/\(name).jpg")
+            try writePNG(Image8(width: w, height: h, channels: 1, pixels: labels), to: "\(root)/ADEChallengeData2016/annotations/\(o.split)/\(name).png")
+            annotationCount += Set(labels).subtracting([0]).count
+        }
+    case .cocoInstance, .cocoPanoptic:
+        try mkdir("\(root)/\(o.split)"); try mkdir("\(root)/annotations")
+        if o.format == .cocoPanoptic { try mkdir("\(root)/annotations/panoptic_\(o.split)") }
+        var images: [[String: Any]] = [], annotations: [[String: Any]] = []
+        var nextId = 1
+        for i in 0..<o.images {
+            let imageId = 1000 + i * 7
+            let file = String(format: "%012d", imageId)
+            let scene = makeSyntheticScene(width: w, height: h, rng: &rng)
+            try writeJPEG(scene.image, to: "\(root)/\(o.split)/\(file).jpg")
+            images.append(["id": imageId, "file_name": "\(file).jpg", "width": w, "height": h])
+            if o.format == .cocoInstance {
+                for obj in scene.objects {
+                    // Polygons outline the object where it is mostly visible; an occluded object (as COCO
+                    // annotates what is visible) and some others are compressed RLE of the visible pixels;
+                    // crowd regions are uncompressed RLE, as in COCO.
+                    let segmentation: Any
+                    let annotated: BinaryMask
+                    let occluded = obj.visible.area * 10 < obj.full.area * 6
+                    if obj.crowd {
+                        annotated = obj.visible
+                        segmentation = ["size": [h, w], "counts": COCORLE(mask: annotated).counts.map { Int($0) }] as [String: Any]
+                    } else if occluded || rng.nextDouble() < 0.15 {
+                        annotated = obj.visible
+                        segmentation = ["size": [h, w], "counts": COCORLE(mask: annotated).compressedCounts] as [String: Any]
+                    } else {
+                        annotated = obj.full
+                        segmentation = obj.parts
+                    }
+                    let rle = COCORLE(mask: annotated)
+                    annotations.append(["id": nextId, "image_id": imageId, "category_id": SyntheticClasses.thingIds[obj.thing],
+                                        "segmentation": segmentation, "area": Double(rle.area), "bbox": rle.boundingBox,
+                                        "iscrowd": obj.crowd ? 1 : 0])
+                    nextId += 1
+                }
+            } else {
+                var ids = [UInt32](repeating: 0, count: w * h)
+                var segments: [[String: Any]] = []
+                func segment(_ mask: (Int) -> Bool, category: Int, crowd: Bool) {
+                    let id = UInt32(nextId * 9_973 % 16_777_213 + 1)   // spread over the three bytes
+                    nextId += 1
+                    var area = 0, x0 = w, y0 = h, x1 = -1, y1 = -1
+                    for p in 0..<(w * h) where mask(p) {
+                        ids[p] = id; area += 1
+                        x0 = min(x0, p % w); x1 = max(x1, p % w); y0 = min(y0, p / w); y1 = max(y1, p / w)
+                    }
+                    guard area > 0 else { return }
+                    segments.append(["id": Int(id), "category_id": category, "iscrowd": crowd ? 1 : 0, "area": area,
+                                     "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1]])
+                }
+                for (s, cat) in SyntheticClasses.stuffIds.enumerated() { segment({ scene.stuff[$0] == Int8(s) }, category: cat, crowd: false) }
+                for obj in scene.objects {
+                    segment({ obj.visible.bits[$0] != 0 }, category: SyntheticClasses.thingIds[obj.thing], crowd: obj.crowd)
+                }
+                let rgb = ids.flatMap { [UInt8($0 & 255), UInt8(($0 >> 8) & 255), UInt8($0 >> 16)] }
+                try writePNG(Image8(width: w, height: h, channels: 3, pixels: rgb), to: "\(root)/annotations/panoptic_\(o.split)/\(file).png")
+                annotations.append(["image_id": imageId, "file_name": "\(file).png", "segments_info": segments])
+                annotationCount += segments.count
+            }
+            if o.format == .cocoInstance { annotationCount = annotations.count }
+        }
+        var categories: [[String: Any]] = []
+        for (i, id) in SyntheticClasses.thingIds.enumerated() {
+            categories.append(["id": id, "name": SyntheticClasses.thingNames[i], "supercategory": "shape", "isthing": 1])
+        }
+        if o.format == .cocoPanoptic {
+            for (i, id) in SyntheticClasses.stuffIds.enumerated() {
+                categories.append(["id": id, "name": SyntheticClasses.stuffNames[i], "supercategory": "stuff", "isthing": 0])
+            }
+        }
+        let json: [String: Any] = ["info": ["description": "MaskPilot synthetic dataset", "version": "1.0"],
+                                   "licenses": [], "images": images, "annotations": annotations, "categories": categories]
+        let path = "\(root)/annotations/\(o.format == .cocoInstance ? "instances" : "panoptic")_\(o.split).json"
+        do {
+            let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+            let tmp = path + ".tmp"
+            try data.write(to: URL(fileURLWithPath: tmp))
+            guard rename(tmp, path) == 0 else {
+                throw DataError(file: path, problem: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+            }
+        } catch let e as DataError { throw e } catch {
+            throw DataError(file: path, problem: "cannot write: \(error.localizedDescription)")
+        }
+    }
+    return annotationCount
+}
