@@ -47,12 +47,33 @@ public struct InputConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
+/// Where the data comes from and how it is loaded (`data.*`).
+public struct DataConfig: Sendable, Equatable, Codable {
+    public enum Format: String, Sendable, Codable {
+        case cocoInstance = "coco-instance", cocoPanoptic = "coco-panoptic", ade20k
+    }
+    public enum BadSample: String, Sendable, Codable { case error, skip }
+    public var format: Format = .ade20k
+    /// Dataset root (COCO: holds `annotations/` and the image folders; ADE20K: holds ADEChallengeData2016).
+    public var root = "datasets/ADEChallengeData2016"
+    public var trainSplit = "training"
+    public var testSplit = "validation"
+    /// A corrupt image or bad annotation stops the run (`error`) or is skipped, counted and reported
+    /// at the end of the epoch (`skip`).
+    public var onBadSample: BadSample = .error
+    /// Decode/augment worker threads per rank, and batches kept ready ahead.
+    public var workers = 2
+    public var prefetch = 2
+    public init() {}
+}
+
 /// Everything a MaskPilot run is configured by. Keys are snake_case in YAML (`model.decoder.num_queries`).
 public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var model: Mask2FormerConfig = .r50(numClasses: 150)
     public var loss = LossConfig()
     public var solver = SolverConfig()
     public var input = InputConfig()
+    public var data = DataConfig()
     /// The run's global seed (parameters, data order, noise streams derive from it).
     public var seed: UInt64 = 0
     public init() {}
