@@ -69,3 +69,33 @@ import Testing
         #expect(FileManager.default.contents(atPath: "\(a)/\(f)") == FileManager.default.contents(atPath: "\(b)/\(f)"))
     }
 }
+
+@Suite struct COCOSampleAugmentationTests {
+    @Test func polygonsRasterizedAfterLSJStayOnTheirObjects() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("synth-lsj-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoInstance, images: 4, width: 160, height: 120, seed: 5))
+        let ds = try COCOInstances(root: root, split: "train2017")
+        var aug = LSJTrainAugmentation()
+        aug.imageSize = 256
+        let colours: [[Int]] = [[220, 30, 30], [30, 200, 40], [40, 60, 230], [230, 220, 30], [30, 210, 220]]
+        var checked = 0
+        for i in 0..<ds.imageCount {
+            let s = try ds.sample(i)
+            for epoch in 0..<3 {
+                var rng = augmentationRNG(seed: 1, epoch: epoch, imageId: s.imageId)
+                let out = try aug.apply(s, rng: &rng)
+                #expect(out.image.width == 256 && out.image.height == 256)
+                for (cls, m) in zip(out.classes, out.masks) where m.area >= 30 {
+                    var match = 0
+                    for p in 0..<m.bits.count where m.bits[p] != 0 {
+                        if (0..<3).allSatisfy({ abs(Int(out.image.pixels[p * 3 + $0]) - colours[cls][$0]) < 60 }) { match += 1 }
+                    }
+                    #expect(match * 2 >= m.area, "image \(s.imageId) epoch \(epoch): \(match) of \(m.area) pixels on the class colour")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 10)
+    }
+}
