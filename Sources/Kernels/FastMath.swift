@@ -5,7 +5,7 @@ import Foundation
 /// exp(x) in float32 by range reduction and a degree-6 polynomial (the Cephes expf scheme), written
 /// branch-free so loops over it vectorize. Max relative error ≈ 1e-7 (as glibc's expf) for
 /// x ∈ [−87, 88]; returns 0 below −87 (so −∞ gives 0) and saturates above 88.
-@inline(__always)
+@inlinable @inline(__always)
 public func fastExp(_ x0: Float) -> Float {
     let x = min(max(x0, -87.0), 88.0)
     let shifted = x * 1.442_695_04 + 12_582_912.0   // round(x·log2 e) lands in the low mantissa bits
@@ -26,7 +26,7 @@ public func fastExp(_ x0: Float) -> Float {
 /// log(1 + x) for x ∈ [0, 1] (the softplus tail `log1p(exp(−|v|))`), branch-free. Max relative error
 /// ≈ 2e-7 against Double `log1p`, including tiny x (Kahan's correction `log(u)·x/(u − 1)`, u = 1 + x, keeps
 /// the bits that `1 + x` rounds away). Outside [0, 1] use `log1p`.
-@inline(__always)
+@inlinable @inline(__always)
 public func fastLog1p(_ x: Float) -> Float {
     let u = 1 + x
     // u ∈ [1, 2]: reduce to m − 1 with m ∈ [√½, √2): above √2 halve u and add ln 2.

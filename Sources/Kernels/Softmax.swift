@@ -12,7 +12,7 @@ public enum FullyMaskedRow: Sendable {
 
 /// Sum of `n` floats with eight partial sums (vectorizes; rounding differs from a serial sum only
 /// in the last bits).
-@inline(__always)
+@inlinable @inline(__always)
 public func sumFloats(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
     var a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
@@ -28,7 +28,7 @@ public func sumFloats(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
 }
 
 /// Largest of `n ≥ 1` floats with eight partial maxima (vectorizes; NaN inputs are not expected).
-@inline(__always)
+@inlinable @inline(__always)
 public func maxFloats(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
     var i = 0
