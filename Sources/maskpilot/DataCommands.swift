@@ -37,7 +37,9 @@ struct DataSynth: ParsableCommand {
             try FileManager.default.createDirectory(atPath: "\(out)/annotations", withIntermediateDirectories: true)
             var o = COCOSyntheticInstancesOptions(images: images, annotations: annotations ?? images * 860_001 / 118_287, seed: seed)
             o.widths = parts[0]...parts[0]; o.heights = parts[1]...parts[1]
-            written = try writeSyntheticCOCOInstancesJSON(to: "\(out)/annotations/instances_\(options.split).json", options: o)
+            let bytes = try writeSyntheticCOCOInstancesJSON(to: "\(out)/annotations/instances_\(options.split).json", options: o)
+            print(String(format: "annotations/instances_\(options.split).json: %.1f MB", Double(bytes) / 1e6))
+            written = o.annotations
         } else {
             written = try writeSyntheticDataset(root: out, options: options)
         }
