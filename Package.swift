@@ -30,7 +30,8 @@ let package = Package(
         .target(name: "Mask2FormerModel", dependencies: ["NN", "TensorCore", "Kernels"]),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
         .target(name: "Data", dependencies: ["CImageCodecs", "TensorCore"]),
-        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore",
+        .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
+        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
         .executableTarget(
@@ -49,10 +50,11 @@ let package = Package(
         .testTarget(name: "TrainingTests",
                     dependencies: ["Training", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
-        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI"], path: "Tests/MPITests"),
+        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore"], path: "Tests/MPITests"),
     ],
     swiftLanguageModes: [.v6]
 )
