@@ -6,7 +6,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe
 BIN := .build/release
 
-.PHONY: deps build test bench clean
+.PHONY: deps build test bench smoke clean
 
 ## deps: install the Debian packages MaskPilot links against, only those missing (idempotent).
 deps:
@@ -28,6 +28,10 @@ test: deps
 	swift build -c release --build-tests
 	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
+
+## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
+smoke: build
+	cluster/smoke.sh
 
 ## bench: kernel throughput table (one thread), the numbers docs/perf.md records.
 bench: build

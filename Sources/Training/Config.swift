@@ -67,6 +67,22 @@ public struct DataConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
+/// Data parallelism (`distributed.*`).
+public struct DistributedConfig: Sendable, Equatable, Codable {
+    /// Gradient all-reduce bucket size in MB (PyTorch DDP's bucket_cap_mb).
+    public var bucketMb: Double = 25
+    /// Every this many steps the ranks compare a hash of their parameters (0 = never).
+    public var checkPeriod = 100
+    public init() {}
+}
+
+/// Logging and the training run itself (`train.*`).
+public struct TrainConfig: Sendable, Equatable, Codable {
+    /// Plain progress lines every this many steps when stdout is not a terminal.
+    public var logPeriod = 20
+    public init() {}
+}
+
 /// Everything a MaskPilot run is configured by. Keys are snake_case in YAML (`model.decoder.num_queries`).
 public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var model: Mask2FormerConfig = .r50(numClasses: 150)
@@ -74,6 +90,8 @@ public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var solver = SolverConfig()
     public var input = InputConfig()
     public var data = DataConfig()
+    public var distributed = DistributedConfig()
+    public var train = TrainConfig()
     /// The run's global seed (parameters, data order, noise streams derive from it).
     public var seed: UInt64 = 0
     public init() {}

@@ -29,6 +29,8 @@ public struct StepReport {
     public var learningRate: Double
     /// Seconds spent in each phase.
     public var forward = 0.0, criterion = 0.0, backward = 0.0, optimizer = 0.0
+    /// Seconds waited for the gradient all-reduce after backward (the part not hidden behind it).
+    public var allReduceWait = 0.0
 }
 
 /// The model, its flat parameters, the optimizer (Mask2Former's parameter groups), the schedule and
@@ -42,7 +44,12 @@ public final class TrainingStep {
     public var criterion: SetCriterion
     /// Random points of the criterion (matching losses and MP losses draw from it in turn).
     public let points: RandomPointSource
-    public private(set) var iteration = 0
+    public internal(set) var iteration = 0
+    /// Runs backward from the total loss (the trainer installs one that overlaps the gradient all-reduce).
+    public var runBackward: (Tensor) -> Void = { $0.backward() }
+    /// Makes the gradients identical on every rank (average over ranks) after backward; returns the
+    /// seconds spent waiting for it. The default (one process) does nothing.
+    public var synchronizeGradients: () throws -> Double = { 0 }
 
     public init(config: MaskPilotConfig) {
         self.config = config
@@ -75,7 +82,7 @@ public final class TrainingStep {
 
     /// Forward, losses, backward, gradient clipping and one AdamW update.
     @discardableResult
-    public func step(_ batch: TrainBatch) -> StepReport {
+    public func step(_ batch: TrainBatch) throws -> StepReport {
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var t0 = now()
         let mp = config.model.maskPiloting
@@ -111,8 +118,10 @@ public final class TrainingStep {
         report.total = total.item
         report.criterion = now() - t0; t0 = now()
         parameters.zeroGrad()
-        total.backward()
+        runBackward(total)
         report.backward = now() - t0; t0 = now()
+        report.allReduceWait = try synchronizeGradients()
+        t0 = now()
         report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
         report.learningRate = schedule.learningRate(at: iteration)
         optimizer.step(lr: report.learningRate)

@@ -38,13 +38,13 @@ struct BenchStep: ParsableCommand {
         var t0 = now()
         _ = withNoGrad { trainer.model(batch.images) }
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
-        trainer.step(batch)  // warm-up
+        try trainer.step(batch)  // warm-up
         var reports: [StepReport] = []
         var stepFlops = 0
         for _ in 0..<steps {
             GEMMCounter.reset()
             t0 = now()
-            reports.append(trainer.step(batch))
+            reports.append(try trainer.step(batch))
             stepFlops = GEMMCounter.value
             _ = now() - t0
         }

@@ -58,7 +58,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         c.loss.numPoints = 32
         let step = TrainingStep(config: c)
         #expect(step.model.namedParameters().contains { $0.0 == "sem_seg_head.pixel_decoder.layer_4.weight" })
-        let r = step.step(synthesizeBatch(images: 2, seed: 4))
+        let r = try step.step(synthesizeBatch(images: 2, seed: 4))
         #expect(r.total.isFinite && r.gradNorm > 0)
     }
 
@@ -74,7 +74,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         let batch = synthesizeBatch(images: 2, seed: 9)
         var first: Float = 0, last: [Float] = []
         for i in 0..<150 {
-            let r = step.step(batch)
+            let r = try step.step(batch)
             #expect(r.total.isFinite, "step \(i): loss \(r.total)")
             if i == 0 { first = r.total }
             if i >= 140 { last.append(r.total) }

@@ -1,0 +1,181 @@
+// The data-parallel trainer: start-up agreement across ranks, the sharded loader, the step loop, checks and logs.
+// Corresponds to detectron2's DefaultTrainer/SimpleTrainer with PyTorch DDP (spec §4; issue "distributed training").
+import Data
+import Dispatch
+import Distributed
+import Foundation
+import Mask2FormerModel
+import NN
+import Optim
+import TensorCore
+
+/// A failure that ends the job, with the message every rank's log gets.
+public struct TrainingError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything the trainer needs to continue where it stopped (the checkpoint issue saves this).
+public struct TrainerState: Sendable, Equatable, Codable {
+    /// Optimizer steps taken (= global batches consumed).
+    public var iteration = 0
+    public init() {}
+}
+
+/// The dataset of a `DataConfig`: its size, a thread-safe sample loader and the training augmentation.
+public struct TrainingData: Sendable {
+    public var count: Int
+    public var load: @Sendable (Int) throws -> Sample
+    public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
+
+    public init(config: MaskPilotConfig, split: String? = nil) throws {
+        let d = config.data, crop = config.input.cropSize
+        let split = split ?? d.trainSplit
+        switch d.format {
+        case .ade20k:
+            let ds = try ADE20KDataset(root: d.root, split: split)
+            var aug = ADE20KTrainAugmentation()
+            aug.cropSize = ImageSize(height: crop, width: crop)
+            let a = aug
+            count = ds.count; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+        case .cocoInstance:
+            let ds = try COCOInstances(root: d.root, split: split, onBadSample: d.onBadSample == .skip ? .skip : .error)
+            var aug = LSJTrainAugmentation()
+            aug.imageSize = crop
+            let a = aug
+            count = ds.imageCount; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+        case .cocoPanoptic:
+            let ds = try COCOPanopticDataset(root: d.root, split: split)
+            var aug = LSJTrainAugmentation()
+            aug.imageSize = crop
+            let a = aug
+            count = ds.count; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+        }
+    }
+}
+
+public final class Trainer {
+    public let config: MaskPilotConfig
+    public let communicator: any Communicator
+    public let step: TrainingStep
+    public private(set) var state = TrainerState()
+    public let outputDirectory: String
+    let data: TrainingData
+    let schedule: TrainingSchedule
+    let loader: Loader
+    /// Called on rank 0 after every step (logging).
+    public var onStep: ((Int, StepReport, Double) -> Void)?
+
+    /// Builds the model on every rank, checks that all ranks agree on the configuration and the
+    /// parameter signature, broadcasts rank 0's initial parameters, and starts the loader.
+    public init(config: MaskPilotConfig, communicator comm: any Communicator, outputDirectory: String) throws {
+        self.config = config
+        self.communicator = comm
+        self.outputDirectory = outputDirectory
+        let global = config.solver.imsPerBatch
+        guard global % comm.size == 0 else {
+            throw TrainingError("solver.ims_per_batch \(global) is not divisible by the \(comm.size) ranks")
+        }
+        try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
+        step = TrainingStep(config: config)
+        let signature = step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
+        try Trainer.checkAgreement(name: "parameter signature", text: signature, comm: comm)
+        // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
+        let values = step.parameters.values
+        try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
+        // The number of target masks is averaged over ranks (spec §2.3).
+        step.criterion.reduceNumMasks = { local in
+            do { return try comm.allReduceSum(local) / Double(comm.size) } catch {
+                comm.abort(code: 3, message: "all-reduce of num_masks failed: \(error)")
+            }
+        }
+        let grads = step.parameters.grads
+        step.synchronizeGradients = { [comm] in
+            guard comm.size > 1 else { return 0 }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let buffer = UnsafeMutableBufferPointer(start: grads.base, count: grads.count)
+            try comm.allReduceSum(buffer)
+            let scale = 1 / Float(comm.size)
+            for i in 0..<buffer.count { buffer[i] *= scale }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        data = try TrainingData(config: config)
+        let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global, worldSize: comm.size, rank: comm.rank)
+        schedule = TrainingSchedule(sampler: sampler, seed: config.seed)
+        let firstPlan = try comm.broadcast(schedule.plan(0).order, root: 0)
+        schedule.install(try EpochPlan(epoch: 0, order: firstPlan))
+        loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
+                        onBadSample: config.data.onBadSample == .skip ? .skip : .error,
+                        sizeDivisibility: 32, load: data.load, augment: data.augment)
+    }
+
+    deinit { loader.stop() }
+
+    /// Every rank's `text` must equal rank 0's; otherwise every rank throws naming the first difference.
+    static func checkAgreement(name: String, text: String, comm: any Communicator) throws {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let hashes = try comm.allGather(h)
+        guard hashes.contains(where: { $0 != hashes[0] }) else { return }
+        let texts = try comm.allGather(text)
+        let reference = texts[0].split(separator: "\n", omittingEmptySubsequences: false)
+        var problems: [String] = []
+        for (r, t) in texts.enumerated() where r > 0 && t != texts[0] {
+            let lines = t.split(separator: "\n", omittingEmptySubsequences: false)
+            let first = zip(reference, lines).enumerated().first { $0.element.0 != $0.element.1 }
+            let detail = first.map { "line \($0.offset + 1): rank 0 has '\($0.element.0)', rank \(r) has '\($0.element.1)'" }
+                ?? "rank 0 has \(reference.count) lines, rank \(r) has \(lines.count)"
+            problems.append("rank \(r) differs from rank 0: \(detail)")
+        }
+        throw TrainingError("the \(name) differs between ranks: " + problems.joined(separator: "; "))
+    }
+
+    /// FNV-1a of the flat parameter buffer's bytes.
+    func parameterHash() -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let v = step.parameters.values
+        let bytes = UnsafeRawBufferPointer(start: v.base, count: v.count * 4)
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// Trains until `solver.max_iter` (or `iterations` more steps).
+    public func run(iterations: Int? = nil) throws {
+        let comm = communicator
+        let end = min(config.solver.maxIter, state.iteration + (iterations ?? Int.max))
+        let perRank = config.solver.imsPerBatch / comm.size
+        var lastEpoch = 0
+        while state.iteration < end {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
+            let dataWait = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
+            let epoch = batch.refs.first?.epoch ?? 0
+            if epoch > lastEpoch {
+                if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { print(loader.skipReport(epoch: lastEpoch)) }
+                // The coordinator's plan for the next epoch, installed before the loader needs it.
+                let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
+                schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
+                lastEpoch = epoch
+            }
+            let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
+            let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
+            let report = try step.step(TrainBatch(images: batch.images, targets: targets, rngs: rngs))
+            state.iteration += 1
+            guard report.total.isFinite else {
+                let terms = report.losses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                throw TrainingError("non-finite loss \(report.total) at step \(state.iteration): \(terms)")
+            }
+            let period = config.distributed.checkPeriod
+            if comm.size > 1, period > 0, state.iteration % period == 0 {
+                let hashes = try comm.allGather(parameterHash())
+                let bad = hashes.indices.filter { hashes[$0] != hashes[0] }
+                if !bad.isEmpty {
+                    throw TrainingError("parameters differ from rank 0 on rank(s) \(bad.map(String.init).joined(separator: ", ")) after step \(state.iteration)")
+                }
+            }
+            if comm.isCoordinator { onStep?(state.iteration, report, dataWait) }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+// `maskpilot train`: data-parallel training under mpirun (or alone), with logs in the output folder.
+// Corresponds to detectron2's train_net.py (launch + DefaultTrainer) for Mask2Former / MP-Former.
+import ArgumentParser
+import Distributed
+import Foundation
+import Training
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train Mask2Former / MP-Former; run under mpirun for data parallelism.")
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "Output folder (config.yaml, metrics.jsonl, tb/).")
+    var output: String = "checkpoints/run"
+
+    @Option(help: "Stop after this many steps (default: solver.max_iter).")
+    var iterations: Int?
+
+    func run() throws {
+        let cfg = try configOptions.load()
+        let comm = try makeCommunicator()
+        do {
+            try train(cfg, comm: comm)
+        } catch {
+            if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
+            throw ValidationError("rank \(comm.rank): \(error)")
+        }
+    }
+
+    func train(_ cfg: MaskPilotConfig, comm: any Communicator) throws {
+        if comm.isCoordinator {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            let yaml = try cfg.yaml()
+            print("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)\n\(yaml)")
+            try yaml.write(toFile: "\(output)/config.yaml", atomically: true, encoding: .utf8)
+        }
+        let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output)
+        let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
+        trainer.onStep = { iteration, report, dataWait in log.record(iteration: iteration, report: report, dataWait: dataWait) }
+        try trainer.run(iterations: iterations)
+        log.finish(iteration: trainer.state.iteration)
+    }
+}
+
+/// MPI when launched by mpirun/srun, else a single process.
+func makeCommunicator() throws -> any Communicator {
+    LocalCommunicator()
+}
