@@ -14,6 +14,6 @@ start=$(date +%s)
 cluster/launch.sh -n 2 -- train --config configs/smoke.yaml --output "$out"
 echo
 echo "smoke: $(( $(date +%s) - start )) s; first and last logged steps:"
-head -n 1 "$out/metrics.jsonl" | grep -o '"total_loss":[0-9.e+-]*'
-tail -n 1 "$out/metrics.jsonl" | grep -o '"total_loss":[0-9.e+-]*'
+head -n 1 "$out/metrics.jsonl" | grep -o '"step":[0-9]*\|"total":[0-9.e+-]*' | tr '\n' ' '; echo
+tail -n 1 "$out/metrics.jsonl" | grep -o '"step":[0-9]*\|"total":[0-9.e+-]*' | tr '\n' ' '; echo
 echo "outputs: $out/config.yaml, $out/metrics.jsonl$( [ -d "$out/tb" ] && echo ", $out/tb/" )"

@@ -64,8 +64,8 @@ public final class Trainer {
     let data: TrainingData
     let schedule: TrainingSchedule
     let loader: Loader
-    /// Called on rank 0 after every step (logging).
-    public var onStep: ((Int, StepReport, Double) -> Void)?
+    /// Called on rank 0 after every step with (iteration, epoch, report, data wait seconds).
+    public var onStep: ((Int, Int, StepReport, Double) throws -> Void)?
 
     /// Builds the model on every rank, checks that all ranks agree on the configuration and the
     /// parameter signature, broadcasts rank 0's initial parameters, and starts the loader.
@@ -175,7 +175,7 @@ public final class Trainer {
                     throw TrainingError("parameters differ from rank 0 on rank(s) \(bad.map(String.init).joined(separator: ", ")) after step \(state.iteration)")
                 }
             }
-            if comm.isCoordinator { onStep?(state.iteration, report, dataWait) }
+            if comm.isCoordinator { try onStep?(state.iteration, epoch, report, dataWait) }
         }
     }
 }

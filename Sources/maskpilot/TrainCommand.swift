@@ -37,9 +37,11 @@ struct TrainCommand: ParsableCommand {
         }
         let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output)
         let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
-        trainer.onStep = { iteration, report, dataWait in log.record(iteration: iteration, report: report, dataWait: dataWait) }
+        trainer.onStep = { iteration, epoch, report, dataWait in
+            try log.record(iteration: iteration, epoch: epoch, report: report, dataWait: dataWait)
+        }
         try trainer.run(iterations: iterations)
-        log.finish(iteration: trainer.state.iteration)
+        try log.finish(iteration: trainer.state.iteration)
     }
 }
 
