@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
-        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore"], path: "Tests/MPITests"),
+        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore", "NN", "Optim"], path: "Tests/MPITests"),
     ],
     swiftLanguageModes: [.v6]
 )

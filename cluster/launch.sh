@@ -31,4 +31,6 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 export OPENBLAS_NUM_THREADS=$threads
-exec mpirun "${args[@]}" -x OPENBLAS_NUM_THREADS "$bin" "$@"
+# mpirun hands every rank a pseudo-terminal; tell rank 0 whether our own output is a terminal.
+if [ -t 1 ]; then export MASKPILOT_PROGRESS=terminal; else export MASKPILOT_PROGRESS=plain; fi
+exec mpirun "${args[@]}" -x OPENBLAS_NUM_THREADS -x MASKPILOT_PROGRESS "$bin" "$@"

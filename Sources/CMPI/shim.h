@@ -28,3 +28,5 @@ static inline int mp_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int mp_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int mp_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline MPI_Errhandler mp_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Errhandler mp_mpi_errors_are_fatal(void) { return MPI_ERRORS_ARE_FATAL; }
+static inline int mp_mpi_undefined(void) { return MPI_UNDEFINED; }

@@ -65,7 +65,17 @@ public enum Autograd {
 
     /// Runs backward from `root`, seeded with `seed` (default ones; a scalar root is the usual case),
     /// accumulating into `grad` of every leaf that requires one. Clears the tape.
-    public static func backward(_ root: Tensor, seed: Tensor? = nil) {
+    ///
+    /// Optional hooks (for overlapping gradient communication with the rest of backward):
+    /// - `leafReady(leaf)` is called exactly once per leaf that requires grad and received a gradient
+    ///   in this backward, right after the last tape node contributing to it has been processed, so
+    ///   `leaf.grad` then holds its final value. Leaves are reported in reverse order of their first
+    ///   use on the tape (a root that is itself a leaf is reported first).
+    /// - `afterNode()` is called after every tape node (processed or skipped), e.g. to drive MPI progress.
+    ///
+    /// Without hooks the walk is exactly the plain one (no per-leaf bookkeeping).
+    public static func backward(_ root: Tensor, seed: Tensor? = nil,
+                                leafReady: ((Tensor) -> Void)? = nil, afterNode: (() -> Void)? = nil) {
         let ctx = context
         let tape = ctx.tape
         ctx.tape.removeAll(keepingCapacity: true)
@@ -75,6 +85,10 @@ public enum Autograd {
         let wasEnabled = ctx.gradEnabled
         ctx.gradEnabled = false
         defer { ctx.gradEnabled = wasEnabled }
+        if leafReady != nil || afterNode != nil {
+            backwardWithHooks(root, seedGrad: seedGrad, tape: tape, leafReady: leafReady, afterNode: afterNode)
+            return
+        }
         accumulate(seedGrad, into: root)
         for node in tape.reversed() {
             guard let out = node.output, let g = out.grad else { continue }
@@ -85,6 +99,58 @@ public enum Autograd {
                 guard input.requiresGrad, let gi else { continue }
                 accumulate(gi, into: input)
             }
+        }
+    }
+
+    /// The backward walk of `backward` with per-leaf readiness tracking: each leaf's number of pending
+    /// tape uses is counted first, decremented as nodes are walked, and the leaf is reported when it
+    /// reaches zero having received a gradient.
+    private static func backwardWithHooks(_ root: Tensor, seedGrad: Tensor, tape: [TapeNode],
+                                          leafReady: ((Tensor) -> Void)?, afterNode: (() -> Void)?) {
+        // Per leaf (that requires grad): pending uses on the tape, whether it received a gradient.
+        var slot: [ObjectIdentifier: Int] = [:]
+        var pending: [Int] = []
+        var received: [Bool] = []
+        var leaves: [Tensor] = []
+        if leafReady != nil {
+            for node in tape {
+                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                    let id = ObjectIdentifier(input)
+                    if let k = slot[id] { pending[k] += 1 } else {
+                        slot[id] = leaves.count
+                        leaves.append(input); pending.append(1); received.append(false)
+                    }
+                }
+            }
+        }
+        accumulate(seedGrad, into: root)
+        if let leafReady, root.isLeaf {
+            if let k = slot[ObjectIdentifier(root)] { received[k] = true } else { leafReady(root) }
+        }
+        for node in tape.reversed() {
+            if let out = node.output, let g = out.grad {
+                let grads = node.backward(g)
+                precondition(grads.count == node.inputs.count, "\(node.op): \(grads.count) grads for \(node.inputs.count) inputs")
+                if !out.isLeaf { out.grad = nil; out.gradIsOwned = false }
+                for (input, gi) in zip(node.inputs, grads) {
+                    guard input.requiresGrad, let gi else { continue }
+                    accumulate(gi, into: input)
+                    if leafReady != nil, input.isLeaf, let k = slot[ObjectIdentifier(input)] { received[k] = true }
+                }
+            }
+            if let leafReady {
+                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                    guard let k = slot[ObjectIdentifier(input)] else { continue }
+                    pending[k] -= 1
+                }
+                // Report after every use in this node has been decremented (an input may repeat).
+                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                    guard let k = slot[ObjectIdentifier(input)], pending[k] == 0, received[k] else { continue }
+                    received[k] = false   // reported: never again
+                    leafReady(leaves[k])
+                }
+            }
+            afterNode?()
         }
     }
 
@@ -150,6 +216,11 @@ public func withGrad<T>(_ body: () throws -> T) rethrows -> T {
 extension Tensor {
     /// Reverse-mode backward from this tensor (see `Autograd.backward`).
     public func backward(seed: Tensor? = nil) { Autograd.backward(self, seed: seed) }
+
+    /// Reverse-mode backward from this tensor with readiness hooks (see `Autograd.backward`).
+    public func backward(seed: Tensor? = nil, leafReady: ((Tensor) -> Void)?, afterNode: (() -> Void)? = nil) {
+        Autograd.backward(self, seed: seed, leafReady: leafReady, afterNode: afterNode)
+    }
 
     /// Sets `grad` to nil (or zero when bound to a caller-owned buffer).
     public func zeroGrad() {

@@ -64,6 +64,8 @@ public final class Trainer {
     let data: TrainingData
     let schedule: TrainingSchedule
     let loader: Loader
+    /// The gradient all-reduce (nil with one rank); its `lastStep` timing says how much was hidden.
+    public let bucketer: GradientBucketer?
     /// Called on rank 0 after every step with (iteration, epoch, report, data wait seconds).
     public var onStep: ((Int, Int, StepReport, Double) throws -> Void)?
 
@@ -90,15 +92,35 @@ public final class Trainer {
                 comm.abort(code: 3, message: "all-reduce of num_masks failed: \(error)")
             }
         }
-        let grads = step.parameters.grads
-        step.synchronizeGradients = { [comm] in
-            guard comm.size > 1 else { return 0 }
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let buffer = UnsafeMutableBufferPointer(start: grads.base, count: grads.count)
-            try comm.allReduceSum(buffer)
-            let scale = 1 / Float(comm.size)
-            for i in 0..<buffer.count { buffer[i] *= scale }
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        if comm.size > 1 {
+            // Overlapped, bucketed all-reduce (PyTorch DDP's scheme): backward reports each parameter as
+            // soon as its gradient is final, a bucket's non-blocking all-reduce starts when all of its
+            // parameters are in, and MPI progress is driven between tape nodes.
+            let params = step.parameters
+            let bucketer = GradientBucketer(parameterRanges: (0..<params.names.count).map { params.range($0) },
+                                            flat: params.grads, bucketBytes: max(1, Int(config.distributed.bucketMb * 1_048_576)),
+                                            communicator: comm)
+            var indexOf: [ObjectIdentifier: Int] = [:]
+            for (i, t) in params.tensors.enumerated() { indexOf[ObjectIdentifier(t)] = i }
+            let index = indexOf
+            var hookError: Error?
+            step.runBackward = { total in
+                bucketer.beginStep()
+                total.backward(seed: nil, leafReady: { t in
+                    guard hookError == nil, let i = index[ObjectIdentifier(t)] else { return }
+                    do { try bucketer.markReady(i) } catch { hookError = error }
+                }, afterNode: {
+                    guard hookError == nil else { return }
+                    do { try bucketer.poll() } catch { hookError = error }
+                })
+            }
+            step.synchronizeGradients = {
+                if let e = hookError { hookError = nil; throw e }
+                return try bucketer.finish()
+            }
+            self.bucketer = bucketer
+        } else {
+            bucketer = nil
         }
         data = try TrainingData(config: config)
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global, worldSize: comm.size, rank: comm.rank)

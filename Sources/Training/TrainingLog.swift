@@ -17,8 +17,12 @@ public final class TrainingLog {
         self.enabled = enabled
         imagesPerStep = config.solver.imsPerBatch
         guard enabled else { return }
-        progress = ProgressLine(totalSteps: config.solver.maxIter,
-                                style: ProgressLine.standardOutputStyle(period: max(1, config.train.logPeriod)))
+        // mpirun gives every rank a pseudo-terminal, so the launcher says what the user's output really is
+        // (MASKPILOT_PROGRESS=terminal|plain); otherwise ask isatty.
+        let period = max(1, config.train.logPeriod)
+        let style: ProgressLine.Style = ProcessInfo.processInfo.environment["MASKPILOT_PROGRESS"] == "plain"
+            ? .plain(period: period) : ProgressLine.standardOutputStyle(period: period)
+        progress = ProgressLine(totalSteps: config.solver.maxIter, style: style)
         metrics = try MetricsLog(directory: directory)
         tensorBoard = try TensorBoardWriter(directory: "\(directory)/tb")
     }

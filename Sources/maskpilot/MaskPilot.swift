@@ -14,5 +14,5 @@ struct MaskPilot: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of MaskPilot's building blocks.",
-        subcommands: [BenchKernels.self, BenchStep.self, BenchData.self])
+        subcommands: [BenchKernels.self, BenchStep.self, BenchData.self, BenchAllreduce.self])
 }

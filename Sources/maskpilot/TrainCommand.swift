@@ -47,5 +47,5 @@ struct TrainCommand: ParsableCommand {
 
 /// MPI when launched by mpirun/srun, else a single process.
 func makeCommunicator() throws -> any Communicator {
-    LocalCommunicator()
+    MPICommunicator.launchedUnderMPI() ? try MPICommunicator.shared() : LocalCommunicator()
 }

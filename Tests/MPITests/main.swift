@@ -1,50 +1,232 @@
-// maskpilot-mpi-tests: multi-rank checks of the CMPI module, run by `make test` under `mpirun -np 2`.
-// Exercises what the Distributed target will rely on: init, rank/size, blocking and non-blocking all-reduce, broadcast.
+// maskpilot-mpi-tests: multi-rank checks of CMPI, MPICommunicator and the gradient bucketer, run by `make test` under `mpirun -np 2`.
+// Covers what data-parallel training relies on: collectives, non-blocking all-reduce, bucketed averaging, bitwise-identical ranks.
 import CMPI
+import Distributed
 import Foundation
+import NN
+import Optim
+import TensorCore
 
 var failures: [String] = []
 var passes = 0
-@MainActor func check(_ ok: Bool, _ what: String) { if ok { passes += 1 } else { failures.append(what) } }
+@MainActor func check(_ ok: Bool, _ what: @autoclosure () -> String) { if ok { passes += 1 } else { failures.append(what()) } }
 
-var provided: Int32 = 0
-guard MPI_Init_thread(nil, nil, mp_mpi_thread_funneled(), &provided) == mp_mpi_success() else {
-    FileHandle.standardError.write("MPI_Init_thread failed\n".data(using: .utf8)!)
+let comm: MPICommunicator
+do { comm = try MPICommunicator.shared() } catch {
+    FileHandle.standardError.write("MPICommunicator.shared() failed: \(error)\n".data(using: .utf8)!)
     exit(1)
 }
-let world = mp_mpi_comm_world()
-var rank: Int32 = 0, size: Int32 = 0
-MPI_Comm_rank(world, &rank)
-MPI_Comm_size(world, &size)
+let rank = comm.rank, size = comm.size
 check(size >= 2, "world size \(size) ≥ 2 (run under mpirun -np 2)")
+check(MPICommunicator.launchedUnderMPI(), "launchedUnderMPI() under mpirun")
+check((try? MPICommunicator.shared()) === comm, "shared() returns one instance")
 
-// Blocking all-reduce: Σ over ranks of (rank + 1)·[1, 2, 3].
-var send: [Float] = [1, 2, 3].map { $0 * Float(rank + 1) }
-var recv = [Float](repeating: 0, count: 3)
-MPI_Allreduce(&send, &recv, 3, mp_mpi_float(), mp_mpi_sum(), world)
-let total = Float(size * (size + 1) / 2)
-check(recv == [total, 2 * total, 3 * total], "MPI_Allreduce sum: got \(recv)")
-
-// Non-blocking in-place all-reduce completed by MPI_Test polling (how gradient buckets will overlap).
-var bucket = [Float](repeating: Float(rank), count: 1000)
-var request = mp_mpi_request_null()
-bucket.withUnsafeMutableBufferPointer { buf in
-    _ = MPI_Iallreduce(mp_mpi_in_place(), buf.baseAddress, 1000, mp_mpi_float(), mp_mpi_sum(), world, &request)
-    var done: Int32 = 0
-    while done == 0 { MPI_Test(&request, &done, mp_mpi_status_ignore()) }
+/// Runs one named group of checks; a thrown error counts as a failure.
+@MainActor func section(_ name: String, _ body: () throws -> Void) {
+    do { try body() } catch { failures.append("\(name): threw \(error)") }
 }
-let rankSum = Float(size * (size - 1) / 2)
-check(bucket.allSatisfy { $0 == rankSum }, "MPI_Iallreduce in place: got \(bucket[0])")
 
-// Broadcast from rank 0.
-var seed: UInt64 = rank == 0 ? 0xDEAD_BEEF : 0
-MPI_Bcast(&seed, 1, mp_mpi_uint64(), 0, world)
-check(seed == 0xDEAD_BEEF, "MPI_Bcast: got \(seed)")
+/// FNV-1a over the bit patterns of `count` floats.
+func fnv1a(_ p: UnsafePointer<Float>, _ count: Int) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    let bytes = UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self)
+    for i in 0 ..< count * 4 { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01b3 }
+    return h
+}
 
-// Every rank agrees on the number of failures before reporting.
-var localFail = Int32(failures.count), anyFail: Int32 = 0
-MPI_Allreduce(&localFail, &anyFail, 1, mp_mpi_int(), mp_mpi_max(), world)
-for f in failures { print("rank \(rank): FAILED \(f)") }
-if rank == 0 { print("mpi: \(passes) passed, \(Int(anyFail)) failed") }
-MPI_Finalize()
-exit(anyFail == 0 ? 0 : 1)
+/// True when every rank passes the same hash.
+func sameOnAllRanks(_ hash: UInt64) throws -> Bool { Set(try comm.allGather(hash)).count == 1 }
+
+// `--abort-demo`: rank 1 aborts while the others wait in a collective; the job must end promptly with
+// a non-zero exit and "rank 1: …" on stderr (checked by hand or a script, not by `make test`).
+if CommandLine.arguments.contains("--abort-demo") {
+    if rank == 1 { comm.abort(code: 3, message: "abort demo: deliberate failure") }
+    try? comm.barrier()
+    print("rank \(rank): barrier returned after an abort (unexpected)")
+    exit(0)
+}
+
+// MARK: raw CMPI (what the communicator is built on)
+
+section("raw MPI") {
+    let world = mp_mpi_comm_world()
+    var send: [Float] = [1, 2, 3].map { $0 * Float(rank + 1) }
+    var recv = [Float](repeating: 0, count: 3)
+    MPI_Allreduce(&send, &recv, 3, mp_mpi_float(), mp_mpi_sum(), world)
+    let total = Float(size * (size + 1) / 2)
+    check(recv == [total, 2 * total, 3 * total], "MPI_Allreduce sum: got \(recv)")
+    var seed: UInt64 = rank == 0 ? 0xDEAD_BEEF : 0
+    MPI_Bcast(&seed, 1, mp_mpi_uint64(), 0, world)
+    check(seed == 0xDEAD_BEEF, "MPI_Bcast: got \(seed)")
+}
+
+// MARK: communicator collectives
+
+section("broadcast") {
+    try comm.barrier()
+    check(try comm.broadcast(rank == 0 ? 0xDEAD_BEEF : 7) == 0xDEAD_BEEF, "broadcast UInt64 from 0")
+    let last = size - 1
+    check(try comm.broadcast(UInt64(rank * 10 + 1), root: last) == UInt64(last * 10 + 1), "broadcast UInt64 from last rank")
+    let ints = try comm.broadcast(rank == 0 ? [3, 1, 4, 1, 5, 9, 2, 6] : [], root: 0)
+    check(ints == [3, 1, 4, 1, 5, 9, 2, 6], "broadcast [Int]: got \(ints)")
+    let t = Tensor((0..<1000).map { Float($0) * Float(rank + 1) }, shape: [10, 100])
+    try comm.broadcast(t, root: 0)
+    check(t.values == (0..<1000).map { Float($0) }, "broadcast tensor")
+    var raw = [UInt8](repeating: UInt8(rank), count: 3)
+    try raw.withUnsafeMutableBytes { try comm.broadcast($0, root: last) }
+    check(raw == [UInt8](repeating: UInt8(last), count: 3), "broadcast raw bytes from last rank")
+}
+
+section("allreduce") {
+    var f = (0..<4097).map { Float($0 % 13) * Float(rank + 1) }
+    try f.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+    let factor = Float(size * (size + 1) / 2)
+    check(f == (0..<4097).map { Float($0 % 13) * factor }, "allReduceSum Float")
+    var d = [Double](repeating: Double(rank) + 0.5, count: 17)
+    try d.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+    let expect = Double(size * (size - 1) / 2) + 0.5 * Double(size)
+    check(d.allSatisfy { $0 == expect }, "allReduceSum Double: got \(d[0]) expected \(expect)")
+    check(try comm.allReduceSum(Double(rank + 1)) == Double(size * (size + 1) / 2), "allReduceSum(Double) scalar")
+    var empty: [Float] = []
+    try empty.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+    check(empty.isEmpty, "allReduceSum of nothing")
+}
+
+section("allGather") {
+    let u = try comm.allGather(UInt64(100 + rank))
+    check(u == (0..<size).map { UInt64(100 + $0) }, "allGather UInt64: got \(u)")
+    // Variable lengths, one empty string, non-ASCII text.
+    let mine = rank == 0 ? "" : "rank \(rank) — ünïcødé " + String(repeating: "x", count: rank * 1000)
+    let all = try comm.allGather(mine)
+    let expected = (0..<size).map { r in r == 0 ? "" : "rank \(r) — ünïcødé " + String(repeating: "x", count: r * 1000) }
+    check(all == expected, "allGather String: got lengths \(all.map(\.utf8.count))")
+}
+
+section("non-blocking allreduce") {
+    let n = 1 << 16
+    let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+    defer { a.deallocate(); b.deallocate() }
+    for i in 0..<n { a[i] = Float(rank + 1); b[i] = Float(i % 7) * Float(rank) }
+    let ra = try comm.startAllReduceSum(a)
+    let rb = try comm.startAllReduceSum(b)
+    var polls = 0
+    while !(try ra.test()) { polls += 1 }
+    try rb.wait()
+    check(try rb.test(), "test() after wait() is true")
+    let sumRanks = Float(size * (size - 1) / 2)
+    check(a.allSatisfy { $0 == Float(size * (size + 1) / 2) }, "startAllReduceSum polled by test(): got \(a[0])")
+    check((0..<n).allSatisfy { b[$0] == Float($0 % 7) * sumRanks }, "startAllReduceSum completed by wait()")
+}
+
+section("errors are returned") {
+    do {
+        _ = try comm.broadcast(UInt64(1), root: size + 3)
+        check(false, "broadcast from a rank that does not exist should throw")
+    } catch let e as DistributedError {
+        check(e.call.hasPrefix("MPI_Bcast") && !e.message.isEmpty, "DistributedError names the call: \(e)")
+    }
+}
+
+// MARK: gradient bucketer
+
+section("bucketer averages") {
+    var rng = RNG(seed: 5)   // the same parameter layout on every rank
+    let counts = (0..<23).map { i in i == 11 ? 3000 : 1 + Int(rng.nextFloat() * 300) }
+    var ranges: [Range<Int>] = []
+    var o = 0
+    for c in counts { ranges.append(o ..< o + c); o += c }
+    let flat = Storage(zeroedCount: o)
+    let bucketer = GradientBucketer(parameterRanges: ranges, flat: flat, bucketBytes: 2048, communicator: comm)
+    check(bucketer.buckets.count > 4, "several buckets (\(bucketer.buckets.count))")
+    for step in 0..<3 {
+        for i in 0..<o { flat.base[i] = Float((i + step) % 97) * 0.25 * Float(rank + 1) }
+        bucketer.beginStep()
+        // Readiness order differs by rank (rank 0 forward, others reverse) and parameter 5 never gets marked.
+        let order = rank == 0 ? Array(0..<counts.count) : Array((0..<counts.count).reversed())
+        for p in order where p != 5 {
+            try bucketer.markReady(p)
+            try bucketer.poll()
+        }
+        try bucketer.finish()
+        let factor = Float(size * (size + 1) / 2) / Float(size)
+        var bad = 0
+        for i in 0..<o where flat.base[i] != Float((i + step) % 97) * 0.25 * factor { bad += 1 }
+        check(bad == 0, "bucketer mean, step \(step): \(bad) wrong elements")
+        check(try sameOnAllRanks(fnv1a(flat.base, o)), "bucketer result bitwise identical across ranks, step \(step)")
+    }
+}
+
+// MARK: tiny model: backward hooks + bucketer + AdamW, 10 steps
+
+section("tiny model training") {
+    // Parameters initialised differently per rank, then rank 0's broadcast (as the trainer does).
+    let model = MLP(inputDim: 16, hiddenDim: 48, outputDim: 4, layerCount: 4, seed: UInt64(1 + rank))
+    let flat = FlatParameters(model.namedParameters())
+    try comm.broadcast(UnsafeMutableRawBufferPointer(start: flat.values.base, count: flat.count * 4), root: 0)
+    check(try sameOnAllRanks(fnv1a(flat.values.base, flat.count)), "initial parameters identical after broadcast")
+    let optimizer = AdamW(flat, weightDecay: 0.05)
+    let bucketer = GradientBucketer(parameterRanges: (0..<flat.tensors.count).map { flat.range($0) },
+                                    flat: flat.grads, bucketBytes: 4096, communicator: comm)
+    check(bucketer.buckets.count >= 3, "tiny model has several buckets (\(bucketer.buckets.count))")
+    var indexOf: [ObjectIdentifier: Int] = [:]
+    for (i, t) in flat.tensors.enumerated() { indexOf[ObjectIdentifier(t)] = i }
+    var rng = RNG(seed: 1000 + UInt64(rank))   // rank-dependent data
+    var losses: [Double] = []
+    var identical = true, early = 0
+    for step in 0..<10 {
+        let x = Tensor.normal([8, 16], rng: &rng)
+        let target = Tensor.normal([8, 4], rng: &rng)
+        flat.zeroGrad()
+        bucketer.beginStep()
+        let loss = withGrad { (model(x) - target).square().mean() }
+        losses.append(Double(loss.values[0]))
+        var hookError: Error?
+        loss.backward(leafReady: { t in
+            do { if let i = indexOf[ObjectIdentifier(t)] { try bucketer.markReady(i) } } catch { hookError = error }
+        }, afterNode: {
+            do { try bucketer.poll() } catch { hookError = error }
+        })
+        if let hookError { throw hookError }
+        try bucketer.finish()
+        early += bucketer.lastStep.bucketsStartedEarly
+        check(try sameOnAllRanks(fnv1a(flat.grads.base, flat.count)), "averaged gradients identical, step \(step)")
+        optimizer.step(lr: 1e-2)
+        if try !sameOnAllRanks(fnv1a(flat.values.base, flat.count)) { identical = false }
+        check(flat.brokenBindings().isEmpty, "parameter bindings intact, step \(step)")
+    }
+    check(identical, "parameters bitwise identical across ranks after every step")
+    check(early == 10 * bucketer.buckets.count, "every bucket started during backward (\(early) of \(10 * bucketer.buckets.count))")
+    // The averaged gradient is the mean of the ranks' local gradients: check the last step by hand.
+    let x = Tensor.normal([8, 16], rng: &rng)
+    let target = Tensor.normal([8, 4], rng: &rng)
+    flat.zeroGrad()
+    withGrad { (model(x) - target).square().mean() }.backward()
+    var local = Array(flat.grads.buffer)
+    try local.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+    let manual = local.map { $0 / Float(size) }
+    flat.zeroGrad()
+    bucketer.beginStep()
+    withGrad { (model(x) - target).square().mean() }.backward(leafReady: { t in try? bucketer.markReady(indexOf[ObjectIdentifier(t)]!) })
+    try bucketer.finish()
+    // Two ranks: a + b in any order, so exact; more ranks may sum in another order (per bucket vs whole buffer).
+    let got = Array(flat.grads.buffer)
+    let close = zip(got, manual).allSatisfy { abs($0 - $1) <= (size == 2 ? 0 : 1e-6 * max(1, abs($1))) }
+    check(close, "bucketed mean equals blocking all-reduce / size")
+    _ = losses
+}
+
+// MARK: report
+
+section("report") {
+    let failed = try comm.allGather(UInt64(failures.count))
+    for f in failures { print("rank \(rank): FAILED \(f)") }
+    fflush(nil)
+    try comm.barrier()
+    let anyFailed = failed.reduce(0, +)
+    if rank == 0 { print("mpi: \(passes) passed, \(anyFailed) failed") }
+    fflush(nil)
+    try comm.finalize()
+    exit(anyFailed == 0 ? 0 : 1)
+}
+exit(1)
