@@ -23,11 +23,13 @@ deps:
 build: deps
 	swift build -c release
 
-## test: every unit test (release, one BLAS thread) and the multi-rank tests under mpirun -np 2.
+## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, and the
+## failure tests (a failing rank ends the job naming itself; mismatched configs stop at start).
 test: deps
 	swift build -c release --build-tests
 	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
+	cluster/test-failures.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

@@ -48,13 +48,14 @@ let package = Package(
         .testTarget(name: "Mask2FormerModelTests",
                     dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
         .testTarget(name: "TrainingTests",
-                    dependencies: ["Training", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
+                    dependencies: ["Training", "Distributed", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
-        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore", "NN", "Optim"], path: "Tests/MPITests"),
+        .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore", "NN", "Optim",
+                                                                 "Mask2FormerModel", "Training"], path: "Tests/MPITests"),
     ],
     swiftLanguageModes: [.v6]
 )

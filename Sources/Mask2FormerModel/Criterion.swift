@@ -198,7 +198,11 @@ public struct SetCriterion {
         let p = numPoints
         // [n, H, W, 1] with grad (index-select of the flattened [B·Q, H, W, 1] stack).
         let picked = maskLogits.reshaped([b * q, h, w, 1]).indexSelect(axis: 0, flatQueries)
-        let samplePoints = importanceSampledPoints(picked.detached(), predictionIndex: k, points: points)
+        var pairImages: [Int] = []
+        pairImages.reserveCapacity(n)
+        for i in 0..<b { pairImages += repeatElement(i, count: indices[i].count) }
+        let samplePoints = importanceSampledPoints(picked.detached(), predictionIndex: k, points: points,
+                                                   pairImages: pairImages)
         // GT labels at the points (no-grad), image by image from views of the matched target masks.
         let labels = Tensor(uninitialized: [n, p])
         var start = 0
@@ -224,13 +228,17 @@ public struct SetCriterion {
 
     /// PointRend importance sampling (no-grad): for each of the n maps of `maps` `[n, H, W, 1]`,
     /// sample ⌊ratio·P⌋ candidates, keep the ⌊importance·P⌋ with the largest −|logit| in `topk`
-    /// order, then append the random points → `[n, P, 2]`.
-    public func importanceSampledPoints(_ maps: Tensor, predictionIndex k: Int, points: PointSource) -> Tensor {
+    /// order, then append the random points → `[n, P, 2]`. `pairImages[j]` is the batch image of map j
+    /// (passed to the point source; default: every map from image 0).
+    public func importanceSampledPoints(_ maps: Tensor, predictionIndex k: Int, points: PointSource,
+                                        pairImages: [Int]? = nil) -> Tensor {
         precondition(maps.rank == 4 && maps.shape[3] == 1, "importance sampling of \(maps.shape), expected [n,H,W,1]")
         let n = maps.shape[0], p = numPoints
+        let images = pairImages ?? [Int](repeating: 0, count: n)
+        precondition(images.count == n, "importance sampling: \(images.count) pair images for \(n) maps")
         let m = oversampledPointCount, kept = uncertainPointCount, extra = randomPointCount
-        let candidates = points.oversamplePoints(prediction: k, pairs: n, count: m)
-        let random = extra > 0 ? points.randomPoints(prediction: k, pairs: n, count: extra) : nil
+        let candidates = points.oversamplePoints(prediction: k, pairImages: images, count: m)
+        let random = extra > 0 ? points.randomPoints(prediction: k, pairImages: images, count: extra) : nil
         return withNoGrad {
             let sampled = Tensor.gridSample(maps, points: candidates)   // [n, m, 1]
             let uncertainty = Tensor(uninitialized: [n, m])

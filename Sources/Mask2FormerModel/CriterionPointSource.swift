@@ -7,18 +7,21 @@ import TensorCore
 ///
 /// Per prediction `k` (0 = first, last = final) the criterion asks, in this order:
 /// 1. `matcherPoints(prediction: k, image: b, count: P)` for every image b that has targets;
-/// 2. when some pair was matched, `oversamplePoints(prediction: k, pairs: n, count: ⌊ratio·P⌋)` for the
-///    n matched pairs in batch order (image, then query);
-/// 3. then `randomPoints(prediction: k, pairs: n, count: P − ⌊importance·P⌋)`, appended after the most
-///    uncertain candidates of each pair.
+/// 2. when some pair was matched, `oversamplePoints(prediction: k, pairImages: images, count: ⌊ratio·P⌋)` for
+///    the n = `images.count` matched pairs in batch order (image, then query); `images[j]` is the batch
+///    image index of pair j (non-decreasing), so a source can key each image's points by the image;
+/// 3. then `randomPoints(prediction: k, pairImages: images, count: P − ⌊importance·P⌋)`, appended after the
+///    most uncertain candidates of each pair.
+/// The MP losses (MP-Former) then ask 2–3 again for the same k with their own pairs.
 /// This mirrors what the reference records (`matcher_points{b}`, `oversample_points`, `random_points`).
 public protocol PointSource: AnyObject {
     /// Uniform points `[count, 2]` shared by all queries and targets of one image in the matcher.
     func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor
-    /// Uniform candidate points `[pairs, count, 2]`, one set per matched pair.
-    func oversamplePoints(prediction: Int, pairs: Int, count: Int) -> Tensor
-    /// The points `[pairs, count, 2]` appended after the most uncertain candidates of each pair.
-    func randomPoints(prediction: Int, pairs: Int, count: Int) -> Tensor
+    /// Uniform candidate points `[pairImages.count, count, 2]`, one set per matched pair; `pairImages[j]`
+    /// is the batch image index of pair j.
+    func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor
+    /// The points `[pairImages.count, count, 2]` appended after the most uncertain candidates of each pair.
+    func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor
 }
 
 /// Fresh uniform points from a Philox `RNG` (the default in training).
@@ -38,12 +41,12 @@ public final class RandomPointSource: PointSource {
         Tensor.uniform([count, 2], rng: &rng)
     }
 
-    public func oversamplePoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
-        Tensor.uniform([pairs, count, 2], rng: &rng)
+    public func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        Tensor.uniform([pairImages.count, count, 2], rng: &rng)
     }
 
-    public func randomPoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
-        Tensor.uniform([pairs, count, 2], rng: &rng)
+    public func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        Tensor.uniform([pairImages.count, count, 2], rng: &rng)
     }
 }
 
@@ -71,14 +74,16 @@ public final class RecordedPointSource: PointSource {
         return t
     }
 
-    public func oversamplePoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
+    public func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        let pairs = pairImages.count
         precondition(prediction < oversample.count, "recorded oversample points: none for prediction \(prediction)")
         let t = oversample[prediction]
         precondition(t.shape == [pairs, count, 2], "recorded oversample points \(t.shape), expected [\(pairs), \(count), 2]")
         return t
     }
 
-    public func randomPoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
+    public func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        let pairs = pairImages.count
         precondition(prediction < random.count, "recorded random points: none for prediction \(prediction)")
         let t = random[prediction]
         precondition(t.shape == [pairs, count, 2], "recorded random points \(t.shape), expected [\(pairs), \(count), 2]")

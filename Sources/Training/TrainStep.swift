@@ -14,10 +14,16 @@ public struct TrainBatch {
     public var targets: [MaskTargets]
     /// One stream per image, keyed by (seed, epoch, image id) by the loader.
     public var rngs: [RNG]
+    /// One key per image (`KeyedPointSource.imageKey(epoch:imageId:)`) for the criterion's random points, so
+    /// an image draws the same points whichever rank or batch position it has.
+    public var imageKeys: [UInt64]
 
-    public init(images: Tensor, targets: [MaskTargets], rngs: [RNG]) {
+    /// `imageKeys` nil: the batch positions 0..<B (fine for one process; data-parallel callers pass real keys).
+    public init(images: Tensor, targets: [MaskTargets], rngs: [RNG], imageKeys: [UInt64]? = nil) {
         precondition(targets.count == images.shape[0] && rngs.count == targets.count, "one target and stream per image")
-        self.images = images; self.targets = targets; self.rngs = rngs
+        let keys = imageKeys ?? (0..<targets.count).map { UInt64($0) }
+        precondition(keys.count == targets.count, "one image key per image")
+        self.images = images; self.targets = targets; self.rngs = rngs; self.imageKeys = keys
     }
 }
 
@@ -42,8 +48,9 @@ public final class TrainingStep {
     public let optimizer: AdamW
     public let schedule: any LearningRateSchedule
     public var criterion: SetCriterion
-    /// Random points of the criterion (matching losses and MP losses draw from it in turn).
-    public let points: RandomPointSource
+    /// Random points of the criterion, keyed per image by the batch's `imageKeys` and the iteration
+    /// (matching losses draw with `call` 0, MP losses with `call` 1).
+    public let points: KeyedPointSource
     public internal(set) var iteration = 0
     /// Runs backward from the total loss (the trainer installs one that overlaps the gradient all-reduce).
     public var runBackward: (Tensor) -> Void = { $0.backward() }
@@ -77,7 +84,7 @@ public final class TrainingStep {
                                  maskWeight: Float(l.maskWeight), diceWeight: Float(l.diceWeight),
                                  noObjectWeight: Float(l.noObjectWeight), numPoints: l.numPoints,
                                  oversampleRatio: l.oversampleRatio, importanceSampleRatio: l.importanceSampleRatio)
-        points = RandomPointSource(seed: config.seed, stream: 1)
+        points = KeyedPointSource(seed: config.seed &+ 0x5054)
     }
 
     /// Forward, losses, backward, gradient clipping and one AdamW update.
@@ -102,11 +109,14 @@ public final class TrainingStep {
         }
         var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
         report.forward = now() - t0; t0 = now()
+        points.begin(imageKeys: batch.imageKeys, iteration: iteration)
         let total: Tensor = withGrad {
+            points.call = 0
             let matching = criterion(decoded.predictions, targets: batch.targets, points: points)
             var total = matching.total
             for (name, value) in matching.losses { report.losses[name] = value.item }
             if mp.enabled {
+                points.call = 1
                 let extra = criterion.maskPilotingLosses(decoded.mpPredictions, layout: decoded.layout, targets: batch.targets,
                                                          numMasks: matching.numMasks, includeClassLoss: !mp.noLabelLoss,
                                                          predictionCount: decoded.predictions.count, points: points)

@@ -86,6 +86,24 @@ public final class Trainer {
         // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
         let values = step.parameters.values
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
+        bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
+        data = try TrainingData(config: config)
+        let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global, worldSize: comm.size, rank: comm.rank)
+        schedule = TrainingSchedule(sampler: sampler, seed: config.seed)
+        let firstPlan = try comm.broadcast(schedule.plan(0).order, root: 0)
+        schedule.install(try EpochPlan(epoch: 0, order: firstPlan))
+        loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
+                        onBadSample: config.data.onBadSample == .skip ? .skip : .error,
+                        sizeDivisibility: 32, load: data.load, augment: data.augment)
+    }
+
+    deinit { loader.stop() }
+
+    /// Data-parallel wiring of a training step (used by the trainer and `maskpilot bench step`): the number
+    /// of target masks averaged over ranks (spec §2.3) and, with more than one rank, the overlapped bucketed
+    /// gradient all-reduce. Returns the bucketer (nil with one rank).
+    public static func configureDataParallel(step: TrainingStep, config: MaskPilotConfig,
+                                             communicator comm: any Communicator) -> GradientBucketer? {
         // The number of target masks is averaged over ranks (spec §2.3).
         step.criterion.reduceNumMasks = { local in
             do { return try comm.allReduceSum(local) / Double(comm.size) } catch {
@@ -118,24 +136,13 @@ public final class Trainer {
                 if let e = hookError { hookError = nil; throw e }
                 return try bucketer.finish()
             }
-            self.bucketer = bucketer
-        } else {
-            bucketer = nil
+            return bucketer
         }
-        data = try TrainingData(config: config)
-        let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global, worldSize: comm.size, rank: comm.rank)
-        schedule = TrainingSchedule(sampler: sampler, seed: config.seed)
-        let firstPlan = try comm.broadcast(schedule.plan(0).order, root: 0)
-        schedule.install(try EpochPlan(epoch: 0, order: firstPlan))
-        loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
-                        onBadSample: config.data.onBadSample == .skip ? .skip : .error,
-                        sizeDivisibility: 32, load: data.load, augment: data.augment)
+        return nil
     }
 
-    deinit { loader.stop() }
-
     /// Every rank's `text` must equal rank 0's; otherwise every rank throws naming the first difference.
-    static func checkAgreement(name: String, text: String, comm: any Communicator) throws {
+    public static func checkAgreement(name: String, text: String, comm: any Communicator) throws {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let hashes = try comm.allGather(h)
@@ -183,7 +190,8 @@ public final class Trainer {
             }
             let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
             let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
-            let report = try step.step(TrainBatch(images: batch.images, targets: targets, rngs: rngs))
+            let keys = zip(batch.refs, batch.imageIds).map { KeyedPointSource.imageKey(epoch: $0.0.epoch, imageId: $0.1) }
+            let report = try step.step(TrainBatch(images: batch.images, targets: targets, rngs: rngs, imageKeys: keys))
             state.iteration += 1
             guard report.total.isFinite else {
                 let terms = report.losses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")

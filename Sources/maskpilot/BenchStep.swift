@@ -3,6 +3,7 @@
 import ArgumentParser
 import CBLAS
 import Dispatch
+import Distributed
 import Foundation
 import Kernels
 import Mask2FormerModel
@@ -24,13 +25,30 @@ struct BenchStep: ParsableCommand {
     func run() throws {
         let cfg = try configOptions.load()
         BLASThreads.set(threads)
-        let b = cfg.solver.imsPerBatch, s = cfg.input.cropSize
-        print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
+        // Under mpirun: data parallelism as `maskpilot train` runs it — solver.ims_per_batch is the global
+        // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
+        let comm = try makeCommunicator()
+        let ranks = comm.size
+        guard cfg.solver.imsPerBatch % ranks == 0 else {
+            throw ValidationError("solver.ims_per_batch \(cfg.solver.imsPerBatch) is not divisible by the \(ranks) ranks")
+        }
+        let b = cfg.solver.imsPerBatch / ranks, s = cfg.input.cropSize
+        func say(_ line: String) { if comm.isCoordinator { print(line) } }
+        if ranks > 1 {
+            say("data parallel: \(ranks) ranks, global batch \(cfg.solver.imsPerBatch), per-rank batch \(b), "
+                + "buckets of \(cfg.distributed.bucketMb) MB")
+        }
+        if comm.isCoordinator { print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
-              + "\(threads) BLAS thread(s)")
+              + "\(threads) BLAS thread(s)") }
         let trainer = TrainingStep(config: cfg)
-        let batch = syntheticBatch(images: b, size: s, classes: cfg.model.decoder.numClasses, seed: cfg.seed)
+        let bucketer = Trainer.configureDataParallel(step: trainer, config: cfg, communicator: comm)
+        if ranks > 1 {
+            let values = trainer.parameters.values
+            try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
+        }
+        let batch = syntheticBatch(images: b, size: s, classes: cfg.model.decoder.numClasses, seed: cfg.seed &+ UInt64(comm.rank))
         // Inference forward alone, then the training step.
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         _ = withNoGrad { trainer.model(batch.images) }
@@ -40,14 +58,19 @@ struct BenchStep: ParsableCommand {
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
         try trainer.step(batch)  // warm-up
         var reports: [StepReport] = []
+        var timings: [GradientBucketer.StepTiming] = []
+        var walls: [Double] = []
         var stepFlops = 0
         for _ in 0..<steps {
+            try comm.barrier()
             GEMMCounter.reset()
             t0 = now()
             reports.append(try trainer.step(batch))
             stepFlops = GEMMCounter.value
-            _ = now() - t0
+            if let bucketer { timings.append(bucketer.lastStep) }
+            walls.append(now() - t0)
         }
+        guard comm.isCoordinator else { return }
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
         let fwd = median(reports.map(\.forward)), crit = median(reports.map(\.criterion))
         let bwd = median(reports.map(\.backward)), opt = median(reports.map(\.optimizer))
@@ -56,7 +79,22 @@ struct BenchStep: ParsableCommand {
         func row(_ name: String, _ v: Double) { print(name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.3f s", v)) }
         print(String(repeating: "-", count: 60))
         row("forward", fwd); row("criterion", crit); row("backward", bwd); row("optimizer", opt); row("step (median)", total)
-        print(String(format: "images/s                    %9.2f", Double(b) / total))
+        if ranks > 1 {
+            let ar = median(timings.map(\.allReduceSeconds)), wait = median(timings.map(\.waitSeconds))
+            let arSum = timings.map(\.allReduceSeconds).reduce(0, +), waitSum = timings.map(\.waitSeconds).reduce(0, +)
+            let wall = median(walls)
+            row("all-reduce (span)", ar); row("all-reduce wait", wait)
+            row("step wall (median)", wall)
+            print(String(format: "hidden behind backward      %9.1f %% (1 − wait ÷ all-reduce, summed over %d steps; per-step median %.1f %%)",
+                         100 * (arSum > 0 ? max(0, 1 - waitSum / arSum) : 1), timings.count,
+                         100 * median(timings.map(\.hiddenFraction))))
+            print(String(format: "buckets %d; started before backward ended %d, complete by then %d (last step)",
+                         bucketer!.buckets.count, timings.last!.bucketsStartedEarly, timings.last!.bucketsCompletedEarly))
+            print(String(format: "images/s (global batch %d)  %9.2f  (= %d ÷ step wall); scaling efficiency = this ÷ (%d × 1-rank images/s)",
+                         b * ranks, Double(b * ranks) / wall, b * ranks, ranks))
+        } else {
+            print(String(format: "images/s                    %9.2f", Double(b) / total))
+        }
         row("inference forward", inference)
         print(String(format: "step GEMM/conv work         %9.1f GFLOP (inference %.1f)", Double(stepFlops) / 1e9, Double(inferenceFlops) / 1e9))
         print(String(format: "sgemm rate (n=512)          %9.1f GFLOP/s", rate))

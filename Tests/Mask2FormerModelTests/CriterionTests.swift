@@ -154,13 +154,13 @@ fileprivate final class CountingPointSource: PointSource {
         matcherCalls.append([prediction, image, count])
         return inner.matcherPoints(prediction: prediction, image: image, count: count)
     }
-    func oversamplePoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
-        oversampleCalls.append([prediction, pairs, count])
-        return inner.oversamplePoints(prediction: prediction, pairs: pairs, count: count)
+    func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        oversampleCalls.append([prediction, pairImages.count, count])
+        return inner.oversamplePoints(prediction: prediction, pairImages: pairImages, count: count)
     }
-    func randomPoints(prediction: Int, pairs: Int, count: Int) -> Tensor {
-        randomCalls.append([prediction, pairs, count])
-        return inner.randomPoints(prediction: prediction, pairs: pairs, count: count)
+    func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        randomCalls.append([prediction, pairImages.count, count])
+        return inner.randomPoints(prediction: prediction, pairImages: pairImages, count: count)
     }
 }
 
@@ -402,9 +402,9 @@ fileprivate func bestTwoAssignmentTotals(_ c: [Float], rows: Int, cols: Int) -> 
         for name in a.lossNames { #expect(a.losses[name]!.item == b.losses[name]!.item, "\(name)") }
         #expect(a.losses["loss_mask"]!.item != c.losses["loss_mask"]!.item)
         let source = RandomPointSource(seed: 1)
-        let pts = source.oversamplePoints(prediction: 0, pairs: 3, count: 100)
+        let pts = source.oversamplePoints(prediction: 0, pairImages: [0, 0, 1], count: 100)
         #expect(pts.shape == [3, 100, 2] && pts.values.allSatisfy { $0 >= 0 && $0 < 1 })
         #expect(source.matcherPoints(prediction: 0, image: 0, count: 7).shape == [7, 2])
-        #expect(source.randomPoints(prediction: 0, pairs: 2, count: 5).shape == [2, 5, 2])
+        #expect(source.randomPoints(prediction: 0, pairImages: [0, 1], count: 5).shape == [2, 5, 2])
     }
 }

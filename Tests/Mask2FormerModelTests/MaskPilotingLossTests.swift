@@ -13,8 +13,8 @@ final class KeyedPointSource: PointSource {
         return Tensor.uniform(shape, rng: &rng)
     }
     func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor { draw(UInt64(prediction * 100 + image), [count, 2]) }
-    func oversamplePoints(prediction: Int, pairs: Int, count: Int) -> Tensor { draw(UInt64(10_000 + prediction), [pairs, count, 2]) }
-    func randomPoints(prediction: Int, pairs: Int, count: Int) -> Tensor { draw(UInt64(20_000 + prediction), [pairs, count, 2]) }
+    func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor { draw(UInt64(10_000 + prediction), [pairImages.count, count, 2]) }
+    func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor { draw(UInt64(20_000 + prediction), [pairImages.count, count, 2]) }
 }
 
 @Suite struct MaskPilotingLossTests {

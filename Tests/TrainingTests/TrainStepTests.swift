@@ -34,7 +34,8 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         targets.append(MaskTargets(labels: labels, masks: Tensor(masks, shape: [labels.count, s, s])))
     }
     return TrainBatch(images: Tensor(pixels, shape: [images, s, s, 3]), targets: targets,
-                      rngs: (0..<images).map { RNG(seed: seed, stream: UInt64(100 + $0)) })
+                      rngs: (0..<images).map { RNG(seed: seed, stream: UInt64(100 + $0)) },
+                      imageKeys: (0..<images).map { KeyedPointSource.imageKey(epoch: 0, imageId: $0) })
 }
 
 @Suite struct TrainStepTests {

@@ -1,0 +1,83 @@
+// The criterion's random points keyed by (seed, image key, iteration, prediction, draw kind, call, pair),
+// so an image gets the same points whichever rank or batch position it has (issue 5: "MP noise and other
+// per-sample randomness are keyed by (seed, epoch, image id)"). Replaces one per-process stream
+// (`RandomPointSource`), whose draws depended on which images the process saw before.
+import Mask2FormerModel
+import TensorCore
+
+/// Points from per-image Philox streams. Before each step the trainer calls `begin(imageKeys:iteration:)`
+/// with one key per batch image (`imageKey(epoch:imageId:)`); `call` says which criterion pass is drawing
+/// (0 = matching losses, 1 = MP losses — set by `TrainingStep`, the same order on every rank).
+///
+/// Each request draws from `RNG(seed: seed, stream: hash(imageKey, iteration, prediction, kind, call, pair))`
+/// with kind 0 = matcher, 1 = oversampled candidates, 2 = appended random points, and pair = the index of
+/// the pair within its image (0 for the matcher), so pair j of an image never depends on other images'
+/// pairs. The source holds no running state: replaying a step needs only its keys and iteration.
+public final class KeyedPointSource: PointSource {
+    public let seed: UInt64
+    /// One key per batch image (batch index → key). Empty: the batch index is the key.
+    public private(set) var imageKeys: [UInt64] = []
+    public private(set) var iteration = 0
+    /// Which criterion pass draws (0 = matching losses, 1 = MP losses).
+    public var call = 0
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// The key of image `imageId` in `epoch` (the same folding as the trainer's MP noise streams).
+    public static func imageKey(epoch: Int, imageId: Int) -> UInt64 {
+        UInt64(truncatingIfNeeded: epoch) << 40 ^ UInt64(truncatingIfNeeded: imageId)
+    }
+
+    /// Starts a step: the batch's image keys and the optimizer iteration; resets `call` to 0.
+    public func begin(imageKeys: [UInt64], iteration: Int) {
+        self.imageKeys = imageKeys
+        self.iteration = iteration
+        call = 0
+    }
+
+    @inline(__always) static func mix(_ x: UInt64) -> UInt64 {   // splitmix64 finalizer
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// The stream of one draw.
+    public func stream(image: Int, prediction: Int, kind: Int, pair: Int) -> UInt64 {
+        let key = image < imageKeys.count ? imageKeys[image] : UInt64(truncatingIfNeeded: image)
+        precondition(imageKeys.isEmpty || image < imageKeys.count, "KeyedPointSource: image \(image) of \(imageKeys.count) keys")
+        var h: UInt64 = 0x4B50_5331   // "KPS1"
+        for v in [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: prediction),
+                  UInt64(truncatingIfNeeded: kind), UInt64(truncatingIfNeeded: call), UInt64(truncatingIfNeeded: pair)] {
+            h = KeyedPointSource.mix(h ^ v)
+        }
+        return h
+    }
+
+    public func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor {
+        var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: 0, pair: 0))
+        return Tensor.uniform([count, 2], rng: &rng)
+    }
+
+    public func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 1)
+    }
+
+    public func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 2)
+    }
+
+    /// `[pairs, count, 2]`: pair j from the stream of (its image, its index among that image's pairs).
+    func pairPoints(prediction: Int, pairImages: [Int], count: Int, kind: Int) -> Tensor {
+        let out = Tensor(uninitialized: [pairImages.count, count, 2])
+        var within: [Int: Int] = [:]
+        for (j, image) in pairImages.enumerated() {
+            let pair = within[image, default: 0]
+            within[image] = pair + 1
+            var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: kind, pair: pair))
+            let t = Tensor.uniform([count, 2], rng: &rng)
+            (out.data + j * count * 2).update(from: t.data, count: count * 2)
+        }
+        return out
+    }
+}
