@@ -22,6 +22,9 @@ public struct SolverConfig: Sendable, Equatable, Codable {
     public enum Schedule: String, Sendable, Codable { case poly, multistep }
     /// Global batch (all ranks together).
     public var imsPerBatch = 16
+    /// Micro-batches per optimizer step when a rank cannot hold its share at once: each rank runs
+    /// `ims_per_batch ÷ ranks ÷ accumulate` images per forward/backward and averages the gradients.
+    public var accumulate = 1
     public var baseLearningRate: Double = 1e-4
     public var weightDecay: Double = 0.05
     public var weightDecayNorm: Double = 0

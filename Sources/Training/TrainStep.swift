@@ -89,9 +89,41 @@ public final class TrainingStep {
 
     /// Forward, losses, backward, gradient clipping and one AdamW update.
     @discardableResult
-    public func step(_ batch: TrainBatch) throws -> StepReport {
+    public func step(_ batch: TrainBatch) throws -> StepReport { try step([batch]) }
+
+    /// One optimizer step over `microBatches` (`solver.accumulate` of them): forward, losses and backward
+    /// for each, gradients summed, then averaged over the micro-batches; the gradient all-reduce runs
+    /// with the last backward only. The reported losses and times are sums/means over the micro-batches.
+    @discardableResult
+    public func step(_ microBatches: [TrainBatch]) throws -> StepReport {
+        precondition(!microBatches.isEmpty, "a step needs at least one batch")
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-        var t0 = now()
+        var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
+        let a = microBatches.count
+        parameters.zeroGrad()
+        for (m, batch) in microBatches.enumerated() {
+            var t0 = now()
+            let criterionBefore = report.criterion
+            // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
+            let total = forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
+            report.forward += now() - t0 - (report.criterion - criterionBefore)
+            t0 = now()
+            if m == a - 1 { runBackward(total) } else { total.backward() }
+            report.backward += now() - t0
+        }
+        report.allReduceWait = try synchronizeGradients()
+        let t0 = now()
+        report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
+        report.learningRate = schedule.learningRate(at: iteration)
+        optimizer.step(lr: report.learningRate)
+        iteration += 1
+        report.optimizer = now() - t0
+        return report
+    }
+
+    /// Forward and criterion (+ MP losses) of one batch; adds `weight ×` each loss to `report`
+    /// (`forward` is timed by the caller, `criterion` here) and returns the total loss (with grad).
+    func forwardAndLoss(_ batch: TrainBatch, into report: inout StepReport, weight: Float) -> Tensor {
         let mp = config.model.maskPiloting
         let predictor = model.head.predictor
         let (features, maskFeatures): ([Tensor], Tensor) = withGrad {
@@ -107,36 +139,27 @@ public final class TrainingStep {
                 : MultiScaleMaskedTransformerDecoder.MaskPilotingOutput(
                     predictions: predictor(features: features, maskFeatures: maskFeatures), mpPredictions: nil, layout: nil)
         }
-        var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
-        report.forward = now() - t0; t0 = now()
+        let t0 = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         points.begin(imageKeys: batch.imageKeys, iteration: iteration)
+        var losses: [String: Float] = [:]
         let total: Tensor = withGrad {
             points.call = 0
             let matching = criterion(decoded.predictions, targets: batch.targets, points: points)
             var total = matching.total
-            for (name, value) in matching.losses { report.losses[name] = value.item }
+            for (name, value) in matching.losses { losses[name] = value.item }
             if mp.enabled {
                 points.call = 1
                 let extra = criterion.maskPilotingLosses(decoded.mpPredictions, layout: decoded.layout, targets: batch.targets,
                                                          numMasks: matching.numMasks, includeClassLoss: !mp.noLabelLoss,
                                                          predictionCount: decoded.predictions.count, points: points)
-                for (name, value) in extra.losses { report.losses[name] = value.item }
+                for (name, value) in extra.losses { losses[name] = value.item }
                 total = total + extra.total
             }
             return total
         }
-        report.total = total.item
-        report.criterion = now() - t0; t0 = now()
-        parameters.zeroGrad()
-        runBackward(total)
-        report.backward = now() - t0; t0 = now()
-        report.allReduceWait = try synchronizeGradients()
-        t0 = now()
-        report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
-        report.learningRate = schedule.learningRate(at: iteration)
-        optimizer.step(lr: report.learningRate)
-        iteration += 1
-        report.optimizer = now() - t0
-        return report
+        for (name, v) in losses { report.losses[name, default: 0] += weight * v }
+        report.total += weight * total.item
+        report.criterion += Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - t0
+        return weight == 1 ? total : withGrad { total * weight }
     }
 }

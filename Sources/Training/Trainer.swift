@@ -75,9 +75,9 @@ public final class Trainer {
         self.config = config
         self.communicator = comm
         self.outputDirectory = outputDirectory
-        let global = config.solver.imsPerBatch
-        guard global % comm.size == 0 else {
-            throw TrainingError("solver.ims_per_batch \(global) is not divisible by the \(comm.size) ranks")
+        let global = config.solver.imsPerBatch, accumulate = config.solver.accumulate
+        guard accumulate >= 1, global % (comm.size * accumulate) == 0 else {
+            throw TrainingError("solver.ims_per_batch \(global) is not divisible by \(comm.size) ranks × solver.accumulate \(accumulate)")
         }
         try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
         step = TrainingStep(config: config)
@@ -88,7 +88,9 @@ public final class Trainer {
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
         bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
         data = try TrainingData(config: config)
-        let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global, worldSize: comm.size, rank: comm.rank)
+        // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
+        let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,
+                                          worldSize: comm.size, rank: comm.rank)
         schedule = TrainingSchedule(sampler: sampler, seed: config.seed)
         let firstPlan = try comm.broadcast(schedule.plan(0).order, root: 0)
         schedule.install(try EpochPlan(epoch: 0, order: firstPlan))
@@ -173,25 +175,30 @@ public final class Trainer {
     public func run(iterations: Int? = nil) throws {
         let comm = communicator
         let end = min(config.solver.maxIter, state.iteration + (iterations ?? Int.max))
-        let perRank = config.solver.imsPerBatch / comm.size
+        let perRank = config.solver.imsPerBatch / comm.size / config.solver.accumulate
         var lastEpoch = 0
         while state.iteration < end {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
-            let dataWait = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
-            let epoch = batch.refs.first?.epoch ?? 0
-            if epoch > lastEpoch {
-                if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { print(loader.skipReport(epoch: lastEpoch)) }
-                // The coordinator's plan for the next epoch, installed before the loader needs it.
-                let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
-                schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
-                lastEpoch = epoch
+            var micro: [TrainBatch] = []
+            var dataWait = 0.0, epoch = lastEpoch
+            for _ in 0..<config.solver.accumulate {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
+                dataWait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
+                epoch = batch.refs.first?.epoch ?? 0
+                if epoch > lastEpoch {
+                    if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { print(loader.skipReport(epoch: lastEpoch)) }
+                    // The coordinator's plan for the next epoch, installed before the loader needs it.
+                    let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
+                    schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
+                    lastEpoch = epoch
+                }
+                let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
+                let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
+                let keys = zip(batch.refs, batch.imageIds).map { KeyedPointSource.imageKey(epoch: $0.0.epoch, imageId: $0.1) }
+                micro.append(TrainBatch(images: batch.images, targets: targets, rngs: rngs, imageKeys: keys))
             }
-            let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
-            let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
-            let keys = zip(batch.refs, batch.imageIds).map { KeyedPointSource.imageKey(epoch: $0.0.epoch, imageId: $0.1) }
-            let report = try step.step(TrainBatch(images: batch.images, targets: targets, rngs: rngs, imageKeys: keys))
+            let report = try step.step(micro)
             state.iteration += 1
             guard report.total.isFinite else {
                 let terms = report.losses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")

@@ -85,3 +85,37 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         #expect(end * 5 < first, "MP \(maskPiloting): loss \(first) → \(end)")
     }
 }
+
+@Suite struct GradientAccumulationTests {
+    /// Two micro-batches of one image each (solver.accumulate 2) give the same update as one batch of both
+    /// images: each image has two objects, so the per-micro-batch class-loss means and num_masks average to
+    /// the full batch's (the same condition as for ranks).
+    @Test func accumulateEqualsTheFullBatch() throws {
+        var c = MaskPilotConfig()
+        c.model.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32; c.model.pixelDecoder.encoderLayers = 1
+        c.model.pixelDecoder.encoderFeedforwardDim = 32
+        c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 6
+        c.model.decoder.heads = 4; c.model.decoder.feedforwardDim = 32; c.model.decoder.decLayers = 3; c.model.decoder.numClasses = 5
+        c.model.maskPiloting.enabled = true
+        c.loss.numPoints = 32
+        c.solver.baseLearningRate = 1e-3
+        let full = synthesizeBatch(images: 2, seed: 21)
+        func part(_ i: Int) -> TrainBatch {
+            TrainBatch(images: full.images.slice(axis: 0, i..<(i + 1)), targets: [full.targets[i]], rngs: [full.rngs[i]],
+                       imageKeys: [UInt64(i)])
+        }
+        let whole = TrainBatch(images: full.images, targets: full.targets, rngs: full.rngs, imageKeys: [0, 1])
+        let a = TrainingStep(config: c), b = TrainingStep(config: c)
+        for _ in 0..<3 {
+            let ra = try a.step(whole)
+            let rb = try b.step([part(0), part(1)])
+            #expect(abs(ra.total - rb.total) <= 1e-4 * abs(ra.total), "\(ra.total) vs \(rb.total)")
+        }
+        let pa = a.parameters.values.buffer, pb = b.parameters.values.buffer
+        var diff = 0.0, norm = 0.0
+        for i in 0..<pa.count { diff += Double(pa[i] - pb[i]) * Double(pa[i] - pb[i]); norm += Double(pa[i]) * Double(pa[i]) }
+        // Norm-relative, as the rank-equivalence test: zero-gradient biases make element-wise checks meaningless.
+        #expect((diff / norm).squareRoot() < 1e-5, "‖Δp‖/‖p‖ = \((diff / norm).squareRoot())")
+    }
+}
