@@ -37,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data", "Checkpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
