@@ -30,6 +30,7 @@ test: deps
 	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
 	cluster/test-failures.sh
+	cluster/test-resume.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
         .target(name: "Data", dependencies: ["CImageCodecs", "TensorCore"]),
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
-        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed",
+        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed", "Checkpoint",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
         .executableTarget(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-command demo behind `make smoke`: synthesize a small COCO-instance dataset, train MP-Former
-# (configs/smoke.yaml, tiny model) with 2 MPI ranks, and show the loss going down and where outputs are.
+# (configs/smoke.yaml, tiny model) with 2 MPI ranks for 200 steps (checkpoint every 100), resume from the
+# last checkpoint to step 300, and show the loss going down and where the outputs are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/maskpilot
@@ -11,9 +12,12 @@ if [ ! -f "$data/annotations/instances_train2017.json" ]; then
 fi
 rm -rf "$out"
 start=$(date +%s)
-cluster/launch.sh -n 2 -- train --config configs/smoke.yaml --output "$out"
+cluster/launch.sh -n 2 -- train --config configs/smoke.yaml --output "$out" --iterations 200
+echo
+echo "smoke: resuming from $(cat "$out/last_checkpoint")"
+cluster/launch.sh -n 2 -- train --config configs/smoke.yaml --output "$out" --resume
 echo
 echo "smoke: $(( $(date +%s) - start )) s; first and last logged steps:"
 head -n 1 "$out/metrics.jsonl" | grep -o '"step":[0-9]*\|"total":[0-9.e+-]*' | tr '\n' ' '; echo
 tail -n 1 "$out/metrics.jsonl" | grep -o '"step":[0-9]*\|"total":[0-9.e+-]*' | tr '\n' ' '; echo
-echo "outputs: $out/config.yaml, $out/metrics.jsonl$( [ -d "$out/tb" ] && echo ", $out/tb/" )"
+echo "outputs: $out/config.yaml, $out/metrics.jsonl, $out/tb/, checkpoints $(ls "$out" | grep '\.h5$' | tr '\n' ' ')"

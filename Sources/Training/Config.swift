@@ -79,6 +79,15 @@ public struct DistributedConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
+/// Checkpointing (`checkpoint.*`).
+public struct CheckpointConfig: Sendable, Equatable, Codable {
+    /// Save every this many iterations (0 = only at the end and on a stop signal).
+    public var period = 5000
+    /// Newest checkpoint files kept in the output folder.
+    public var keep = 3
+    public init() {}
+}
+
 /// Logging and the training run itself (`train.*`).
 public struct TrainConfig: Sendable, Equatable, Codable {
     /// Plain progress lines every this many steps when stdout is not a terminal.
@@ -94,6 +103,7 @@ public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var input = InputConfig()
     public var data = DataConfig()
     public var distributed = DistributedConfig()
+    public var checkpoint = CheckpointConfig()
     public var train = TrainConfig()
     /// The run's global seed (parameters, data order, noise streams derive from it).
     public var seed: UInt64 = 0

@@ -1,5 +1,6 @@
 // The data-parallel trainer: start-up agreement across ranks, the sharded loader, the step loop, checks and logs.
 // Corresponds to detectron2's DefaultTrainer/SimpleTrainer with PyTorch DDP (spec §4; issue "distributed training").
+import Checkpoint
 import Data
 import Dispatch
 import Distributed
@@ -59,11 +60,13 @@ public final class Trainer {
     public let config: MaskPilotConfig
     public let communicator: any Communicator
     public let step: TrainingStep
-    public private(set) var state = TrainerState()
+    public internal(set) var state = TrainerState()
     public let outputDirectory: String
     let data: TrainingData
     let schedule: TrainingSchedule
     let loader: Loader
+    /// The epoch of the first batch this run consumes.
+    let startEpoch: Int
     /// The gradient all-reduce (nil with one rank); its `lastStep` timing says how much was hidden.
     public let bucketer: GradientBucketer?
     /// Called on rank 0 after every step with (iteration, epoch, report, data wait seconds).
@@ -71,7 +74,9 @@ public final class Trainer {
 
     /// Builds the model on every rank, checks that all ranks agree on the configuration and the
     /// parameter signature, broadcasts rank 0's initial parameters, and starts the loader.
-    public init(config: MaskPilotConfig, communicator comm: any Communicator, outputDirectory: String) throws {
+    /// With `resume`, model, optimizer and iteration come from that checkpoint (read by every rank).
+    public init(config: MaskPilotConfig, communicator comm: any Communicator, outputDirectory: String,
+                resume: (path: String, contents: CheckpointContents)? = nil) throws {
         self.config = config
         self.communicator = comm
         self.outputDirectory = outputDirectory
@@ -88,15 +93,23 @@ public final class Trainer {
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
         bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
         data = try TrainingData(config: config)
+        var startIteration = 0
+        let newStep: TrainingStep = step
+        if let resume {
+            startIteration = try Trainer.restore(newStep, config: config, communicator: comm, from: resume.contents, path: resume.path)
+        }
         // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,
                                           worldSize: comm.size, rank: comm.rank)
-        schedule = TrainingSchedule(sampler: sampler, seed: config.seed)
-        let firstPlan = try comm.broadcast(schedule.plan(0).order, root: 0)
-        schedule.install(try EpochPlan(epoch: 0, order: firstPlan))
+        let startBatch = startIteration * accumulate
+        schedule = TrainingSchedule(sampler: sampler, seed: config.seed, startBatch: startBatch)
+        startEpoch = sampler.epoch(ofGlobalBatch: startBatch)
+        let firstPlan = try comm.broadcast(schedule.plan(startEpoch).order, root: 0)
+        schedule.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
         loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
                         onBadSample: config.data.onBadSample == .skip ? .skip : .error,
                         sizeDivisibility: 32, load: data.load, augment: data.augment)
+        state.iteration = startIteration
     }
 
     deinit { loader.stop() }
@@ -171,12 +184,23 @@ public final class Trainer {
         return h
     }
 
-    /// Trains until `solver.max_iter` (or `iterations` more steps).
+    /// True when the last `run` ended because a rank received SIGTERM / SIGUSR1.
+    public private(set) var stoppedBySignal = false
+
+    /// Trains until `solver.max_iter` (or `iterations` more steps); writes `model_final.h5` when it reaches
+    /// `solver.max_iter`.
     public func run(iterations: Int? = nil) throws {
+        try runLoop(iterations: iterations)
+        if !stoppedBySignal && state.iteration >= config.solver.maxIter {
+            try saveCheckpoint(name: CheckpointDirectory.finalName)
+        }
+    }
+
+    func runLoop(iterations: Int?) throws {
         let comm = communicator
-        let end = min(config.solver.maxIter, state.iteration + (iterations ?? Int.max))
+        let end = min(config.solver.maxIter, iterations.map { state.iteration + $0 } ?? config.solver.maxIter)
         let perRank = config.solver.imsPerBatch / comm.size / config.solver.accumulate
-        var lastEpoch = 0
+        var lastEpoch = startEpoch
         while state.iteration < end {
             var micro: [TrainBatch] = []
             var dataWait = 0.0, epoch = lastEpoch
@@ -213,6 +237,18 @@ public final class Trainer {
                 }
             }
             if comm.isCoordinator { try onStep?(state.iteration, epoch, report, dataWait) }
+            let savePeriod = config.checkpoint.period
+            if savePeriod > 0, state.iteration % savePeriod == 0, state.iteration < config.solver.maxIter {
+                try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
+            }
+            if try stopRequested() {
+                if !(savePeriod > 0 && state.iteration % savePeriod == 0) {
+                    try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
+                }
+                if comm.isCoordinator { print("stop signal: checkpoint written at iteration \(state.iteration); exiting") }
+                stoppedBySignal = true
+                return
+            }
         }
     }
 }

@@ -11,6 +11,21 @@ struct MaskPilot: ParsableCommand {
         subcommands: [TrainCommand.self, Bench.self, ModelCommand.self, DataCommand.self, CheckpointCommand.self])
 }
 
+extension MaskPilot {
+    /// What a bare `--resume` stands for (the output folder's last checkpoint).
+    static let resumeLast = "@last_checkpoint"
+
+    /// `--resume` may stand alone (last checkpoint) or take a path; ArgumentParser options need a value,
+    /// so a bare `--resume` is rewritten before parsing.
+    static func main() {
+        var args = Array(CommandLine.arguments.dropFirst())
+        if let i = args.firstIndex(of: "--resume"), i + 1 == args.count || args[i + 1].hasPrefix("-") {
+            args.insert(resumeLast, at: i + 1)
+        }
+        main(args)
+    }
+}
+
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of MaskPilot's building blocks.",

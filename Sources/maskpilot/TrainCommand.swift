@@ -1,6 +1,7 @@
 // `maskpilot train`: data-parallel training under mpirun (or alone), with logs in the output folder.
 // Corresponds to detectron2's train_net.py (launch + DefaultTrainer) for Mask2Former / MP-Former.
 import ArgumentParser
+import Checkpoint
 import Distributed
 import Foundation
 import Training
@@ -16,6 +17,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Stop after this many steps (default: solver.max_iter).")
     var iterations: Int?
+
+    @Option(help: "Resume: `--resume` alone continues from OUTPUT/last_checkpoint (falling back to the newest intact checkpoint), `--resume PATH` from a file.")
+    var resume: String?
 
     func run() throws {
         let cfg = try configOptions.load()
@@ -35,13 +39,26 @@ struct TrainCommand: ParsableCommand {
             print("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)\n\(yaml)")
             try yaml.write(toFile: "\(output)/config.yaml", atomically: true, encoding: .utf8)
         }
-        let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output)
+        var from: (path: String, contents: CheckpointContents)? = nil
+        if let resume {
+            if resume == MaskPilot.resumeLast {
+                let found = try resolveResume(directory: output)
+                if comm.isCoordinator { for w in found.warnings { print("resume: \(w)") } }
+                from = (found.path, found.contents)
+            } else {
+                from = (resume, try readCheckpoint(path: resume))
+            }
+            if comm.isCoordinator { print("resume: from \(from!.path) at iteration \(from!.contents.trainer.iteration)") }
+        }
+        installStopSignalHandlers()
+        let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output, resume: from)
         let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
         trainer.onStep = { iteration, epoch, report, dataWait in
             try log.record(iteration: iteration, epoch: epoch, report: report, dataWait: dataWait)
         }
         try trainer.run(iterations: iterations)
         try log.finish(iteration: trainer.state.iteration)
+        if trainer.stoppedBySignal && comm.isCoordinator { print("stopped by signal; resume with --resume") }
     }
 }
 

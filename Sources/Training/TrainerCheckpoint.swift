@@ -1,0 +1,112 @@
+// The trainer's checkpoints: what a save contains, resuming from one, and the stop-signal agreement.
+// Corresponds to detectron2's PeriodicCheckpointer / Checkpointer.resume_or_load and DDP-safe preemption handling.
+import Checkpoint
+import Distributed
+import Foundation
+import Mask2FormerModel
+import NN
+import Synchronization
+import TensorCore
+
+/// Set by SIGTERM / SIGUSR1 (SLURM preemption); every rank checks the flags' OR at each step boundary.
+let stopSignalReceived = Atomic<Bool>(false)
+
+/// Installs the SIGTERM and SIGUSR1 handlers that request a checkpoint and a clean exit.
+public func installStopSignalHandlers() {
+    for sig in [SIGTERM, SIGUSR1] {
+        signal(sig) { _ in stopSignalReceived.store(true, ordering: .relaxed) }
+    }
+}
+
+/// The configuration keys that may differ when resuming: anything outside `model.*`.
+func configDifferences(_ a: String, _ b: String) -> [String] {
+    func flatten(_ any: Any?, _ prefix: String, _ out: inout [String: String]) {
+        if let map = any as? [String: Any] {
+            for (k, v) in map { flatten(v, prefix.isEmpty ? k : "\(prefix).\(k)", &out) }
+        } else {
+            out[prefix] = "\(any ?? "null")"
+        }
+    }
+    var fa: [String: String] = [:], fb: [String: String] = [:]
+    flatten((try? MaskPilotConfig.parse(yaml: a)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fa)
+    flatten((try? MaskPilotConfig.parse(yaml: b)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fb)
+    return Set(fa.keys).union(fb.keys).filter { fa[$0] != fb[$0] }.sorted()
+}
+
+extension Trainer {
+    /// FNV-1a of the parameter names and shapes (the signature every rank agrees on at start).
+    var parameterSignature: UInt64 { Trainer.parameterSignature(of: step) }
+
+    static func parameterSignature(of step: TrainingStep) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in step.model.namedParameters().map({ "\($0.0) \($0.1.shape)" }).joined(separator: "\n").utf8 {
+            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+        }
+        return h
+    }
+
+    /// The state a checkpoint holds. All random streams are keyed by (seed, epoch, image id, iteration),
+    /// so the seed and the iteration restore them exactly; they are recorded under `rng.*`.
+    func checkpointContents() throws -> CheckpointContents {
+        let optimizerState = step.optimizer.namedState().filter { $0.0 != "step" }
+        let global = config.solver.imsPerBatch
+        let consumed = state.iteration * global
+        return CheckpointContents(
+            model: step.model.stateDict(layout: .pytorch), optimizer: optimizerState, optimizerStep: step.optimizer.stepCount,
+            trainer: CheckpointTrainerState(iteration: state.iteration, epoch: consumed / max(data.count, 1),
+                                            position: consumed % max(data.count, 1),
+                                            schedule: ["lr": .double(step.schedule.learningRate(at: state.iteration))],
+                                            rng: ["seed": [config.seed], "streams": [config.seed &+ 0x4D50, config.seed &+ 0x5054]]),
+            meta: CheckpointMeta(configYAML: try config.yaml(), worldSize: communicator.size,
+                                 parameterSignature: parameterSignature, maskpilotVersion: "0.1.0"))
+    }
+
+    /// Rank 0 writes `name` in the output folder (atomically, then the pointer, then retention); every rank
+    /// waits for it, so a job that stops right after never loses the checkpoint.
+    public func saveCheckpoint(name: String) throws {
+        if communicator.isCoordinator {
+            let contents = try checkpointContents()
+            let deleted = try CheckpointDirectory(outputDirectory).save(contents, name: name, keep: config.checkpoint.keep)
+            print("checkpoint: \(outputDirectory)/\(name) (iteration \(state.iteration))"
+                  + (deleted.isEmpty ? "" : "; removed \(deleted.joined(separator: ", "))"))
+        }
+        try communicator.barrier()
+    }
+
+    /// Restores model, optimizer and iteration from `contents`. A model-changing config difference is
+    /// refused with the keys listed; other differences are logged; a different world size is a warning.
+    /// Returns the iteration to continue from.
+    static func restore(_ step: TrainingStep, config: MaskPilotConfig, communicator: any Communicator,
+                        from contents: CheckpointContents, path: String) throws -> Int {
+        let differences = configDifferences(contents.meta.configYAML, try config.yaml())
+        let modelChanges = differences.filter { $0.hasPrefix("model.") }
+        if !modelChanges.isEmpty {
+            throw TrainingError("\(path): the checkpoint's model configuration differs: \(modelChanges.joined(separator: ", "))")
+        }
+        if communicator.isCoordinator {
+            if !differences.isEmpty { print("resume: configuration changes since the checkpoint: \(differences.joined(separator: ", "))") }
+            if contents.meta.worldSize != communicator.size {
+                print("resume: warning: the checkpoint was written by \(contents.meta.worldSize) rank(s), this run has \(communicator.size); the data order changes")
+            }
+        }
+        guard contents.meta.parameterSignature == parameterSignature(of: step) else {
+            throw TrainingError("\(path): parameter signature differs from the model's")
+        }
+        do {
+            try step.model.load(Dictionary(contents.model, uniquingKeysWith: { a, _ in a }), layout: .pytorch)
+        } catch {
+            throw TrainingError("\(path): \(error)")
+        }
+        var optimizer = Dictionary(contents.optimizer, uniquingKeysWith: { a, _ in a })
+        optimizer["step"] = Tensor(scalar: Float(contents.optimizerStep))
+        do { try step.optimizer.loadState(optimizer) } catch { throw TrainingError("\(path): \(error)") }
+        step.iteration = contents.trainer.iteration
+        return contents.trainer.iteration
+    }
+
+    /// Whether any rank received a stop signal (collective: every rank calls it at the same step).
+    func stopRequested() throws -> Bool {
+        guard communicator.size > 1 else { return stopSignalReceived.load(ordering: .relaxed) }
+        return try communicator.allReduceSum(stopSignalReceived.load(ordering: .relaxed) ? 1 : 0) > 0
+    }
+}
