@@ -6,7 +6,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe
 BIN := .build/release
 
-.PHONY: deps build test bench smoke clean
+.PHONY: deps build test bench smoke crash-test clean
 
 ## deps: install the Debian packages MaskPilot links against, only those missing (idempotent).
 deps:
@@ -35,6 +35,12 @@ test: deps
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build
 	cluster/smoke.sh
+
+## crash-test: SIGKILL the 2-rank smoke training at 20 random moments (some inside a checkpoint write), resuming
+## each time; every .h5 must stay readable and every resume must start from the newest intact checkpoint.
+## Takes a few minutes; not part of `make test`. Results: docs/reliability.md.
+crash-test: build
+	cluster/crash-test.sh
 
 ## bench: kernel throughput table (one thread), the numbers docs/perf.md records.
 bench: build

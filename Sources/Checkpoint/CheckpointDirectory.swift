@@ -139,14 +139,29 @@ public struct CheckpointDirectory: Sendable {
 
     // MARK: resuming
 
-    /// The checkpoint to resume from: the one `last_checkpoint` names when it reads back intact, else the
-    /// newest intact checkpoint in the folder, with a warning saying why. Throws when none is usable,
-    /// listing every file tried and its problem.
+    /// The checkpoint to resume from: the newest complete one. That is the one `last_checkpoint` names,
+    /// unless a job was killed between renaming a newer checkpoint into place and updating the pointer
+    /// (files under a final name are always complete): then the newer intact file wins, with a warning.
+    /// When the pointed file is damaged or missing, the newest intact checkpoint is used, saying why.
+    /// Throws when none is usable, listing every file tried and its problem.
     public func resolveResume() throws -> CheckpointResume {
         var warnings: [String] = []
         var failures: [String] = []
         var tried = Set<String>()
         if let pointed = try pointedPath() {
+            // Newer complete checkpoints than the pointed one (the pointer update did not happen).
+            let all = try checkpoints()
+            if let index = all.firstIndex(where: { $0.path == pointed }) {
+                for entry in all[..<index] {
+                    tried.insert(entry.path)
+                    if let contents = try? readCheckpoint(path: entry.path) {
+                        warnings.append("\(pointerPath) names \(URL(fileURLWithPath: pointed).lastPathComponent) but the newer "
+                                        + "\(entry.name) is complete (the pointer update was interrupted); resuming from it")
+                        return CheckpointResume(path: entry.path, warnings: warnings, contents: contents)
+                    }
+                    warnings.append("skipping damaged newer checkpoint \(entry.path)")
+                }
+            }
             tried.insert(pointed)
             do {
                 return CheckpointResume(path: pointed, warnings: [], contents: try readCheckpoint(path: pointed))

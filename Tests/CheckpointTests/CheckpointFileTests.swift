@@ -308,3 +308,26 @@ private func runTool(_ tool: String, _ arguments: [String]) throws -> (status: I
         #expect(full.status == 0, "h5dump failed: \(full.output.suffix(2000))")
     }
 }
+
+@Suite struct CheckpointPointerLagTests {
+    /// A kill after the rename of a new checkpoint but before the pointer update leaves the pointer one
+    /// checkpoint behind; resuming must still pick the newest complete file (found by cluster/crash-test.sh).
+    @Test func aNewerCompleteCheckpointBeatsAStalePointer() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-lag-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let folder = CheckpointDirectory(dir)
+        func contents(_ it: Int) -> CheckpointContents {
+            CheckpointContents(model: [("w", Tensor([Float(it)], shape: [1]))], optimizer: [], optimizerStep: it,
+                               trainer: CheckpointTrainerState(iteration: it),
+                               meta: CheckpointMeta(configYAML: "seed: 0\n", worldSize: 2, parameterSignature: 1, maskpilotVersion: "test"))
+        }
+        _ = try folder.save(contents(5), name: CheckpointDirectory.fileName(iteration: 5), keep: 3)
+        // The next save's file is renamed into place, but the pointer is never updated (killed there).
+        try writeCheckpoint(contents(10), to: "\(dir)/\(CheckpointDirectory.fileName(iteration: 10))")
+        #expect(try folder.pointedPath()?.hasSuffix("model_0000005.h5") == true)
+        let r = try folder.resolveResume()
+        #expect(r.contents.trainer.iteration == 10 && r.path.hasSuffix("model_0000010.h5"))
+        #expect(r.warnings.contains { $0.contains("pointer update was interrupted") })
+    }
+}
