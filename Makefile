@@ -31,6 +31,7 @@ test: deps
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
 	cluster/test-failures.sh
 	cluster/test-resume.sh
+	cluster/test-converters.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

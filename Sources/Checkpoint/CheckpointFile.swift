@@ -258,30 +258,7 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
         formatVersion: Int(version))
 
     func tensors(_ groupPath: String) throws -> (HDF5Group, [(String, Tensor)]) {
-        let group = try attempt(groupPath, "cannot open the group") { try file.group(groupPath) }
-        let present = try attempt(groupPath, "cannot list the datasets") { try group.datasetPaths() }
-        var order = present
-        if try attempt(groupPath, "cannot check for the names attribute", { try group.hasAttribute(CheckpointLayout.namesAttribute) }) {
-            let text = try attribute(group, CheckpointLayout.namesAttribute) { try group.stringAttribute($0) }
-            let listed = text.isEmpty ? [] : text.components(separatedBy: "\n")
-            let presentSet = Set(present)
-            if let missing = listed.first(where: { !presentSet.contains($0) }) {
-                let count = listed.filter { !presentSet.contains($0) }.count
-                throw CheckpointError(file: path, object: groupPath + "/" + missing,
-                                      problem: "missing dataset" + (count > 1 ? " (and \(count - 1) more)" : ""))
-            }
-            let listedSet = Set(listed)
-            order = listed + present.filter { !listedSet.contains($0) }
-        }
-        var result: [(String, Tensor)] = []
-        result.reserveCapacity(order.count)
-        for name in order {
-            let object = groupPath + "/" + name
-            result.append((name, try attempt(object, "cannot read the dataset (checksum failure or damaged file)") {
-                try group.readTensor(name)
-            }))
-        }
-        return (group, result)
+        try readTensorGroup(file, path: path, groupPath: groupPath)
     }
     let (_, model) = try tensors(CheckpointLayout.model)
     let (optimizerGroup, optimizer) = try tensors(CheckpointLayout.optimizer)
@@ -308,6 +285,118 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
         }
     }
     return CheckpointContents(model: model, optimizer: optimizer, optimizerStep: Int(step), trainer: trainer, meta: meta)
+}
+
+/// Reads every dataset of `groupPath` in the order of its `names` attribute (if any; unlisted datasets
+/// follow in name order). A name listed but absent is `missing dataset`; each read verifies the checksum.
+private func readTensorGroup(_ file: HDF5File, path: String, groupPath: String) throws -> (HDF5Group, [(String, Tensor)]) {
+    func attempt<R>(_ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
+            throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
+        }
+    }
+    let group = try attempt(groupPath, "cannot open the group") { try file.group(groupPath) }
+    let present = try attempt(groupPath, "cannot list the datasets") { try group.datasetPaths() }
+    var order = present
+    if try attempt(groupPath, "cannot check for the names attribute", { try group.hasAttribute(CheckpointLayout.namesAttribute) }) {
+        let object = "\(groupPath) (attribute \"\(CheckpointLayout.namesAttribute)\")"
+        let text = try attempt(object, "cannot read the attribute") { try group.stringAttribute(CheckpointLayout.namesAttribute) }
+        let listed = text.isEmpty ? [] : text.components(separatedBy: "\n")
+        let presentSet = Set(present)
+        if let missing = listed.first(where: { !presentSet.contains($0) }) {
+            let count = listed.filter { !presentSet.contains($0) }.count
+            throw CheckpointError(file: path, object: groupPath + "/" + missing,
+                                  problem: "missing dataset" + (count > 1 ? " (and \(count - 1) more)" : ""))
+        }
+        let listedSet = Set(listed)
+        order = listed + present.filter { !listedSet.contains($0) }
+    }
+    var result: [(String, Tensor)] = []
+    result.reserveCapacity(order.count)
+    for name in order {
+        let object = groupPath + "/" + name
+        result.append((name, try attempt(object, "cannot read the dataset (checksum failure or damaged file)") {
+            try group.readTensor(name)
+        }))
+    }
+    return (group, result)
+}
+
+// MARK: weights only (`model.weights`, tools/convert_pkl_to_h5.py)
+
+/// Reads only the `/model` group of a MaskPilot checkpoint or of a weights-only HDF5 file (as written by
+/// `tools/convert_pkl_to_h5.py` or `writeModelWeights`): `/optimizer`, `/trainer` and `/meta` may be absent.
+/// When `/meta` has a `format_version` it must be one this code reads. Tensors are in PyTorch layout under the
+/// reference names, in the order of `/model`'s `names` attribute when present. Errors name the file.
+public func readModelWeights(path: String) throws -> [(String, Tensor)] {
+    let file = try openCheckpointFile(path)
+    defer { try? file.close() }
+    func attempt<R>(_ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
+            throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
+        }
+    }
+    guard try attempt(CheckpointLayout.model, "cannot check for the group", { try file.contains(CheckpointLayout.model) }) else {
+        throw CheckpointError(file: path, object: CheckpointLayout.model,
+                              problem: "missing group (not a MaskPilot checkpoint or weights file: expected /model/<name> datasets)")
+    }
+    if try attempt(CheckpointLayout.meta, "cannot check for the group", { try file.contains(CheckpointLayout.meta) }) {
+        let meta = try attempt(CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
+        let object = "/meta (attribute \"format_version\")"
+        if try attempt(object, "cannot check for the attribute", { try meta.hasAttribute("format_version") }) {
+            let version = try attempt(object, "cannot read the attribute") { try meta.int64Attribute("format_version") }
+            guard version == Int64(CheckpointMeta.currentFormatVersion) else {
+                throw CheckpointError(file: path, object: object,
+                                      problem: "unknown checkpoint format version \(version); this MaskPilot reads version "
+                                        + "\(CheckpointMeta.currentFormatVersion)")
+            }
+        }
+    }
+    let (_, model) = try readTensorGroup(file, path: path, groupPath: CheckpointLayout.model)
+    if model.isEmpty {
+        throw CheckpointError(file: path, object: CheckpointLayout.model, problem: "the group holds no datasets")
+    }
+    return model
+}
+
+/// Writes a weights-only file: `/model/<name>` (Fletcher32-checksummed, `names` attribute in order) and a
+/// `/meta` attribute `source`, crash-safely (`path.tmp`, fsync, rename, fsync of the folder).
+public func writeModelWeights(_ model: [(String, Tensor)], to path: String, source: String = "maskpilot") throws {
+    var seen = Set<String>()
+    for (name, _) in model {
+        guard !name.isEmpty, !name.contains("/") else {
+            throw CheckpointError(file: path, object: "/model/\(name)", problem: "invalid tensor name \"\(name)\"")
+        }
+        guard seen.insert(name).inserted else {
+            throw CheckpointError(file: path, object: "/model/\(name)", problem: "tensor name given twice")
+        }
+    }
+    let tmp = path + ".tmp"
+    unlink(tmp)
+    do {
+        let file = try HDF5File(create: tmp, mode: .truncate)
+        do {
+            let group = try file.createGroup(CheckpointLayout.model)
+            for (name, tensor) in model { try group.write(tensor, to: name, options: .checksummed) }
+            try group.setAttribute(CheckpointLayout.namesAttribute, string: model.map(\.0).joined(separator: "\n"))
+            let meta = try file.createGroup(CheckpointLayout.meta)
+            try meta.setAttribute("source", string: source)
+            try file.close()
+        } catch {
+            try? file.close()
+            throw error
+        }
+        try fsyncPath(tmp, directory: false)
+    } catch {
+        unlink(tmp)
+        throw error
+    }
+    guard rename(tmp, path) == 0 else {
+        let problem = "rename from \(tmp) failed: \(String(cString: strerror(errno)))"
+        unlink(tmp)
+        throw CheckpointError(file: path, problem: problem)
+    }
+    try fsyncPath(directoryOf(path), directory: true)
 }
 
 /// Opens a checkpoint file read-only; a missing, truncated or non-HDF5 file is a `CheckpointError` naming it.

@@ -10,6 +10,14 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
     public var decoder: TransformerDecoderConfig
     /// MP-Former's mask piloting (`model.mask_piloting.*`); off gives Mask2Former.
     public var maskPiloting: MaskPilotingConfig
+    /// `model.weights`: initial weights (a MaskPilot checkpoint or a weights-only HDF5 with `/model/<name>`
+    /// datasets), loaded when not resuming; "" = the seeded random initialization. Not part of the
+    /// architecture: it may change between a checkpoint and its resume.
+    public var weights: String = ""
+    /// `model.weights_ignore`: keys of the weights file to skip. A pattern containing `*`, `?` or `[` is a
+    /// shell-style glob matched against the whole key (fnmatch without flags: `*` also matches dots);
+    /// any other pattern matches keys containing it as a plain substring.
+    public var weightsIgnore: [String] = []
 
     public init(backbone: ResNetConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig,
                 maskPiloting: MaskPilotingConfig = MaskPilotingConfig()) {

@@ -88,6 +88,14 @@ public final class Trainer {
         step = TrainingStep(config: config)
         let signature = step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
         try Trainer.checkAgreement(name: "parameter signature", text: signature, comm: comm)
+        if resume == nil, !config.model.weights.isEmpty {
+            // Every rank reads the file (no extra broadcast of the whole model); the broadcast below then
+            // only confirms rank 0's values.
+            let report = try loadPretrainedWeights(into: step.model, path: config.model.weights, ignore: config.model.weightsIgnore)
+            if comm.isCoordinator { print(report) }
+        } else if resume != nil, !config.model.weights.isEmpty, comm.isCoordinator {
+            print("weights: model.weights (\(config.model.weights)) is not loaded when resuming; the checkpoint's model is used")
+        }
         // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
         let values = step.parameters.values
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)

@@ -18,7 +18,11 @@ public func installStopSignalHandlers() {
     }
 }
 
-/// The configuration keys that may differ when resuming: anything outside `model.*`.
+/// Configuration keys under `model.` that do not change the model's shape (initial-weights import).
+let modelKeysExemptOnResume: Set<String> = ["model.weights", "model.weights_ignore"]
+
+/// The configuration keys that differ between two configs (callers refuse those under `model.*` on resume,
+/// except `modelKeysExemptOnResume`).
 func configDifferences(_ a: String, _ b: String) -> [String] {
     func flatten(_ any: Any?, _ prefix: String, _ out: inout [String: String]) {
         if let map = any as? [String: Any] {
@@ -31,6 +35,60 @@ func configDifferences(_ a: String, _ b: String) -> [String] {
     flatten((try? MaskPilotConfig.parse(yaml: a)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fa)
     flatten((try? MaskPilotConfig.parse(yaml: b)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fb)
     return Set(fa.keys).union(fb.keys).filter { fa[$0] != fb[$0] }.sorted()
+}
+
+/// What `loadPretrainedWeights` did: every list complete, in state-dict order (unused: sorted).
+public struct PretrainedWeightsReport: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    /// Keys copied into the model.
+    public var loaded: [String]
+    /// Keys of the file dropped by a `model.weights_ignore` pattern, in file order.
+    public var ignored: [String]
+    /// Model keys the file (after dropping ignored keys) does not have: they keep their initialization.
+    public var missing: [String]
+    /// Keys of the file (not ignored) the model does not have.
+    public var unused: [String]
+
+    public var description: String {
+        var lines = ["weights: \(path): loaded \(loaded.count) tensor(s), \(ignored.count) ignored, "
+                     + "\(missing.count) missing, \(unused.count) unused"]
+        lines += ignored.map { "weights:   ignored: \($0)" }
+        lines += missing.map { "weights:   missing: \($0)" }
+        lines += unused.map { "weights:   unused:  \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Whether `key` matches a `model.weights_ignore` pattern: a glob (fnmatch, whole key) when the pattern has
+/// `*`, `?` or `[`, else a plain substring.
+public func weightsIgnorePatternMatches(_ pattern: String, _ key: String) -> Bool {
+    if pattern.contains(where: { "*?[".contains($0) }) { return fnmatch(pattern, key, 0) == 0 }
+    return !pattern.isEmpty && key.contains(pattern)
+}
+
+/// Initializes `model` from the `/model` group of `path` (a checkpoint or a weights-only HDF5, PyTorch layout):
+/// keys matching an `ignore` pattern are dropped, the rest loaded with `strict: false`. Missing and unused keys
+/// are returned; a mis-shaped key is an error naming the file, the key and both shapes (nothing is copied then).
+public func loadPretrainedWeights(into model: Module, path: String, ignore: [String]) throws -> PretrainedWeightsReport {
+    let tensors: [(String, Tensor)]
+    do { tensors = try readModelWeights(path: path) } catch {
+        throw TrainingError("model.weights: \(error)")
+    }
+    var kept: [(String, Tensor)] = [], ignored: [String] = []
+    for (name, tensor) in tensors {
+        if ignore.contains(where: { weightsIgnorePatternMatches($0, name) }) { ignored.append(name) } else { kept.append((name, tensor)) }
+    }
+    let report: StateDictReport
+    do {
+        report = try model.load(kept, layout: .pytorch, strict: false)
+    } catch let r as StateDictReport {
+        let shapes = r.misshaped.map { "\($0.key): the model has \($0.expected), the file has \($0.found)" }
+        throw TrainingError("model.weights: \(path): \(r.misshaped.count) tensor(s) have the wrong shape (PyTorch layout; "
+                            + "skip them with model.weights_ignore): " + shapes.joined(separator: "; "))
+    }
+    let missingSet = Set(report.missing)
+    return PretrainedWeightsReport(path: path, loaded: model.stateDictKeys().filter { !missingSet.contains($0) },
+                                   ignored: ignored, missing: report.missing, unused: report.unused)
 }
 
 extension Trainer {
@@ -79,7 +137,7 @@ extension Trainer {
     static func restore(_ step: TrainingStep, config: MaskPilotConfig, communicator: any Communicator,
                         from contents: CheckpointContents, path: String) throws -> Int {
         let differences = configDifferences(contents.meta.configYAML, try config.yaml())
-        let modelChanges = differences.filter { $0.hasPrefix("model.") }
+        let modelChanges = differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) }
         if !modelChanges.isEmpty {
             throw TrainingError("\(path): the checkpoint's model configuration differs: \(modelChanges.joined(separator: ", "))")
         }
