@@ -31,6 +31,7 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
         .target(name: "Data", dependencies: ["CImageCodecs", "TensorCore"]),
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore", "Data"]),
         .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed", "Checkpoint",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
@@ -51,6 +52,7 @@ let package = Package(
                     dependencies: ["Training", "Distributed", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "TensorCore"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
