@@ -52,7 +52,7 @@ let package = Package(
                     dependencies: ["Training", "Distributed", "Mask2FormerModel", "NN", "Optim", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "TensorCore"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).

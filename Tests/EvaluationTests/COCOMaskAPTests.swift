@@ -1,0 +1,101 @@
+// COCOMaskAP against the COCO API (fixture from tools/make_coco_ap_fixture.py, stats from pycocotools COCOeval
+// iouType='segm') and hand-computed cases: perfect detections, no detections, the crowd IoU rule.
+
+import Data
+import Evaluation
+import Foundation
+import Testing
+
+private func loadFixture() throws -> (images: [Int], categories: [Int], gt: [COCOMaskAPGroundTruth],
+                                      dt: [COCOMaskAPDetection], stats: [Double]) {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/coco_ap_fixture.json")
+    let root = try JSONSerialization.jsonObject(with: Foundation.Data(contentsOf: url)) as! [String: Any]
+    let gtJSON = root["ground_truth"] as! [String: Any]
+    let images = (gtJSON["images"] as! [[String: Any]]).map { $0["id"] as! Int }
+    let categories = (gtJSON["categories"] as! [[String: Any]]).map { $0["id"] as! Int }
+    func rle(_ seg: Any) throws -> COCORLE {
+        let s = seg as! [String: Any]
+        let size = s["size"] as! [Int]
+        return try COCORLE(compressedCounts: s["counts"] as! String, height: size[0], width: size[1])
+    }
+    let gt = try (gtJSON["annotations"] as! [[String: Any]]).map { a in
+        COCOMaskAPGroundTruth(imageID: a["image_id"] as! Int, categoryID: a["category_id"] as! Int,
+                              isCrowd: (a["iscrowd"] as! Int) != 0, area: (a["area"] as! NSNumber).doubleValue,
+                              rle: try rle(a["segmentation"]!))
+    }
+    let dt = try (root["detections"] as! [[String: Any]]).map { d in
+        COCOMaskAPDetection(imageID: d["image_id"] as! Int, categoryID: d["category_id"] as! Int,
+                            score: (d["score"] as! NSNumber).doubleValue, rle: try rle(d["segmentation"]!))
+    }
+    let stats = (root["stats"] as! [NSNumber]).map(\.doubleValue)
+    return (images, categories, gt, dt, stats)
+}
+
+private func square(_ h: Int, _ w: Int, y: Int, x: Int, size: Int) -> COCORLE {
+    var bits = [UInt8](repeating: 0, count: h * w)
+    for yy in y..<min(h, y + size) { for xx in x..<min(w, x + size) { bits[yy * w + xx] = 1 } }
+    return COCORLE(mask: BinaryMask(width: w, height: h, bits: bits))
+}
+
+@Suite struct COCOMaskAPTests {
+    @Test func matchesPycocotoolsFixture() throws {
+        let f = try loadFixture()
+        #expect(f.gt.contains { $0.isCrowd })
+        let result = try COCOMaskAP.evaluate(imageIDs: f.images, categoryIDs: f.categories, groundTruth: f.gt,
+                                             detections: f.dt)
+        #expect(result.stats.count == 12)
+        for (i, (mine, coco)) in zip(result.stats, f.stats).enumerated() {
+            #expect(abs(mine - coco) < 1e-6, "\(COCOMaskAPResult.names[i]): \(mine) vs COCO API \(coco)")
+        }
+    }
+
+    @Test func perfectDetectionsScoreOne() throws {
+        // Objects in all three area ranges: 5×5 (small), 40×40 (medium), 110×110 (large).
+        let h = 128, w = 128
+        let masks = [square(h, w, y: 0, x: 0, size: 5), square(h, w, y: 10, x: 10, size: 40),
+                     square(h, w, y: 0, x: 0, size: 110)]
+        let gt = masks.enumerated().map { i, m in
+            COCOMaskAPGroundTruth(imageID: 1, categoryID: i + 1, isCrowd: false, area: Double(m.area), rle: m)
+        }
+        let dt = masks.enumerated().map { i, m in COCOMaskAPDetection(imageID: 1, categoryID: i + 1, score: 0.9, rle: m) }
+        let r = try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1, 2, 3], groundTruth: gt, detections: dt)
+        for v in r.stats { #expect(abs(v - 1) < 1e-12) }
+    }
+
+    @Test func noDetectionsScoreZero() throws {
+        let m = square(64, 64, y: 4, x: 4, size: 20)
+        let gt = [COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: false, area: Double(m.area), rle: m)]
+        let r = try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1], groundTruth: gt, detections: [])
+        // AP and AR 0 where there is ground truth (small: 400 px); −1 for the empty medium/large ranges.
+        #expect(r.ap == 0 && r.ap50 == 0 && r.ap75 == 0 && r.apSmall == 0)
+        #expect(r.apMedium == -1 && r.apLarge == -1)
+        #expect(r.ar1 == 0 && r.ar100 == 0 && r.arSmall == 0 && r.arMedium == -1 && r.arLarge == -1)
+    }
+
+    @Test func crowdIoUUsesDetectionArea() throws {
+        let crowd = square(64, 64, y: 0, x: 0, size: 40)        // 1600 px
+        let inside = square(64, 64, y: 5, x: 5, size: 10)       // 100 px, all inside the crowd region
+        let half = square(64, 64, y: 35, x: 35, size: 10)       // 25 of its 100 px inside
+        #expect(COCOMaskAP.iou(inside, crowd, gtIsCrowd: true) == 1)
+        #expect(COCOMaskAP.iou(inside, crowd, gtIsCrowd: false) == 100.0 / 1600)
+        #expect(COCOMaskAP.iou(half, crowd, gtIsCrowd: true) == 0.25)
+        #expect(COCOMaskAP.iou(half, crowd, gtIsCrowd: false) == 25.0 / 1675)
+
+        // Detections on a crowd region are ignored: one real object found perfectly, plus two detections in
+        // the crowd region scored higher than it — AP stays 1.
+        let object = square(64, 64, y: 45, x: 45, size: 15)
+        let gt = [COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: true, area: 1600, rle: crowd),
+                  COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: false, area: 225, rle: object)]
+        let dt = [COCOMaskAPDetection(imageID: 1, categoryID: 1, score: 0.99, rle: inside),
+                  COCOMaskAPDetection(imageID: 1, categoryID: 1, score: 0.98, rle: square(64, 64, y: 20, x: 20, size: 12)),
+                  COCOMaskAPDetection(imageID: 1, categoryID: 1, score: 0.5, rle: object)]
+        let r = try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1], groundTruth: gt, detections: dt)
+        #expect(abs(r.ap - 1) < 1e-12 && r.ar100 == 1)
+        // Without the crowd flag the same region is a real object: the two high-scoring detections are false
+        // positives (IoU 100/1600 and 144/1600) and precision drops.
+        var plain = gt; plain[0].isCrowd = false
+        let r2 = try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1], groundTruth: plain, detections: dt)
+        #expect(r2.ap < 0.5)
+    }
+}
