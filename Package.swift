@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data", "Checkpoint",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data", "Checkpoint", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

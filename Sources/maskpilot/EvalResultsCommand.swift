@@ -1,0 +1,150 @@
+// `maskpilot eval-results`: score existing prediction files (from MaskPilot or any tool) without a model.
+// Corresponds to pycocotools COCOeval(iouType="segm"), panopticapi pq_compute and detectron2's SemSegEvaluator.
+import ArgumentParser
+import Data
+import Evaluation
+import Foundation
+
+struct EvalResultsCommand: ParsableCommand {
+    enum Task: String, ExpressibleByArgument, CaseIterable { case instance, panoptic, semantic }
+
+    static let configuration = CommandConfiguration(
+        commandName: "eval-results", abstract: "Score existing prediction files against a dataset's ground truth.",
+        discussion: """
+        --task instance: --gt is a COCO root (annotations/instances_<split>.json); --results is a COCO results JSON \
+        (array of {image_id, category_id, score, segmentation: {size, counts}}, as pycocotools' loadRes reads). \
+        Prints COCO mask AP/AR (the 12 COCOeval stats).
+        --task panoptic: --gt is a COCO panoptic root (annotations/panoptic_<split>.json + PNGs); --results is a \
+        folder holding exactly one prediction JSON ({annotations: [{image_id, file_name, segments_info: [{id, \
+        category_id}]}]}) and, next to it, the PNG folder named like the JSON without .json (panopticapi format). \
+        Every ground-truth image needs a prediction. Prints PQ/SQ/RQ for all, things, stuff and per class.
+        --task semantic: --gt is an ADE20K root (ADEChallengeData2016); --results is a folder of 8-bit gray or \
+        palette label PNGs named like the annotation files (ADE_val_00000001.png), holding class index + 1 as ADE \
+        stores labels (1…150; 0 = unlabeled, scored as wrong for every ground-truth class). Prints mIoU, fwIoU, \
+        pACC, mACC and per-class IoU.
+        """)
+
+    @Option(help: "instance, panoptic or semantic.") var task: Task
+    @Option(help: "Ground-truth dataset root.") var gt: String
+    @Option(help: "Split name (e.g. val2017, validation).") var split: String
+    @Option(help: "Results: a JSON file (instance) or a folder (panoptic, semantic).") var results: String
+
+    func run() throws {
+        do {
+            switch task {
+            case .instance: try instance()
+            case .panoptic: try panoptic()
+            case .semantic: try semantic()
+            }
+        } catch let e as EvaluationError {
+            throw ValidationError(e.description)
+        } catch let e as DataError {
+            throw ValidationError(e.description)
+        }
+    }
+
+    func instance() throws {
+        let ds = try COCOInstances(root: gt, split: split)
+        let groundTruth = try COCOMaskAP.groundTruth(from: ds)
+        let detections = try readCOCOInstanceResults(path: results)
+        let known = Set(ds.images.map(\.id))
+        for (n, d) in detections.enumerated() where !known.contains(d.imageID) {
+            throw EvaluationError("\(results): result \(n)", "image id \(d.imageID) is not in \(ds.annotationFile)")
+        }
+        let r = try COCOMaskAP.evaluate(imageIDs: ds.images.map(\.id), categoryIDs: ds.categories.map(\.id),
+                                        groundTruth: groundTruth, detections: detections)
+        print("COCO mask AP: \(detections.count) detections, \(ds.imageCount) images, \(ds.categories.count) categories")
+        let labels = ["Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+                      "Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]",
+                      "Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ]",
+                      "Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+                      "Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+                      "Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+                      "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]"]
+        for (i, v) in r.stats.enumerated() {
+            print(pad(COCOMaskAPResult.names[i], 6) + " " + labels[i] + String(format: " = %.3f", v))
+        }
+    }
+
+    func panoptic() throws {
+        let ds = try COCOPanopticDataset(root: gt, split: split)
+        let json = try findCOCOPanopticPredictionJSON(in: results)
+        let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: ds.categories.map(\.id))
+        var ev = PanopticEvaluator(isThing: ds.categories.map(\.isThing))
+        for i in 0..<ds.count {
+            let rec = ds.records[i]
+            guard let p = predictions[rec.imageId] else {
+                throw EvaluationError(json, "no prediction for image \(rec.imageId) (\(rec.pngFile))")
+            }
+            let gtTargets = PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments)
+            try ev.update(groundTruth: gtTargets, prediction: p, context: "\(json): image \(rec.imageId)")
+        }
+        let r = ev.result()
+        print("COCO panoptic quality: \(ds.count) images, \(ds.numClasses) categories")
+        print(pad("", 8) + " " + lpad("PQ", 7) + " " + lpad("SQ", 7) + " " + lpad("RQ", 7) + " " + lpad("N", 5))
+        for (name, s) in [("All", r.all), ("Things", r.things), ("Stuff", r.stuff)] {
+            print(pad(name, 8) + String(format: " %7.2f %7.2f %7.2f %5d", 100 * s.pq, 100 * s.sq, 100 * s.rq, s.count))
+        }
+        print("\nper class:")
+        print(pad("category", 24) + " " + pad("kind", 5) + " " + ["PQ", "SQ", "RQ"].map { lpad($0, 7) }.joined(separator: " ") + " "
+              + ["TP", "FP", "FN"].map { lpad($0, 5) }.joined(separator: " "))
+        for (c, s) in r.perClass.enumerated() {
+            let cat = ds.categories[c]
+            let kind = cat.isThing ? "thing" : "stuff"
+            if !s.isCounted {
+                print(pad("\(cat.id) \(cat.name)", 24) + " " + pad(kind, 5) + " " + ["-", "-", "-"].map { lpad($0, 7) }.joined(separator: " ")
+                      + String(format: " %5d %5d %5d", 0, 0, 0))
+                continue
+            }
+            print(pad("\(cat.id) \(cat.name)", 24) + " " + pad(kind, 5) + String(format: " %7.2f %7.2f %7.2f %5d %5d %5d",
+                         100 * s.pq, 100 * s.sq, 100 * s.rq, s.truePositives, s.falsePositives, s.falseNegatives))
+        }
+    }
+
+    func semantic() throws {
+        let ds = try ADE20KDataset(root: gt, split: split)
+        let k = ADE20KDataset.numClasses
+        // Class k stands for a predicted 0 (unlabeled): never in the ground truth, so it counts as wrong for the
+        // pixel's class and is itself left out of the averages.
+        var ev = SemanticEvaluator(numClasses: k + 1)
+        for i in 0..<ds.count {
+            let name = URL(fileURLWithPath: ds.annotations[i]).lastPathComponent
+            let file = "\(results)/\(name)"
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw EvaluationError(file, "prediction PNG missing for image \(ds.imageId(i))")
+            }
+            let gtAnn = try loadImage(path: ds.annotations[i], mode: .indices)
+            var gtLabels = gtAnn.pixels
+            for j in gtLabels.indices { gtLabels[j] = gtLabels[j] == 0 ? 255 : gtLabels[j] - 1 }
+            let pred = try loadImage(path: file, mode: .indices)
+            guard pred.width == gtAnn.width && pred.height == gtAnn.height else {
+                throw EvaluationError(file, "prediction is \(pred.width)×\(pred.height) but the annotation is \(gtAnn.width)×\(gtAnn.height)")
+            }
+            var labels = pred.pixels
+            for j in labels.indices {
+                let v = labels[j]
+                guard v <= UInt8(k) else {
+                    throw EvaluationError(file, "value \(v) at pixel \(j % pred.width),\(j / pred.width) is outside 0…\(k)")
+                }
+                labels[j] = v == 0 ? UInt8(k) : v - 1
+            }
+            try ev.update(prediction: labels, groundTruth: gtLabels, context: file)
+        }
+        let r = ev.result()
+        print("ADE20K semantic segmentation: \(ds.count) images, \(r.scoredPixels) scored pixels")
+        print(String(format: "mIoU  %6.2f\nfwIoU %6.2f\npACC  %6.2f\nmACC  %6.2f",
+                     100 * r.meanIoU, 100 * r.frequencyWeightedIoU, 100 * r.pixelAccuracy, 100 * r.meanClassAccuracy))
+        print("\nper-class IoU (class index = ADE label − 1; '-' = absent from the ground truth):")
+        for c in 0..<k {
+            print(String(format: "%4d ", c) + (r.perClassIoU[c].map { String(format: "%6.2f", 100 * $0) } ?? "     -"))
+        }
+    }
+}
+
+private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+private func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
