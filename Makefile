@@ -32,6 +32,7 @@ test: deps
 	cluster/test-failures.sh
 	cluster/test-resume.sh
 	cluster/test-converters.sh
+	cluster/test-eval.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build
