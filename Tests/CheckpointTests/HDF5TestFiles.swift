@@ -1,6 +1,7 @@
 // HDF5TestFiles: scratch file paths for the HDF5 wrapper tests, removed when the test ends.
 // No reference counterpart.
 import Foundation
+import Testing
 
 /// A unique scratch path in the temporary directory; `remove()` deletes it and any siblings made from it.
 struct ScratchFile {
@@ -42,4 +43,24 @@ func littleEndianBytes(_ values: [Float]) -> [UInt8] {
         let bits = v.bitPattern.littleEndian
         return [UInt8(bits & 0xff), UInt8((bits >> 8) & 0xff), UInt8((bits >> 16) & 0xff), UInt8(bits >> 24)]
     }
+}
+
+/// Runs `/usr/bin/h5dump` with `arguments` and returns its exit status and combined output, or nil after
+/// recording an issue when the tool is missing (`make deps` installs hdf5-tools).
+func runH5dump(_ arguments: [String]) throws -> (status: Int32, output: String)? {
+    let tool = "/usr/bin/h5dump"
+    guard FileManager.default.isExecutableFile(atPath: tool) else {
+        Issue.record("\(tool) not found: install hdf5-tools (`make deps` does)")
+        return nil
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
