@@ -35,17 +35,7 @@ extension Tensor {
     /// `floor(i·Hin/height) … ceil((i+1)·Hin/height) − 1`, and likewise the columns.
     /// The backward spreads each output gradient evenly over its window.
     public static func adaptiveAvgPool(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        precondition(x.rank == 4 && height > 0 && width > 0,
-                     "adaptiveAvgPool: input \(x.shape) is not [B,H,W,C] or output \(height)×\(width) is empty")
-        let b = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
-        let out = Tensor(uninitialized: [b, height, width, c])
-        adaptiveAvgPool2dForward(x: x.data, y: out.data, batch: b, inHeight: h, inWidth: w, channels: c,
-                                 outHeight: height, outWidth: width)
-        return Autograd.record("adaptiveAvgPool", out, [x]) { g in
-            let gx = Tensor(uninitialized: x.shape)
-            adaptiveAvgPool2dBackward(dy: g.data, dx: gx.data, batch: b, inHeight: h, inWidth: w, channels: c,
-                                      outHeight: height, outWidth: width)
-            return [gx]
-        }
+        spatialResample("adaptiveAvgPool", x, height: height, width: width,
+                        forward: adaptiveAvgPool2dForward, backward: adaptiveAvgPool2dBackward)
     }
 }

@@ -8,16 +8,25 @@ extension Tensor {
     /// `x`: `[B, H, W, C]` → `[B, height, width, C]`. Source coordinate `(dst + 0.5)·(in/out) − 0.5`,
     /// clamped at 0; the upper tap is edge-clamped. The backward scatters into `x`.
     public static func resizeBilinear(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        spatialResample("resizeBilinear", x, height: height, width: width,
+                        forward: resizeBilinearForward, backward: resizeBilinearBackward)
+    }
+
+    /// A `[B, H, W, C]` → `[B, height, width, C]` op from a forward kernel and its backward (which
+    /// overwrites `dx`); shared by the resampling ops.
+    static func spatialResample(
+        _ name: String, _ x: Tensor, height: Int, width: Int,
+        forward: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Int, Int, Int) -> Void,
+        backward: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Int, Int, Int) -> Void
+    ) -> Tensor {
         precondition(x.rank == 4 && height > 0 && width > 0,
-                     "resizeBilinear: input \(x.shape) is not [B,H,W,C] or output \(height)×\(width) is empty")
+                     "\(name): input \(x.shape) is not [B,H,W,C] or output \(height)×\(width) is empty")
         let b = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
         let out = Tensor(uninitialized: [b, height, width, c])
-        resizeBilinearForward(x: x.data, y: out.data, batch: b, inHeight: h, inWidth: w, channels: c,
-                              outHeight: height, outWidth: width)
-        return Autograd.record("resizeBilinear", out, [x]) { g in
+        forward(x.data, out.data, b, h, w, c, height, width)
+        return Autograd.record(name, out, [x]) { g in
             let gx = Tensor(uninitialized: x.shape)
-            resizeBilinearBackward(dy: g.data, dx: gx.data, batch: b, inHeight: h, inWidth: w, channels: c,
-                                   outHeight: height, outWidth: width)
+            backward(g.data, gx.data, b, h, w, c, height, width)
             return [gx]
         }
     }
