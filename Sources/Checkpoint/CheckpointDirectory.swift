@@ -70,23 +70,11 @@ public struct CheckpointDirectory: Sendable {
 
     /// Replaces `last_checkpoint` atomically by one naming `fileName`: last_checkpoint.tmp, fsync, rename, fsync of the folder.
     public func setPointer(_ fileName: String) throws {
-        let tmp = pointerPath + ".tmp"
-        unlink(tmp)
-        do {
-            try Data((fileName + "\n").utf8).write(to: URL(fileURLWithPath: tmp))
-            try fsyncPath(tmp, directory: false)
-        } catch let e as CheckpointError {
-            unlink(tmp); throw e
-        } catch {
-            unlink(tmp)
-            throw CheckpointError(file: tmp, problem: "cannot write the pointer file: \(error.localizedDescription)")
+        try writeAtomically(to: pointerPath) { tmp in
+            do { try Data((fileName + "\n").utf8).write(to: URL(fileURLWithPath: tmp)) } catch {
+                throw CheckpointError(file: tmp, problem: "cannot write the pointer file: \(error.localizedDescription)")
+            }
         }
-        guard rename(tmp, pointerPath) == 0 else {
-            let problem = "rename from \(tmp) failed: \(String(cString: strerror(errno)))"
-            unlink(tmp)
-            throw CheckpointError(file: pointerPath, problem: problem)
-        }
-        try fsyncPath(path, directory: true)
     }
 
     // MARK: listing, saving, retention

@@ -118,10 +118,18 @@ public enum CheckpointLayout {
 /// dataset chunked with a Fletcher32 checksum), the file is closed and fsynced, renamed to `finalPath`,
 /// and the folder is fsynced. A failure removes the .tmp file and leaves any existing `finalPath` untouched.
 public func writeCheckpoint(_ contents: CheckpointContents, to finalPath: String) throws {
+    try writeAtomically(to: finalPath) { try writeCheckpointFile(contents, path: $0) }
+}
+
+/// The crash-safe write protocol shared by every file MaskPilot's checkpoint folder holds: `write` fills
+/// `finalPath.tmp` (a stale one from a crashed write is removed first), which is fsynced, renamed to
+/// `finalPath` (atomic within a file system), and the folder is fsynced. On failure the .tmp is removed and
+/// an existing `finalPath` is left untouched, so no file under its final name is ever partial.
+func writeAtomically(to finalPath: String, _ write: (String) throws -> Void) throws {
     let tmp = finalPath + ".tmp"
-    unlink(tmp)   // a stale .tmp of a crashed write
+    unlink(tmp)
     do {
-        try writeCheckpointFile(contents, path: tmp)
+        try write(tmp)
         try fsyncPath(tmp, directory: false)
     } catch {
         unlink(tmp)
@@ -371,9 +379,7 @@ public func writeModelWeights(_ model: [(String, Tensor)], to path: String, sour
             throw CheckpointError(file: path, object: "/model/\(name)", problem: "tensor name given twice")
         }
     }
-    let tmp = path + ".tmp"
-    unlink(tmp)
-    do {
+    try writeAtomically(to: path) { tmp in
         let file = try HDF5File(create: tmp, mode: .truncate)
         do {
             let group = try file.createGroup(CheckpointLayout.model)
@@ -386,17 +392,7 @@ public func writeModelWeights(_ model: [(String, Tensor)], to path: String, sour
             try? file.close()
             throw error
         }
-        try fsyncPath(tmp, directory: false)
-    } catch {
-        unlink(tmp)
-        throw error
     }
-    guard rename(tmp, path) == 0 else {
-        let problem = "rename from \(tmp) failed: \(String(cString: strerror(errno)))"
-        unlink(tmp)
-        throw CheckpointError(file: path, problem: problem)
-    }
-    try fsyncPath(directoryOf(path), directory: true)
 }
 
 /// Opens a checkpoint file read-only; a missing, truncated or non-HDF5 file is a `CheckpointError` naming it.
