@@ -222,6 +222,8 @@ func liveThreadNames() -> [String] {
                             workers: 3, prefetchBatches: 2, load: syntheticLoad())
         _ = try loader.next()
         let name = loader.threadName
+        // Workers name themselves once running; the first batch can be ready before the last one has.
+        for _ in 0..<500 where liveThreadNames().filter({ $0 == name }).count < 3 { usleep(10_000) }
         #expect(liveThreadNames().filter { $0 == name }.count == 3)
         loader.stop()
         #expect(liveThreadNames().filter { $0 == name }.isEmpty)
