@@ -32,14 +32,16 @@ let package = Package(
         .target(name: "Data", dependencies: ["CImageCodecs", "TensorCore"]),
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
         .target(name: "Evaluation", dependencies: ["TensorCore", "Data"]),
+        .target(name: "Visualization", dependencies: ["Data"]),
         .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed", "Checkpoint",
+                                                 "Evaluation",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [
                 "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data", "Checkpoint", "Evaluation",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Visualization", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "_TestSupport"]),
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "TensorCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Data"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).

@@ -54,4 +54,66 @@ if [ -f "$tmp/eval1/coco_instances_results.json" ] && cmp -s "$tmp/eval1/coco_in
 else
   bad "detections depend on the world size" "coco_instances_results.json differs between 2 ranks and 1 rank"
 fi
+# Layer consistency: the same counts, and ratios equal to 12 digits (the IoU sums add in another order).
+lc() { python3 -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))["layer_consistency"]["layers"]
+print(json.dumps([{k: (round(v, 12) if isinstance(v, float) else v) for k, v in r.items()} for r in rows], sort_keys=True))' "$1" 2>/dev/null; }
+l2=$(lc "$tmp/eval2/results.json"); l1=$(lc "$tmp/eval1/results.json")
+if [ -n "$l2" ] && [ "$l2" = "$l1" ] && echo "$l1" | grep -q '"util"'; then
+  ok "layer-consistency table (mIoU-L_i, Util_i) in results.json, identical with 2 ranks and 1 rank"
+else
+  bad "layer consistency" "2 ranks: $l2 / 1 rank: $l1"
+fi
+
+# Periodic evaluation during training: eval.period=2 over 4 steps → two "eval" lines in metrics.jsonl and eval/ tags in TensorBoard.
+if cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=4 --set checkpoint.period=0 --set eval.period=2 \
+     --set eval.max_images=3 --output "$tmp/periodic" >"$tmp/periodic.log" 2>&1 \
+   && [ "$(grep -c '"eval":{' "$tmp/periodic/metrics.jsonl")" = 2 ] && grep -q '"step":4' <(grep '"eval":{' "$tmp/periodic/metrics.jsonl") \
+   && grep -q '"mIoU-L_0"' "$tmp/periodic/metrics.jsonl" && grep -q "eval/AP" -a -r "$tmp/periodic/tb"; then
+  ok "eval.period=2: evaluations at steps 2 and 4 in metrics.jsonl and TensorBoard"
+else
+  bad "periodic evaluation" "$(tail -5 "$tmp/periodic.log"; grep '"eval"' "$tmp/periodic/metrics.jsonl" 2>/dev/null | head -2)"
+fi
+
+# Panoptic and semantic: eval writes the predictions in the official formats, and `eval-results` scores those files
+# to the same numbers eval printed (an independent path: PNG/JSON files instead of in-memory predictions).
+metric() { python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
+for task in panoptic semantic; do
+  if [ $task = panoptic ]; then
+    fmt=coco-panoptic; split=val2017; classes=7
+  else
+    fmt=ade20k; split=validation; classes=150
+  fi
+  set_task=(--config configs/smoke.yaml --set data.format=$fmt --set data.root="$tmp/$task-data" --set data.train_split=$split
+            --set data.test_split=$split --set model.decoder.num_classes=$classes --set input.min_size_test=64
+            --set eval.object_mask_threshold=0.3 --set eval.overlap_threshold=0.5)
+  if ! "$bin" data synth --format $fmt --out "$tmp/$task-data" --split $split --images 8 --size 96x64 --seed 3 >"$tmp/$task-synth.log" 2>&1 \
+     || ! "$bin" train "${set_task[@]}" --set solver.max_iter=60 --set checkpoint.period=0 --output "$tmp/$task-run" >"$tmp/$task-train.log" 2>&1; then
+    bad "$task: synthesizing and training" "$(tail -3 "$tmp/$task-synth.log" "$tmp/$task-train.log")"; continue
+  fi
+  if ! cluster/launch.sh -n 2 -- eval "${set_task[@]}" --weights "$tmp/$task-run/model_final.h5" --output "$tmp/$task-eval" >"$tmp/$task-eval.log" 2>&1; then
+    bad "$task: eval with 2 ranks" "$(tail -5 "$tmp/$task-eval.log")"; continue
+  fi
+  if [ $task = panoptic ]; then
+    n=$(ls "$tmp/$task-eval/panoptic_predictions" 2>/dev/null | grep -c '\.png$')
+    [ "$n" = 8 ] && [ -f "$tmp/$task-eval/panoptic_predictions.json" ] && ok "panoptic: eval wrote panoptic_predictions.json and 8 PNGs" \
+      || bad "panoptic: prediction files" "$n PNGs"
+    grep -q '"per_class"' "$tmp/$task-eval/results.json" && ok "panoptic: per-class PQ in results.json" || bad "panoptic: per-class PQ" "missing"
+    mkdir -p "$tmp/$task-pred" && mv "$tmp/$task-eval/panoptic_predictions" "$tmp/$task-eval/panoptic_predictions.json" "$tmp/$task-pred/"
+    "$bin" eval-results --task panoptic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-pred" >"$tmp/$task-rescore.log" 2>&1
+    rescored=$(awk '$1 == "All" { print $2, $3, $4; exit }' "$tmp/$task-rescore.log"); keys="PQ SQ RQ"
+  else
+    n=$(ls "$tmp/$task-eval/semantic" 2>/dev/null | grep -c '\.png$')
+    [ "$n" = 8 ] && ok "semantic: eval wrote 8 label PNGs" || bad "semantic: label PNGs" "$n PNGs"
+    "$bin" eval-results --task semantic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-eval/semantic" >"$tmp/$task-rescore.log" 2>&1
+    rescored=$(awk '$1 == "mIoU" || $1 == "pACC" { printf "%s ", $2 }' "$tmp/$task-rescore.log" | sed 's/ $//'); keys="mIoU pACC"
+  fi
+  printed=$(for key in $keys; do metric "$tmp/$task-eval/results.json" $key; done | tr '\n' ' ' | sed 's/ $//')
+  if [ -n "$printed" ] && [ "$printed" = "$rescored" ]; then
+    ok "$task: eval-results on the written predictions gives eval's $keys ($printed)"
+  else
+    bad "$task: rescoring the written predictions" "eval $keys '$printed', eval-results '$rescored': $(tail -3 "$tmp/$task-rescore.log")"
+  fi
+done
 finish

@@ -397,11 +397,15 @@ public struct LSJTrainAugmentation: SampleAugmentation {
 
 /// Test-time resize: detectron2 `ResizeShortestEdge(short, max)` on the image only (the evaluation
 /// compares predictions at the original size). ADE20K: 512 / 2048; COCO: 800 / 1333.
-/// Targets are left empty; `transforms` records the resize for mapping predictions back.
+/// Targets are left empty unless `keepTargets` (then resized like the image, as the layer-consistency metrics
+/// need ground truth at the network's input size); `transforms` records the resize for mapping predictions back.
 public struct TestTimeResize: SampleAugmentation {
     public var shortEdge: Int
     public var maxSize: Int
-    public init(shortEdge: Int, maxSize: Int) { self.shortEdge = shortEdge; self.maxSize = maxSize }
+    public var keepTargets: Bool
+    public init(shortEdge: Int, maxSize: Int, keepTargets: Bool = false) {
+        self.shortEdge = shortEdge; self.maxSize = maxSize; self.keepTargets = keepTargets
+    }
     public static let ade20k = TestTimeResize(shortEdge: 512, maxSize: 2048)
     public static let coco = TestTimeResize(shortEdge: 800, maxSize: 1333)
 
@@ -411,7 +415,13 @@ public struct TestTimeResize: SampleAugmentation {
         var list = TransformList(inputSize: size)
         let r = shortestEdgeResize(size, shortEdge: shortEdge, maxSize: maxSize)
         if r.output != size { list.append(.resize(r)) }
-        return AugmentedSample(imageId: sample.imageId, image: list.apply(to: sample.image), classes: [], masks: [],
-                               targetIds: [], originalSize: size, transforms: list)
+        let image = list.apply(to: sample.image)
+        guard keepTargets else {
+            return AugmentedSample(imageId: sample.imageId, image: image, classes: [], masks: [],
+                                   targetIds: [], originalSize: size, transforms: list)
+        }
+        let t = try transformTargets(sample.targets, with: list, dropEmpty: true)
+        return AugmentedSample(imageId: sample.imageId, image: image, classes: t.classes, masks: t.masks,
+                               targetIds: t.ids, originalSize: size, transforms: list)
     }
 }

@@ -39,6 +39,22 @@ public struct LayerConsistencyEvaluator: Sendable, Equatable {
         images = 0
     }
 
+    /// Rebuilds an evaluator from its counts (e.g. another rank's); throws when the array lengths do not fit `layers`
+    /// or a count is negative.
+    public init(layers: Int, iouSum: [Double], iouCount: [Int], keptCount: [Int], matchedCount: [Int], images: Int) throws {
+        guard layers >= 1, iouSum.count == layers - 1, iouCount.count == layers - 1, keptCount.count == layers,
+              matchedCount.count == layers else {
+            throw EvaluationError("layer-consistency state", "counts of lengths \(iouSum.count), \(iouCount.count), \(keptCount.count), \(matchedCount.count) do not fit \(layers) layers")
+        }
+        guard images >= 0, (iouCount + keptCount + matchedCount).allSatisfy({ $0 >= 0 }),
+              zip(keptCount, matchedCount).allSatisfy({ $0 <= $1 }) else {
+            throw EvaluationError("layer-consistency state", "negative count or more kept than matched queries")
+        }
+        self.layers = layers
+        self.iouSum = iouSum; self.iouCount = iouCount; self.keptCount = keptCount; self.matchedCount = matchedCount
+        self.images = images
+    }
+
     /// Adds one image. `maskLogits[i]` is layer i's `[Q, H, W]` mask logits (all layers the same shape; the last entry
     /// is the final layer); `matches[i]` are layer i's Hungarian (query, target) pairs for this image.
     /// Throws when the counts differ from `layers`, shapes disagree, a query is outside 0..<Q or matched twice in a

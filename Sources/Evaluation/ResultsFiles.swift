@@ -88,10 +88,24 @@ public func readCOCOInstanceResults(path: String) throws -> [COCOMaskAPDetection
 
 // MARK: panoptic predictions
 
+/// One image's entry of a COCO panoptic prediction JSON (panopticapi's `annotations` item).
+public struct COCOPanopticAnnotation: Codable, Sendable, Equatable {
+    public struct Segment: Codable, Sendable, Equatable {
+        public var id: Int
+        public var category_id: Int
+        public var area: Int?
+        public init(id: Int, category_id: Int, area: Int?) { self.id = id; self.category_id = category_id; self.area = area }
+    }
+    public var image_id: Int
+    public var file_name: String
+    public var segments_info: [Segment]
+    public init(image_id: Int, file_name: String, segments_info: [Segment]) {
+        self.image_id = image_id; self.file_name = file_name; self.segments_info = segments_info
+    }
+}
+
 private struct PanopticPredictionFile: Codable {
-    struct Segment: Codable { var id: Int; var category_id: Int; var area: Int? }
-    struct Annotation: Codable { var image_id: Int; var file_name: String; var segments_info: [Segment] }
-    var annotations: [Annotation]
+    var annotations: [COCOPanopticAnnotation]
 }
 
 /// The default PNG name of an image's panoptic prediction: the COCO image file stem (`%012d.png`).
@@ -106,39 +120,51 @@ public func cocoPanopticPNGName(imageID: Int) -> String { String(format: "%012d.
 public func writeCOCOPanopticPredictions(_ predictions: [Int: PanopticPrediction], categoryIDs: [Int], directory: String,
                                          name: String = "panoptic_predictions", fileNames: [Int: String] = [:]) throws -> String {
     let folder = "\(directory)/\(name)", json = "\(directory)/\(name).json"
+    var annotations: [COCOPanopticAnnotation] = []
+    for imageID in predictions.keys.sorted() {
+        annotations.append(try writeCOCOPanopticPNG(predictions[imageID]!, imageID: imageID, categoryIDs: categoryIDs, folder: folder,
+                                                    fileName: fileNames[imageID] ?? cocoPanopticPNGName(imageID: imageID)))
+    }
+    try writeCOCOPanopticJSON(annotations, to: json)
+    return json
+}
+
+/// Writes one image's segment-id PNG as `folder/fileName` (creating `folder`) and returns its JSON entry, so that
+/// ranks can write their own images and rank 0 the JSON of all (`writeCOCOPanopticJSON`).
+public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, categoryIDs: [Int], folder: String,
+                                 fileName: String) throws -> COCOPanopticAnnotation {
     do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
         throw EvaluationError(folder, "cannot create folder: \(error.localizedDescription)")
     }
-    var annotations: [PanopticPredictionFile.Annotation] = []
-    for imageID in predictions.keys.sorted() {
-        let p = predictions[imageID]!
-        let file = fileNames[imageID] ?? cocoPanopticPNGName(imageID: imageID)
-        var area: [UInt32: Int] = [:]
-        var pixels = [UInt8](repeating: 0, count: p.ids.count * 3)
-        for (j, id) in p.ids.enumerated() {
-            guard id < 1 << 24 else { throw EvaluationError("image \(imageID)", "segment id \(id) does not fit in an RGB PNG (≥ 2²⁴)") }
-            if id != 0 { area[id, default: 0] += 1 }
-            pixels[3 * j] = UInt8(id & 0xff); pixels[3 * j + 1] = UInt8((id >> 8) & 0xff); pixels[3 * j + 2] = UInt8(id >> 16)
-        }
-        var segments: [PanopticPredictionFile.Segment] = []
-        for s in p.segments {
-            guard s.classIndex >= 0 && s.classIndex < categoryIDs.count else {
-                throw EvaluationError("image \(imageID)", "segment \(s.id) has class \(s.classIndex) outside 0..<\(categoryIDs.count)")
-            }
-            segments.append(.init(id: Int(s.id), category_id: categoryIDs[s.classIndex], area: area[s.id] ?? 0))
-        }
-        let png = "\(folder)/\(file)"
-        do { try writePNG(Image8(width: p.width, height: p.height, channels: 3, pixels: pixels), to: png) } catch {
-            throw EvaluationError(png, "cannot write the PNG: \(error)")
-        }
-        annotations.append(.init(image_id: imageID, file_name: file, segments_info: segments))
+    var area: [UInt32: Int] = [:]
+    var pixels = [UInt8](repeating: 0, count: p.ids.count * 3)
+    for (j, id) in p.ids.enumerated() {
+        guard id < 1 << 24 else { throw EvaluationError("image \(imageID)", "segment id \(id) does not fit in an RGB PNG (≥ 2²⁴)") }
+        if id != 0 { area[id, default: 0] += 1 }
+        pixels[3 * j] = UInt8(id & 0xff); pixels[3 * j + 1] = UInt8((id >> 8) & 0xff); pixels[3 * j + 2] = UInt8(id >> 16)
     }
+    var segments: [COCOPanopticAnnotation.Segment] = []
+    for s in p.segments {
+        guard s.classIndex >= 0 && s.classIndex < categoryIDs.count else {
+            throw EvaluationError("image \(imageID)", "segment \(s.id) has class \(s.classIndex) outside 0..<\(categoryIDs.count)")
+        }
+        segments.append(.init(id: Int(s.id), category_id: categoryIDs[s.classIndex], area: area[s.id] ?? 0))
+    }
+    let png = "\(folder)/\(fileName)"
+    do { try writePNG(Image8(width: p.width, height: p.height, channels: 3, pixels: pixels), to: png) } catch {
+        throw EvaluationError(png, "cannot write the PNG: \(error)")
+    }
+    return COCOPanopticAnnotation(image_id: imageID, file_name: fileName, segments_info: segments)
+}
+
+/// Writes the prediction JSON `{"annotations": […]}` (entries sorted by image id) to `path`.
+public func writeCOCOPanopticJSON(_ annotations: [COCOPanopticAnnotation], to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    do { try encoder.encode(PanopticPredictionFile(annotations: annotations)).write(to: URL(fileURLWithPath: json)) } catch {
-        throw EvaluationError(json, "cannot write the JSON: \(error.localizedDescription)")
+    let sorted = annotations.sorted { $0.image_id < $1.image_id }
+    do { try encoder.encode(PanopticPredictionFile(annotations: sorted)).write(to: URL(fileURLWithPath: path)) } catch {
+        throw EvaluationError(path, "cannot write the JSON: \(error.localizedDescription)")
     }
-    return json
 }
 
 /// Finds the prediction JSON in a results folder: the only `.json` file in `directory`. Its PNG folder is the

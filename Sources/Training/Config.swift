@@ -47,6 +47,10 @@ public struct SolverConfig: Sendable, Equatable, Codable {
 public struct InputConfig: Sendable, Equatable, Codable {
     /// ADE20K 512, COCO LSJ 1024.
     public var cropSize = 512
+    /// Test-time resize (`INPUT.MIN_SIZE_TEST` / `MAX_SIZE_TEST`): shortest edge and longest-edge cap; 0 takes the
+    /// data format's default (ADE20K 512 / 2048, COCO 800 / 1333).
+    public var minSizeTest = 0
+    public var maxSizeTest = 0
     public init() {}
 }
 
@@ -95,6 +99,24 @@ public struct TrainConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
+/// Evaluation during training and the defaults of `maskpilot eval` (`eval.*`; detectron2's `TEST.EVAL_PERIOD`).
+public struct EvalConfig: Sendable, Equatable, Codable {
+    /// Evaluate every this many iterations and after the last one (0 = never during training).
+    public var period = 0
+    /// Evaluate only the first N images of the split (0 = all).
+    public var maxImages = 0
+    /// The split evaluated (empty = `data.test_split`).
+    public var split = ""
+    /// Also compute MP-Former's layer-consistency metrics (mIoU-L_i, Util_i; spec §3.9), which match every
+    /// decoder layer's predictions to the ground truth.
+    public var layerConsistency = true
+    /// Panoptic post-processing (`MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD` / `OVERLAP_THRESHOLD`): a query is
+    /// kept when its class score exceeds the first, a segment when it keeps more than the second of its mask.
+    public var objectMaskThreshold: Double = 0.8
+    public var overlapThreshold: Double = 0.8
+    public init() {}
+}
+
 /// Everything a MaskPilot run is configured by. Keys are snake_case in YAML (`model.decoder.num_queries`).
 public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var model: Mask2FormerConfig = .r50(numClasses: 150)
@@ -105,6 +127,7 @@ public struct MaskPilotConfig: Sendable, Equatable, Codable {
     public var distributed = DistributedConfig()
     public var checkpoint = CheckpointConfig()
     public var train = TrainConfig()
+    public var eval = EvalConfig()
     /// The run's global seed (parameters, data order, noise streams derive from it).
     public var seed: UInt64 = 0
     public init() {}

@@ -71,6 +71,10 @@ public final class Trainer {
     public let bucketer: GradientBucketer?
     /// Called on rank 0 after every step with (iteration, epoch, report, data wait seconds).
     public var onStep: ((Int, Int, StepReport, Double) throws -> Void)?
+    /// The periodic evaluation (`eval.period` > 0): the split is opened at start-up, so a missing split fails early.
+    public let evaluation: ModelEvaluation?
+    /// Called on rank 0 after each periodic evaluation with (iteration, outcome).
+    public var onEvaluation: ((Int, EvaluationOutcome) throws -> Void)?
 
     /// Builds the model on every rank, checks that all ranks agree on the configuration and the
     /// parameter signature, broadcasts rank 0's initial parameters, and starts the loader.
@@ -101,6 +105,7 @@ public final class Trainer {
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
         bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
         data = try TrainingData(config: config)
+        evaluation = config.eval.period > 0 ? try ModelEvaluation(config: config) : nil
         var startIteration = 0
         let newStep: TrainingStep = step
         if let resume {
@@ -248,6 +253,11 @@ public final class Trainer {
             let savePeriod = config.checkpoint.period
             if savePeriod > 0, state.iteration % savePeriod == 0, state.iteration < config.solver.maxIter {
                 try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
+            }
+            if let evaluation, state.iteration % config.eval.period == 0 || state.iteration == config.solver.maxIter {
+                if let outcome = try evaluation.run(model: step.model, communicator: comm) {
+                    try onEvaluation?(state.iteration, outcome)
+                }
             }
             if try stopRequested() {
                 if !(savePeriod > 0 && state.iteration % savePeriod == 0) {

@@ -39,6 +39,24 @@ public final class TrainingLog {
         ProgressLine.emit(progress?.update(step: iteration, report: report, images: imagesPerStep, stepSeconds: seconds))
     }
 
+    /// A periodic evaluation: the summary printed, one `metrics.jsonl` line
+    /// `{"eval": {"AP": …, "mIoU-L_0": …}, "eval_images": n, "eval_seconds": s, "step": i, "time": t}` and TensorBoard
+    /// scalars `eval/<name>`.
+    public func recordEvaluation(iteration: Int, outcome: EvaluationOutcome) throws {
+        guard enabled else { return }
+        ProgressLine.emit(progress?.lineBreak())
+        print("evaluation at iteration \(iteration) (\(outcome.task.rawValue), \(outcome.images) images):\n\(outcome.text)")
+        let fields: [(String, String)] = [
+            ("eval", JSONText.object(outcome.scalars.map { ($0.name, JSONText.number($0.value)) })),
+            ("eval_images", String(outcome.images)), ("eval_seconds", JSONText.number(outcome.seconds)),
+            ("step", String(iteration)), ("time", JSONText.number(Date().timeIntervalSince1970)),
+        ]
+        try metrics?.appendLine(JSONText.object(fields))
+        try tensorBoard?.add(scalars: Dictionary(outcome.scalars.map { ("eval/" + $0.name, $0.value) }, uniquingKeysWith: { a, _ in a }),
+                             step: iteration)
+        try tensorBoard?.flush()
+    }
+
     public func finish(iteration: Int) throws {
         guard enabled else { return }
         ProgressLine.emit(progress?.finish())

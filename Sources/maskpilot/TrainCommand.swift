@@ -56,6 +56,9 @@ struct TrainCommand: ParsableCommand {
         trainer.onStep = { iteration, epoch, report, dataWait in
             try log.record(iteration: iteration, epoch: epoch, report: report, dataWait: dataWait)
         }
+        trainer.onEvaluation = { iteration, outcome in
+            try log.recordEvaluation(iteration: iteration, outcome: outcome)
+        }
         try trainer.run(iterations: iterations)
         try log.finish(iteration: trainer.state.iteration)
         if trainer.stoppedBySignal && comm.isCoordinator { print("stopped by signal; resume with --resume") }

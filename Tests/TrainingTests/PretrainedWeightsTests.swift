@@ -27,6 +27,22 @@ import Training
 
     static let head = ["sem_seg_head.predictor.class_embed.weight", "sem_seg_head.predictor.class_embed.bias"]
 
+    /// The MP-Former vs Mask2Former experiment relies on this: with the same seed, the two models start from the
+    /// same parameters; MP-Former only adds `label_enc` (drawn last).
+    @Test func mpFormerAndMask2FormerShareTheirInitialization() {
+        var mp = Self.tinyConfig(numClasses: 5)
+        mp.maskPiloting.enabled = true
+        var rngA = RNG(seed: 11), rngB = RNG(seed: 11)
+        let baseline = Mask2Former(Self.tinyConfig(numClasses: 5), rng: &rngA)
+        let piloted = Mask2Former(mp, rng: &rngB)
+        let a = Dictionary(uniqueKeysWithValues: baseline.namedParameters())
+        let b = Dictionary(uniqueKeysWithValues: piloted.namedParameters())
+        #expect(Set(b.keys).subtracting(a.keys) == ["sem_seg_head.predictor.label_enc.weight"])
+        for (name, t) in a {
+            #expect(b[name].map { $0.values == t.values } == true, "\(name) differs")
+        }
+    }
+
     @Test func weightsFromAnotherModelLoadWithAnIgnoredClassHead() throws {
         var rng = RNG(seed: 1)
         let source = Mask2Former(Self.tinyConfig(numClasses: 5), rng: &rng)

@@ -1,0 +1,385 @@
+// Evaluating a model on a dataset split, shared by `maskpilot eval` and the periodic evaluation during training:
+// ranks run disjoint shards of the split (test-time resize, forward, post-processing), the evaluator states are
+// gathered on rank 0, and rank 0 gets the metrics. Corresponds to detectron2's inference_on_dataset with
+// SemSegEvaluator / COCOEvaluator (segm) / COCOPanopticEvaluator, plus MP-Former's layer-consistency metrics.
+import Data
+import Distributed
+import Evaluation
+import Foundation
+import Mask2FormerModel
+import TensorCore
+
+/// What a split is scored on: from `data.format` (ADE20K → semantic, COCO instances → instance, COCO panoptic →
+/// panoptic).
+public enum EvaluationTask: String, Sendable { case semantic, instance, panoptic }
+
+/// A dataset split opened for inference: its images, ground truth, test-time resize and post-processing.
+public struct EvaluationSplit: @unchecked Sendable {
+    public let task: EvaluationTask
+    public let root: String
+    public let split: String
+    /// Images evaluated: the first `count` of the split.
+    public let count: Int
+    public let resize: TestTimeResize
+    public let postProcessor: Mask2FormerPostProcessor
+    /// Display name of each class index.
+    public let classNames: [String]
+    let load: (Int) throws -> Sample
+    let cocoInstances: COCOInstances?
+    let panoptic: COCOPanopticDataset?
+    let ade: ADE20KDataset?
+
+    /// Opens `split` (default `eval.split`, else `data.test_split`) of `config.data`, limited to `maxImages`
+    /// (default `eval.max_images`; 0 = all). Throws naming the file when the split cannot be read, is empty, or its
+    /// class count differs from the model's.
+    public init(config: MaskPilotConfig, split: String? = nil, maxImages: Int? = nil) throws {
+        let split = split ?? (config.eval.split.isEmpty ? config.data.testSplit : config.eval.split)
+        let root = config.data.root
+        let numClasses = config.model.decoder.numClasses
+        var total: Int
+        var shortEdge: Int, maxSize: Int
+        switch config.data.format {
+        case .ade20k:
+            let ds = try ADE20KDataset(root: root, split: split)
+            task = .semantic; total = ds.count; load = { try ds.sample($0) }
+            (shortEdge, maxSize) = (TestTimeResize.ade20k.shortEdge, TestTimeResize.ade20k.maxSize)
+            ade = ds; cocoInstances = nil; panoptic = nil
+            classNames = (0..<numClasses).map { "class \($0)" }
+            postProcessor = Mask2FormerPostProcessor(.semantic)
+        case .cocoInstance:
+            let ds = try COCOInstances(root: root, split: split)
+            guard ds.categories.count == numClasses else {
+                throw EvaluationError(ds.annotationFile, "the dataset has \(ds.categories.count) categories but model.decoder.num_classes is \(numClasses)")
+            }
+            task = .instance; total = ds.imageCount; load = { try ds.sample($0) }
+            (shortEdge, maxSize) = (TestTimeResize.coco.shortEdge, TestTimeResize.coco.maxSize)
+            cocoInstances = ds; ade = nil; panoptic = nil
+            classNames = ds.categories.map(\.name)
+            postProcessor = Mask2FormerPostProcessor(.instance)
+        case .cocoPanoptic:
+            let ds = try COCOPanopticDataset(root: root, split: split)
+            guard ds.numClasses == numClasses else {
+                throw EvaluationError(root, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
+            }
+            task = .panoptic; total = ds.count; load = { try ds.sample($0) }
+            (shortEdge, maxSize) = (TestTimeResize.coco.shortEdge, TestTimeResize.coco.maxSize)
+            panoptic = ds; ade = nil; cocoInstances = nil
+            classNames = ds.categories.map(\.name)
+            var post = PostProcessingConfig.panoptic(thingClasses: ds.thingClasses)
+            post.objectMaskThreshold = config.eval.objectMaskThreshold
+            post.overlapThreshold = config.eval.overlapThreshold
+            postProcessor = Mask2FormerPostProcessor(post)
+        }
+        if config.input.minSizeTest > 0 { shortEdge = config.input.minSizeTest }
+        if config.input.maxSizeTest > 0 { maxSize = config.input.maxSizeTest }
+        resize = TestTimeResize(shortEdge: shortEdge, maxSize: maxSize, keepTargets: config.eval.layerConsistency)
+        let limit = maxImages ?? config.eval.maxImages
+        count = limit > 0 ? min(total, limit) : total
+        self.root = root
+        self.split = split
+        guard count > 0 else { throw EvaluationError(root, "split \(split) has no images to evaluate") }
+    }
+
+    /// Image `index` of the split with its ground truth.
+    public func sample(_ index: Int) throws -> Sample { try load(index) }
+}
+
+/// One image through the network: the resized input batch, every decoder layer's predictions (the last is the
+/// final one) and the post-processed result at the original image size.
+public struct InferenceOutput {
+    public var batch: Batch
+    public var predictions: [MaskPrediction]
+    public var result: InferenceResult
+}
+
+/// Test-time resize, forward without gradients and post-processing of one image (`model` must be in eval mode).
+public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor) throws -> InferenceOutput {
+    var noRNG = RNG(seed: 0)
+    let resized = try resize.apply(sample, rng: &noRNG)
+    let batch = Batch.collate([resized])
+    let predictions: [MaskPrediction] = withNoGrad { model(batch.images).predictions }
+    let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
+                                  imageHeight: resized.image.height, imageWidth: resized.image.width,
+                                  outputHeight: sample.image.height, outputWidth: sample.image.width)
+    let result = postProcessor(predictions.last!, sizes: [size])[0]
+    return InferenceOutput(batch: batch, predictions: predictions, result: result)
+}
+
+/// The outcome of an evaluation, on rank 0.
+public struct EvaluationOutcome {
+    public var task: EvaluationTask
+    public var images: Int
+    public var seconds: Double
+    /// The headline numbers in print order (percentages): mIoU…, AP…, PQ…, then `mIoU-L_i` / `Util_i` per layer.
+    public var scalars: [(name: String, value: Double)]
+    /// Everything, as written to results.json (per-class values, the layer table, the run's facts).
+    public var json: [String: Any]
+    /// The human-readable summary (metric lines and the layer table).
+    public var text: String
+}
+
+/// Evaluates models on one split; `run` is called on every rank and returns the outcome on rank 0 (nil elsewhere).
+public struct ModelEvaluation {
+    public let split: EvaluationSplit
+    public let config: MaskPilotConfig
+
+    public init(config: MaskPilotConfig, split: String? = nil, maxImages: Int? = nil) throws {
+        self.config = config
+        self.split = try EvaluationSplit(config: config, split: split, maxImages: maxImages)
+    }
+
+    /// Runs the evaluation. With `outputDirectory`, rank 0 writes `results.json` and the predictions in the
+    /// official formats: `coco_instances_results.json` (instance), `panoptic_predictions.json` + PNG folder
+    /// (panoptic, every rank writes its own PNGs), `semantic/<annotation name>` label PNGs holding class + 1
+    /// (semantic, ADE20K's encoding). `progress` draws rank 0's progress line.
+    public func run(model: Mask2Former, communicator comm: any Communicator, outputDirectory: String? = nil,
+                    progress: ProgressLine.Style? = nil, label: String = "eval") throws -> EvaluationOutcome? {
+        let split = self.split
+        let numClasses = config.model.decoder.numClasses
+        let wasTraining = model.isTraining
+        model.eval()
+        defer { if wasTraining { model.train() } }
+        let shard = try InferenceSampler(datasetSize: split.count, worldSize: comm.size, rank: comm.rank).indices()
+        var semantic = SemanticEvaluator(numClasses: numClasses)
+        var panoptic = PanopticEvaluator(isThing: split.panoptic?.categories.map(\.isThing) ?? [])
+        var detections: [COCOMaskAPDetection] = []
+        var panopticAnnotations: [COCOPanopticAnnotation] = []
+        let layers = config.model.decoder.decLayers   // predictions: the one before the first layer + one per layer
+        var consistency = LayerConsistencyEvaluator(layers: layers)
+        let matcher = HungarianMatcher(classWeight: Float(config.loss.classWeight), maskWeight: Float(config.loss.maskWeight),
+                                       diceWeight: Float(config.loss.diceWeight))
+        if let outputDirectory { try makeDirectory(outputDirectory) }
+
+        var bar = progress.map { EvalProgress(total: shard.count, worldSize: comm.size, style: $0, label: label) }
+        let start = Date()
+        for (n, index) in shard.enumerated() {
+            let t0 = Date()
+            let sample = try split.sample(index)
+            let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor)
+            let context = "\(split.root) \(split.split) image \(sample.imageId)"
+            switch split.task {
+            case .semantic:
+                guard case .semantic(let gt) = sample.targets, let sem = out.result.semantic else {
+                    throw EvaluationError(context, "no semantic annotation or prediction")
+                }
+                try semantic.update(prediction: sem.labels, groundTruth: gt, context: context)
+                if let outputDirectory, let ade = split.ade {
+                    let name = URL(fileURLWithPath: ade.annotations[index]).lastPathComponent
+                    let labels = Image8(width: sem.width, height: sem.height, channels: 1,
+                                        pixels: sem.labels.map { UInt8(clamping: Int($0) + 1) })
+                    try makeDirectory("\(outputDirectory)/semantic")
+                    try writePNG(labels, to: "\(outputDirectory)/semantic/\(name)")
+                }
+            case .instance:
+                let cats = split.cocoInstances!.categories
+                for inst in out.result.instances ?? [] {
+                    let mask = BinaryMask(width: inst.width, height: inst.height, bits: inst.mask)
+                    detections.append(COCOMaskAPDetection(imageID: sample.imageId, categoryID: cats[inst.label].id,
+                                                          score: Double(inst.score), rle: COCORLE(mask: mask)))
+                }
+            case .panoptic:
+                guard case .panoptic(let gt) = sample.targets, let pan = out.result.panoptic else {
+                    throw EvaluationError(context, "no panoptic annotation or prediction")
+                }
+                let pred = PanopticPrediction(
+                    width: pan.width, height: pan.height, ids: pan.ids.map { UInt32(max(0, $0)) },
+                    segments: pan.segments.map { PanopticPrediction.Segment(id: UInt32($0.id), classIndex: $0.categoryId) })
+                try panoptic.update(groundTruth: gt, prediction: pred, context: context)
+                if let outputDirectory {
+                    panopticAnnotations.append(try writeCOCOPanopticPNG(
+                        pred, imageID: sample.imageId, categoryIDs: split.panoptic!.categories.map(\.id),
+                        folder: "\(outputDirectory)/panoptic_predictions", fileName: cocoPanopticPNGName(imageID: sample.imageId)))
+                }
+            }
+            if config.eval.layerConsistency {
+                try updateConsistency(&consistency, output: out, matcher: matcher, imageId: sample.imageId, context: context)
+            }
+            if comm.isCoordinator, bar != nil {
+                ProgressLine.emit(bar!.update(done: n + 1, seconds: Date().timeIntervalSince(t0)))
+            }
+        }
+        if comm.isCoordinator, bar != nil { ProgressLine.emit(bar!.finish()) }
+        let elapsed = Date().timeIntervalSince(start)
+
+        // Every rank's evaluator state, gathered (all ranks receive it; only rank 0 uses it).
+        let state: String
+        switch split.task {
+        case .semantic: state = try encodeJSON(semantic.confusion)
+        case .panoptic: state = try encodeJSON(panoptic.stats.map { [$0.iouSum, Double($0.truePositives), Double($0.falsePositives), Double($0.falseNegatives)] })
+        case .instance: state = try encodeJSON(detections.map(SerializedDetection.init))
+        }
+        let states = try comm.allGather(state)
+        let consistencyStates = try comm.allGather(try encodeJSON(ConsistencyState(consistency)))
+        let annotationStates = try comm.allGather(try encodeJSON(panopticAnnotations))
+        guard comm.isCoordinator else { return nil }
+
+        var json: [String: Any] = ["task": split.task.rawValue, "split": split.split, "images": split.count,
+                                   "world_size": comm.size, "seconds": elapsed]
+        var scalars: [(name: String, value: Double)] = []
+        var lines: [String] = []
+        switch split.task {
+        case .semantic:
+            var merged = SemanticEvaluator(numClasses: numClasses)
+            for s in states {
+                try merged.merge(try SemanticEvaluator(numClasses: numClasses, confusion: try decodeJSON([Int64].self, s)))
+            }
+            let r = merged.result()
+            scalars = [("mIoU", 100 * r.meanIoU), ("fwIoU", 100 * r.frequencyWeightedIoU), ("pACC", 100 * r.pixelAccuracy),
+                       ("mACC", 100 * r.meanClassAccuracy)]
+            json["per_class_IoU"] = r.perClassIoU.map { $0.map { 100 * $0 } as Any? ?? NSNull() }
+            for s in scalars { lines.append(s.name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", s.value)) }
+        case .panoptic:
+            let isThing = split.panoptic!.categories.map(\.isThing)
+            var merged = PanopticEvaluator(isThing: isThing)
+            for s in states {
+                let stats = try decodeJSON([[Double]].self, s).map {
+                    PanopticCategoryStat(iouSum: $0[0], truePositives: Int($0[1]), falsePositives: Int($0[2]), falseNegatives: Int($0[3]))
+                }
+                try merged.merge(try PanopticEvaluator(isThing: isThing, stats: stats))
+            }
+            let r = merged.result()
+            for (name, s) in [("All", r.all), ("Things", r.things), ("Stuff", r.stuff)] {
+                lines.append(name.padding(toLength: 8, withPad: " ", startingAt: 0)
+                             + String(format: " PQ %6.2f  SQ %6.2f  RQ %6.2f  N %d", 100 * s.pq, 100 * s.sq, 100 * s.rq, s.count))
+                let suffix = name == "All" ? "" : "_" + name.lowercased()
+                scalars += [("PQ" + suffix, 100 * s.pq), ("SQ" + suffix, 100 * s.sq), ("RQ" + suffix, 100 * s.rq)]
+            }
+            json["per_class"] = r.perClass.enumerated().map { c, s -> [String: Any] in
+                var row: [String: Any] = ["class": c, "name": split.classNames[c], "thing": isThing[c], "counted": s.isCounted]
+                if s.isCounted { row["PQ"] = 100 * s.pq; row["SQ"] = 100 * s.sq; row["RQ"] = 100 * s.rq }
+                return row
+            }
+            if let outputDirectory {
+                let all = try annotationStates.flatMap { try decodeJSON([COCOPanopticAnnotation].self, $0) }
+                try writeCOCOPanopticJSON(all, to: "\(outputDirectory)/panoptic_predictions.json")
+            }
+        case .instance:
+            let ds = split.cocoInstances!
+            let all = try states.flatMap { try decodeJSON([SerializedDetection].self, $0).map(\.detection) }
+            let imageIDs = ds.images.prefix(split.count).map(\.id)
+            let evaluated = Set(imageIDs)
+            let gt = try COCOMaskAP.groundTruth(from: ds).filter { evaluated.contains($0.imageID) }
+            let r = try COCOMaskAP.evaluate(imageIDs: imageIDs, categoryIDs: ds.categories.map(\.id), groundTruth: gt, detections: all)
+            lines.append("COCO mask AP: \(all.count) detections, \(imageIDs.count) images")
+            for (i, v) in r.stats.enumerated() {
+                let name = COCOMaskAPResult.names[i]
+                scalars.append((name, 100 * v))
+                lines.append(name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", 100 * v))
+            }
+            json["detections"] = all.count
+            if let outputDirectory { try writeCOCOInstanceResults(all, to: "\(outputDirectory)/coco_instances_results.json") }
+        }
+        for s in scalars { json[s.name] = s.value }
+        if config.eval.layerConsistency {
+            var merged = LayerConsistencyEvaluator(layers: layers)
+            for s in consistencyStates { try merged.merge(try decodeJSON(ConsistencyState.self, s).evaluator(layers: layers)) }
+            json["layer_consistency"] = merged.jsonObject()
+            for r in merged.result() {
+                if let m = r.mIoU { scalars.append(("mIoU-L_\(r.layer)", 100 * m)) }
+                if let u = r.util { scalars.append(("Util_\(r.layer)", 100 * u)) }
+            }
+            lines.append("layer consistency (spec §3.9; layer \(layers - 1) is the final prediction):")
+            lines.append(merged.table())
+        }
+        lines.append(String(format: "evaluated %d image(s) in %.1f s on %d rank(s)", split.count, elapsed, comm.size))
+        if let outputDirectory {
+            let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: "\(outputDirectory)/results.json"))
+        }
+        return EvaluationOutcome(task: split.task, images: split.count, seconds: elapsed, scalars: scalars, json: json,
+                                 text: lines.joined(separator: "\n"))
+    }
+
+    /// Matches every layer's predictions of the image to its ground truth (resized with the image, at the padded
+    /// input size) on points drawn from a stream keyed by the image id, so the numbers do not depend on the ranks.
+    func updateConsistency(_ evaluator: inout LayerConsistencyEvaluator, output: InferenceOutput, matcher: HungarianMatcher,
+                           imageId: Int, context: String) throws {
+        let labels = output.batch.targets[0].labels
+        let masks = output.batch.maskTensor(0)
+        var rng = RNG(seed: config.seed &+ 0x4C43, stream: UInt64(truncatingIfNeeded: imageId))
+        let points = Tensor.uniform([config.loss.numPoints, 2], rng: &rng)
+        var logits: [Tensor] = [], matches: [[(query: Int, target: Int)]] = []
+        for p in output.predictions {
+            let q = p.maskLogits.shape[1]
+            let classLogits = p.classLogits.reshaped([q, p.classLogits.shape[2]])
+            let maskLogits = p.maskLogits.reshaped([q, p.maskLogits.shape[2], p.maskLogits.shape[3]])
+            let m = labels.isEmpty ? MatchIndices.empty
+                : matcher.match(classLogits: classLogits, maskLogits: maskLogits, labels: labels, masks: masks, points: points)
+            logits.append(maskLogits)
+            matches.append(zip(m.queries, m.targets).map { (query: $0.0, target: $0.1) })
+        }
+        try evaluator.update(maskLogits: logits, matches: matches, context: context)
+    }
+}
+
+/// A layer-consistency evaluator's counts as gathered between ranks.
+private struct ConsistencyState: Codable {
+    var iouSum: [Double], iouCount: [Int], keptCount: [Int], matchedCount: [Int], images: Int
+    init(_ e: LayerConsistencyEvaluator) {
+        iouSum = e.iouSum; iouCount = e.iouCount; keptCount = e.keptCount; matchedCount = e.matchedCount; images = e.images
+    }
+    func evaluator(layers: Int) throws -> LayerConsistencyEvaluator {
+        try LayerConsistencyEvaluator(layers: layers, iouSum: iouSum, iouCount: iouCount, keptCount: keptCount,
+                                      matchedCount: matchedCount, images: images)
+    }
+}
+
+/// A detection as gathered between ranks: uncompressed RLE counts, the score exactly (JSON round-trips a Double).
+private struct SerializedDetection: Codable {
+    var image: Int, category: Int, score: Double, height: Int, width: Int, counts: [UInt32]
+    init(_ d: COCOMaskAPDetection) {
+        image = d.imageID; category = d.categoryID; score = d.score
+        height = d.rle.height; width = d.rle.width; counts = d.rle.counts
+    }
+    var detection: COCOMaskAPDetection {
+        COCOMaskAPDetection(imageID: image, categoryID: category, score: score,
+                            rle: COCORLE(height: height, width: width, counts: counts))
+    }
+}
+
+private func encodeJSON<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+}
+
+private func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    try JSONDecoder().decode(type, from: Data(text.utf8))
+}
+
+/// Rank 0's evaluation progress: `eval  12/250  3.1 img/s  ETA 1m17s`, images/s for all ranks (rank 0's
+/// rate × world size, the shards being equal to within one image), redrawn in place on a terminal.
+public struct EvalProgress {
+    let total: Int, worldSize: Int, style: ProgressLine.Style, label: String
+    private var secondsPerImage: Double?
+    private var drawn = false, lastPrinted = 0, last = 0
+
+    public init(total: Int, worldSize: Int, style: ProgressLine.Style, label: String = "eval") {
+        self.total = total; self.worldSize = worldSize; self.style = style; self.label = label
+    }
+
+    public mutating func update(done: Int, seconds: Double) -> String? {
+        if seconds.isFinite && seconds > 0 { secondsPerImage = secondsPerImage.map { 0.9 * $0 + 0.1 * seconds } ?? seconds }
+        last = done
+        switch style {
+        case .terminal:
+            drawn = true; lastPrinted = done
+            return "\r" + line(done) + "\u{1B}[K"
+        case .plain(let period):
+            guard done == 1 || done % period == 0 || done == total else { return nil }
+            lastPrinted = done
+            return line(done) + "\n"
+        }
+    }
+
+    public mutating func finish() -> String? {
+        switch style {
+        case .terminal: return drawn ? "\n" : nil
+        case .plain: return last > 0 && lastPrinted != last ? line(last) + "\n" : nil
+        }
+    }
+
+    public func line(_ done: Int) -> String {
+        let rate = secondsPerImage.map { String(format: "%.3g", Double(worldSize) / $0) } ?? "-"
+        let eta = secondsPerImage.map { ProgressLine.duration(ProgressLine.eta(remainingSteps: total - done, secondsPerStep: $0)) } ?? "-"
+        return "\(label)  \(done)/\(total)  \(rate) img/s  ETA \(eta)"
+    }
+}
