@@ -66,6 +66,44 @@ else
   bad "layer consistency" "2 ranks: $l2 / 1 rank: $l1"
 fi
 
+# COCO mask AP equals the COCO API's (pycocotools COCOeval) on the same results: tools/check_coco_ap.py on the model's
+# results and on detections synthesized from the ground truth (shifted, eroded, wrong-class, duplicate, missed).
+if ! python3 -c "import pycocotools" 2>/dev/null; then
+  echo "eval test: pycocotools not importable; installing it from PyPI (pip install --quiet pycocotools)"
+  python3 -m pip install --quiet pycocotools >"$tmp/pip.log" 2>&1 || cat "$tmp/pip.log"
+fi
+"$bin" data synth --format coco-instance --out "$tmp/ap-data" --split ap2017 --images 40 --size 96x96 --seed 9 >/dev/null 2>&1
+for results in model synthesized; do
+  args=(--root "$tmp/ap-data" --split ap2017 --maskpilot "$bin" --require)
+  [ $results = model ] && args=(--root "$tmp/data" --split val2017 --results "$tmp/eval1/coco_instances_results.json" --maskpilot "$bin" --require)
+  if python3 tools/check_coco_ap.py "${args[@]}" >"$tmp/check-ap-$results.log" 2>&1; then
+    ok "COCO mask AP equals pycocotools' ($results detections): $(tail -1 "$tmp/check-ap-$results.log")"
+  else
+    bad "COCO mask AP vs pycocotools ($results detections)" "$(tail -4 "$tmp/check-ap-$results.log")"
+  fi
+done
+
+# maskpilot predict: an overlay, the raw instance label PNG and the JSON per image; a corrupt image is named.
+val=$(ls "$tmp/data/val2017" | head -2 | sed "s|^|$tmp/data/val2017/|")
+# shellcheck disable=SC2086
+if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input $val --output "$tmp/predict" --score-threshold 0 \
+     >"$tmp/predict.log" 2>&1 && [ "$(ls "$tmp/predict" | grep -c '_overlay\.png$')" = 2 ] \
+   && [ "$(ls "$tmp/predict" | grep -c '_instances\.png$')" = 2 ] && [ "$(ls "$tmp/predict" | grep -c '\.json$')" = 2 ] \
+   && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["task"] == "instance" and d["segments"] and "score" in d["segments"][0]' \
+        "$(ls "$tmp"/predict/*.json | head -1)"; then
+  ok "predict wrote 2 overlays, 2 instance label PNGs and 2 JSON files"
+else
+  bad "predict" "$(tail -3 "$tmp/predict.log"; ls "$tmp/predict" 2>/dev/null | tr '\n' ' ')"
+fi
+printf 'not a jpeg' > "$tmp/corrupt.jpg"
+if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$tmp/corrupt.jpg" --output "$tmp/predict-bad" >"$tmp/predict-bad.log" 2>&1; then
+  bad "predict on a corrupt image" "exited 0"
+elif grep -q "corrupt.jpg" "$tmp/predict-bad.log"; then
+  ok "predict on a corrupt image fails naming the file: $(grep -m1 corrupt.jpg "$tmp/predict-bad.log")"
+else
+  bad "predict on a corrupt image" "error does not name the file: $(tail -2 "$tmp/predict-bad.log")"
+fi
+
 # Periodic evaluation during training: eval.period=2 over 4 steps → two "eval" lines in metrics.jsonl and eval/ tags in TensorBoard.
 if cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=4 --set checkpoint.period=0 --set eval.period=2 \
      --set eval.max_images=3 --output "$tmp/periodic" >"$tmp/periodic.log" 2>&1 \

@@ -67,7 +67,7 @@ struct EvalResultsCommand: ParsableCommand {
                       "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
                       "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]"]
         for (i, v) in r.stats.enumerated() {
-            print(pad(COCOMaskAPResult.names[i], 6) + " " + labels[i] + String(format: " = %.3f", v))
+            print(pad(COCOMaskAPResult.names[i], 6) + " " + labels[i] + String(format: " = %.6f", v))
         }
     }
 

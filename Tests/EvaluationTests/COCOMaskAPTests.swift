@@ -63,6 +63,34 @@ private func square(_ h: Int, _ w: Int, y: Int, x: Int, size: Int) -> COCORLE {
         for v in r.stats { #expect(abs(v - 1) < 1e-12) }
     }
 
+    /// A 10×10 object and its detection shifted by one pixel: IoU = 90 / 110 ≈ 0.818, a true positive at the
+    /// thresholds 0.50…0.80 (7 of 10) and a false positive at 0.85…0.95, so AP = 0.7, AP50 = AP75 = 1.
+    @Test func onePixelShiftFailsOnlyTheStrictThresholds() throws {
+        let m = square(64, 64, y: 20, x: 20, size: 10), shifted = square(64, 64, y: 20, x: 21, size: 10)
+        #expect(abs(COCOMaskAP.iou(shifted, m, gtIsCrowd: false) - 90.0 / 110) < 1e-12)
+        let gt = [COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: false, area: Double(m.area), rle: m)]
+        let r = try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1], groundTruth: gt,
+                                        detections: [COCOMaskAPDetection(imageID: 1, categoryID: 1, score: 0.9, rle: shifted)])
+        #expect(abs(r.ap - 0.7) < 1e-12 && abs(r.ap50 - 1) < 1e-12 && abs(r.ap75 - 1) < 1e-12 && abs(r.ar100 - 0.7) < 1e-12, "\(r.stats)")
+    }
+
+    /// Two objects; detections by score: A (TP), a duplicate of A (FP: A is taken), B (TP). Precision/recall:
+    /// (1, ½), (½, ½), (⅔, 1); the interpolated precision is 1 for the 51 recall points ≤ ½ and ⅔ for the 50 above,
+    /// so AP = (51 + 50·⅔) / 101 at every IoU threshold. A duplicate ranked last instead costs nothing (AP = 1).
+    @Test func duplicateDetectionsAreFalsePositives() throws {
+        let a = square(64, 64, y: 0, x: 0, size: 20), b = square(64, 64, y: 30, x: 30, size: 20)
+        let gt = [a, b].map { COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: false, area: Double($0.area), rle: $0) }
+        func ap(_ scores: [Double]) throws -> COCOMaskAPResult {
+            let dt = zip([a, a, b], scores).map { COCOMaskAPDetection(imageID: 1, categoryID: 1, score: $0.1, rle: $0.0) }
+            return try COCOMaskAP.evaluate(imageIDs: [1], categoryIDs: [1], groundTruth: gt, detections: dt)
+        }
+        let middle = try ap([0.9, 0.8, 0.7])
+        let expected = (51 + 50 * 2.0 / 3) / 101
+        #expect(abs(middle.ap - expected) < 1e-12 && abs(middle.ap50 - expected) < 1e-12 && middle.ar100 == 1)
+        let last = try ap([0.9, 0.1, 0.7])
+        #expect(abs(last.ap - 1) < 1e-12)
+    }
+
     @Test func noDetectionsScoreZero() throws {
         let m = square(64, 64, y: 4, x: 4, size: 20)
         let gt = [COCOMaskAPGroundTruth(imageID: 1, categoryID: 1, isCrowd: false, area: Double(m.area), rle: m)]

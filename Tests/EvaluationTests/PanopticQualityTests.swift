@@ -29,6 +29,16 @@ import Testing
         #expect(r.perClass.allSatisfy { $0.truePositives == 1 && $0.falsePositives == 0 && $0.falseNegatives == 0 })
     }
 
+    /// An empty prediction (every pixel void): every ground-truth segment is a false negative, PQ = SQ = RQ = 0
+    /// for both categories, which still count (tp + fp + fn > 0).
+    @Test func emptyPrediction() throws {
+        var e = PanopticEvaluator(isThing: [true, false])
+        try e.update(groundTruth: gt(ids((1, 30), (2, 70)), [(1, 0, false), (2, 1, false)]), prediction: pred(ids((0, 100)), []))
+        let r = e.result()
+        #expect(r.all == PanopticSummary(pq: 0, sq: 0, rq: 0, count: 2))
+        #expect(r.perClass.allSatisfy { $0.falseNegatives == 1 && $0.truePositives == 0 && $0.falsePositives == 0 })
+    }
+
     /// GT: thing 1 (class 0) on 100 pixels, stuff 2 (class 1) on 100. Prediction 1 covers the first `k` of
     /// thing 1, prediction 2 the remaining 200 − k pixels: IoU_thing = k/100, IoU_stuff = 100/(200 − k).
     @Test(arguments: [50, 51]) func matchThreshold(k: Int) throws {

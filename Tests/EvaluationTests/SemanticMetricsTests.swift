@@ -22,6 +22,18 @@ import Testing
         #expect(r.scoredPixels == 4)
     }
 
+    /// 4×4, GT: columns 0–1 class 0, columns 2–3 class 1; the prediction's boundary is one column to the right.
+    /// Class 0: 8 TP, 4 FP → IoU ⅔; class 1: 4 TP, 4 FN → IoU ½; mIoU 7/12, pixel accuracy ¾.
+    @Test func onePixelShiftOfABoundary() throws {
+        let truth: [UInt8] = (0..<16).map { $0 % 4 < 2 ? 0 : 1 }
+        let shifted: [Int] = (0..<16).map { $0 % 4 < 3 ? 0 : 1 }
+        var e = SemanticEvaluator(numClasses: 2)
+        try e.update(prediction: shifted, groundTruth: truth)
+        let r = e.result()
+        #expect(close(r.perClassIoU[0]!, 2.0 / 3) && close(r.perClassIoU[1]!, 0.5))
+        #expect(close(r.meanIoU, 7.0 / 12) && close(r.pixelAccuracy, 0.75) && close(r.meanClassAccuracy, 0.75))
+    }
+
     @Test func knownConfusion() throws {
         var e = SemanticEvaluator(numClasses: 3)
         try e.update(prediction: pred, groundTruth: gt)

@@ -1,0 +1,154 @@
+// `maskpilot predict`: run a trained model on image files and write, per image, a PNG overlay (segments coloured,
+// outlined and labelled with class names and scores, with a legend) and the raw prediction (label PNG + JSON).
+// Corresponds to detectron2's demo/demo.py with the Visualizer.
+import ArgumentParser
+import Data
+import Evaluation
+import Foundation
+import Mask2FormerModel
+import TensorCore
+import Training
+import Visualization
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Predict images with a trained model: PNG overlays and raw label PNGs.",
+        discussion: """
+        For each input image IMG (JPEG or PNG) writes into OUTPUT: IMG_overlay.png (the image with the predicted \
+        segments filled, outlined and labelled, and a legend) and the raw prediction: \
+        semantic → IMG_semantic.png (8-bit class index per pixel, 255 = class ≥ 255); \
+        instance → IMG_instances.png (8-bit: 0 = background, k = k-th instance of IMG.json, higher scores on top); \
+        panoptic → IMG_panoptic.png (COCO panoptic RGB segment ids, 0 = void). IMG.json lists the segments \
+        (id, class, name, score where the task has one). Class names and the panoptic thing/stuff split come \
+        from the dataset in the config (data.root, the test split) when it can be read.
+        """)
+
+    enum Task: String, ExpressibleByArgument, CaseIterable { case semantic, instance, panoptic }
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "Model weights: a MaskPilot checkpoint or a weights-only .h5 (PyTorch layout).")
+    var weights: String
+
+    @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG).")
+    var input: [String]
+
+    @Option(help: "Output folder.")
+    var output: String
+
+    @Option(help: "semantic, instance or panoptic (default: from data.format).")
+    var task: Task?
+
+    @Option(help: "Instance task: draw instances scoring at least this.")
+    var scoreThreshold: Double = 0.5
+
+    func run() throws {
+        do { try predict() } catch let e as ValidationError { throw e } catch { throw ValidationError("\(error)") }
+    }
+
+    func predict() throws {
+        let cfg = try configOptions.load()
+        guard !input.isEmpty else { throw ValidationError("--input: no image given") }
+        let task = self.task ?? {
+            switch cfg.data.format {
+            case .ade20k: return .semantic
+            case .cocoInstance: return .instance
+            case .cocoPanoptic: return .panoptic
+            }
+        }()
+        // The dataset, when readable, gives class names, the thing classes and the test-time resize.
+        let split = try? EvaluationSplit(config: cfg)
+        let numClasses = cfg.model.decoder.numClasses
+        let names = split.map(\.classNames) ?? (0..<numClasses).map { "class \($0)" }
+        let post: Mask2FormerPostProcessor
+        switch task {
+        case .semantic: post = Mask2FormerPostProcessor(.semantic)
+        case .instance: post = Mask2FormerPostProcessor(.instance)
+        case .panoptic:
+            guard let split, case .panoptic = split.task else {
+                throw ValidationError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories; it cannot be read")
+            }
+            post = split.postProcessor
+        }
+        let resize = split?.resize ?? {
+            let d = cfg.data.format == .ade20k ? TestTimeResize.ade20k : TestTimeResize.coco
+            return TestTimeResize(shortEdge: cfg.input.minSizeTest > 0 ? cfg.input.minSizeTest : d.shortEdge,
+                                  maxSize: cfg.input.maxSizeTest > 0 ? cfg.input.maxSizeTest : d.maxSize)
+        }()
+
+        var rng = RNG(seed: cfg.seed, stream: 0)
+        let model = Mask2Former(cfg.model, rng: &rng)
+        model.eval()
+        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [])
+        guard !report.loaded.isEmpty else { throw ValidationError("\(weights): no tensor of the file matches the model") }
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+
+        for (n, path) in input.enumerated() {
+            let image = try loadImage(path: path)
+            let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post)
+            let w = image.width, h = image.height
+            var segments: [OverlaySegment] = []
+            var records: [[String: Any]] = []
+            let raw: Image8
+            switch task {
+            case .semantic:
+                let labels = out.result.semantic!.labels
+                raw = Image8(width: w, height: h, channels: 1, pixels: labels.map { UInt8(clamping: Int($0)) })
+                var area = [Int](repeating: 0, count: numClasses)
+                for l in labels { area[Int(l)] += 1 }
+                for c in area.indices.sorted(by: { area[$0] > area[$1] }) where area[c] > 0 {
+                    let bits = labels.map { $0 == Int32(c) ? UInt8(1) : 0 }
+                    segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: bits), color: Palette.color(c),
+                                                   label: names[c], legend: names[c]))
+                    records.append(["class": c, "name": names[c], "pixels": area[c]])
+                }
+            case .instance:
+                let kept = (out.result.instances ?? []).filter { Double($0.score) >= scoreThreshold && $0.mask.contains(1) }
+                    .sorted { $0.score > $1.score }
+                var pixels = [UInt8](repeating: 0, count: w * h)
+                for (k, inst) in kept.enumerated().reversed() where k < 255 {
+                    for j in 0..<(w * h) where inst.mask[j] != 0 { pixels[j] = UInt8(k + 1) }
+                }
+                raw = Image8(width: w, height: h, channels: 1, pixels: pixels)
+                for (k, inst) in kept.enumerated().reversed() {
+                    let text = "\(names[inst.label]) \(String(format: "%.2f", inst.score))"
+                    segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: inst.mask), color: Palette.color(k),
+                                                   label: text, legend: "#\(k + 1) " + text))
+                }
+                segments.reverse()
+                records = kept.enumerated().map { ["id": $0.offset + 1, "class": $0.element.label, "name": names[$0.element.label],
+                                                   "score": Double($0.element.score)] }
+            case .panoptic:
+                let pan = out.result.panoptic!
+                var pixels = [UInt8](repeating: 0, count: w * h * 3)
+                for (j, id) in pan.ids.enumerated() where id > 0 {
+                    pixels[3 * j] = UInt8(id & 0xff); pixels[3 * j + 1] = UInt8((id >> 8) & 0xff); pixels[3 * j + 2] = UInt8((id >> 16) & 0xff)
+                }
+                raw = Image8(width: w, height: h, channels: 3, pixels: pixels)
+                var thingCount: [Int: Int] = [:]
+                for s in pan.segments {
+                    let bits = pan.ids.map { $0 == Int32(s.id) ? UInt8(1) : 0 }
+                    let name = names[s.categoryId]
+                    let color: RGB, legend: String
+                    if s.isThing {
+                        thingCount[s.categoryId, default: 0] += 1
+                        legend = "\(name) #\(thingCount[s.categoryId]!)"; color = Palette.color(s.id + numClasses)
+                    } else {
+                        legend = name; color = Palette.color(s.categoryId)
+                    }
+                    segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: bits), color: color, label: name, legend: legend))
+                    records.append(["id": s.id, "class": s.categoryId, "name": name, "isthing": s.isThing])
+                }
+            }
+            let overlay = Overlay.render(image: image, segments: segments, title: "\(stem) (\(task.rawValue))")
+            try overlay.writePNG(to: "\(output)/\(stem)_overlay.png")
+            let rawName = "\(output)/\(stem)_\(task == .instance ? "instances" : task.rawValue).png"
+            try writePNG(raw, to: rawName)
+            let json: [String: Any] = ["image": path, "width": w, "height": h, "task": task.rawValue, "segments": records]
+            try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: "\(output)/\(stem).json"))
+            print("\(path): \(segments.count) segment(s) → \(output)/\(stem)_overlay.png, \(rawName)")
+        }
+    }
+}
