@@ -147,6 +147,16 @@ for task in panoptic semantic; do
     "$bin" eval-results --task semantic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-eval/semantic" >"$tmp/$task-rescore.log" 2>&1
     rescored=$(awk '$1 == "mIoU" || $1 == "pACC" { printf "%s ", $2 }' "$tmp/$task-rescore.log" | sed 's/ $//'); keys="mIoU pACC"
   fi
+  # predict on one image of the task: overlay, the task's raw PNG and the JSON.
+  img=$(find "$tmp/$task-data" -name '*.jpg' | sort | head -1)
+  raw=${task}; [ $task = semantic ] && raw=semantic
+  if "$bin" predict "${set_task[@]}" --weights "$tmp/$task-run/model_final.h5" --input "$img" --output "$tmp/$task-predict" \
+       >"$tmp/$task-predict.log" 2>&1 && stem=$(basename "$img" .jpg) && [ -f "$tmp/$task-predict/${stem}_overlay.png" ] \
+     && [ -f "$tmp/$task-predict/${stem}_$raw.png" ] && [ -f "$tmp/$task-predict/$stem.json" ]; then
+    ok "$task: predict wrote the overlay, ${stem}_$raw.png and $stem.json"
+  else
+    bad "$task: predict" "$(tail -3 "$tmp/$task-predict.log"; ls "$tmp/$task-predict" 2>/dev/null | tr '\n' ' ')"
+  fi
   printed=$(for key in $keys; do metric "$tmp/$task-eval/results.json" $key; done | tr '\n' ' ' | sed 's/ $//')
   if [ -n "$printed" ] && [ "$printed" = "$rescored" ]; then
     ok "$task: eval-results on the written predictions gives eval's $keys ($printed)"

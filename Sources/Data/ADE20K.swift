@@ -42,6 +42,20 @@ public struct ADE20KDataset: Sendable {
 
     public var count: Int { images.count }
 
+    /// Class names from the release's `objectInfo150.txt` (tab-separated `Idx Ratio Train Val Name`; the first of
+    /// the `;`-separated synonyms), index = label − 1; nil when the file is absent or not in that form.
+    public var classNames: [String]? {
+        guard let text = try? String(contentsOfFile: "\(root)/objectInfo150.txt", encoding: .utf8) else { return nil }
+        var names = [String](repeating: "", count: ADE20KDataset.numClasses)
+        for line in text.split(whereSeparator: \.isNewline).dropFirst() {
+            let fields = line.split(separator: "\t")
+            guard fields.count >= 5, let idx = Int(fields[0].trimmingCharacters(in: .whitespaces)),
+                  (1...ADE20KDataset.numClasses).contains(idx) else { return nil }
+            names[idx - 1] = fields[4].split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        return names.contains("") ? nil : names
+    }
+
     /// The image id (file stem) of sample `i`.
     public func imageId(_ i: Int) -> String { URL(fileURLWithPath: images[i]).deletingPathExtension().lastPathComponent }
 

@@ -44,7 +44,8 @@ public struct EvaluationSplit: @unchecked Sendable {
             task = .semantic; total = ds.count; load = { try ds.sample($0) }
             (shortEdge, maxSize) = (TestTimeResize.ade20k.shortEdge, TestTimeResize.ade20k.maxSize)
             ade = ds; cocoInstances = nil; panoptic = nil
-            classNames = (0..<numClasses).map { "class \($0)" }
+            let names = ds.classNames
+            classNames = (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" }
             postProcessor = Mask2FormerPostProcessor(.semantic)
         case .cocoInstance:
             let ds = try COCOInstances(root: root, split: split)

@@ -35,6 +35,20 @@ import Testing
         #expect(t.classes == [0, 1, 4, 149] && t.masks[0].bits == [0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0])
     }
 
+    @Test func classNamesFromObjectInfo() throws {
+        let root = try makeDataset([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ds = try ADE20KDataset(root: root, split: "training")
+        #expect(ds.classNames == nil)
+        var text = "Idx\tRatio\tTrain\tVal\tName\n"
+        for i in 1...150 { text += "\(i)\t0.1\t10\t2\t\(i == 1 ? "wall" : i == 3 ? "sky" : "thing\(i)");syn\n" }
+        try text.write(toFile: "\(root)/ADEChallengeData2016/objectInfo150.txt", atomically: true, encoding: .utf8)
+        let names = try #require(ds.classNames)
+        #expect(names.count == 150 && names[0] == "wall" && names[2] == "sky" && names[149] == "thing150")
+        try "Idx\tName\n1\twall\n".write(toFile: "\(root)/ADEChallengeData2016/objectInfo150.txt", atomically: true, encoding: .utf8)
+        #expect(ds.classNames == nil)
+    }
+
     @Test func badInputsNameTheFile() throws {
         let missing = try makeDataset([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], skipAnnotation: 0)
         defer { try? FileManager.default.removeItem(atPath: missing) }
