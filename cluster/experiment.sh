@@ -36,7 +36,7 @@ data=$out/data
 launch=(cluster/launch.sh -n "$ranks")
 [ -n "$hostfile" ] && launch+=(--hostfile "$hostfile")
 period=$(( steps / 8 > 0 ? steps / 8 : 1 ))
-start=$(date +%s)
+start=$(date +%s); trained=0
 mkdir -p "$out"
 echo "experiment: $seeds seeds × {mask2former, mpformer} × $steps steps on $ranks rank(s); runs in $out, report in $report"
 
@@ -58,8 +58,11 @@ for seed in $seeds; do
     MASKPILOT_PROGRESS=plain "${launch[@]}" -- train --config "$config" "${sets[@]}" --output "$run" > "$out/$model-seed$seed.log" 2>&1 \
       || { echo "experiment: training $run failed; see $out/$model-seed$seed.log" >&2; tail -5 "$out/$model-seed$seed.log" >&2; exit 1; }
     echo $(( $(date +%s) - t0 )) > "$run/train_seconds"
+    t1=$(date +%s)
     MASKPILOT_PROGRESS=plain "${launch[@]}" -- eval --config "$config" "${sets[@]}" --weights "$run/model_final.h5" --output "$run/eval" \
       > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
+    echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
+    trained=$(( trained + $(date +%s) - t0 ))
     grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $model seed $seed: |"
   done
 done
@@ -76,6 +79,15 @@ for model in mask2former mpformer; do
     --weights "$out/$model-seed$first/model_final.h5" --input $images --output "$report/overlays/$model" > "$out/predict-$model.log"
 done
 
+# Wall time of the whole experiment, also when it was continued: this invocation's time outside the runs it trained,
+# plus every run's training and evaluation seconds.
+runs_seconds=0
+for seed in $seeds; do for model in mask2former mpformer; do
+  for f in train_seconds eval_seconds; do
+    [ -f "$out/$model-seed$seed/$f" ] && runs_seconds=$(( runs_seconds + $(cat "$out/$model-seed$seed/$f") ))
+  done
+done; done
+wall=$(( $(date +%s) - start - trained + runs_seconds ))
 "$bin" experiment-report --runs "$out" --seeds "$seeds" --output "$report" --steps "$steps" --ranks "$ranks" \
-  --wall-seconds $(( $(date +%s) - start )) --command "cluster/experiment.sh --steps $steps --seeds \"$seeds\" --ranks $ranks"
-echo "experiment: $(( ($(date +%s) - start) / 60 )) min; report: $report/report.md"
+  --wall-seconds "$wall" --command "cluster/experiment.sh --steps $steps --seeds \"$seeds\" --ranks $ranks"
+echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"
