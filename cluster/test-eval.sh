@@ -114,6 +114,29 @@ else
   bad "periodic evaluation" "$(tail -5 "$tmp/periodic.log"; grep '"eval"' "$tmp/periodic/metrics.jsonl" 2>/dev/null | head -2)"
 fi
 
+# eval.best_metric: model_best.h5 holds the evaluation with the highest value, model_best.json says which.
+cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=60 --set checkpoint.period=0 --set eval.period=10 \
+  --set eval.best_metric=AR100 --output "$tmp/best" >"$tmp/best.log" 2>&1
+best=$(python3 -c '
+import json, sys
+evals = [json.loads(l) for l in open(sys.argv[1]) if "\"eval\"" in l]
+top = max(evals, key=lambda e: (e["eval"]["AR100"], -e["step"]))
+rec = json.load(open(sys.argv[2]))
+print("ok" if rec == {"metric": "AR100", "value": top["eval"]["AR100"], "iteration": top["step"]} else "record %s, evaluations %s" % (rec, [(e["step"], e["eval"]["AR100"]) for e in evals]))
+' "$tmp/best/metrics.jsonl" "$tmp/best/model_best.json" 2>&1)
+if [ "$best" = ok ] && "$bin" eval "${common[@]}" --weights "$tmp/best/model_best.h5" --max-images 1 >"$tmp/best-eval.log" 2>&1; then
+  ok "eval.best_metric=AR100: model_best.h5 and model_best.json hold the best of 6 evaluations ($(grep -c '^best:' "$tmp/best.log") replacements)"
+else
+  bad "eval.best_metric" "$best"
+fi
+if "$bin" train "${common[@]}" --set eval.period=2 --set eval.best_metric=mIoU --output "$tmp/bad-best" >"$tmp/bad-best.log" 2>&1; then
+  bad "eval.best_metric=mIoU on an instance split" "training started"
+elif grep -q "eval.best_metric 'mIoU' is not a metric of the instance evaluation; one of: AP, AP50" "$tmp/bad-best.log"; then
+  ok "an unknown eval.best_metric is refused listing the metrics"
+else
+  bad "eval.best_metric=mIoU on an instance split" "$(tail -2 "$tmp/bad-best.log")"
+fi
+
 # Panoptic and semantic: eval writes the predictions in the official formats, and `eval-results` scores those files
 # to the same numbers eval printed (an independent path: PNG/JSON files instead of in-memory predictions).
 metric() { python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }

@@ -125,7 +125,7 @@ public func writeCheckpoint(_ contents: CheckpointContents, to finalPath: String
 /// `finalPath.tmp` (a stale one from a crashed write is removed first), which is fsynced, renamed to
 /// `finalPath` (atomic within a file system), and the folder is fsynced. On failure the .tmp is removed and
 /// an existing `finalPath` is left untouched, so no file under its final name is ever partial.
-func writeAtomically(to finalPath: String, _ write: (String) throws -> Void) throws {
+public func writeAtomically(to finalPath: String, _ write: (String) throws -> Void) throws {
     let tmp = finalPath + ".tmp"
     unlink(tmp)
     do {

@@ -114,6 +114,10 @@ public struct EvalConfig: Sendable, Equatable, Codable {
     /// kept when its class score exceeds the first, a segment when it keeps more than the second of its mask.
     public var objectMaskThreshold: Double = 0.8
     public var overlapThreshold: Double = 0.8
+    /// Keep the weights of the best periodic evaluation so far as `OUTPUT/model_best.h5` (weights only, for
+    /// `eval`, `predict` or `model.weights`), by this metric, higher is better (e.g. AP, PQ, mIoU); its value and
+    /// iteration are in `model_best.json`. Empty = off. detectron2's BestCheckpointer.
+    public var bestMetric = ""
     public init() {}
 }
 

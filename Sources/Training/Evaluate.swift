@@ -129,6 +129,21 @@ public struct ModelEvaluation {
         self.split = try EvaluationSplit(config: config, split: split, maxImages: maxImages)
     }
 
+    /// The names of the scalars `run` reports (`EvaluationOutcome.scalars`), in order.
+    public var metricNames: [String] {
+        var names: [String]
+        switch split.task {
+        case .semantic: names = ["mIoU", "fwIoU", "pACC", "mACC"]
+        case .instance: names = COCOMaskAPResult.names
+        case .panoptic: names = ["", "_things", "_stuff"].flatMap { s in ["PQ", "SQ", "RQ"].map { $0 + s } }
+        }
+        if config.eval.layerConsistency {
+            let layers = config.model.decoder.decLayers
+            names += (0..<max(0, layers - 1)).map { "mIoU-L_\($0)" } + (0..<layers).map { "Util_\($0)" }
+        }
+        return names
+    }
+
     /// Runs the evaluation. With `outputDirectory`, rank 0 writes `results.json` and the predictions in the
     /// official formats: `coco_instances_results.json` (instance), `panoptic_predictions.json` + PNG folder
     /// (panoptic, every rank writes its own PNGs), `semantic/<annotation name>` label PNGs holding class + 1

@@ -106,6 +106,13 @@ public final class Trainer {
         bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
         data = try TrainingData(config: config)
         evaluation = config.eval.period > 0 ? try ModelEvaluation(config: config) : nil
+        let best = config.eval.bestMetric
+        if !best.isEmpty {
+            guard let evaluation else { throw TrainingError("eval.best_metric '\(best)' needs the periodic evaluation (eval.period > 0)") }
+            guard evaluation.metricNames.contains(best) else {
+                throw TrainingError("eval.best_metric '\(best)' is not a metric of the \(evaluation.split.task.rawValue) evaluation; one of: \(evaluation.metricNames.joined(separator: ", "))")
+            }
+        }
         var startIteration = 0
         let newStep: TrainingStep = step
         if let resume {
@@ -257,6 +264,7 @@ public final class Trainer {
             if let evaluation, state.iteration % config.eval.period == 0 || state.iteration == config.solver.maxIter {
                 if let outcome = try evaluation.run(model: step.model, communicator: comm) {
                     try onEvaluation?(state.iteration, outcome)
+                    try keepIfBest(outcome, iteration: state.iteration)
                 }
             }
             if try stopRequested() {

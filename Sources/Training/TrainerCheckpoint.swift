@@ -168,3 +168,37 @@ extension Trainer {
         return try communicator.allReduceSum(stopSignalReceived.load(ordering: .relaxed) ? 1 : 0) > 0
     }
 }
+
+// MARK: the best model so far
+
+/// `OUTPUT/model_best.json`: which evaluation `model_best.h5` holds.
+struct BestModelRecord: Codable, Equatable {
+    var metric: String
+    var value: Double
+    var iteration: Int
+}
+
+extension Trainer {
+    /// Rank 0, after a periodic evaluation: when `eval.best_metric` is set and the outcome beats the value recorded
+    /// in `model_best.json` (or there is none, or it is for another metric), writes the model's weights to
+    /// `model_best.h5`, then the record, each atomically. A crash between the two leaves the older record, so the
+    /// next better evaluation replaces the file again.
+    func keepIfBest(_ outcome: EvaluationOutcome, iteration: Int) throws {
+        let metric = config.eval.bestMetric
+        guard !metric.isEmpty, let value = outcome.scalars.first(where: { $0.name == metric })?.value, value.isFinite else { return }
+        let recordPath = (outputDirectory as NSString).appendingPathComponent("model_best.json")
+        if FileManager.default.fileExists(atPath: recordPath) {
+            let previous: BestModelRecord
+            do { previous = try JSONDecoder().decode(BestModelRecord.self, from: Data(contentsOf: URL(fileURLWithPath: recordPath))) } catch {
+                throw TrainingError("\(recordPath): not a best-model record (\(error)); delete it to start a new one")
+            }
+            if previous.metric == metric && previous.value >= value { return }
+        }
+        try writeModelWeights(step.model.stateDict(layout: .pytorch), to: (outputDirectory as NSString).appendingPathComponent("model_best.h5"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(BestModelRecord(metric: metric, value: value, iteration: iteration))
+        try writeAtomically(to: recordPath) { try data.write(to: URL(fileURLWithPath: $0)) }
+        print(String(format: "best: %@ %.2f at iteration %d → %@/model_best.h5", metric, value, iteration, outputDirectory))
+    }
+}
