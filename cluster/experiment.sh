@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 bin=${MASKPILOT_BIN:-.build/release/maskpilot}
 steps=2000; seeds="1 2 3"; ranks=2; out=checkpoints/experiment; report=docs/experiments/synthetic; hostfile=""
 train_images=512; val_images=128; size=128x128; extra=()
+invocation=cluster/experiment.sh
+[ $# -gt 0 ] && invocation+=$(printf ' %q' "$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
     *) echo "experiment.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+seeds=${seeds//,/ }
 config=configs/experiment-synthetic.yaml
 data=$out/data
 launch=(cluster/launch.sh -n "$ranks")
@@ -89,5 +92,5 @@ for seed in $seeds; do for model in mask2former mpformer; do
 done; done
 wall=$(( $(date +%s) - start - trained + runs_seconds ))
 "$bin" experiment-report --runs "$out" --seeds "$seeds" --output "$report" --steps "$steps" --ranks "$ranks" \
-  --wall-seconds "$wall" --command "cluster/experiment.sh --steps $steps --seeds \"$seeds\" --ranks $ranks"
+  --wall-seconds "$wall" --command "$invocation"
 echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"

@@ -168,15 +168,19 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allGather(_ text: String) throws -> [String] {
         var bytes = Array(text.utf8)
-        precondition(bytes.count <= Self.maxChunk, "allGather of a \(bytes.count)-byte string")
+        // Every rank learns every length first, so all of them refuse an oversized gather together (MPI counts
+        // are Int32) instead of some ranks waiting in the collective.
+        let lengths64 = try allGather(UInt64(bytes.count))
+        let total64 = lengths64.reduce(0, +)
+        guard total64 <= UInt64(Self.maxChunk) else {
+            throw DistributedError(call: "MPI_Allgatherv(strings)", code: -1,
+                                   message: "the ranks' strings total \(total64) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
+        }
         var length = Int32(bytes.count)
-        var lengths = [Int32](repeating: 0, count: size)
-        try mpiCheck(MPI_Allgather(&length, 1, mp_mpi_int(), &lengths, 1, mp_mpi_int(), comm),
-                     "MPI_Allgather(string lengths)")
+        var lengths = lengths64.map { Int32($0) }
         var displacements = [Int32](repeating: 0, count: size)
         var total = 0
         for r in 0..<size {
-            precondition(total <= Self.maxChunk, "allGather of strings totalling more than Int32.max bytes")
             displacements[r] = Int32(total)
             total += Int(lengths[r])
         }

@@ -66,9 +66,10 @@ public enum COCOMaskAP {
     }
 
     /// Ground truth of a loaded COCO instances file (every annotation, masks via `annToRLE`).
-    public static func groundTruth(from instances: COCOInstances) throws(EvaluationError) -> [COCOMaskAPGroundTruth] {
+    /// `images`: only the first N images of the dataset (default all).
+    public static func groundTruth(from instances: COCOInstances, images: Int? = nil) throws(EvaluationError) -> [COCOMaskAPGroundTruth] {
         var out: [COCOMaskAPGroundTruth] = []
-        for i in 0..<instances.imageCount {
+        for i in 0..<min(instances.imageCount, images ?? instances.imageCount) {
             let image = instances.images[i]
             for a in instances.annotations(ofImage: i) {
                 let rle: COCORLE

@@ -41,6 +41,9 @@ public struct EvaluationSplit: @unchecked Sendable {
         switch config.data.format {
         case .ade20k:
             let ds = try ADE20KDataset(root: root, split: split)
+            guard numClasses == ADE20KDataset.numClasses else {
+                throw EvaluationError(ds.root, "ADE20K has \(ADE20KDataset.numClasses) classes but model.decoder.num_classes is \(numClasses)")
+            }
             task = .semantic; total = ds.count; load = { try ds.sample($0) }
             (shortEdge, maxSize) = (TestTimeResize.ade20k.shortEdge, TestTimeResize.ade20k.maxSize)
             ade = ds; cocoInstances = nil; panoptic = nil
@@ -79,6 +82,11 @@ public struct EvaluationSplit: @unchecked Sendable {
         self.root = root
         self.split = split
         guard count > 0 else { throw EvaluationError(root, "split \(split) has no images to evaluate") }
+    }
+
+    /// The dataset's category id of each class index (COCO formats), nil for ADE20K.
+    public var categoryIDs: [Int]? {
+        cocoInstances.map { $0.categories.map(\.id) } ?? panoptic.map { $0.categories.map(\.id) }
     }
 
     /// Image `index` of the split with its ground truth.
@@ -271,10 +279,9 @@ public struct ModelEvaluation {
             }
         case .instance:
             let ds = split.cocoInstances!
-            let all = try states.flatMap { try decodeJSON([SerializedDetection].self, $0).map(\.detection) }
+            let all = try states.flatMap { try decodeJSON([SerializedDetection].self, $0).map { try $0.detection() } }
             let imageIDs = ds.images.prefix(split.count).map(\.id)
-            let evaluated = Set(imageIDs)
-            let gt = try COCOMaskAP.groundTruth(from: ds).filter { evaluated.contains($0.imageID) }
+            let gt = try COCOMaskAP.groundTruth(from: ds, images: split.count)
             let r = try COCOMaskAP.evaluate(imageIDs: imageIDs, categoryIDs: ds.categories.map(\.id), groundTruth: gt, detections: all)
             lines.append("COCO mask AP: \(all.count) detections, \(imageIDs.count) images")
             for (i, v) in r.stats.enumerated() {
@@ -299,8 +306,13 @@ public struct ModelEvaluation {
         }
         lines.append(String(format: "evaluated %d image(s) in %.1f s on %d rank(s)", split.count, elapsed, comm.size))
         if let outputDirectory {
-            let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: URL(fileURLWithPath: "\(outputDirectory)/results.json"))
+            let path = "\(outputDirectory)/results.json"
+            do {
+                let data = try JSONSerialization.data(withJSONObject: jsonSafe(json), options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: URL(fileURLWithPath: path))
+            } catch {
+                throw EvaluationError(path, "cannot write the results: \(error.localizedDescription)")
+            }
         }
         return EvaluationOutcome(task: split.task, images: split.count, seconds: elapsed, scalars: scalars, json: json,
                                  text: lines.joined(separator: "\n"))
@@ -340,16 +352,30 @@ private struct ConsistencyState: Codable {
     }
 }
 
-/// A detection as gathered between ranks: uncompressed RLE counts, the score exactly (JSON round-trips a Double).
+/// A detection as gathered between ranks: the COCO compressed RLE string (several times smaller than the
+/// counts as JSON numbers), the score exactly (JSON round-trips a Double).
 private struct SerializedDetection: Codable {
-    var image: Int, category: Int, score: Double, height: Int, width: Int, counts: [UInt32]
+    var image: Int, category: Int, score: Double, height: Int, width: Int, counts: String
     init(_ d: COCOMaskAPDetection) {
         image = d.imageID; category = d.categoryID; score = d.score
-        height = d.rle.height; width = d.rle.width; counts = d.rle.counts
+        height = d.rle.height; width = d.rle.width; counts = d.rle.compressedCounts
     }
-    var detection: COCOMaskAPDetection {
-        COCOMaskAPDetection(imageID: image, categoryID: category, score: score,
-                            rle: COCORLE(height: height, width: width, counts: counts))
+    func detection() throws -> COCOMaskAPDetection {
+        let rle: COCORLE
+        do { rle = try COCORLE(compressedCounts: counts, height: height, width: width) } catch {
+            throw EvaluationError("gathered detection of image \(image)", "\(error)")
+        }
+        return COCOMaskAPDetection(imageID: image, categoryID: category, score: score, rle: rle)
+    }
+}
+
+/// JSON has no NaN or infinity: such numbers become the strings "nan", "inf", "-inf" (as in metrics.jsonl).
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let d as Double where !d.isFinite: return d.isNaN ? "nan" : (d > 0 ? "inf" : "-inf")
+    case let map as [String: Any]: return map.mapValues(jsonSafe)
+    case let list as [Any]: return list.map(jsonSafe)
+    default: return value
     }
 }
 

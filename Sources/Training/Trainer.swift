@@ -213,6 +213,7 @@ public final class Trainer {
         try runLoop(iterations: iterations)
         if !stoppedBySignal && state.iteration >= config.solver.maxIter {
             try saveCheckpoint(name: CheckpointDirectory.finalName)
+            try evaluate()
         }
     }
 
@@ -261,12 +262,6 @@ public final class Trainer {
             if savePeriod > 0, state.iteration % savePeriod == 0, state.iteration < config.solver.maxIter {
                 try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
             }
-            if let evaluation, state.iteration % config.eval.period == 0 || state.iteration == config.solver.maxIter {
-                if let outcome = try evaluation.run(model: step.model, communicator: comm) {
-                    try onEvaluation?(state.iteration, outcome)
-                    try keepIfBest(outcome, iteration: state.iteration)
-                }
-            }
             if try stopRequested() {
                 if !(savePeriod > 0 && state.iteration % savePeriod == 0) {
                     try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
@@ -275,6 +270,19 @@ public final class Trainer {
                 stoppedBySignal = true
                 return
             }
+            // The evaluation after the last step runs in `run`, once model_final.h5 is safe.
+            if evaluation != nil, state.iteration % config.eval.period == 0, state.iteration < config.solver.maxIter { try evaluate() }
+        }
+    }
+
+    /// The periodic evaluation (every rank takes part; rank 0 logs it and keeps the best model). Runs after the
+    /// step's checkpoint and stop check, as detectron2's EvalHook runs after the PeriodicCheckpointer, so a failing
+    /// evaluation never costs trained steps.
+    func evaluate() throws {
+        guard let evaluation else { return }
+        if let outcome = try evaluation.run(model: step.model, communicator: communicator) {
+            try onEvaluation?(state.iteration, outcome)
+            try keepIfBest(outcome, iteration: state.iteration)
         }
     }
 }

@@ -349,14 +349,30 @@ public enum ExperimentReport {
         }
         s += "the mean paired difference is \(signed(mean)) ± \(fixed(std)) \(metric) (sample std, n = \(d.n); "
             + "standard error \(fixed(se))). "
-        let significant = abs(mean) > 2 * se
+        // A two-sided paired t-test at the 5 % level: |mean| / SE against Student's t quantile for n − 1 degrees of freedom.
+        let critical = studentT975(degreesOfFreedom: d.n - 1)
+        let t = se > 0 ? abs(mean) / se : (mean == 0 ? 0 : .infinity)
+        let significant = t > critical
+        let test = "paired t = \(se > 0 ? fixed(t) : "∞"), critical value \(fixed(critical, 3)) for \(d.n - 1) degree\(d.n == 2 ? "" : "s") of freedom, two-sided 5 %"
         if significant {
-            s += "|mean| exceeds 2 standard errors (\(fixed(2 * se))): "
-                + (mean > 0 ? "MP-Former is better" : "Mask2Former is better") + " on this budget."
+            s += "The difference is significant (\(test)): " + (mean > 0 ? "MP-Former is better" : "Mask2Former is better") + " on this budget."
         } else {
-            s += "|mean| does not exceed 2 standard errors (\(fixed(2 * se))): the difference is within noise."
+            s += "The difference is not significant (\(test)); "
+                + (wins == 0 || wins == d.n ? "all seeds point the same way, but more seeds are needed to separate it from noise."
+                                             : "the seeds disagree, so it is within noise.")
         }
         return ExperimentVerdict(metric: metric, wins: wins, difference: d, significant: significant, sentence: s)
+    }
+
+    /// Student's t 0.975 quantile (two-sided 5 %) for `degreesOfFreedom` ≥ 1; between tabulated values the next
+    /// smaller degrees of freedom (the larger, conservative quantile); 1.96 beyond 120.
+    public static func studentT975(degreesOfFreedom df: Int) -> Double {
+        let table: [(Int, Double)] = [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365),
+                                      (8, 2.306), (9, 2.262), (10, 2.228), (12, 2.179), (15, 2.131), (20, 2.086), (25, 2.060),
+                                      (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980)]
+        guard df >= 1 else { return .infinity }
+        if df > 120 { return 1.960 }
+        return table.last { $0.0 <= df }!.1
     }
 
     // MARK: Formatting
@@ -506,7 +522,8 @@ public enum ExperimentReport {
             + "\(v("model.backbone.widths"))), an MSDeformAttn pixel decoder (\(v("model.pixel_decoder.encoder_layers")) "
             + "encoder layers, \(v("model.pixel_decoder.conv_dim")) channels) and a masked-attention decoder with hidden "
             + "dim \(v("model.decoder.hidden_dim")), \(v("model.decoder.num_queries")) queries, "
-            + "\(v("model.decoder.dec_layers")) decoder layers and \(v("model.decoder.num_classes")) classes. "
+            + "\(v("model.decoder.dec_layers")) mask predictions (one before the first decoder layer, then one per layer) "
+            + "and \(v("model.decoder.num_classes")) classes. "
         let perRun = (runs.mask2former + runs.mpformer).compactMap(\.trainSeconds)
         s += "Budget: \(options.steps) steps at a global batch of \(v("solver.ims_per_batch")) images on "
             + "\(options.ranks) rank(s), seeds \(runs.seeds.map(String.init).joined(separator: ", ")); wall time "

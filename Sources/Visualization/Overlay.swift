@@ -17,14 +17,19 @@ public struct OverlaySegment: Sendable {
 }
 
 public enum Overlay {
+    /// The legend lists segments in drawing order or reversed (e.g. best instance first when the best is drawn last).
+    public enum LegendOrder: Sendable { case drawing, reversed }
+
     /// Renders `segments` over `image` (gray or RGB). Small images are enlarged (nearest neighbour, an integer
     /// factor) so that the shorter side is at least `minimumSide` pixels and labels stay readable; the legend is
     /// a panel on the right. Segments are drawn in order (later ones on top); each label sits at the mask's
     /// "most inside" pixel (the one farthest from the mask's border), so it lands on the segment even for
     /// non-convex shapes. `title` is drawn above the image.
     public static func render(image: Image8, segments: [OverlaySegment], title: String? = nil, alpha: Double = 0.45,
-                              minimumSide: Int = 384) -> Canvas {
-        let factor = max(1, (minimumSide + min(image.width, image.height) - 1) / max(1, min(image.width, image.height)))
+                              minimumSide: Int = 384, maximumSide: Int = 2048, legendOrder: LegendOrder = .drawing) -> Canvas {
+        // Enlarge small images so labels stay readable, but never past `maximumSide` on the long side.
+        let short = max(1, min(image.width, image.height)), long = max(1, max(image.width, image.height))
+        let factor = max(1, min((minimumSide + short - 1) / short, maximumSide / long))
         let base = Canvas(image: enlarge(image, factor: factor))
         let w = base.width, h = base.height
         var picture = base
@@ -51,7 +56,8 @@ public enum Overlay {
 
         // Legend: one line per distinct (name, colour), in first-appearance order.
         var entries: [(String, RGB)] = []
-        for s in segments where !s.legend.isEmpty && !entries.contains(where: { $0.0 == s.legend && $0.1 == s.color }) {
+        for s in (legendOrder == .drawing ? segments : segments.reversed())
+        where !s.legend.isEmpty && !entries.contains(where: { $0.0 == s.legend && $0.1 == s.color }) {
             entries.append((s.legend, s.color))
         }
         let lineHeight = 16, swatch = 12, pad = 8

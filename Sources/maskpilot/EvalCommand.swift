@@ -20,7 +20,8 @@ struct EvalCommand: ParsableCommand {
         prints the metrics and, with --output, writes OUTPUT/results.json and the predictions in the official \
         formats (coco_instances_results.json; panoptic_predictions.json + panoptic_predictions/*.png; \
         semantic/*.png with class + 1), which `maskpilot eval-results` and the official tools score again. \
-        The numbers do not depend on the number of ranks.
+        The numbers do not depend on the number of ranks. Every rank writes its own prediction PNGs, so with several \
+        nodes OUTPUT must be on a shared file system.
         """)
 
     @OptionGroup var configOptions: ConfigOptions
@@ -59,7 +60,9 @@ struct EvalCommand: ParsableCommand {
             print("maskpilot eval — \(comm.size) rank(s), \(cfg.data.format.rawValue) \(s.root) split \(s.split), \(s.count) image(s)")
             print(report.description)
         }
-        guard !report.loaded.isEmpty else { throw EvaluationError(weights, "no tensor of the file matches the model") }
+        guard report.missing.isEmpty else {
+            throw EvaluationError(weights, "\(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); evaluating random weights there would be meaningless")
+        }
         let style: ProgressLine.Style = ProcessInfo.processInfo.environment["MASKPILOT_PROGRESS"] == "plain"
             ? .plain(period: 10) : ProgressLine.standardOutputStyle(period: 10)
         guard let outcome = try evaluation.run(model: model, communicator: comm, outputDirectory: output, progress: style) else { return }

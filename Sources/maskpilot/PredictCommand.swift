@@ -16,7 +16,8 @@ struct PredictCommand: ParsableCommand {
         discussion: """
         For each input image IMG (JPEG or PNG) writes into OUTPUT: IMG_overlay.png (the image with the predicted \
         segments filled, outlined and labelled, and a legend) and the raw prediction: \
-        semantic → IMG_semantic.png (8-bit class index per pixel, 255 = class ≥ 255); \
+        semantic → IMG_semantic.png (8-bit class index per pixel, 255 = class ≥ 255; note: `eval` writes ADE20K's \
+        class + 1 instead); \
         instance → IMG_instances.png (8-bit: 0 = background, k = k-th instance of IMG.json, higher scores on top); \
         panoptic → IMG_panoptic.png (COCO panoptic RGB segment ids, 0 = void). IMG.json lists the segments \
         (id, class, name, score where the task has one). Class names and the panoptic thing/stuff split come \
@@ -57,7 +58,21 @@ struct PredictCommand: ParsableCommand {
             }
         }()
         // The dataset, when readable, gives class names, the thing classes and the test-time resize.
-        let split = try? EvaluationSplit(config: cfg)
+        var split: EvaluationSplit?
+        var splitError = ""
+        do { split = try EvaluationSplit(config: cfg) } catch {
+            splitError = "\(error)"
+            print("predict: the dataset of the config cannot be read (\(error)); classes are shown as \"class N\"")
+        }
+        let categoryIDs = split?.categoryIDs
+        var stems: [String: String] = [:]
+        for path in input {
+            let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            if let other = stems[stem] {
+                throw ValidationError("--input: \(other) and \(path) would write the same files (\(stem)_overlay.png …); rename one")
+            }
+            stems[stem] = path
+        }
         let numClasses = cfg.model.decoder.numClasses
         let names = split.map(\.classNames) ?? (0..<numClasses).map { "class \($0)" }
         let post: Mask2FormerPostProcessor
@@ -66,7 +81,7 @@ struct PredictCommand: ParsableCommand {
         case .instance: post = Mask2FormerPostProcessor(.instance)
         case .panoptic:
             guard let split, case .panoptic = split.task else {
-                throw ValidationError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories; it cannot be read")
+                throw ValidationError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
             }
             post = split.postProcessor
         }
@@ -80,7 +95,9 @@ struct PredictCommand: ParsableCommand {
         let model = Mask2Former(cfg.model, rng: &rng)
         model.eval()
         let report = try loadPretrainedWeights(into: model, path: weights, ignore: [])
-        guard !report.loaded.isEmpty else { throw ValidationError("\(weights): no tensor of the file matches the model") }
+        guard report.missing.isEmpty else {
+            throw ValidationError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); predicting with random weights there would be meaningless")
+        }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
         for (n, path) in input.enumerated() {
@@ -90,6 +107,7 @@ struct PredictCommand: ParsableCommand {
             let w = image.width, h = image.height
             var segments: [OverlaySegment] = []
             var records: [[String: Any]] = []
+            var legendOrder = Overlay.LegendOrder.drawing
             let raw: Image8
             switch task {
             case .semantic:
@@ -111,12 +129,14 @@ struct PredictCommand: ParsableCommand {
                     for j in 0..<(w * h) where inst.mask[j] != 0 { pixels[j] = UInt8(k + 1) }
                 }
                 raw = Image8(width: w, height: h, channels: 1, pixels: pixels)
+                // Lowest score first, so the best instance is drawn on top, as in the raw PNG; the legend lists
+                // them best first.
                 for (k, inst) in kept.enumerated().reversed() {
                     let text = "\(names[inst.label]) \(String(format: "%.2f", inst.score))"
                     segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: inst.mask), color: Palette.color(k),
                                                    label: text, legend: "#\(k + 1) " + text))
                 }
-                segments.reverse()
+                legendOrder = .reversed
                 records = kept.enumerated().map { ["id": $0.offset + 1, "class": $0.element.label, "name": names[$0.element.label],
                                                    "score": Double($0.element.score)] }
             case .panoptic:
@@ -138,10 +158,12 @@ struct PredictCommand: ParsableCommand {
                         legend = name; color = Palette.color(s.categoryId)
                     }
                     segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: bits), color: color, label: name, legend: legend))
-                    records.append(["id": s.id, "class": s.categoryId, "name": name, "isthing": s.isThing])
+                    var record: [String: Any] = ["id": s.id, "class": s.categoryId, "name": name, "isthing": s.isThing]
+                    if let categoryIDs { record["category_id"] = categoryIDs[s.categoryId] }
+                    records.append(record)
                 }
             }
-            let overlay = Overlay.render(image: image, segments: segments, title: "\(stem) (\(task.rawValue))")
+            let overlay = Overlay.render(image: image, segments: segments, title: "\(stem) (\(task.rawValue))", legendOrder: legendOrder)
             try overlay.writePNG(to: "\(output)/\(stem)_overlay.png")
             let rawName = "\(output)/\(stem)_\(task == .instance ? "instances" : task.rawValue).png"
             try writePNG(raw, to: rawName)

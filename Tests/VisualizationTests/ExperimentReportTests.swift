@@ -127,6 +127,14 @@ private struct FakeRuns {
         #expect(noise.wins == 2 && !noise.significant)
         #expect(noise.sentence.contains("higher in 2 of 3 seeds") && noise.sentence.contains("within noise"))
 
+        // The committed experiment's pattern: every seed lower, but t = 1.07 / 0.346 = 3.09 < 4.303 (2 degrees of freedom).
+        let consistent = ExperimentReport.verdict(metric: "AP", mask2former: base, mpformer: SeedStats([1: 9.09, 2: 19.43, 3: 28.26]))
+        #expect(consistent.wins == 0 && !consistent.significant)
+        #expect(consistent.sentence.contains("not significant (paired t = 3.09, critical value 4.303 for 2 degrees of freedom, two-sided 5 %)"))
+        #expect(consistent.sentence.contains("all seeds point the same way"))
+        #expect(ExperimentReport.studentT975(degreesOfFreedom: 1) == 12.706 && ExperimentReport.studentT975(degreesOfFreedom: 9) == 2.262)
+        #expect(ExperimentReport.studentT975(degreesOfFreedom: 11) == 2.228 && ExperimentReport.studentT975(degreesOfFreedom: 500) == 1.96)
+
         let single = ExperimentReport.verdict(metric: "AP", mask2former: SeedStats([1: 10]), mpformer: SeedStats([1: 11]))
         #expect(!single.significant && single.sentence.contains("1 of 1 seed;") && single.sentence.contains("one seed"))
     }
