@@ -25,6 +25,21 @@ static inline size_t mp_h5t_variable(void) { return H5T_VARIABLE; }
 static inline int mp_h5z_filter_fletcher32(void) { return H5Z_FILTER_FLETCHER32; }
 static inline int mp_h5_index_name(void) { return H5_INDEX_NAME; }
 static inline int mp_h5_iter_inc(void) { return H5_ITER_INC; }
+/// A new file-access property list with HDF5's file locking off (the caller closes it with H5Pclose), or -1.
+/// MaskPilot writes every file once under a `.tmp` name and renames it into place, and only rank 0 writes, so no
+/// reader can meet a file being written; HDF5's flock-based locking adds nothing, fails on file systems without
+/// flock (some Lustre/NFS mounts, where users otherwise need HDF5_USE_FILE_LOCKING=FALSE), and makes a file look
+/// locked while a just-forked child process still holds an inherited descriptor. Before HDF5 1.10.7, which has
+/// no such setting, the default list.
+static inline hid_t mp_h5p_fapl_without_locking(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if defined(H5_VERSION_GE)
+#if H5_VERSION_GE(1, 10, 7)
+    if (fapl >= 0 && H5Pset_file_locking(fapl, 0, 1) < 0) { H5Pclose(fapl); return -1; }
+#endif
+#endif
+    return fapl;
+}
 /// Turns off HDF5's automatic error printing so callers can report errors themselves.
 static inline herr_t mp_h5_silence_errors(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 

@@ -102,11 +102,20 @@ enum H5 {
     // MARK: files (H5F)
 
     static func fcreate(_ name: String, flags: UInt32, at: String) throws -> hid_t {
-        try hdf5Call("H5Fcreate", at, failedIf: { $0 < 0 }) { H5Fcreate(name, flags, mp_h5p_default(), mp_h5p_default()) }
+        let fapl = try faplWithoutLocking(at: at)
+        defer { try? pclose(fapl, at: at) }
+        return try hdf5Call("H5Fcreate", at, failedIf: { $0 < 0 }) { H5Fcreate(name, flags, mp_h5p_default(), fapl) }
     }
 
     static func fopen(_ name: String, flags: UInt32, at: String) throws -> hid_t {
-        try hdf5Call("H5Fopen", at, failedIf: { $0 < 0 }) { H5Fopen(name, flags, mp_h5p_default()) }
+        let fapl = try faplWithoutLocking(at: at)
+        defer { try? pclose(fapl, at: at) }
+        return try hdf5Call("H5Fopen", at, failedIf: { $0 < 0 }) { H5Fopen(name, flags, fapl) }
+    }
+
+    /// The file-access list every file is created or opened with: HDF5's file locking off (see the shim).
+    static func faplWithoutLocking(at: String) throws -> hid_t {
+        try hdf5Call("H5Pcreate(H5P_FILE_ACCESS) + H5Pset_file_locking", at, failedIf: { $0 < 0 }) { mp_h5p_fapl_without_locking() }
     }
 
     static func fflush(_ id: hid_t, at: String) throws {

@@ -218,6 +218,21 @@ import TensorCore
         #expect(try file.readTensor("/optimizer/exp_avg_sq/backbone.res2.0.conv1.weight").values == [2])
     }
 
+    /// MaskPilot opens files without HDF5's flock-based locking (see CHDF5/shim.h): another process (here h5dump,
+    /// which locks by default) can read a file this process holds open for writing, and file systems without flock
+    /// work.
+    @Test func filesAreOpenedWithoutHDF5FileLocking() throws {
+        let scratch = ScratchFile("nolock")
+        defer { scratch.remove() }
+        let file = try HDF5File(create: scratch.path)
+        try file.write(Tensor([1, 2], shape: [2]), to: "x")
+        try file.flush()
+        let dump = try #require(try runH5dump(["-H", scratch.path]))
+        #expect(dump.status == 0, "h5dump could not open a file held open for writing: \(dump.output)")
+        #expect(dump.output.contains("DATASET \"x\""))
+        try file.close()
+    }
+
     @Test func filesCloseExplicitlyAndCreateExclusively() throws {
         let scratch = ScratchFile("modes")
         defer { scratch.remove() }
