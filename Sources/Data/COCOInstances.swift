@@ -372,10 +372,7 @@ private struct COCOInstancesBuilder {
     /// Lets the kernel drop the mapped file pages already scanned (whole 16 MB blocks), so the peak resident
     /// memory holds little more than the index; pages read again (for an error's line number) fault back in.
     mutating func releaseScanned(_ s: JSONByteScanner) {
-        let upTo = s.pos & ~((1 << 24) - 1)
-        guard upTo > released else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: s.base) + released, upTo - released, MADV_DONTNEED)
-        released = upTo
+        released = releaseMappedPages(s.base, released: released, below: s.pos)
     }
 
     /// Reads an integer member value; records a problem (and consumes the value) if it is not one.
@@ -722,17 +719,7 @@ private struct COCOInstancesBuilder {
 /// Maps a whole file read-only for the duration of `body`.
 private func withMappedFile(_ path: String,
                             _ body: (UnsafeBufferPointer<UInt8>) throws(DataError) -> Void) throws(DataError) {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw DataError(file: path, problem: "cannot open: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw DataError(file: path, problem: "cannot stat: \(String(cString: strerror(errno)))") }
-    let size = Int(info.st_size)
-    guard size > 0 else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-    guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != UnsafeMutableRawPointer(bitPattern: -1) else {
-        throw DataError(file: path, problem: "cannot map: \(String(cString: strerror(errno)))")
-    }
-    defer { munmap(p, size) }
-    _ = madvise(p, size, MADV_SEQUENTIAL)
-    try body(UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: size))
+    let file: MappedFile
+    do { file = try MappedFile(path: path) } catch { throw DataError(file: path, problem: "cannot open the file: \(error.reason)") }
+    try body(file.bytes)
 }

@@ -1,6 +1,5 @@
 // COCO panoptic: panoptic_<split>.json + RGB-encoded segment-id PNGs, categories mapped to contiguous classes.
 // Corresponds to detectron2 data/datasets/coco_panoptic.py and panopticapi's rgb2id (spec §4.4).
-import Foundation
 
 /// `annotations/panoptic_<split>.json`, segment PNGs in `annotations/panoptic_<split>/`, images in `<split>/`.
 ///
@@ -30,60 +29,38 @@ public struct COCOPanopticDataset: Sendable {
     /// Contiguous class indices of the thing categories.
     public var thingClasses: Set<Int> { Set(categories.indices.filter { categories[$0].isThing }) }
 
-    private struct File: Decodable {
-        struct Image: Decodable { var id: Int; var file_name: String; var width: Int; var height: Int }
-        struct Segment: Decodable { var id: Int; var category_id: Int; var iscrowd: Int? }
-        struct Annotation: Decodable { var image_id: Int; var file_name: String; var segments_info: [Segment] }
-        struct Cat: Decodable { var id: Int; var name: String; var isthing: Int }
-        var images: [Image]
-        var annotations: [Annotation]
-        var categories: [Cat]
-    }
-
+    /// Reads `root/annotations/panoptic_<split>.json` with the byte-level scanner (no object tree, unknown keys
+    /// skipped, members and top-level arrays in any order), then checks every reference. Errors name the file and
+    /// the record, or for malformed JSON the byte offset, line and column.
     public init(root: String, split: String) throws {
         let json = "\(root)/annotations/panoptic_\(split).json"
-        guard let data = FileManager.default.contents(atPath: json) else {
-            throw DataError(file: json, problem: "cannot read the file (missing or unreadable)")
+        let file: MappedFile
+        do { file = try MappedFile(path: json) } catch {
+            throw DataError(file: json, problem: "cannot read the file (missing or unreadable): \(error.reason)")
         }
-        let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch let e as DecodingError {
-            throw DataError(file: json, problem: "malformed panoptic JSON: \(describeDecodingError(e))")
+        var index = PanopticIndex(file: json)
+        var scanner = JSONByteScanner(file.bytes)
+        var mapped = file
+        func located(_ e: JSONSyntaxError) -> DataError {
+            let (line, column) = scanner.lineAndColumn(of: e.offset)
+            let what = e.schema ? "unexpected JSON structure" : "malformed JSON"
+            return DataError(file: json, problem: "\(what) at byte \(e.offset) (line \(line), column \(column)): \(e.message)")
+        }
+        do {
+            try index.scan(&scanner) { pos in mapped.release(below: pos) }
         } catch {
-            throw DataError(file: json, problem: "malformed panoptic JSON: \(error)")
+            throw located(error)
         }
-        var classOf: [Int: Int] = [:]
-        for (i, c) in file.categories.enumerated() {
-            if classOf[c.id] != nil { throw DataError(file: json, record: "category \(c.id)", problem: "duplicate category id") }
-            classOf[c.id] = i
+        // a syntax error anywhere comes first; then the first value of the wrong type or shape
+        switch index.firstProblem {
+        case .structure(let e): throw located(e)
+        case .record(let e): throw e
+        case nil: break
         }
-        var images: [Int: File.Image] = [:]
-        for im in file.images { images[im.id] = im }
-        var records: [Record] = []
-        records.reserveCapacity(file.annotations.count)
-        for ann in file.annotations {
-            guard let im = images[ann.image_id] else {
-                throw DataError(file: json, record: "annotation \(ann.file_name)", problem: "names unknown image id \(ann.image_id)")
-            }
-            var segs: [PanopticSegment] = []
-            var seen = Set<Int>()
-            for s in ann.segments_info {
-                guard let cls = classOf[s.category_id] else {
-                    throw DataError(file: json, record: "segment \(s.id) of image \(im.id)", problem: "unknown category id \(s.category_id)")
-                }
-                guard s.id > 0 && s.id < 1 << 24 else {
-                    throw DataError(file: json, record: "segment \(s.id) of image \(im.id)", problem: "segment id outside 1…2²⁴−1")
-                }
-                guard seen.insert(s.id).inserted else {
-                    throw DataError(file: json, record: "segment \(s.id) of image \(im.id)", problem: "duplicate segment id")
-                }
-                segs.append(PanopticSegment(id: UInt32(s.id), classIndex: cls, isCrowd: (s.iscrowd ?? 0) != 0))
-            }
-            records.append(Record(imageId: im.id, imageFile: "\(root)/\(split)/\(im.file_name)", width: im.width, height: im.height,
-                                  pngFile: "\(root)/annotations/panoptic_\(split)/\(ann.file_name)", segments: segs))
-        }
-        records.sort { $0.imageId < $1.imageId }
-        self.root = root; self.split = split; jsonPath = json; self.records = records
-        categories = file.categories.map { Category(id: $0.id, name: $0.name, isThing: $0.isthing != 0) }
+        _ = consume mapped
+        self.root = root; self.split = split; jsonPath = json
+        records = try index.records(imageDirectory: "\(root)/\(split)", pngDirectory: "\(root)/annotations/panoptic_\(split)")
+        categories = index.categories
     }
 
     /// The segment-id map of record `i` (`[height, width]`, 0 = void), checked against its segments:
@@ -125,16 +102,268 @@ public struct COCOPanopticDataset: Sendable {
     }
 }
 
-/// A decoding error as "path: problem" with the JSON key path.
-func describeDecodingError(_ error: DecodingError) -> String {
-    func path(_ keys: [CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+// MARK: - loading
+
+/// The file's records as scanned, in flat arrays (segments of annotation a: `segStart[a] ..< segStart[a + 1]`),
+/// checked against each other once the whole file is read.
+private struct PanopticIndex {
+    let file: String
+    var categories: [COCOPanopticDataset.Category] = []
+    var classOf: [Int: Int] = [:]
+    var duplicateCategory: Int? = nil
+    var sawImages = false, sawAnnotations = false, sawCategories = false
+
+    var imageIndexByID: [Int: Int] = [:]   // a repeated id: the last entry wins
+    var imageIDs: [Int] = [], imageNames: [String] = [], imageWidths: [Int] = [], imageHeights: [Int] = []
+
+    var annImageID: [Int] = [], annPNG: [String] = [], segStart: [Int] = [0]
+    var segID: [Int] = [], segCategory: [Int] = [], segCrowd: [Bool] = []
+
+    /// The first value of the wrong type or shape met while scanning; reported once the whole file has parsed.
+    enum Problem { case structure(JSONSyntaxError), record(DataError) }
+    var firstProblem: Problem? = nil
+
+    init(file: String) { self.file = file }
+
+    func bad(_ record: String, _ problem: String) -> DataError { DataError(file: file, record: record, problem: problem) }
+
+    /// Notes a wrong value in record `record` (the first one is reported after the scan).
+    mutating func note(_ record: String, _ problem: String) {
+        if firstProblem == nil { firstProblem = .record(bad(record, problem)) }
     }
-    switch error {
-    case .typeMismatch(let t, let c): return "\(path(c.codingPath)) must be \(t)"
-    case .valueNotFound(let t, let c): return "\(path(c.codingPath)) is missing a \(t)"
-    case .keyNotFound(let k, let c): return "\(path(c.codingPath + [k])) is missing"
-    case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription) \(c.underlyingError.map { "\($0)" } ?? "")"
-    @unknown default: return "\(error)"
+
+    // MARK: scanning
+
+    /// Reads the top-level object; `progress` is told the scan position now and then (to release scanned pages).
+    /// Throws only syntax errors; other problems are left in `firstProblem`.
+    mutating func scan(_ s: inout JSONByteScanner, progress: (Int) -> Void) throws(JSONSyntaxError) {
+        guard s.peek() == UInt8(ascii: "{") else {
+            var e = s.error("expected the top-level object '{', found \(s.found())")
+            e.schema = s.peek() != 0
+            try s.skipValue()
+            try s.expectEnd()
+            throw e
+        }
+        if try s.beginObject() {
+            repeat {
+                let key = try s.readKey()
+                if s.key(key, is: "images") {
+                    sawImages = true
+                    try array(&s, "images", progress) { (x, s, i) throws(JSONSyntaxError) in try x.scanImage(&s, ordinal: i) }
+                } else if s.key(key, is: "annotations") {
+                    sawAnnotations = true
+                    try array(&s, "annotations", progress) { (x, s, i) throws(JSONSyntaxError) in try x.scanAnnotation(&s, ordinal: i) }
+                } else if s.key(key, is: "categories") {
+                    sawCategories = true
+                    try array(&s, "categories", progress) { (x, s, i) throws(JSONSyntaxError) in try x.scanCategory(&s, ordinal: i) }
+                } else {
+                    try s.skipValue()
+                }
+            } while try s.nextMember()
+        }
+        try s.expectEnd()
+        for (seen, name) in [(sawImages, "images"), (sawAnnotations, "annotations"), (sawCategories, "categories")]
+        where !seen && firstProblem == nil {
+            firstProblem = .record(DataError(file: file, problem: "no '\(name)' array in the file"))
+        }
+    }
+
+    mutating func array(_ s: inout JSONByteScanner, _ name: String, _ progress: (Int) -> Void,
+                        _ element: (inout PanopticIndex, inout JSONByteScanner, Int) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError) {
+        guard s.peek() == UInt8(ascii: "[") else {
+            var e = s.error("'\(name)' must be an array, found \(s.found())")
+            e.schema = true
+            try s.skipValue()
+            if firstProblem == nil { firstProblem = .structure(e) }
+            return
+        }
+        var i = 0
+        if try s.beginArray() {
+            repeat {
+                try element(&self, &s, i)
+                i += 1
+                if i & 1023 == 0 { progress(s.pos) }
+            } while try s.nextElement()
+        }
+    }
+
+    mutating func scanCategory(_ s: inout JSONByteScanner, ordinal: Int) throws(JSONSyntaxError) {
+        var id: Int? = nil, name: String? = nil, isThing: Int? = nil
+        var problem: String? = nil
+        try s.members(&problem) { (s, key, problem) throws(JSONSyntaxError) in
+            if s.key(key, is: "id") { id = try s.integer("id", &problem) }
+            else if s.key(key, is: "name") { name = try s.string("name", &problem) }
+            else if s.key(key, is: "isthing") { isThing = try s.integer("isthing", &problem) }
+            else { try s.skipValue() }
+        }
+        let record = id.map { "category \($0)" } ?? "categories[\(ordinal)]"
+        if problem == nil {
+            if id == nil { problem = "missing 'id'" }
+            else if name == nil { problem = "missing 'name'" }
+            else if isThing == nil { problem = "missing 'isthing'" }
+        }
+        if let problem { note(record, problem); return }
+        if classOf[id!] != nil {
+            if duplicateCategory == nil { duplicateCategory = id! }   // reported after the scan, as a reference error
+        } else {
+            classOf[id!] = categories.count
+        }
+        categories.append(COCOPanopticDataset.Category(id: id!, name: name!, isThing: isThing! != 0))
+    }
+
+    mutating func scanImage(_ s: inout JSONByteScanner, ordinal: Int) throws(JSONSyntaxError) {
+        var id: Int? = nil, fileName: String? = nil, width: Int? = nil, height: Int? = nil
+        var problem: String? = nil
+        try s.members(&problem) { (s, key, problem) throws(JSONSyntaxError) in
+            if s.key(key, is: "id") { id = try s.integer("id", &problem) }
+            else if s.key(key, is: "file_name") { fileName = try s.string("file_name", &problem) }
+            else if s.key(key, is: "width") { width = try s.integer("width", &problem) }
+            else if s.key(key, is: "height") { height = try s.integer("height", &problem) }
+            else { try s.skipValue() }
+        }
+        let record = id.map { "image \($0)" } ?? "images[\(ordinal)]"
+        if problem == nil {
+            if id == nil { problem = "missing 'id'" }
+            else if fileName == nil { problem = "missing 'file_name'" }
+            else if width == nil { problem = "missing 'width'" }
+            else if height == nil { problem = "missing 'height'" }
+        }
+        if let problem { note(record, problem); return }
+        imageIndexByID[id!] = imageIDs.count
+        imageIDs.append(id!); imageNames.append(fileName!); imageWidths.append(width!); imageHeights.append(height!)
+    }
+
+    mutating func scanAnnotation(_ s: inout JSONByteScanner, ordinal: Int) throws(JSONSyntaxError) {
+        var imageID: Int? = nil, fileName: String? = nil, sawSegments = false
+        var problem: String? = nil
+        let first = segID.count
+        try s.members(&problem) { (s, key, problem) throws(JSONSyntaxError) in
+            if s.key(key, is: "image_id") { imageID = try s.integer("image_id", &problem) }
+            else if s.key(key, is: "file_name") { fileName = try s.string("file_name", &problem) }
+            else if s.key(key, is: "segments_info") {
+                sawSegments = true
+                if s.peek() != UInt8(ascii: "[") {
+                    try s.skipValue()
+                    if problem == nil { problem = "'segments_info' is not an array" }
+                    return
+                }
+                segID.removeSubrange(first...); segCategory.removeSubrange(first...); segCrowd.removeSubrange(first...)
+                if try s.beginArray() {
+                    var j = 0
+                    repeat {
+                        try scanSegment(&s, ordinal: j, &problem)
+                        j += 1
+                    } while try s.nextElement()
+                }
+            } else { try s.skipValue() }
+        }
+        let record = fileName.map { "annotation \($0)" } ?? "annotations[\(ordinal)]"
+        if problem == nil {
+            if imageID == nil { problem = "missing 'image_id'" }
+            else if fileName == nil { problem = "missing 'file_name'" }
+            else if !sawSegments { problem = "missing 'segments_info'" }
+        }
+        if let problem { note(record, problem); return }
+        annImageID.append(imageID!); annPNG.append(fileName!); segStart.append(segID.count)
+    }
+
+    /// Appends one `segments_info` entry; a problem is described with the entry's position.
+    mutating func scanSegment(_ s: inout JSONByteScanner, ordinal j: Int, _ problem: inout String?) throws(JSONSyntaxError) {
+        var id: Int? = nil, category: Int? = nil, crowd = 0
+        var own: String? = nil
+        try s.members(&own) { (s, key, own) throws(JSONSyntaxError) in
+            if s.key(key, is: "id") { id = try s.integer("id", &own) }
+            else if s.key(key, is: "category_id") { category = try s.integer("category_id", &own) }
+            else if s.key(key, is: "iscrowd") {
+                if s.peek() == UInt8(ascii: "n") { try s.literal("null") }   // null: absent, as before
+                else { crowd = try s.integer("iscrowd", &own) ?? 0 }
+            } else { try s.skipValue() }
+        }
+        if own == nil {
+            if id == nil { own = "missing 'id'" }
+            else if category == nil { own = "missing 'category_id'" }
+        }
+        if let own {
+            if problem == nil { problem = "segments_info[\(j)]\(id.map { " (segment \($0))" } ?? ""): \(own)" }
+            return
+        }
+        segID.append(id!); segCategory.append(category!); segCrowd.append(crowd != 0)
+    }
+
+    // MARK: checks after scanning
+
+    /// One record per annotation, sorted by image id; the first bad reference (in file order) is an error.
+    func records(imageDirectory: String, pngDirectory: String) throws -> [COCOPanopticDataset.Record] {
+        if let id = duplicateCategory { throw bad("category \(id)", "duplicate category id") }
+        var records: [COCOPanopticDataset.Record] = []
+        records.reserveCapacity(annImageID.count)
+        var seen = Set<Int>()
+        for a in annImageID.indices {
+            guard let im = imageIndexByID[annImageID[a]] else {
+                throw bad("annotation \(annPNG[a])", "names unknown image id \(annImageID[a])")
+            }
+            let imageID = imageIDs[im]
+            let range = segStart[a] ..< segStart[a + 1]
+            var segments: [PanopticSegment] = []
+            segments.reserveCapacity(range.count)
+            let small = range.count <= 32   // a few segments: look back instead of hashing
+            if !small { seen.removeAll(keepingCapacity: true) }
+            for k in range {
+                let id = segID[k]
+                guard let cls = classOf[segCategory[k]] else {
+                    throw bad("segment \(id) of image \(imageID)", "unknown category id \(segCategory[k])")
+                }
+                guard id > 0 && id < 1 << 24 else {
+                    throw bad("segment \(id) of image \(imageID)", "segment id outside 1…2²⁴−1")
+                }
+                let duplicate = small ? segID[range.lowerBound ..< k].contains(id) : !seen.insert(id).inserted
+                guard !duplicate else { throw bad("segment \(id) of image \(imageID)", "duplicate segment id") }
+                segments.append(PanopticSegment(id: UInt32(id), classIndex: cls, isCrowd: segCrowd[k]))
+            }
+            records.append(COCOPanopticDataset.Record(
+                imageId: imageID, imageFile: "\(imageDirectory)/\(imageNames[im])",
+                width: imageWidths[im], height: imageHeights[im],
+                pngFile: "\(pngDirectory)/\(annPNG[a])", segments: segments))
+        }
+        records.sort { $0.imageId < $1.imageId }
+        return records
+    }
+}
+
+private extension JSONByteScanner {
+    /// Calls `member` for each key of the object at the scan position; a non-object is consumed and is a problem.
+    mutating func members(_ problem: inout String?,
+                          _ member: (inout JSONByteScanner, JSONKey, inout String?) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError) {
+        guard peek() == UInt8(ascii: "{") else {
+            try skipValue()
+            if problem == nil { problem = "is not an object" }
+            return
+        }
+        if try beginObject() {
+            repeat {
+                let key = try readKey()
+                try member(&self, key, &problem)
+            } while try nextMember()
+        }
+    }
+
+    /// Reads an integer member value; records a problem (and consumes the value) if it is not one.
+    mutating func integer(_ name: String, _ problem: inout String?) throws(JSONSyntaxError) -> Int? {
+        if atNumber() {
+            if let v = try readInteger() { return v }
+        } else {
+            try skipValue()
+        }
+        if problem == nil { problem = "'\(name)' is not an integer" }
+        return nil
+    }
+
+    mutating func string(_ name: String, _ problem: inout String?) throws(JSONSyntaxError) -> String? {
+        if peek() == UInt8(ascii: "\"") { return try readString() }
+        try skipValue()
+        if problem == nil { problem = "'\(name)' is not a string" }
+        return nil
     }
 }

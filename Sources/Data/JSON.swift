@@ -1,6 +1,12 @@
 // A byte-level JSON scanner for large files of known schema: readers pull typed values straight from the bytes,
 // no intermediate object tree. Stands in for Python's json.load in pycocotools' COCO() (see COCOInstances.swift).
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A JSON syntax error at a byte offset of the scanned buffer (or, with `schema`, well-formed JSON of the wrong
 /// shape, such as a string where an array must be).
 struct JSONSyntaxError: Error {
@@ -387,4 +393,52 @@ private func hexValue(_ c: UInt8) -> UInt8? {
     case 97...102: return c - 87
     default: return nil
     }
+}
+
+/// A whole file mapped read-only for scanning, unmapped when the value goes away. Scanned pages can be given back
+/// to the kernel (`release(below:)`), so a large file never needs to be resident all at once.
+struct MappedFile: ~Copyable {
+    let bytes: UnsafeBufferPointer<UInt8>
+    private var released = 0
+
+    /// Maps `path`; the error is the system's reason (strerror) the file cannot be opened, sized or mapped.
+    init(path: String) throws(MappedFileError) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw MappedFileError(reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw MappedFileError(reason: String(cString: strerror(errno))) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw MappedFileError(reason: "not a regular file") }
+        let size = Int(info.st_size)
+        guard size > 0 else { bytes = UnsafeBufferPointer(start: nil, count: 0); return }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw MappedFileError(reason: String(cString: strerror(errno)))
+        }
+        _ = madvise(p, size, MADV_SEQUENTIAL)
+        bytes = UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: size)
+    }
+
+    /// Drops the resident pages before `offset` (whole 16 MB blocks); they fault back in if read again.
+    mutating func release(below offset: Int) {
+        guard let base = bytes.baseAddress else { return }
+        released = releaseMappedPages(base, released: released, below: offset)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// Lets the kernel drop the pages of a read-only mapping at `base` from `released` up to `offset`, in whole 16 MB
+/// blocks, so a scan's peak resident memory holds little more than what it builds; pages read again fault back
+/// in. Returns the new `released` mark.
+func releaseMappedPages(_ base: UnsafePointer<UInt8>, released: Int, below offset: Int) -> Int {
+    let upTo = offset & ~((1 << 24) - 1)
+    guard upTo > released else { return released }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base) + released, upTo - released, MADV_DONTNEED)
+    return upTo
+}
+
+struct MappedFileError: Error {
+    var reason: String
 }
