@@ -5,7 +5,8 @@
 # prediction overlays, and write the report with plots drawn by MaskPilot.
 #
 #   cluster/experiment.sh [--steps N] [--seeds "1 2 3"] [--ranks R] [--out DIR] [--report DIR] [--hostfile H]
-#                         [--train-images N] [--val-images N] [--size WxH] [-- extra train --set options…]
+#                         [--train-images N] [--val-images N] [--size WxH] [--difficulty standard|hard]
+#                         [-- extra train --set options…]
 #
 # Defaults (`make experiment`): 3 seeds × 2 models × 2000 steps on 2 ranks, 512 train / 128 val images of 128×128;
 # about 30 minutes on a 2-core machine. Bigger budgets: more --steps, --ranks and a --hostfile. Finished runs
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${MASKPILOT_BIN:-.build/release/maskpilot}
 steps=2000; seeds="1 2 3"; ranks=2; out=checkpoints/experiment; report=docs/experiments/synthetic; hostfile=""
-train_images=512; val_images=128; size=128x128; extra=()
+train_images=512; val_images=128; size=128x128; difficulty=standard; extra=()
 invocation=cluster/experiment.sh
 [ $# -gt 0 ] && invocation+=$(printf ' %q' "$@")
 while [ $# -gt 0 ]; do
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --train-images) train_images=$2; shift 2 ;;
     --val-images) val_images=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
+    --difficulty) difficulty=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "experiment.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -44,8 +46,8 @@ mkdir -p "$out"
 echo "experiment: $seeds seeds × {mask2former, mpformer} × $steps steps on $ranks rank(s); runs in $out, report in $report"
 
 if [ ! -f "$data/annotations/instances_val2017.json" ]; then
-  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" --seed 11
-  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" --seed 12
+  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" --seed 11 --difficulty "$difficulty"
+  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" --seed 12 --difficulty "$difficulty"
 fi
 
 for seed in $seeds; do

@@ -19,11 +19,23 @@ public struct SyntheticOptions: Sendable {
     public var seed: UInt64
     /// Split name: COCO `train2017`-style (`instances_<split>.json`, images in `<split>/`); ADE20K `training`/`validation`.
     public var split: String
+    public var difficulty: SyntheticDifficulty
 
-    public init(format: SyntheticFormat, images: Int, width: Int, height: Int, seed: UInt64, split: String? = nil) {
+    public init(format: SyntheticFormat, images: Int, width: Int, height: Int, seed: UInt64, split: String? = nil,
+                difficulty: SyntheticDifficulty = .standard) {
         self.format = format; self.images = images; self.width = width; self.height = height; self.seed = seed
         self.split = split ?? (format == .ade20k ? "training" : "train2017")
+        self.difficulty = difficulty
     }
+}
+
+/// How cluttered the synthetic scenes are.
+/// - `standard`: 2–5 objects of 15–40 % of the image side, each in its class colour.
+/// - `hard`: 6–11 smaller objects (8–30 %), so occlusion is frequent; every object's colour is jittered by up to ±45
+///   per channel around its class colour; 1–4 grey distractor shapes (not annotated) lie under the objects. The
+///   class still follows from shape and hue, but matching has crowded, similar-looking candidates.
+public enum SyntheticDifficulty: String, Sendable, CaseIterable {
+    case standard, hard
 }
 
 /// The synthetic label space: thing class c has shape `c % 3` (rectangle, ellipse, triangle) and colour
@@ -58,7 +70,8 @@ struct SyntheticScene {
     var objects: [SyntheticObject]
 }
 
-func makeSyntheticScene(width w: Int, height h: Int, rng: inout RNG) -> SyntheticScene {
+func makeSyntheticScene(width w: Int, height h: Int, difficulty: SyntheticDifficulty = .standard, rng: inout RNG) -> SyntheticScene {
+    let hard = difficulty == .hard
     var stuff = [Int8](repeating: 0, count: w * h)
     let horizon = h / 3 + rng.nextInt(below: max(1, h / 3))
     for y in 0..<h { for x in 0..<w { stuff[y * w + x] = y < horizon ? 0 : (y == horizon ? -1 : 1) } }  // void seam
@@ -67,14 +80,28 @@ func makeSyntheticScene(width w: Int, height h: Int, rng: inout RNG) -> Syntheti
         let c = SyntheticClasses.stuffColours[Int(stuff[i])]
         for ch in 0..<3 { pixels[i * 3 + ch] = c[ch] }
     }
+    if hard {
+        // Unannotated grey distractors under the objects.
+        for _ in 0..<(1 + rng.nextInt(below: 4)) {
+            let bw = Double(w) * (0.1 + 0.2 * rng.nextDouble()), bh = Double(h) * (0.1 + 0.2 * rng.nextDouble())
+            let x0 = Double(rng.nextInt(below: max(1, w - Int(bw)))), y0 = Double(rng.nextInt(below: max(1, h - Int(bh))))
+            let grey = UInt8(90 + rng.nextInt(below: 120))
+            let shape = rng.nextInt(below: 2) == 0
+                ? [x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh] : [x0 + bw / 2, y0, x0 + bw, y0 + bh, x0, y0 + bh]
+            let m = COCORLE.polygons([shape], height: h, width: w).decode()
+            for p in 0..<(w * h) where m.bits[p] != 0 { for ch in 0..<3 { pixels[p * 3 + ch] = grey } }
+        }
+    }
     var objects: [SyntheticObject] = []
-    let count = 2 + rng.nextInt(below: 4)
+    var colours: [[UInt8]] = []
+    let count = hard ? 6 + rng.nextInt(below: 6) : 2 + rng.nextInt(below: 4)
+    let (minSide, sideRange) = hard ? (0.08, 0.22) : (0.15, 0.25)
     for k in 0..<count {
         let thing = rng.nextInt(below: SyntheticClasses.thingNames.count)
         let partCount = rng.nextDouble() < 0.2 ? 2 : 1
         var parts: [[Double]] = []
         for _ in 0..<partCount {
-            let bw = Double(w) * (0.15 + 0.25 * rng.nextDouble()), bh = Double(h) * (0.15 + 0.25 * rng.nextDouble())
+            let bw = Double(w) * (minSide + sideRange * rng.nextDouble()), bh = Double(h) * (minSide + sideRange * rng.nextDouble())
             let x0 = Double(rng.nextInt(below: max(1, w - Int(bw)))), y0 = Double(rng.nextInt(below: max(1, h - Int(bh))))
             switch thing % 3 {
             case 0: parts.append([x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh])
@@ -92,10 +119,13 @@ func makeSyntheticScene(width w: Int, height h: Int, rng: inout RNG) -> Syntheti
         if full.area == 0 { continue }
         objects.append(SyntheticObject(thing: thing, parts: parts, full: full, visible: full,
                                        crowd: k == count - 1 && rng.nextDouble() < 0.15))
+        var colour = SyntheticClasses.thingColours[thing]
+        if hard { colour = colour.map { UInt8(clamping: Int($0) + rng.nextInt(below: 91) - 45) } }
+        colours.append(colour)
     }
     // Paint back to front; later objects occlude earlier ones.
     for (i, o) in objects.enumerated() {
-        let colour = SyntheticClasses.thingColours[o.thing]
+        let colour = colours[i]
         for p in 0..<(w * h) where o.full.bits[p] != 0 {
             for ch in 0..<3 { pixels[p * 3 + ch] = colour[ch] }
             for j in 0..<i where objects[j].visible.bits[p] != 0 { objects[j].visible.bits[p] = 0 }
@@ -128,7 +158,7 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
         let tag = o.split == "validation" ? "val" : "train"
         try mkdir("\(root)/ADEChallengeData2016/images/\(o.split)"); try mkdir("\(root)/ADEChallengeData2016/annotations/\(o.split)")
         for i in 0..<o.images {
-            let scene = makeSyntheticScene(width: w, height: h, rng: &rng)
+            let scene = makeSyntheticScene(width: w, height: h, difficulty: o.difficulty, rng: &rng)
             var labels = [UInt8](repeating: 0, count: w * h)
             for p in 0..<(w * h) where scene.stuff[p] >= 0 { labels[p] = UInt8(SyntheticClasses.adeStuff[Int(scene.stuff[p])] + 1) }
             for obj in scene.objects {
@@ -147,7 +177,7 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
         for i in 0..<o.images {
             let imageId = 1000 + i * 7
             let file = String(format: "%012d", imageId)
-            let scene = makeSyntheticScene(width: w, height: h, rng: &rng)
+            let scene = makeSyntheticScene(width: w, height: h, difficulty: o.difficulty, rng: &rng)
             try writeJPEG(scene.image, to: "\(root)/\(o.split)/\(file).jpg")
             images.append(["id": imageId, "file_name": "\(file).jpg", "width": w, "height": h])
             if o.format == .cocoInstance {

@@ -22,6 +22,8 @@ struct DataSynth: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Split name (default train2017 for COCO, training for ADE20K).") var split: String?
     @Option(help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
+    @Option(help: "standard (2–5 objects, class colours) or hard (6–11 smaller objects, jittered colours, grey distractors).")
+    var difficulty: String = "standard"
     @Flag(help: "coco-instance only: write just annotations/instances_<split>.json (fast, any size; for scale tests).")
     var annotationsOnly = false
 
@@ -29,7 +31,11 @@ struct DataSynth: ParsableCommand {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 16, parts[1] >= 16 else { throw ValidationError("--size must be WxH with both ≥ 16, got \(size)") }
         guard images > 0 else { throw ValidationError("--images must be positive") }
-        let options = SyntheticOptions(format: format, images: images, width: parts[0], height: parts[1], seed: seed, split: split)
+        guard let level = SyntheticDifficulty(rawValue: difficulty) else {
+            throw ValidationError("--difficulty must be one of \(SyntheticDifficulty.allCases.map(\.rawValue).joined(separator: ", ")), got \(difficulty)")
+        }
+        let options = SyntheticOptions(format: format, images: images, width: parts[0], height: parts[1], seed: seed, split: split,
+                                       difficulty: level)
         let t0 = Date()
         let written: Int
         if annotationsOnly {

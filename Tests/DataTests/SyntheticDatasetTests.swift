@@ -61,6 +61,34 @@ import Testing
         #expect(!present.isDisjoint(with: Set(SyntheticClasses.adeThings.map(UInt8.init))))
     }
 
+    /// `hard` scenes: more objects (6–11 drawn, some fully hidden and dropped) than `standard` ones (2–5), still every
+    /// annotation non-empty and most object pixels near the class colour (jitter ±45 per channel; edges of small
+    /// objects lose more to JPEG's chroma subsampling).
+    @Test func hardScenesAreCrowdedAndStillLabelledByColourAndShape() throws {
+        let hard = tempRoot(), standard = tempRoot()
+        defer { try? FileManager.default.removeItem(atPath: hard); try? FileManager.default.removeItem(atPath: standard) }
+        let nHard = try writeSyntheticDataset(root: hard, options: SyntheticOptions(format: .cocoInstance, images: 12, width: 96,
+                                                                                    height: 96, seed: 4, difficulty: .hard))
+        let nStandard = try writeSyntheticDataset(root: standard, options: SyntheticOptions(format: .cocoInstance, images: 12,
+                                                                                            width: 96, height: 96, seed: 4))
+        #expect(nStandard >= 12 && nStandard <= 12 * 5)
+        #expect(nHard > 12 * 5 && nHard <= 12 * 11, "\(nHard) annotations for 12 hard images")
+        let ds = try COCOInstances(root: hard, split: "train2017")
+        var near = 0, total = 0
+        for i in 0..<ds.imageCount {
+            let image = try loadImage(path: ds.imagePath(ofImage: i))
+            for (a, m) in zip(ds.annotations(ofImage: i), try ds.masks(ofImage: i)) {
+                #expect(m.area > 0)
+                let colour = [[220, 30, 30], [30, 200, 40], [40, 60, 230], [230, 220, 30], [30, 210, 220]][a.categoryIndex]
+                for p in 0..<m.bits.count where m.bits[p] != 0 {
+                    total += 1
+                    if (0..<3).allSatisfy({ abs(Int(image.pixels[p * 3 + $0]) - colour[$0]) <= 45 + 8 + 12 }) { near += 1 }
+                }
+            }
+        }
+        #expect(near * 10 >= total * 8, "\(near) of \(total) object pixels within jitter + noise + JPEG of the class colour")
+    }
+
     @Test func deterministicForASeed() throws {
         let a = tempRoot(), b = tempRoot()
         defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
