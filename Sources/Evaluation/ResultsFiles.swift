@@ -129,13 +129,18 @@ public func writeCOCOPanopticPredictions(_ predictions: [Int: PanopticPrediction
     return json
 }
 
-/// Writes one image's segment-id PNG as `folder/fileName` (creating `folder`) and returns its JSON entry, so that
-/// ranks can write their own images and rank 0 the JSON of all (`writeCOCOPanopticJSON`).
+/// Writes one image's segment-id PNG as `folder/fileName` (creating `folder`) and returns its JSON entry.
 public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, categoryIDs: [Int], folder: String,
                                  fileName: String) throws -> COCOPanopticAnnotation {
-    do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-        throw EvaluationError(folder, "cannot create folder: \(error.localizedDescription)")
-    }
+    let encoded = try encodeCOCOPanopticPNG(p, imageID: imageID, categoryIDs: categoryIDs, fileName: fileName)
+    try writeFile(encoded.png, to: "\(folder)/\(fileName)")
+    return encoded.annotation
+}
+
+/// One image's panoptic prediction as the bytes of its RGB segment-id PNG and its JSON entry (areas counted from
+/// the id map), so that ranks can encode their images and rank 0 write every file.
+public func encodeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, categoryIDs: [Int],
+                                  fileName: String) throws -> (png: [UInt8], annotation: COCOPanopticAnnotation) {
     var area: [UInt32: Int] = [:]
     var pixels = [UInt8](repeating: 0, count: p.ids.count * 3)
     for (j, id) in p.ids.enumerated() {
@@ -150,11 +155,19 @@ public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, category
         }
         segments.append(.init(id: Int(s.id), category_id: categoryIDs[s.classIndex], area: area[s.id] ?? 0))
     }
-    let png = "\(folder)/\(fileName)"
-    do { try writePNG(Image8(width: p.width, height: p.height, channels: 3, pixels: pixels), to: png) } catch {
-        throw EvaluationError(png, "cannot write the PNG: \(error)")
+    let png = try encodePNG(Image8(width: p.width, height: p.height, channels: 3, pixels: pixels))
+    return (png, COCOPanopticAnnotation(image_id: imageID, file_name: fileName, segments_info: segments))
+}
+
+/// Writes `bytes` to `path`, creating its folder; errors name the path.
+public func writeFile(_ bytes: [UInt8], to path: String) throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+        throw EvaluationError(folder, "cannot create folder: \(error.localizedDescription)")
     }
-    return COCOPanopticAnnotation(image_id: imageID, file_name: fileName, segments_info: segments)
+    do { try Data(bytes).write(to: URL(fileURLWithPath: path)) } catch {
+        throw EvaluationError(path, "cannot write the file: \(error.localizedDescription)")
+    }
 }
 
 /// Writes the prediction JSON `{"annotations": […]}` (entries sorted by image id) to `path`.

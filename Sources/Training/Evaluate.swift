@@ -154,7 +154,7 @@ public struct ModelEvaluation {
 
     /// Runs the evaluation. With `outputDirectory`, rank 0 writes `results.json` and the predictions in the
     /// official formats: `coco_instances_results.json` (instance), `panoptic_predictions.json` + PNG folder
-    /// (panoptic, every rank writes its own PNGs), `semantic/<annotation name>` label PNGs holding class + 1
+    /// (panoptic), `semantic/<annotation name>` label PNGs holding class + 1
     /// (semantic, ADE20K's encoding). `progress` draws rank 0's progress line.
     public func run(model: Mask2Former, communicator comm: any Communicator, outputDirectory: String? = nil,
                     progress: ProgressLine.Style? = nil, label: String = "eval") throws -> EvaluationOutcome? {
@@ -168,6 +168,9 @@ public struct ModelEvaluation {
         var panoptic = PanopticEvaluator(isThing: split.panoptic?.categories.map(\.isThing) ?? [])
         var detections: [COCOMaskAPDetection] = []
         var panopticAnnotations: [COCOPanopticAnnotation] = []
+        // Prediction PNGs are encoded where they are predicted and written by rank 0 alone, so `outputDirectory` need
+        // not be on a file system every node shares.
+        var predictionFiles: [PredictionFile] = []
         let layers = config.model.decoder.decLayers   // predictions: the one before the first layer + one per layer
         var consistency = LayerConsistencyEvaluator(layers: layers)
         let matcher = HungarianMatcher(classWeight: Float(config.loss.classWeight), maskWeight: Float(config.loss.maskWeight),
@@ -187,12 +190,11 @@ public struct ModelEvaluation {
                     throw EvaluationError(context, "no semantic annotation or prediction")
                 }
                 try semantic.update(prediction: sem.labels, groundTruth: gt, context: context)
-                if let outputDirectory, let ade = split.ade {
+                if outputDirectory != nil, let ade = split.ade {
                     let name = URL(fileURLWithPath: ade.annotations[index]).lastPathComponent
                     let labels = Image8(width: sem.width, height: sem.height, channels: 1,
                                         pixels: sem.labels.map { UInt8(clamping: Int($0) + 1) })
-                    try makeDirectory("\(outputDirectory)/semantic")
-                    try writePNG(labels, to: "\(outputDirectory)/semantic/\(name)")
+                    predictionFiles.append(PredictionFile(path: "semantic/\(name)", png: try encodePNG(labels)))
                 }
             case .instance:
                 let cats = split.cocoInstances!.categories
@@ -209,10 +211,12 @@ public struct ModelEvaluation {
                     width: pan.width, height: pan.height, ids: pan.ids.map { UInt32(max(0, $0)) },
                     segments: pan.segments.map { PanopticPrediction.Segment(id: UInt32($0.id), classIndex: $0.categoryId) })
                 try panoptic.update(groundTruth: gt, prediction: pred, context: context)
-                if let outputDirectory {
-                    panopticAnnotations.append(try writeCOCOPanopticPNG(
-                        pred, imageID: sample.imageId, categoryIDs: split.panoptic!.categories.map(\.id),
-                        folder: "\(outputDirectory)/panoptic_predictions", fileName: cocoPanopticPNGName(imageID: sample.imageId)))
+                if outputDirectory != nil {
+                    let file = cocoPanopticPNGName(imageID: sample.imageId)
+                    let encoded = try encodeCOCOPanopticPNG(pred, imageID: sample.imageId, categoryIDs: split.panoptic!.categories.map(\.id),
+                                                            fileName: file)
+                    panopticAnnotations.append(encoded.annotation)
+                    predictionFiles.append(PredictionFile(path: "panoptic_predictions/\(file)", png: encoded.png))
                 }
             }
             if config.eval.layerConsistency {
@@ -235,7 +239,13 @@ public struct ModelEvaluation {
         let states = try comm.allGather(state)
         let consistencyStates = try comm.allGather(try encodeJSON(ConsistencyState(consistency)))
         let annotationStates = try comm.allGather(try encodeJSON(panopticAnnotations))
+        let fileStates = try comm.allGather(try encodeJSON(predictionFiles))
         guard comm.isCoordinator else { return nil }
+        if let outputDirectory {
+            for state in fileStates {
+                for f in try decodeJSON([PredictionFile].self, state) { try writeFile(f.png, to: "\(outputDirectory)/\(f.path)") }
+            }
+        }
 
         var json: [String: Any] = ["task": split.task.rawValue, "split": split.split, "images": split.count,
                                    "world_size": comm.size, "seconds": elapsed]
@@ -337,6 +347,24 @@ public struct ModelEvaluation {
             matches.append(zip(m.queries, m.targets).map { (query: $0.0, target: $0.1) })
         }
         try evaluator.update(maskLogits: logits, matches: matches, context: context)
+    }
+}
+
+/// A prediction PNG as gathered to rank 0: its path under the output folder and its bytes (base64 in JSON).
+private struct PredictionFile: Codable {
+    var path: String
+    var png: [UInt8]
+    init(path: String, png: [UInt8]) { self.path = path; self.png = png }
+    enum CodingKeys: String, CodingKey { case path, png }
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        png = [UInt8](try c.decode(Data.self, forKey: .png))
+    }
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path)
+        try c.encode(Data(png), forKey: .png)
     }
 }
 

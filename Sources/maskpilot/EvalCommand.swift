@@ -20,8 +20,8 @@ struct EvalCommand: ParsableCommand {
         prints the metrics and, with --output, writes OUTPUT/results.json and the predictions in the official \
         formats (coco_instances_results.json; panoptic_predictions.json + panoptic_predictions/*.png; \
         semantic/*.png with class + 1), which `maskpilot eval-results` and the official tools score again. \
-        The numbers do not depend on the number of ranks. Every rank writes its own prediction PNGs, so with several \
-        nodes OUTPUT must be on a shared file system.
+        The numbers do not depend on the number of ranks. Prediction PNGs are encoded by the rank that predicts them and \
+        written by rank 0 alone, so OUTPUT need not be shared between nodes.
         """)
 
     @OptionGroup var configOptions: ConfigOptions
