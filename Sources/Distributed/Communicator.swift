@@ -28,12 +28,22 @@ public protocol Communicator: AnyObject {
     func allGather(_ value: UInt64) throws -> [UInt64]
     /// Every rank's string (variable length), in rank order.
     func allGather(_ text: String) throws -> [String]
+    /// Every rank's string, in rank order, on `root` only (nil on the other ranks): what only one rank needs,
+    /// without a copy of everything on every rank.
+    func gather(_ text: String, root: Int) throws -> [String]?
     /// Ends every rank of the job with `code` (not collective; does not return).
     func abort(code: Int32, message: String) -> Never
 }
 
 extension Communicator {
     public var isCoordinator: Bool { rank == 0 }
+
+    /// The default rooted gather: an all-gather whose result only `root` keeps (MPICommunicator gathers to the root
+    /// alone).
+    public func gather(_ text: String, root: Int) throws -> [String]? {
+        let all = try allGather(text)
+        return rank == root ? all : nil
+    }
 
     /// Broadcasts `value` from `root`.
     public func broadcast(_ value: UInt64, root: Int = 0) throws -> UInt64 {

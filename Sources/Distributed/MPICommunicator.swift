@@ -176,7 +176,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             throw DistributedError(call: "MPI_Allgatherv(strings)", code: -1,
                                    message: "the ranks' strings total \(total64) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
         }
-        var length = Int32(bytes.count)
+        let length = Int32(bytes.count)
         var lengths = lengths64.map { Int32($0) }
         var displacements = [Int32](repeating: 0, count: size)
         var total = 0
@@ -188,6 +188,35 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if bytes.isEmpty { bytes = [0] }   // a valid pointer; zero bytes are sent
         try mpiCheck(MPI_Allgatherv(&bytes, length, mp_mpi_byte(), &all, &lengths, &displacements, mp_mpi_byte(), comm),
                      "MPI_Allgatherv(strings)")
+        return (0..<size).map { r in
+            let start = Int(displacements[r])
+            return String(decoding: all[start ..< start + Int(lengths[r])], as: UTF8.self)
+        }
+    }
+
+    public func gather(_ text: String, root: Int) throws -> [String]? {
+        var bytes = Array(text.utf8)
+        // Every rank learns the total first (one small all-gather), so all of them refuse an oversized gather
+        // together instead of some ranks waiting in the collective.
+        let lengths64 = try allGather(UInt64(bytes.count))
+        let total64 = lengths64.reduce(0, +)
+        guard total64 <= UInt64(Self.maxChunk) else {
+            throw DistributedError(call: "MPI_Gatherv(strings)", code: -1,
+                                   message: "the ranks' strings total \(total64) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
+        }
+        var lengths = lengths64.map { Int32($0) }
+        var displacements = [Int32](repeating: 0, count: size)
+        var total = 0
+        for r in 0..<size {
+            displacements[r] = Int32(total)
+            total += Int(lengths[r])
+        }
+        let isRoot = rank == root
+        var all = [UInt8](repeating: 0, count: isRoot ? max(total, 1) : 1)
+        if bytes.isEmpty { bytes = [0] }   // a valid pointer; zero bytes are sent
+        try mpiCheck(MPI_Gatherv(&bytes, Int32(lengths64[rank]), mp_mpi_byte(), &all, &lengths, &displacements, mp_mpi_byte(),
+                                 Int32(root), comm), "MPI_Gatherv(strings)")
+        guard isRoot else { return nil }
         return (0..<size).map { r in
             let start = Int(displacements[r])
             return String(decoding: all[start ..< start + Int(lengths[r])], as: UTF8.self)

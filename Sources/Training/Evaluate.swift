@@ -229,18 +229,19 @@ public struct ModelEvaluation {
         if comm.isCoordinator, bar != nil { ProgressLine.emit(bar!.finish()) }
         let elapsed = Date().timeIntervalSince(start)
 
-        // Every rank's evaluator state, gathered (all ranks receive it; only rank 0 uses it).
+        // Every rank's evaluator state, gathered on rank 0 (the coordinator).
         let state: String
         switch split.task {
         case .semantic: state = try encodeJSON(semantic.confusion)
         case .panoptic: state = try encodeJSON(panoptic.stats.map { [$0.iouSum, Double($0.truePositives), Double($0.falsePositives), Double($0.falseNegatives)] })
         case .instance: state = try encodeJSON(detections.map(SerializedDetection.init))
         }
-        let states = try comm.allGather(state)
-        let consistencyStates = try comm.allGather(try encodeJSON(ConsistencyState(consistency)))
-        let annotationStates = try comm.allGather(try encodeJSON(panopticAnnotations))
-        let fileStates = try comm.allGather(try encodeJSON(predictionFiles))
-        guard comm.isCoordinator else { return nil }
+        let root = 0
+        let states = try comm.gather(state, root: root)
+        let consistencyStates = try comm.gather(try encodeJSON(ConsistencyState(consistency)), root: root)
+        let annotationStates = try comm.gather(try encodeJSON(panopticAnnotations), root: root)
+        let fileStates = try comm.gather(try encodeJSON(predictionFiles), root: root)
+        guard let states, let consistencyStates, let annotationStates, let fileStates else { return nil }
         if let outputDirectory {
             for state in fileStates {
                 for f in try decodeJSON([PredictionFile].self, state) { try writeFile(f.png, to: "\(outputDirectory)/\(f.path)") }

@@ -102,6 +102,14 @@ section("allGather") {
     let all = try comm.allGather(mine)
     let expected = (0..<size).map { r in r == 0 ? "" : "rank \(r) — ünïcødé " + String(repeating: "x", count: r * 1000) }
     check(all == expected, "allGather String: got lengths \(all.map(\.utf8.count))")
+    for root in 0..<size {
+        let gathered = try comm.gather(mine, root: root)
+        if rank == root {
+            check(gathered == expected, "gather String to rank \(root): got lengths \(gathered.map { $0.map(\.utf8.count) } ?? [])")
+        } else {
+            check(gathered == nil, "gather String to rank \(root): rank \(rank) got a result")
+        }
+    }
 }
 
 section("non-blocking allreduce") {
