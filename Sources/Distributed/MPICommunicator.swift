@@ -167,56 +167,39 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func allGather(_ text: String) throws -> [String] {
-        var bytes = Array(text.utf8)
-        // Every rank learns every length first, so all of them refuse an oversized gather together (MPI counts
-        // are Int32) instead of some ranks waiting in the collective.
-        let lengths64 = try allGather(UInt64(bytes.count))
-        let total64 = lengths64.reduce(0, +)
-        guard total64 <= UInt64(Self.maxChunk) else {
-            throw DistributedError(call: "MPI_Allgatherv(strings)", code: -1,
-                                   message: "the ranks' strings total \(total64) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
-        }
-        let length = Int32(bytes.count)
-        var lengths = lengths64.map { Int32($0) }
-        var displacements = [Int32](repeating: 0, count: size)
-        var total = 0
-        for r in 0..<size {
-            displacements[r] = Int32(total)
-            total += Int(lengths[r])
-        }
-        var all = [UInt8](repeating: 0, count: max(total, 1))
-        if bytes.isEmpty { bytes = [0] }   // a valid pointer; zero bytes are sent
-        try mpiCheck(MPI_Allgatherv(&bytes, length, mp_mpi_byte(), &all, &lengths, &displacements, mp_mpi_byte(), comm),
-                     "MPI_Allgatherv(strings)")
-        return (0..<size).map { r in
-            let start = Int(displacements[r])
-            return String(decoding: all[start ..< start + Int(lengths[r])], as: UTF8.self)
-        }
+        try gatherStrings(text, call: "MPI_Allgatherv(strings)", receives: true) { send, count, receive, counts, displacements in
+            MPI_Allgatherv(send, count, mp_mpi_byte(), receive, counts, displacements, mp_mpi_byte(), comm)
+        }!
     }
 
     public func gather(_ text: String, root: Int) throws -> [String]? {
+        try gatherStrings(text, call: "MPI_Gatherv(strings)", receives: rank == root) { send, count, receive, counts, displacements in
+            MPI_Gatherv(send, count, mp_mpi_byte(), receive, counts, displacements, mp_mpi_byte(), Int32(root), comm)
+        }
+    }
+
+    /// The variable-length string gathers: every rank learns every length first (one small all-gather), so all of
+    /// them refuse an oversized gather together (MPI counts are Int32) instead of some ranks waiting in the
+    /// collective; then `exchange` moves the bytes (send buffer, send count, receive buffer, counts, displacements).
+    /// Returns the strings in rank order where `receives`, else nil.
+    private func gatherStrings(_ text: String, call: String, receives: Bool,
+                               _ exchange: (UnsafeRawPointer, Int32, UnsafeMutableRawPointer, UnsafePointer<Int32>,
+                                            UnsafePointer<Int32>) -> Int32) throws -> [String]? {
         var bytes = Array(text.utf8)
-        // Every rank learns the total first (one small all-gather), so all of them refuse an oversized gather
-        // together instead of some ranks waiting in the collective.
         let lengths64 = try allGather(UInt64(bytes.count))
-        let total64 = lengths64.reduce(0, +)
-        guard total64 <= UInt64(Self.maxChunk) else {
-            throw DistributedError(call: "MPI_Gatherv(strings)", code: -1,
-                                   message: "the ranks' strings total \(total64) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
+        let total = Int(lengths64.reduce(0, +))
+        guard total <= Self.maxChunk else {
+            throw DistributedError(call: call, code: -1,
+                                   message: "the ranks' strings total \(total) bytes, more than MPI's Int32 counts allow (\(lengths64.map(String.init).joined(separator: ", ")) per rank)")
         }
-        var lengths = lengths64.map { Int32($0) }
+        let lengths = lengths64.map { Int32($0) }
         var displacements = [Int32](repeating: 0, count: size)
-        var total = 0
-        for r in 0..<size {
-            displacements[r] = Int32(total)
-            total += Int(lengths[r])
-        }
-        let isRoot = rank == root
-        var all = [UInt8](repeating: 0, count: isRoot ? max(total, 1) : 1)
+        for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + lengths[r - 1] }
+        var all = [UInt8](repeating: 0, count: receives ? max(total, 1) : 1)
+        let count = Int32(bytes.count)
         if bytes.isEmpty { bytes = [0] }   // a valid pointer; zero bytes are sent
-        try mpiCheck(MPI_Gatherv(&bytes, Int32(lengths64[rank]), mp_mpi_byte(), &all, &lengths, &displacements, mp_mpi_byte(),
-                                 Int32(root), comm), "MPI_Gatherv(strings)")
-        guard isRoot else { return nil }
+        try mpiCheck(exchange(&bytes, count, &all, lengths, displacements), call)
+        guard receives else { return nil }
         return (0..<size).map { r in
             let start = Int(displacements[r])
             return String(decoding: all[start ..< start + Int(lengths[r])], as: UTF8.self)
