@@ -1,6 +1,7 @@
 # MaskPilot: set-up, build, test and benchmark commands. `make test` is what CI runs.
 SHELL := /bin/bash
-APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libpng-dev libjpeg-dev pkg-config
+APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libpng-dev libjpeg-dev pkg-config \
+                slurmctld slurmd slurm-client munge
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 # Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
 MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe
@@ -23,8 +24,9 @@ deps:
 build: deps
 	swift build -c release
 
-## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, and the
-## failure tests (a failing rank ends the job naming itself; mismatched configs stop at start).
+## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, the failure tests
+## (a failing rank ends the job naming itself; mismatched configs stop at start), resume, converters, evaluation,
+## rank placement by cluster/launch.sh, and preemption + resubmission under a real one-node Slurm.
 test: deps
 	swift build -c release --build-tests
 	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
@@ -33,6 +35,8 @@ test: deps
 	cluster/test-resume.sh
 	cluster/test-converters.sh
 	cluster/test-eval.sh
+	cluster/test-launch.sh
+	cluster/test-slurm.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

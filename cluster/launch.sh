@@ -1,36 +1,73 @@
 #!/usr/bin/env bash
-# Launch `maskpilot train` (or any maskpilot command) across MPI ranks.
-# Usage: cluster/launch.sh -n RANKS [--hostfile FILE] [--bin PATH] -- train --config configs/x.yaml [...]
-# Adds Open MPI's run-as-root settings when run as root, --oversubscribe when ranks exceed the cores,
-# and sets OPENBLAS_NUM_THREADS = cores ÷ ranks per node (at least 1).
+# Launch `maskpilot train` (or any maskpilot command) across MPI ranks with mpirun.
+# Usage: cluster/launch.sh -n RANKS [--hostfile FILE] [--bin PATH] [--dry-run] -- train --config configs/x.yaml [...]
+#
+# Cores per node come from the compute nodes, not from this machine: a hostfile's `slots=` (one slot per core),
+# else the Slurm allocation (SLURM_JOB_CPUS_PER_NODE / SLURM_CPUS_ON_NODE, SLURM_JOB_NUM_NODES) when launched
+# inside one, else this machine's `nproc`. Ranks per node = ⌈ranks ÷ nodes⌉ and threads per rank
+# T = cores ÷ ranks per node (at least 1); OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set to T and each rank
+# is bound to T cores (mpirun --map-by ppr:R:node:PE=T --bind-to core, R ranks per node). With more ranks than cores, ranks are not
+# bound (--oversubscribe --bind-to none). Adds Open MPI's run-as-root settings when run as root.
+# --dry-run prints the mpirun command instead of running it.
 set -euo pipefail
-ranks=2; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"
+ranks=2; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"; dry=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) ranks="$2"; shift 2 ;;
     --hostfile) hostfile="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
+    --dry-run) dry=1; shift ;;
     --) shift; break ;;
     *) echo "launch.sh: unknown option $1 (use -- before the maskpilot arguments)" >&2; exit 2 ;;
   esac
 done
-[ -x "$bin" ] || { echo "launch.sh: $bin not found; run 'make build' first" >&2; exit 2; }
-cores=$(nproc)
+case "$ranks" in ''|*[!0-9]*|0) echo "launch.sh: -n needs a positive number of ranks, got '$ranks'" >&2; exit 2 ;; esac
+[ "$dry" -eq 1 ] || [ -x "$bin" ] || { echo "launch.sh: $bin not found; run 'make build' first" >&2; exit 2; }
+
 args=(-np "$ranks")
 if [ -n "$hostfile" ]; then
+  [ -r "$hostfile" ] || { echo "launch.sh: cannot read the hostfile $hostfile" >&2; exit 2; }
   args+=(--hostfile "$hostfile")
-  # Ranks per node: the largest slot count in the hostfile (defaults to cores).
-  per_node=$(awk '/slots=/{split($0,a,"slots="); if (a[2]+0>m) m=a[2]+0} END{print (m>0?m:0)}' "$hostfile")
-  [ "$per_node" -gt 0 ] || per_node=$cores
+  # Nodes: the host lines; cores per node: the smallest slots= among them (a line without slots= counts as nproc).
+  nodes=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
+  cores=$(awk -v fallback="$(nproc)" '!/^[[:space:]]*(#|$)/ { c = fallback; if (match($0, /slots=[0-9]+/)) c = substr($0, RSTART + 6, RLENGTH - 6) + 0;
+           if (m == 0 || c < m) m = c } END { print (m > 0 ? m : fallback) }' "$hostfile")
+  source="hostfile $hostfile"
+elif [ -n "${SLURM_JOB_ID:-}" ]; then
+  # SLURM_JOB_CPUS_PER_NODE looks like "32(x4),16": the first node's count; SLURM_CPUS_ON_NODE is this node's.
+  cores=${SLURM_JOB_CPUS_PER_NODE:-${SLURM_CPUS_ON_NODE:-$(nproc)}}
+  cores=${cores%%[(,]*}
+  nodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
+  source="Slurm job $SLURM_JOB_ID"
 else
-  per_node=$ranks
+  cores=$(nproc); nodes=1; source="this machine"
 fi
-if [ "$per_node" -gt "$cores" ]; then args+=(--oversubscribe); fi
-threads=$(( cores / per_node )); [ "$threads" -ge 1 ] || threads=1
+[ "$nodes" -ge 1 ] 2>/dev/null || nodes=1
+[ "$cores" -ge 1 ] 2>/dev/null || cores=1
+per_node=$(( (ranks + nodes - 1) / nodes ))
+if [ "$per_node" -gt "$cores" ]; then
+  threads=1
+  args+=(--oversubscribe --bind-to none)
+else
+  threads=$(( cores / per_node ))
+  args+=(--map-by "ppr:$per_node:node:PE=$threads" --bind-to core)
+fi
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-export OPENBLAS_NUM_THREADS=$threads
-# mpirun hands every rank a pseudo-terminal; tell rank 0 whether our own output is a terminal.
-if [ -t 1 ]; then export MASKPILOT_PROGRESS=terminal; else export MASKPILOT_PROGRESS=plain; fi
-exec mpirun "${args[@]}" -x OPENBLAS_NUM_THREADS -x MASKPILOT_PROGRESS "$bin" "$@"
+export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+# mpirun hands every rank a pseudo-terminal; tell rank 0 whether our own output is a terminal (and its width).
+if [ -t 1 ]; then
+  export MASKPILOT_PROGRESS=terminal
+  export COLUMNS=${COLUMNS:-$(tput cols 2>/dev/null || stty size 2>/dev/null | cut -d' ' -f2 || echo 80)}
+else
+  export MASKPILOT_PROGRESS=plain
+fi
+args+=(-x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS -x MASKPILOT_PROGRESS)
+[ -n "${COLUMNS:-}" ] && args+=(-x COLUMNS)
+if [ "$dry" -eq 1 ]; then
+  echo "launch.sh: $ranks rank(s) on $nodes node(s) of $cores core(s) ($source): $per_node per node, $threads thread(s) each"
+  echo "mpirun ${args[*]} $bin $*"
+  exit 0
+fi
+exec mpirun "${args[@]}" "$bin" "$@"

@@ -127,6 +127,13 @@ public struct CheckpointDirectory: Sendable {
 
     // MARK: resuming
 
+    /// True when the folder holds nothing to resume from: no `last_checkpoint` and no checkpoint file (a missing
+    /// folder counts as empty). A folder with only damaged checkpoints is not empty: resuming from it is an error.
+    public func hasNoCheckpoint() throws -> Bool {
+        guard FileManager.default.fileExists(atPath: path) else { return true }
+        return try pointer() == nil && checkpoints().isEmpty
+    }
+
     /// The checkpoint to resume from: the newest complete one. That is the one `last_checkpoint` names,
     /// unless a job was killed between renaming a newer checkpoint into place and updating the pointer
     /// (files under a final name are always complete): then the newer intact file wins, with a warning.

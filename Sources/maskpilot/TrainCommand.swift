@@ -18,7 +18,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many steps (default: solver.max_iter).")
     var iterations: Int?
 
-    @Option(help: "Resume: `--resume` alone continues from OUTPUT/last_checkpoint (falling back to the newest intact checkpoint), `--resume PATH` from a file.")
+    @Option(help: "Resume: `--resume` alone continues from OUTPUT/last_checkpoint (falling back to the newest intact checkpoint; a fresh start when OUTPUT has no checkpoint yet), `--resume PATH` from a file.")
     var resume: String?
 
     func run() throws {
@@ -41,14 +41,18 @@ struct TrainCommand: ParsableCommand {
         }
         var from: (path: String, contents: CheckpointContents)? = nil
         if let resume {
-            if resume == MaskPilot.resumeLast {
+            if resume == MaskPilot.resumeLast, try CheckpointDirectory(output).hasNoCheckpoint() {
+                // One job script for the first submission and every resubmission (Slurm preemption): a bare
+                // --resume into a folder without checkpoints starts the run.
+                if comm.isCoordinator { print("resume: \(output) has no checkpoint yet; starting a fresh run") }
+            } else if resume == MaskPilot.resumeLast {
                 let found = try resolveResume(directory: output)
                 if comm.isCoordinator { for w in found.warnings { print("resume: \(w)") } }
                 from = (found.path, found.contents)
             } else {
                 from = (resume, try readCheckpoint(path: resume))
             }
-            if comm.isCoordinator { print("resume: from \(from!.path) at iteration \(from!.contents.trainer.iteration)") }
+            if comm.isCoordinator, let from { print("resume: from \(from.path) at iteration \(from.contents.trainer.iteration)") }
         }
         installStopSignalHandlers()
         let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output, resume: from)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Tests of cluster/launch.sh's rank placement (`make test` runs it; a few seconds): every rank is bound to as
+# many cores as it has BLAS/OpenMP threads (its /proc Cpus_allowed_list covers them), ranks of a node get
+# disjoint cores, and the cores per node come from the hostfile or the Slurm allocation, not from `nproc`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d /tmp/maskpilot-launch-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+passed=0; failed=0
+ok() { echo "launch test: $1: ok"; passed=$((passed + 1)); }
+bad() { echo "launch test: $1: FAILED — $2"; failed=$((failed + 1)); }
+cores=$(nproc)
+
+# Each rank prints "rank threads cpulist".
+probe='echo "$OMPI_COMM_WORLD_RANK $OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $(sed -n "s/^Cpus_allowed_list:[[:space:]]*//p" /proc/self/status)"'
+count_cpus() {  # "0-3,8,10-11" → 7
+  local n=0 part
+  for part in ${1//,/ }; do
+    if [[ $part == *-* ]]; then n=$(( n + ${part#*-} - ${part%-*} + 1 )); else n=$(( n + 1 )); fi
+  done
+  echo "$n"
+}
+check_ranks() {  # NAME EXPECTED_THREADS OUTPUT_FILE EXPECTED_RANKS: bound to exactly T cores each, disjoint
+  local name=$1 want=$2 file=$3 nranks=$4 problems="" seen="" rank blas omp list n
+  [ "$(wc -l <"$file")" -eq "$nranks" ] || problems="expected $nranks ranks, got: $(cat "$file")"
+  while read -r rank blas omp list; do
+    n=$(count_cpus "$list")
+    [ "$blas" = "$want" ] && [ "$omp" = "$want" ] || problems+=" rank $rank has OPENBLAS/OMP threads $blas/$omp, want $want;"
+    [ "$n" -eq "$want" ] || problems+=" rank $rank may run on cores '$list' ($n) for $want thread(s);"
+    seen+="$list,"
+  done <"$file"
+  [ "$(echo "${seen%,}" | tr ',' '\n' | sort | uniq -d | wc -l)" -eq 0 ] || problems+=" ranks share cores: ${seen%,};"
+  if [ -z "$problems" ]; then ok "$name"; else bad "$name" "$problems"; fi
+}
+
+cluster/launch.sh -n 1 --bin /bin/sh -- -c "$probe" >"$tmp/one" 2>&1
+check_ranks "1 rank on $cores cores: $cores thread(s), bound to $cores core(s)" "$cores" "$tmp/one" 1
+
+cluster/launch.sh -n "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/full" 2>&1
+check_ranks "$cores ranks on $cores cores: 1 thread each, one core each" 1 "$tmp/full" "$cores"
+
+printf 'localhost slots=%s\n' "$cores" >"$tmp/hostfile"
+cluster/launch.sh -n 1 --hostfile "$tmp/hostfile" --bin /bin/sh -- -c "$probe" >"$tmp/hostfile.out" 2>&1
+check_ranks "hostfile 'localhost slots=$cores', 1 rank: $cores thread(s)" "$cores" "$tmp/hostfile.out" 1
+
+# The launching machine's core count must not matter: a hostfile (or Slurm allocation) of bigger nodes.
+printf '# two 32-core nodes\nnode1 slots=32\nnode2 slots=32\n' >"$tmp/big"
+line=$(cluster/launch.sh -n 8 --hostfile "$tmp/big" --dry-run -- train | tail -n 1)
+if [[ $line == *"--map-by ppr:4:node:PE=8 --bind-to core"* ]] && [[ $line == *"--hostfile $tmp/big"* ]]; then
+  ok "hostfile of two 32-core nodes, 8 ranks: 4 per node × 8 threads"
+else
+  bad "hostfile of big nodes" "$line"
+fi
+line=$(env SLURM_JOB_ID=7 SLURM_JOB_CPUS_PER_NODE='48(x4)' SLURM_JOB_NUM_NODES=4 cluster/launch.sh -n 16 --dry-run -- train | tail -n 1)
+if [[ $line == *"--map-by ppr:4:node:PE=12 --bind-to core"* ]]; then
+  ok "inside a Slurm allocation of 4 × 48 cores, 16 ranks: 4 per node × 12 threads"
+else
+  bad "Slurm allocation" "$line"
+fi
+line=$(cluster/launch.sh -n $((cores + 1)) --dry-run -- train | tail -n 1)
+if [[ $line == *"--oversubscribe --bind-to none"* ]]; then
+  ok "more ranks than cores: oversubscribed and unbound"
+else
+  bad "oversubscription" "$line"
+fi
+echo "launch: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
