@@ -1,4 +1,4 @@
-// Fixture: locates and reads the shared reference fixtures (`../shared/fixtures/*.h5`) for tests.
+// Fixture: locates and reads the reference fixtures in `Tests/Fixtures/` (made by tools/make_reference_fixtures.py) for tests.
 // Corresponds to opening the fixture with h5py: tensors in PyTorch layout, int64 arrays, JSON string attributes.
 import Checkpoint
 import Foundation
@@ -10,7 +10,7 @@ import TensorCore
 /// `[out, in]`, Conv weight `[out, in, kh, kw]`); converting to the model's NHWC layout is the caller's job.
 /// Like every HDF5 object, a `Fixture` must stay on the thread that opened it.
 public final class Fixture {
-    /// Where fixtures live: `$MASKPILOT_FIXTURES` when set, else `<package root>/../shared/fixtures`
+    /// Where fixtures live: `$MASKPILOT_FIXTURES` when set, else `<package root>/Tests/Fixtures`
     /// with the package root derived from this source file's location.
     public static var directory: URL {
         if let override = ProcessInfo.processInfo.environment["MASKPILOT_FIXTURES"], !override.isEmpty {
@@ -19,8 +19,7 @@ public final class Fixture {
         // #filePath = <root>/Sources/_TestSupport/Fixture.swift
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures", isDirectory: true)
-            .standardizedFileURL
+        return root.appendingPathComponent("Tests/Fixtures", isDirectory: true).standardizedFileURL
     }
 
     /// The URL of the fixture file `name` (whether or not it exists).

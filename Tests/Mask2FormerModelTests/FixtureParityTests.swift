@@ -1,4 +1,4 @@
-// Parity with ../shared/fixtures/mask2former-tiny.h5: a reference Mask2Former's weights, activations, losses, gradients.
+// Parity with Tests/Fixtures/mask2former-tiny.h5: a reference Mask2Former's weights, activations, losses, gradients.
 // Reference: HF transformers Mask2Former (PyTorch), see the fixture's README for configuration and conventions.
 import Foundation
 import Mask2FormerModel
@@ -41,7 +41,7 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
 @Suite struct FixtureParityTests {
     static let tinyBackbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
 
-    /// The fixture's model (see fixtures/README.md) in our configuration types.
+    /// The fixture's model (see Tests/Fixtures/README.md) in our configuration types.
     static var tinyConfig: Mask2FormerConfig {
         var pd = PixelDecoderConfig()
         pd.convDim = 32; pd.maskDim = 32; pd.encoderLayers = 2; pd.encoderHeads = 4; pd.encoderPoints = 4
