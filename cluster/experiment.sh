@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MP-Former vs Mask2Former experiment (issue 7): synthesize a COCO-instance dataset (train + held-out val),
+# The MP-Former vs Mask2Former experiment (docs/evaluation.md; report in docs/experiments/synthetic/report.md): synthesize a COCO-instance dataset (train + held-out val),
 # train Mask2Former (mask piloting off) and MP-Former (on) from the same initialization, with the same data order
 # and budget, for several seeds, evaluate each on the held-out split (COCO mask AP + layer consistency), draw
 # prediction overlays, and write the report with plots drawn by MaskPilot.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failure tests of `maskpilot train` under 2 MPI ranks (issue 5, tests 9(c) and 9(d)); `make test` runs it.
+# Failure tests of `maskpilot train` under 2 MPI ranks (a failing rank ends the job; mismatched configurations stop at start); `make test` runs it.
 # (c) a rank that fails on a bad sample ends the whole job promptly, non-zero, with the rank and the file named
 #     (run twice, corrupting each image of a 2-image dataset in turn, so each rank fails once while the
 #     other one waits in a collective);

@@ -6,9 +6,9 @@ import TensorCore
 /// An open HDF5 file.
 ///
 /// Threading: HDF5 keeps process-global state and is not thread-safe in every build; keep a file and
-/// every group, dataset and attribute of it on one thread (DESIGN: "MPI and HDF5 calls stay on one
-/// thread"). Every call is additionally serialized behind one process-wide lock, so independent files
-/// used from different threads (e.g. parallel test suites) cannot corrupt HDF5's state.
+/// every group, dataset and attribute of it on one thread (docs/architecture.md#habits: "MPI and HDF5
+/// calls stay on one thread"). Every call is additionally serialized behind one process-wide lock, so
+/// independent files used from different threads (e.g. parallel test suites) cannot corrupt HDF5's state.
 ///
 /// Groups and datasets keep their file object alive. `close()` flushes and releases the file id; HDF5
 /// itself closes the file once the last group or dataset opened from it is released too.

@@ -1,11 +1,11 @@
 // ADE20K (SceneParsing ADEChallengeData2016): image/annotation pairs and the reduce-zero-label convention.
-// Corresponds to Mask2Former datasets/prepare_ade20k_sem_seg.py + detectron2's sem_seg loading (spec §4.4).
+// Corresponds to Mask2Former datasets/prepare_ade20k_sem_seg.py + detectron2's sem_seg loading (docs/model.md#classes-and-ground-truth).
 import Foundation
 
 /// `ADEChallengeData2016/images/{training,validation}/*.jpg` with `annotations/…/*.png` label maps.
 ///
 /// Annotation PNGs store 0 = unlabeled and 1…150 = classes; reading applies reduce-zero-label:
-/// 0 → 255 (ignored) and k → k − 1, so classes are 0…149 (the `label − 1` on uint8 of spec §4.4).
+/// 0 → 255 (ignored) and k → k − 1, so classes are 0…149 (the `label − 1` on uint8 of docs/model.md#classes-and-ground-truth).
 public struct ADE20KDataset: Sendable {
     public static let numClasses = 150
     public let root: String

@@ -1,5 +1,5 @@
 // The training and test-time augmentation recipes (ADE20K semantic, COCO LSJ) from a decoded sample to its targets.
-// Corresponds to Mask2Former's MaskFormerSemanticDatasetMapper and COCO{Instance,Panoptic}NewBaselineDatasetMapper (spec §4.3–§4.4).
+// Corresponds to Mask2Former's MaskFormerSemanticDatasetMapper and COCO{Instance,Panoptic}NewBaselineDatasetMapper (docs/model.md#augmentation).
 import Foundation
 import TensorCore
 
@@ -316,7 +316,7 @@ private func requireRGB(_ sample: Sample) throws {
 
 // MARK: - Recipes
 
-/// ADE20K semantic training augmentation (M2F `mask_former_semantic` mapper, spec §4.3):
+/// ADE20K semantic training augmentation (M2F `mask_former_semantic` mapper, docs/model.md#augmentation):
 /// ResizeShortestEdge (choice of `shortEdges`, max `maxSize`) → RandomCrop absolute `cropSize`
 /// → ColorAugSSD → horizontal flip (p 0.5) → pad to `cropSize` (image 128, label 255).
 /// Targets: one mask per class present (labels ≠ 255) at the padded size.

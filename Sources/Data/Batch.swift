@@ -11,7 +11,7 @@ public struct PixelNormalization: Sendable, Hashable {
         precondition(mean.count == 3 && std.count == 3 && std.allSatisfy { $0 > 0 }, "mean/std need 3 channels, std > 0")
         self.mean = mean; self.std = std
     }
-    /// Mask2Former's `MODEL.PIXEL_MEAN / PIXEL_STD` (spec §1.1).
+    /// Mask2Former's `MODEL.PIXEL_MEAN / PIXEL_STD` (docs/model.md#input).
     public static let mask2former = PixelNormalization(mean: [123.675, 116.280, 103.530], std: [58.395, 57.120, 57.375])
 }
 

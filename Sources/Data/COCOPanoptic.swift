@@ -1,5 +1,5 @@
 // COCO panoptic: panoptic_<split>.json + RGB-encoded segment-id PNGs, categories mapped to contiguous classes.
-// Corresponds to detectron2 data/datasets/coco_panoptic.py and panopticapi's rgb2id (spec §4.4).
+// Corresponds to detectron2 data/datasets/coco_panoptic.py and panopticapi's rgb2id (docs/model.md#classes-and-ground-truth).
 
 /// `annotations/panoptic_<split>.json`, segment PNGs in `annotations/panoptic_<split>/`, images in `<split>/`.
 ///

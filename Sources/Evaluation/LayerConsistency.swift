@@ -1,7 +1,7 @@
-// LayerConsistencyEvaluator: MP-Former's layer-consistency metrics (spec §3.9), mIoU-L_i between consecutive decoder
+// LayerConsistencyEvaluator: MP-Former's layer-consistency metrics, mIoU-L_i between consecutive decoder
 // layers' binary masks of the same query, and Util_i (query utilization across layers).
-// Reference: no code exists in the MP-Former repo; the definitions follow the spec's reconstruction (§3.9), which is
-// NOT verified against the paper text.
+// Reference: no code exists in the MP-Former repo; the definitions follow our reconstruction in
+// docs/model.md#layer-consistency, which is NOT verified against the paper text.
 //
 // Definitions used here (per image, with `layers` = L predictions ordered so that prediction L−1 is the final layer):
 // - m_i(q) = (σ(mask logit at layer i) > 0.5) ⇔ (logit > 0), pixelwise.

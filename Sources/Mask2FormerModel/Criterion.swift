@@ -1,5 +1,5 @@
 // SetCriterion: Hungarian matching plus weighted CE and point-sampled BCE/dice losses, with deep supervision.
-// Corresponds to Mask2Former modeling/criterion.py SetCriterion (loss_labels, loss_masks) and the HF port, spec §2.3–2.4.
+// Corresponds to Mask2Former modeling/criterion.py SetCriterion (loss_labels, loss_masks) and the HF port (docs/model.md#criterion).
 import Foundation
 import TensorCore
 
@@ -46,7 +46,7 @@ public struct CriterionOutput {
     public var numMasks: Double
 }
 
-/// The Mask2Former set criterion (spec §2.3–2.4) over a list of predictions (deep supervision: each
+/// The Mask2Former set criterion (docs/model.md#criterion) over a list of predictions (deep supervision: each
 /// prediction is matched and supervised on its own; the total sums all of them).
 ///
 /// Per prediction:

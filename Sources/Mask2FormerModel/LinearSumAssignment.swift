@@ -1,5 +1,5 @@
 // Exact rectangular linear-sum assignment (shortest augmenting paths with dual potentials), in Double.
-// Corresponds to scipy.optimize.linear_sum_assignment as called by the Hungarian matcher (spec §2.2 step 6, §6).
+// Corresponds to scipy.optimize.linear_sum_assignment as called by the Hungarian matcher (docs/model.md#matcher).
 import Foundation
 import TensorCore
 

@@ -1,5 +1,5 @@
 // Multi-scale deformable attention module of the pixel decoder's encoder layers, with its reference initialization.
-// Corresponds to Mask2Former's pixel_decoder/ops/modules/ms_deform_attn.py MSDeformAttn (spec §1.3 "MSDA").
+// Corresponds to Mask2Former's pixel_decoder/ops/modules/ms_deform_attn.py MSDeformAttn (docs/model.md#msdeformattn).
 import Foundation
 import NN
 import TensorCore
@@ -45,7 +45,7 @@ public final class MSDeformAttn: Module {
         self.init(dModel: dModel, levels: levels, heads: heads, points: points, rng: &rng)
     }
 
-    /// The reference `_reset_parameters` (spec §1.3 "MSDA initialization").
+    /// The reference `_reset_parameters` (docs/model.md#msdeformattn).
     public func resetParameters(rng: inout RNG) {
         Init.zeros(samplingOffsets.weight)
         Self.gridInit(heads: heads, levels: levels, points: points).withUnsafeBufferPointer { src in

@@ -1,5 +1,5 @@
 // The whole Mask2Former model: ResNet backbone → MSDA pixel decoder → masked-attention decoder.
-// Corresponds to Mask2Former maskformer_model.py MaskFormer + mask_former_head.py MaskFormerHead (spec §1).
+// Corresponds to Mask2Former maskformer_model.py MaskFormer + mask_former_head.py MaskFormerHead (docs/model.md).
 import NN
 import TensorCore
 
@@ -25,7 +25,7 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
         self.maskPiloting = maskPiloting
     }
 
-    /// The R50 recipe of spec §1 for `numClasses` classes.
+    /// The R50 architecture of docs/model.md for `numClasses` classes.
     public static func r50(numClasses: Int) -> Mask2FormerConfig {
         var d = TransformerDecoderConfig()
         d.numClasses = numClasses

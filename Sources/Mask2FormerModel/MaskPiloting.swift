@@ -1,13 +1,14 @@
 // MP-Former's mask piloting: noised label queries, GT-mask attention for the MP part, the self-attention mask.
-// Corresponds to MP-Former MultiScaleMaskedTransformerDecoderMaskDN (prepare_for_dn_v5 "points", gen_mask_dn) — spec §3.
+// Corresponds to MP-Former MultiScaleMaskedTransformerDecoderMaskDN (prepare_for_dn_v5 "points", gen_mask_dn) — docs/model.md#mask-piloting.
 import Foundation
 import TensorCore
 
-/// Every MP knob of spec §3.1 (defaults: the released "no noise, all layers" scripts).
+/// Every MP knob of docs/model.md#mp-configuration (defaults: the released "no noise, all layers" scripts).
 public struct MaskPilotingConfig: Sendable, Equatable, Codable {
-    /// `MODEL.MASK_FORMER.DN_MODE`. Only `points` (the paper's MP, spec §3.3) is implemented; the
-    /// reference's other variants (`shift`, `scale`, `patch`, `points_MAE`, §3.8) are ablations, and
-    /// its default `base` crashes (§3.7), so a config naming them is rejected when it is read.
+    /// `MODEL.MASK_FORMER.DN_MODE`. Only `points` (the paper's MP, docs/model.md#point-noise) is
+    /// implemented; the reference's other variants (`shift`, `scale`, `patch`, `points_MAE`,
+    /// docs/model.md#mp-variants) are ablations, and its default `base` crashes
+    /// (docs/model.md#mp-configuration), so a config naming them is rejected when it is read.
     public enum Mode: String, Sendable, Codable { case points }
 
     /// `mask_piloting.enabled`: build the MP part during training (never at inference).
@@ -66,14 +67,15 @@ public struct MaskPilotingLayout: Sendable, Equatable {
     }
 }
 
-/// Replaces each label, with probability `ratio`, by a uniform class in `0..<numClasses` (spec §3.2).
+/// Replaces each label, with probability `ratio`, by a uniform class in `0..<numClasses` (docs/model.md#mp-queries).
 public func flipLabels(_ labels: [Int], ratio: Double, numClasses: Int, rng: inout RNG) -> [Int] {
     guard ratio > 0 else { return labels }
     return labels.map { l in rng.nextDouble() < ratio ? rng.nextInt(below: numClasses) : l }
 }
 
-/// Self-attention mask `[T, T]` (true = blocked), T = G·M + Q (spec §3.4): an MP group sees itself and
-/// the matching queries; matching queries never see MP slots; groups are isolated.
+/// Self-attention mask `[T, T]` (true = blocked), T = G·M + Q (docs/model.md#self-attention-isolation):
+/// an MP group sees itself and the matching queries; matching queries never see MP slots; groups are
+/// isolated.
 public func maskPilotingSelfAttentionMask(groups g: Int, slotsPerGroup m: Int, queries q: Int) -> [Bool] {
     let pad = g * m, t = pad + q
     var mask = [Bool](repeating: false, count: t * t)
@@ -87,7 +89,7 @@ public func maskPilotingSelfAttentionMask(groups g: Int, slotsPerGroup m: Int, q
 }
 
 /// GT masks `[N, H, W]` area-downsampled to `h×w`; a cell is attendable when any GT pixel falls in it
-/// (average > 1e-8), spec §3.3. Returns blocked flags `[N, h·w]`.
+/// (average > 1e-8), docs/model.md#mp-attention-masks. Returns blocked flags `[N, h·w]`.
 public func gtAttentionMask(_ masks: Tensor, height h: Int, width w: Int) -> [Bool] {
     let n = masks.shape[0]
     if n == 0 { return [] }
@@ -95,8 +97,8 @@ public func gtAttentionMask(_ masks: Tensor, height h: Int, width w: Int) -> [Bo
     return pooled.values.map { $0 <= 1e-8 }
 }
 
-/// XOR point noise (spec §3.3): every cell of an `h·w` mask flips with probability λ·A/(h·w), A the
-/// number of attendable cells; expected flips λ·A.
+/// XOR point noise (docs/model.md#point-noise): every cell of an `h·w` mask flips with probability
+/// λ·A/(h·w), A the number of attendable cells; expected flips λ·A.
 public func applyPointNoise(_ blocked: inout ArraySlice<Bool>, lambda: Double, rng: inout RNG) {
     guard lambda > 0 else { return }
     let cells = blocked.count

@@ -1,5 +1,5 @@
 // MP-Former's direct-assignment losses on the mask-piloted part of every prediction.
-// Corresponds to MP-Former criterion.py (the "dn" losses: loss_ce_dn, loss_mask_dn, loss_dice_dn) — spec §3.5.
+// Corresponds to MP-Former criterion.py (the "dn" losses: loss_ce_dn, loss_mask_dn, loss_dice_dn) — docs/model.md#mp-losses.
 import TensorCore
 
 extension SetCriterion {

@@ -1,5 +1,5 @@
 // Hungarian matcher: class, point-sampled mean-BCE and dice costs between queries and targets, then LSAP.
-// Corresponds to Mask2Former modeling/matcher.py HungarianMatcher (memory_efficient_forward), spec §2.2.
+// Corresponds to Mask2Former modeling/matcher.py HungarianMatcher (memory_efficient_forward), docs/model.md#matcher.
 import Foundation
 import Kernels
 import TensorCore
@@ -84,7 +84,7 @@ public enum MaskPointSampling {
     }
 }
 
-/// The Hungarian matcher of one prediction and one image (spec §2.2), run under no-grad in float32.
+/// The Hungarian matcher of one prediction and one image (docs/model.md#matcher), run under no-grad in float32.
 ///
 /// Costs between the Q queries and the N targets: `cost_class = −softmax(logits)[q, label_n]`;
 /// with `x [Q, P]` the predicted mask logits and `t [N, P]` the GT masks, both point-sampled at the

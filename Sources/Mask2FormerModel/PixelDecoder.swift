@@ -1,9 +1,9 @@
 // The multi-scale deformable-attention pixel decoder: input projections, MSDA encoder, FPN to stride 4, mask features.
-// Corresponds to Mask2Former pixel_decoder/msdeformattn.py MSDeformAttnPixelDecoder (spec §1.3).
+// Corresponds to Mask2Former pixel_decoder/msdeformattn.py MSDeformAttnPixelDecoder (docs/model.md#pixel-decoder).
 import NN
 import TensorCore
 
-/// Hyper-parameters of the pixel decoder (spec §1.3 defaults for R50).
+/// Hyper-parameters of the pixel decoder (R50 defaults: docs/model.md#pixel-decoder).
 public struct PixelDecoderConfig: Sendable, Equatable, Codable {
     /// `SEM_SEG_HEAD.PIXEL_DECODER_NAME`: the MSDA pixel decoder, or the light FPN for tiny configs.
     public enum Name: String, Sendable, Codable {

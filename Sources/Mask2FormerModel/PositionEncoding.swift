@@ -1,5 +1,5 @@
 // Sine positional encoding of a feature map's shape (normalized, scale 2π, temperature 10000).
-// Corresponds to Mask2Former's transformer_decoder/position_encoding.py PositionEmbeddingSine (spec §1.4).
+// Corresponds to Mask2Former's transformer_decoder/position_encoding.py PositionEmbeddingSine (docs/model.md#position-encoding).
 import Foundation
 import TensorCore
 

@@ -1,5 +1,5 @@
 // Inference post-processing: configuration, image sizes, result types and the per-image pipeline.
-// Corresponds to Mask2Former maskformer_model.py MaskFormer.forward (eval branch) and its flags (spec §4.5).
+// Corresponds to Mask2Former maskformer_model.py MaskFormer.forward (eval branch) and its flags (docs/model.md#inference).
 import Kernels
 import TensorCore
 
@@ -141,7 +141,7 @@ public struct InferenceResult: Sendable {
     public var panoptic: PanopticResult?
 }
 
-/// Mask2Former's inference post-processing (spec §4.5), run under no-grad.
+/// Mask2Former's inference post-processing (docs/model.md#inference), run under no-grad.
 ///
 /// Per image: mask logits are upsampled bilinearly (align_corners=False) from stride 4 to the
 /// padded input size. Then either they are cropped to the valid size and resized to the output size

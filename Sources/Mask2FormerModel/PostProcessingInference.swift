@@ -1,5 +1,5 @@
 // Semantic, instance and panoptic inference of one image from class logits and (resized) mask logits.
-// Corresponds to maskformer_model.py semantic_inference / instance_inference / panoptic_inference (spec §4.5).
+// Corresponds to maskformer_model.py semantic_inference / instance_inference / panoptic_inference (docs/model.md#inference).
 import Foundation
 import Kernels
 import TensorCore

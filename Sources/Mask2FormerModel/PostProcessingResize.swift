@@ -1,5 +1,5 @@
 // Inference resampling of mask logits and score maps: stride-4 → padded upsample, crop, resize to the output.
-// Corresponds to maskformer_model.py's F.interpolate to the padded size and detectron2 sem_seg_postprocess (spec §4.5, §1.7).
+// Corresponds to maskformer_model.py's F.interpolate to the padded size and detectron2 sem_seg_postprocess (docs/model.md#inference, #resampling).
 import Kernels
 import TensorCore
 

@@ -1,5 +1,5 @@
 // ResNet backbone (basic and bottleneck blocks, frozen BN, stride in the 3×3) returning res2–res5.
-// Corresponds to detectron2 modeling/backbone/resnet.py (BasicStem, BasicBlock, BottleneckBlock, ResNet) — spec §1.2.
+// Corresponds to detectron2 modeling/backbone/resnet.py (BasicStem, BasicBlock, BottleneckBlock, ResNet) — docs/model.md#backbone.
 import NN
 import TensorCore
 

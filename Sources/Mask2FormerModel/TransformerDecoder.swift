@@ -1,10 +1,10 @@
 // The masked-attention transformer decoder: queries, round-robin cross-attention over three scales, shared heads.
-// Corresponds to Mask2Former MultiScaleMaskedTransformerDecoder (spec §1.5); MP-Former's additions build on it.
+// Corresponds to Mask2Former MultiScaleMaskedTransformerDecoder (docs/model.md#transformer-decoder); MP-Former's additions build on it.
 import Foundation
 import NN
 import TensorCore
 
-/// Hyper-parameters of the decoder (spec §1.5 defaults for R50).
+/// Hyper-parameters of the decoder (R50 defaults: docs/model.md#transformer-decoder).
 public struct TransformerDecoderConfig: Sendable, Equatable, Codable {
     public var hiddenDim = 256
     public var numQueries = 100
@@ -69,7 +69,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         labelEnc = lenc
     }
 
-    /// Shared heads (spec §1.5 `heads(X)`): class logits, mask logits, and the attention mask for a level.
+    /// Shared heads (docs/model.md#heads): class logits, mask logits, and the attention mask for a level.
     ///
     /// `x` `[B, Q, C]`, `maskFeatures` `[B, H4, W4, D]`. Returns the prediction and, when
     /// `attentionSize` is given, the boolean mask `[B, Q, h·w]` (true = blocked where the bilinearly
@@ -120,10 +120,11 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         }
     }
 
-    /// Training forward with MP-Former's mask piloting (spec §3.10): G groups of M label-embedding
+    /// Training forward with MP-Former's mask piloting (docs/model.md#mp-forward): G groups of M label-embedding
     /// queries before the Q matching queries, GT masks (area-downsampled, point-noised, re-drawn per
-    /// layer) as their cross-attention masks, and the §3.4 self-attention mask. Skipped (plain forward)
-    /// when MP is disabled or the batch has no GT.
+    /// layer) as their cross-attention masks, and the self-attention mask of
+    /// docs/model.md#self-attention-isolation. Skipped (plain forward) when MP is disabled or the batch
+    /// has no GT.
     public func callAsFunction(features: [Tensor], maskFeatures: Tensor, maskPiloting targets: MaskPilotingTargets) -> MaskPilotingOutput {
         let mp = maskPiloting
         let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries

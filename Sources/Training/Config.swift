@@ -1,10 +1,10 @@
 // MaskPilot's configuration: typed sections with defaults, read from YAML with unknown keys rejected by path.
-// Corresponds to detectron2's CfgNode (merge_from_file / merge_from_list) with Mask2Former's keys (spec §1–§4).
+// Corresponds to detectron2's CfgNode (merge_from_file / merge_from_list) with Mask2Former's keys (docs/model.md#training-recipe).
 import Foundation
 import Mask2FormerModel
 import Yams
 
-/// Loss weights and point sampling (spec §2; `MODEL.MASK_FORMER.*` in the reference).
+/// Loss weights and point sampling (docs/model.md#criterion, #point-sampling; `MODEL.MASK_FORMER.*` in the reference).
 public struct LossConfig: Sendable, Equatable, Codable {
     public var classWeight: Double = 2
     public var maskWeight: Double = 5
@@ -17,7 +17,7 @@ public struct LossConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// Optimizer and schedule (spec §4.1–§4.2; `SOLVER.*`).
+/// Optimizer and schedule (docs/model.md#optimizer, #schedules; `SOLVER.*`).
 public struct SolverConfig: Sendable, Equatable, Codable {
     public enum Schedule: String, Sendable, Codable { case poly, multistep }
     /// Global batch (all ranks together).
@@ -43,7 +43,7 @@ public struct SolverConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// Training input geometry (spec §4.3): the square crop the training images are padded/cropped to.
+/// Training input geometry (docs/model.md#augmentation): the square crop the training images are padded/cropped to.
 public struct InputConfig: Sendable, Equatable, Codable {
     /// ADE20K 512, COCO LSJ 1024.
     public var cropSize = 512
@@ -107,7 +107,7 @@ public struct EvalConfig: Sendable, Equatable, Codable {
     public var maxImages = 0
     /// The split evaluated (empty = `data.test_split`).
     public var split = ""
-    /// Also compute MP-Former's layer-consistency metrics (mIoU-L_i, Util_i; spec §3.9), which match every
+    /// Also compute MP-Former's layer-consistency metrics (mIoU-L_i, Util_i; docs/model.md#layer-consistency), which match every
     /// decoder layer's predictions to the ground truth.
     public var layerConsistency = true
     /// Panoptic post-processing (`MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD` / `OVERLAP_THRESHOLD`): a query is

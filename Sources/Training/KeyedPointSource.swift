@@ -1,6 +1,6 @@
 // The criterion's random points keyed by (seed, image key, iteration, prediction, draw kind, call, pair),
-// so an image gets the same points whichever rank or batch position it has (issue 5: "MP noise and other
-// per-sample randomness are keyed by (seed, epoch, image id)"). Replaces one per-process stream
+// so an image gets the same points whichever rank or batch position it has (per-sample randomness, MP noise
+// included, is keyed by (seed, epoch, image id): docs/architecture.md#habits, docs/model.md#point-sampling). Replaces one per-process stream
 // (`RandomPointSource`), whose draws depended on which images the process saw before.
 import Mask2FormerModel
 import TensorCore

@@ -1,5 +1,5 @@
 // maskpilot: the command-line entry point (swift-argument-parser).
-// Subcommands arrive with their issues: bench now; train, eval, predict, data, checkpoint later.
+// Corresponds to detectron2's train_net.py and tools/ entry points; the subcommands: docs/architecture.md#targets.
 import ArgumentParser
 
 @main

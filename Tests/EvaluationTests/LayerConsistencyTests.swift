@@ -1,4 +1,4 @@
-// Tests of LayerConsistencyEvaluator (mIoU-L_i, Util_i; spec §3.9) on hand-built masks with IoUs worked out by hand.
+// Tests of LayerConsistencyEvaluator (docs/model.md#layer-consistency) on hand-built masks with IoUs worked out by hand.
 import Evaluation
 import TensorCore
 import Testing

@@ -1,5 +1,5 @@
 // Tests of SetCriterion: losses against a Double reference, empty targets, num_masks hook, gradcheck, deep supervision.
-// Reference semantics: Mask2Former SetCriterion / HF Mask2FormerLoss (spec §2.3–2.4, fixtures/README.md conventions).
+// Reference semantics: Mask2Former SetCriterion / HF Mask2FormerLoss (docs/model.md#criterion, #parity-conventions).
 import Foundation
 import Testing
 import TensorCore

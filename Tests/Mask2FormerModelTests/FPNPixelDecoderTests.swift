@@ -1,5 +1,5 @@
 // Tests of the FPN pixel decoder: names, init, shapes, nearest upsampling, the top-down path, gradients, the protocol.
-// Reference: Mask2Former pixel_decoder/fpn.py BasePixelDecoder.forward_features (spec §1.3, §1.7).
+// Reference: Mask2Former pixel_decoder/fpn.py BasePixelDecoder.forward_features (docs/model.md#fpn-pixel-decoder, #resampling).
 import Mask2FormerModel
 import NN
 import Testing

@@ -1,5 +1,5 @@
 // Tests of multi-scale deformable attention: hand-checked values, fused versus composed, gradient checks, the module.
-// Reference semantics: Mask2Former MSDeformAttn (ms_deform_attn_core_pytorch, _reset_parameters), spec §1.3.
+// Reference semantics: Mask2Former MSDeformAttn (ms_deform_attn_core_pytorch, _reset_parameters), docs/model.md#msdeformattn.
 import Foundation
 import Mask2FormerModel
 import NN
@@ -183,7 +183,7 @@ private struct MSDAOperands {
                                    "attention_weights.weight", "attention_weights.bias",
                                    "value_proj.weight", "value_proj.bias", "output_proj.weight", "output_proj.bias"])
         #expect(named.map(\.1.shape) == [[192, 256], [192], [96, 256], [96], [256, 256], [256], [256, 256], [256]])
-        // Spec §1.6: 205,600 parameters per MSDA.
+        // docs/model.md#parameter-count: 205,600 parameters per MSDA.
         #expect(m.parameterCount == 205_600)
     }
 

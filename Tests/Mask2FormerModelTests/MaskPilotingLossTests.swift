@@ -1,5 +1,5 @@
 // Tests of the MP losses and of the whole training criterion (matching + MP) through a tiny MP decoder.
-// Reference: spec §3.5 (direct assignment, padding → no-object, normaliser num_masks × G) and §2.
+// Reference: docs/model.md#mp-losses (direct assignment, padding → no-object, normaliser num_masks × G) and #criterion.
 import Mask2FormerModel
 import NN
 import Testing

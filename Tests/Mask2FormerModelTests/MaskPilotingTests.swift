@@ -1,5 +1,5 @@
 // Tests of MP-Former's mask piloting in the decoder: masks, GT piloting of every layer, padding, noise rates, inference.
-// Reference: spec §3.2–§3.6, §3.10 (MP-Former MultiScaleMaskedTransformerDecoderMaskDN, "points" mode).
+// Reference: docs/model.md#mask-piloting (MP-Former MultiScaleMaskedTransformerDecoderMaskDN, "points" mode).
 import Mask2FormerModel
 import NN
 import Testing

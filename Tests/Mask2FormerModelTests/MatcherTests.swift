@@ -1,5 +1,5 @@
 // Tests of the Hungarian matcher: an obvious hand-built assignment and the cost formulas against per-pair loops.
-// Reference semantics: Mask2Former HungarianMatcher (spec §2.2), detectron2 point_sample (spec §1.7).
+// Reference semantics: Mask2Former HungarianMatcher (docs/model.md#matcher), detectron2 point_sample (#resampling).
 import Foundation
 import Testing
 import TensorCore

@@ -1,4 +1,4 @@
-// Tests of the sine positional encoding against its closed form (spec §1.4).
+// Tests of the sine positional encoding against its closed form (docs/model.md#position-encoding).
 // Reference: Mask2Former PositionEmbeddingSine(num_pos_feats, normalize=True, scale=2π, temperature=10000).
 import Foundation
 import Mask2FormerModel

@@ -1,5 +1,5 @@
 // Tests of inference post-processing: resampling order, semantic / instance / panoptic inference on hand-built predictions.
-// Reference semantics: maskformer_model.py inference + detectron2 sem_seg_postprocess (spec §4.5, bilinear per §1.7).
+// Reference semantics: maskformer_model.py inference + detectron2 sem_seg_postprocess (docs/model.md#inference, bilinear per #resampling).
 import Foundation
 import Testing
 import TensorCore
@@ -31,7 +31,7 @@ fileprivate enum PostRef {
         return e.map { $0 / s }
     }
 
-    /// Bilinear resize of row-major `[h, w]` maps in Double, straight from spec §1.7:
+    /// Bilinear resize of row-major `[h, w]` maps in Double, straight from docs/model.md#resampling:
     /// `src = max((dst + 0.5)·in/out − 0.5, 0)`, `i0 = ⌊src⌋`, `i1 = min(i0 + 1, in − 1)`.
     static func resize(_ map: [Double], h: Int, w: Int, outH: Int, outW: Int) -> [Double] {
         func taps(_ d: Int, _ n: Int, _ o: Int) -> (Int, Int, Double) {
@@ -102,7 +102,7 @@ fileprivate enum PostRef {
         let r1 = allClose(fused, direct, rtol: 0, atol: 1e-6), r2 = allClose(literal, direct, rtol: 0, atol: 1e-6)
         #expect(r1.passed, "\(r1)")
         #expect(r2.passed, "\(r2)")
-        // Independent Double reference of spec §1.7.
+        // Independent Double reference of docs/model.md#resampling.
         let ref = PostRef.upsampleCropResize(m, size).flatMap { $0.map { Float($0) } }
         let r3 = allClose(fused.values, ref, rtol: 1e-5, atol: 1e-5)
         #expect(r3.passed, "\(r3)")

@@ -1,5 +1,5 @@
 // Tests of the ResNet backbone: detectron2 names, the R50 trainable parameter count, strides, gradients.
-// Reference: detectron2 resnet.py (keys backbone.stem.conv1.*, backbone.res2.0.conv1.norm.*), spec §1.2 and §1.6.
+// Reference: detectron2 resnet.py (keys backbone.stem.conv1.*, backbone.res2.0.conv1.norm.*), docs/model.md#backbone and #parameter-count.
 import Mask2FormerModel
 import NN
 import Testing
@@ -11,7 +11,7 @@ import _TestSupport
         var rng = RNG(seed: 1)
         let r50 = ResNet(.standard(depth: 50), rng: &rng)
         let params = r50.namedParameters()
-        // Spec §1.6: R50 convolutions hold 23,454,912 trainable values; FrozenBN affines are buffers.
+        // docs/model.md#parameter-count: R50 convolutions hold 23,454,912 trainable values; FrozenBN affines are buffers.
         #expect(params.map { $0.1.count }.reduce(0, +) == 23_454_912)
         let names = params.map(\.0)
         #expect(names.first == "stem.conv1.weight")

@@ -1,5 +1,5 @@
 // Tests of the masked-attention transformer decoder: names, parameter count, shapes, masks, gradients.
-// Reference: Mask2Former MultiScaleMaskedTransformerDecoder (spec §1.5, §1.6).
+// Reference: Mask2Former MultiScaleMaskedTransformerDecoder (docs/model.md#transformer-decoder, #parameter-count).
 import Mask2FormerModel
 import NN
 import Testing
@@ -14,7 +14,7 @@ import _TestSupport
         let dec = MultiScaleMaskedTransformerDecoder(cfg, rng: &rng)
         let params = dec.namedParameters()
         let total = params.map { $0.1.count }.reduce(0, +)
-        // Spec §1.6: decoder 14,458,624 plus the class head (K+1)·257 = 38,807 for K = 150.
+        // docs/model.md#parameter-count: decoder 14,458,624 plus the class head (K+1)·257 = 38,807 for K = 150.
         #expect(total == 14_458_624 + 38_807)
         let names = Set(params.map(\.0))
         for n in ["transformer_self_attention_layers.0.self_attn.in_proj_weight",

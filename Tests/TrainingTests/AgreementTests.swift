@@ -1,4 +1,4 @@
-// Tests of the start-up agreement check (issue 5, test 9(d)): a configuration or parameter signature that
+// Tests of the start-up agreement check (failure handling under MPI): a configuration or parameter signature that
 // differs between ranks stops the job with a message naming the rank and the first differing line.
 // A fake two-rank communicator stands in for MPI: its all-gathers return this rank's value and a chosen
 // "rank 1" value, which is all `Trainer.checkAgreement` uses.

@@ -1,5 +1,5 @@
 // Tests of the per-image keyed criterion points: an image draws the same points whichever batch position
-// (hence whichever rank) it has (issue 5: per-sample randomness keyed by (seed, epoch, image id)).
+// (hence whichever rank) it has (docs/architecture.md#habits: per-sample randomness keyed by (seed, epoch, image id)).
 import Testing
 import TensorCore
 import Training

@@ -1,5 +1,5 @@
 // Tests of the configured model and training step: the R50 parameter count, and a tiny model overfitting.
-// Reference: spec §1.6 (43.99 M trainable for R50 / 150 classes with query_embed), §2–§4.1 (the step).
+// Reference: docs/model.md#parameter-count (43.99 M trainable for R50 / 150 classes with query_embed), #criterion and #optimizer (the step).
 import Foundation
 import Mask2FormerModel
 import NN
@@ -44,7 +44,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         c.model = .r50(numClasses: 150)
         var rng = RNG(seed: 0)
         let model = Mask2Former(c.model, rng: &rng)
-        // Spec §1.6: 23,454,912 + 6,035,904 + 14,458,624 + (K+1)·257 for K = 150.
+        // docs/model.md#parameter-count: 23,454,912 + 6,035,904 + 14,458,624 + (K+1)·257 for K = 150.
         #expect(model.namedParameters().reduce(0) { $0 + $1.1.count } == 43_988_247)
     }
 
