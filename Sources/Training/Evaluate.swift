@@ -223,10 +223,10 @@ public struct ModelEvaluation {
                 try updateConsistency(&consistency, output: out, matcher: matcher, imageId: sample.imageId, context: context)
             }
             if comm.isCoordinator, bar != nil {
-                ProgressLine.emit(bar!.update(done: n + 1, seconds: Date().timeIntervalSince(t0)))
+                Console.progress(bar!.update(done: n + 1, seconds: Date().timeIntervalSince(t0)))
             }
         }
-        if comm.isCoordinator, bar != nil { ProgressLine.emit(bar!.finish()) }
+        if comm.isCoordinator, bar != nil { Console.progress(bar!.finish()) }
         let elapsed = Date().timeIntervalSince(start)
 
         // Every rank's evaluator state, gathered on rank 0 (the coordinator).
@@ -296,9 +296,10 @@ public struct ModelEvaluation {
             let r = try COCOMaskAP.evaluate(imageIDs: imageIDs, categoryIDs: ds.categories.map(\.id), groundTruth: gt, detections: all)
             lines.append("COCO mask AP: \(all.count) detections, \(imageIDs.count) images")
             for (i, v) in r.stats.enumerated() {
-                let name = COCOMaskAPResult.names[i]
-                scalars.append((name, 100 * v))
-                lines.append(name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", 100 * v))
+                // COCOeval's −1 (no ground truth in that area range) is undefined: NaN, as detectron2 reports it.
+                let name = COCOMaskAPResult.names[i], value = v < 0 ? Double.nan : 100 * v
+                scalars.append((name, value))
+                lines.append(name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", value))
             }
             json["detections"] = all.count
             if let outputDirectory { try writeCOCOInstanceResults(all, to: "\(outputDirectory)/coco_instances_results.json") }
@@ -312,7 +313,7 @@ public struct ModelEvaluation {
                 if let m = r.mIoU { scalars.append(("mIoU-L_\(r.layer)", 100 * m)) }
                 if let u = r.util { scalars.append(("Util_\(r.layer)", 100 * u)) }
             }
-            lines.append("layer consistency (spec §3.9; layer \(layers - 1) is the final prediction):")
+            lines.append("layer consistency (MP-Former's mIoU-L_i and Util_i, docs/model.md; layer \(layers - 1) is the final prediction):")
             lines.append(merged.table())
         }
         lines.append(String(format: "evaluated %d image(s) in %.1f s on %d rank(s)", split.count, elapsed, comm.size))

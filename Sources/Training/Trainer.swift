@@ -1,5 +1,5 @@
 // The data-parallel trainer: start-up agreement across ranks, the sharded loader, the step loop, checks and logs.
-// Corresponds to detectron2's DefaultTrainer/SimpleTrainer with PyTorch DDP (spec §4; issue "distributed training").
+// Corresponds to detectron2's DefaultTrainer/SimpleTrainer with PyTorch DDP (docs/architecture.md#one-training-step).
 import Checkpoint
 import Data
 import Dispatch
@@ -17,7 +17,7 @@ public struct TrainingError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Everything the trainer needs to continue where it stopped (the checkpoint issue saves this).
+/// Everything the trainer needs to continue where it stopped (a checkpoint saves this; docs/checkpoint-format.md).
 public struct TrainerState: Sendable, Equatable, Codable {
     /// Optimizer steps taken (= global batches consumed).
     public var iteration = 0
@@ -69,8 +69,8 @@ public final class Trainer {
     let startEpoch: Int
     /// The gradient all-reduce (nil with one rank); its `lastStep` timing says how much was hidden.
     public let bucketer: GradientBucketer?
-    /// Called on rank 0 after every step with (iteration, epoch, report, data wait seconds).
-    public var onStep: ((Int, Int, StepReport, Double) throws -> Void)?
+    /// Called on rank 0 after every step with the step as all ranks saw it (losses averaged over ranks).
+    public var onStep: ((LoggedStep) throws -> Void)?
     /// The periodic evaluation (`eval.period` > 0): the split is opened at start-up, so a missing split fails early.
     public let evaluation: ModelEvaluation?
     /// Called on rank 0 after each periodic evaluation with (iteration, outcome).
@@ -96,9 +96,9 @@ public final class Trainer {
             // Every rank reads the file (no extra broadcast of the whole model); the broadcast below then
             // only confirms rank 0's values.
             let report = try loadPretrainedWeights(into: step.model, path: config.model.weights, ignore: config.model.weightsIgnore)
-            if comm.isCoordinator { print(report) }
+            if comm.isCoordinator { Console.message("\(report)") }
         } else if resume != nil, !config.model.weights.isEmpty, comm.isCoordinator {
-            print("weights: model.weights (\(config.model.weights)) is not loaded when resuming; the checkpoint's model is used")
+            Console.message("weights: model.weights (\(config.model.weights)) is not loaded when resuming; the checkpoint's model is used")
         }
         // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
         let values = step.parameters.values
@@ -135,11 +135,11 @@ public final class Trainer {
     deinit { loader.stop() }
 
     /// Data-parallel wiring of a training step (used by the trainer and `maskpilot bench step`): the number
-    /// of target masks averaged over ranks (spec §2.3) and, with more than one rank, the overlapped bucketed
+    /// of target masks averaged over ranks (docs/model.md#criterion) and, with more than one rank, the overlapped bucketed
     /// gradient all-reduce. Returns the bucketer (nil with one rank).
     public static func configureDataParallel(step: TrainingStep, config: MaskPilotConfig,
                                              communicator comm: any Communicator) -> GradientBucketer? {
-        // The number of target masks is averaged over ranks (spec §2.3).
+        // The number of target masks is averaged over ranks (docs/model.md#criterion).
         step.criterion.reduceNumMasks = { local in
             do { return try comm.allReduceSum(local) / Double(comm.size) } catch {
                 comm.abort(code: 3, message: "all-reduce of num_masks failed: \(error)")
@@ -232,7 +232,7 @@ public final class Trainer {
                 precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
                 epoch = batch.refs.first?.epoch ?? 0
                 if epoch > lastEpoch {
-                    if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { print(loader.skipReport(epoch: lastEpoch)) }
+                    if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { Console.message(loader.skipReport(epoch: lastEpoch)) }
                     // The coordinator's plan for the next epoch, installed before the loader needs it.
                     let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
                     schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
@@ -243,8 +243,11 @@ public final class Trainer {
                 let keys = zip(batch.refs, batch.imageIds).map { KeyedPointSource.imageKey(epoch: $0.0.epoch, imageId: $0.1) }
                 micro.append(TrainBatch(images: batch.images, targets: targets, rngs: rngs, imageKeys: keys))
             }
-            let report = try step.step(micro)
+            let local = try step.step(micro)
             state.iteration += 1
+            let logged = try LoggedStep.reduce(local, iteration: state.iteration, epoch: epoch, dataWait: dataWait,
+                                               peakMemoryBytes: peakResidentBytes(), communicator: comm)
+            let report = logged.report
             guard report.total.isFinite else {
                 let terms = report.losses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
                 throw TrainingError("non-finite loss \(report.total) at step \(state.iteration): \(terms)")
@@ -257,7 +260,7 @@ public final class Trainer {
                     throw TrainingError("parameters differ from rank 0 on rank(s) \(bad.map(String.init).joined(separator: ", ")) after step \(state.iteration)")
                 }
             }
-            if comm.isCoordinator { try onStep?(state.iteration, epoch, report, dataWait) }
+            if comm.isCoordinator { try onStep?(logged) }
             let savePeriod = config.checkpoint.period
             if savePeriod > 0, state.iteration % savePeriod == 0, state.iteration < config.solver.maxIter {
                 try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
@@ -266,7 +269,7 @@ public final class Trainer {
                 if !(savePeriod > 0 && state.iteration % savePeriod == 0) {
                     try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
                 }
-                if comm.isCoordinator { print("stop signal: checkpoint written at iteration \(state.iteration); exiting") }
+                if comm.isCoordinator { Console.message("stop signal: checkpoint written at iteration \(state.iteration); exiting") }
                 stoppedBySignal = true
                 return
             }
@@ -285,4 +288,61 @@ public final class Trainer {
             try keepIfBest(outcome, iteration: state.iteration)
         }
     }
+}
+
+/// One step as logged: what detectron2 writes after reducing its metrics across workers.
+public struct LoggedStep {
+    public var iteration: Int
+    public var epoch: Int
+    /// The step's report with `total` and `losses` averaged over ranks (times and gradient norm are this rank's;
+    /// the gradient norm is the same on every rank).
+    public var report: StepReport
+    /// The slowest rank's wait for data, seconds.
+    public var dataWait: Double
+    /// The largest peak resident memory of any rank, bytes.
+    public var peakMemoryBytes: Int
+
+    public init(iteration: Int, epoch: Int, report: StepReport, dataWait: Double, peakMemoryBytes: Int) {
+        self.iteration = iteration; self.epoch = epoch; self.report = report; self.dataWait = dataWait
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+
+    /// Every rank's `report` reduced in one all-reduce (every rank calls it, every rank gets the result): loss
+    /// terms and total averaged over ranks, data wait and peak memory as their maximum over ranks. Ranks whose
+    /// loss-term names differ (they follow from the configuration, which ranks agree on at start) are an error.
+    public static func reduce(_ report: StepReport, iteration: Int, epoch: Int, dataWait: Double, peakMemoryBytes: Int,
+                              communicator comm: any Communicator) throws -> LoggedStep {
+        let keys = report.losses.keys.sorted()
+        let size = comm.size, rank = comm.rank
+        // [name check, total, terms…, data wait per rank…, memory (MiB) per rank…]; sums of one-hot slots give maxima.
+        var names: UInt32 = 0x811C_9DC5
+        for b in keys.joined(separator: ",").utf8 { names = (names ^ UInt32(b)) &* 0x0100_0193 }
+        var values = [Double(names), Double(report.total)] + keys.map { Double(report.losses[$0]!) }
+        let perRank = values.count
+        values += [Double](repeating: 0, count: 2 * size)
+        values[perRank + rank] = dataWait
+        values[perRank + size + rank] = Double(peakMemoryBytes) / 1_048_576
+        try values.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+        guard values[0] == Double(names) * Double(size) else {
+            throw TrainingError("step \(iteration): the ranks report different loss terms (this rank: \(keys.joined(separator: ", ")))")
+        }
+        var mean = report
+        mean.total = Float(values[1] / Double(size))
+        for (i, key) in keys.enumerated() { mean.losses[key] = Float(values[2 + i] / Double(size)) }
+        let waits = values[perRank..<(perRank + size)], memory = values[(perRank + size)...]
+        return LoggedStep(iteration: iteration, epoch: epoch, report: mean, dataWait: waits.max() ?? dataWait,
+                          peakMemoryBytes: Int((memory.max() ?? 0) * 1_048_576))
+    }
+}
+
+/// This process's peak resident set size so far (getrusage's ru_maxrss), bytes.
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss) * 1024   // kilobytes on Linux
+    #else
+    guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss)          // bytes on Darwin
+    #endif
 }

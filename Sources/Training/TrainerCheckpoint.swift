@@ -125,7 +125,7 @@ extension Trainer {
         if communicator.isCoordinator {
             let contents = try checkpointContents()
             let deleted = try CheckpointDirectory(outputDirectory).save(contents, name: name, keep: config.checkpoint.keep)
-            print("checkpoint: \(outputDirectory)/\(name) (iteration \(state.iteration))"
+            Console.message("checkpoint: \(outputDirectory)/\(name) (iteration \(state.iteration))"
                   + (deleted.isEmpty ? "" : "; removed \(deleted.joined(separator: ", "))"))
         }
         try communicator.barrier()
@@ -142,9 +142,9 @@ extension Trainer {
             throw TrainingError("\(path): the checkpoint's model configuration differs: \(modelChanges.joined(separator: ", "))")
         }
         if communicator.isCoordinator {
-            if !differences.isEmpty { print("resume: configuration changes since the checkpoint: \(differences.joined(separator: ", "))") }
+            if !differences.isEmpty { Console.message("resume: configuration changes since the checkpoint: \(differences.joined(separator: ", "))") }
             if contents.meta.worldSize != communicator.size {
-                print("resume: warning: the checkpoint was written by \(contents.meta.worldSize) rank(s), this run has \(communicator.size); the data order changes")
+                Console.message("resume: warning: the checkpoint was written by \(contents.meta.worldSize) rank(s), this run has \(communicator.size); the data order changes")
             }
         }
         guard contents.meta.parameterSignature == parameterSignature(of: step) else {
@@ -199,6 +199,6 @@ extension Trainer {
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(BestModelRecord(metric: metric, value: value, iteration: iteration))
         try writeAtomically(to: recordPath) { try data.write(to: URL(fileURLWithPath: $0)) }
-        print(String(format: "best: %@ %.2f at iteration %d → %@/model_best.h5", metric, value, iteration, outputDirectory))
+        Console.message(String(format: "best: %@ %.2f at iteration %d → %@/model_best.h5", metric, value, iteration, outputDirectory))
     }
 }

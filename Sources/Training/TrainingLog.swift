@@ -17,26 +17,27 @@ public final class TrainingLog {
         self.enabled = enabled
         imagesPerStep = config.solver.imsPerBatch
         guard enabled else { return }
-        // mpirun gives every rank a pseudo-terminal, so the launcher says what the user's output really is
-        // (MASKPILOT_PROGRESS=terminal|plain); otherwise ask isatty.
         let period = max(1, config.train.logPeriod)
-        let style: ProgressLine.Style = ProcessInfo.processInfo.environment["MASKPILOT_PROGRESS"] == "plain"
-            ? .plain(period: period) : ProgressLine.standardOutputStyle(period: period)
+        let style = ProgressLine.standardOutputStyle(period: period)
         progress = ProgressLine(totalSteps: config.solver.maxIter, style: style)
         metrics = try MetricsLog(directory: directory)
         tensorBoard = try TensorBoardWriter(directory: "\(directory)/tb")
     }
 
-    public func record(iteration: Int, epoch: Int, report: StepReport, dataWait: Double) throws {
+    /// One step as every rank saw it (`step.report` holds the losses averaged over ranks).
+    public func record(_ step: LoggedStep) throws {
         guard enabled else { return }
+        let report = step.report
         if firstLoss == nil { firstLoss = report.total }
         lastLoss = report.total
-        let seconds = dataWait + report.forward + report.criterion + report.backward + report.allReduceWait + report.optimizer
-        let record = MetricsRecord(report: report, step: iteration, epoch: epoch, dataWait: dataWait,
-                                   allReduceWait: report.allReduceWait, imagesPerSecond: Double(imagesPerStep) / max(seconds, 1e-9))
+        let seconds = step.dataWait + report.forward + report.criterion + report.backward + report.allReduceWait + report.optimizer
+        let record = MetricsRecord(report: report, step: step.iteration, epoch: step.epoch, dataWait: step.dataWait,
+                                   allReduceWait: report.allReduceWait, imagesPerSecond: Double(imagesPerStep) / max(seconds, 1e-9),
+                                   extra: ["max_mem_mb": Double(step.peakMemoryBytes) / 1_048_576])
         try metrics?.append(record)
-        try tensorBoard?.add(scalars: record.scalars, step: iteration)
-        ProgressLine.emit(progress?.update(step: iteration, report: report, images: imagesPerStep, stepSeconds: seconds))
+        try tensorBoard?.add(scalars: record.scalars, step: step.iteration)
+        Console.progress(progress?.update(step: step.iteration, report: report, images: imagesPerStep, stepSeconds: seconds,
+                                          dataSeconds: step.dataWait, peakMemoryBytes: step.peakMemoryBytes))
     }
 
     /// A periodic evaluation: the summary printed, one `metrics.jsonl` line
@@ -44,8 +45,7 @@ public final class TrainingLog {
     /// scalars `eval/<name>`.
     public func recordEvaluation(iteration: Int, outcome: EvaluationOutcome) throws {
         guard enabled else { return }
-        ProgressLine.emit(progress?.lineBreak())
-        print("evaluation at iteration \(iteration) (\(outcome.task.rawValue), \(outcome.images) images):\n\(outcome.text)")
+        Console.message("evaluation at iteration \(iteration) (\(outcome.task.rawValue), \(outcome.images) images):\n\(outcome.text)")
         let fields: [(String, String)] = [
             ("eval", JSONText.object(outcome.scalars.map { ($0.name, JSONText.number($0.value)) })),
             ("eval_images", String(outcome.images)), ("eval_seconds", JSONText.number(outcome.seconds)),
@@ -59,8 +59,8 @@ public final class TrainingLog {
 
     public func finish(iteration: Int) throws {
         guard enabled else { return }
-        ProgressLine.emit(progress?.finish())
+        Console.progress(progress?.finish())
         try tensorBoard?.flush()
-        print(String(format: "done: %d steps, loss %.4f → %.4f", iteration, firstLoss ?? 0, lastLoss))
+        Console.message(String(format: "done: %d steps, loss %.4f → %.4f", iteration, firstLoss ?? 0, lastLoss))
     }
 }

@@ -63,8 +63,7 @@ struct EvalCommand: ParsableCommand {
         guard report.missing.isEmpty else {
             throw EvaluationError(weights, "\(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); evaluating random weights there would be meaningless")
         }
-        let style: ProgressLine.Style = ProcessInfo.processInfo.environment["MASKPILOT_PROGRESS"] == "plain"
-            ? .plain(period: 10) : ProgressLine.standardOutputStyle(period: 10)
+        let style = ProgressLine.standardOutputStyle(period: 10)
         guard let outcome = try evaluation.run(model: model, communicator: comm, outputDirectory: output, progress: style) else { return }
         print(outcome.text)
         if let output { print("wrote \(output)/results.json and the predictions") }

@@ -57,9 +57,7 @@ struct TrainCommand: ParsableCommand {
         installStopSignalHandlers()
         let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output, resume: from)
         let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
-        trainer.onStep = { iteration, epoch, report, dataWait in
-            try log.record(iteration: iteration, epoch: epoch, report: report, dataWait: dataWait)
-        }
+        trainer.onStep = { try log.record($0) }
         trainer.onEvaluation = { iteration, outcome in
             try log.recordEvaluation(iteration: iteration, outcome: outcome)
         }

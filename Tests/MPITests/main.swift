@@ -226,7 +226,7 @@ section("tiny model training") {
     _ = losses
 }
 
-// MARK: data-parallel training equals one process with the global batch (issue 5, tests 9a and 9b)
+// MARK: data-parallel equivalence: 2 ranks equal one process with the global batch, and stay bitwise identical
 
 /// configs/tiny.yaml's model in code (so the test does not depend on the working directory), with few
 /// points and small buckets (several buckets, started during backward).
@@ -296,7 +296,7 @@ func dataParallelStep(_ config: MaskPilotConfig, _ communicator: any Communicato
     return step
 }
 
-// 9(a). Rank r trains on images [2r, 2r+2) (per-rank batch 2); rank 0 also trains a one-process step on all
+// Equivalence. Rank r trains on images [2r, 2r+2) (per-rank batch 2); rank 0 also trains a one-process step on all
 // 2·size images (batch 2·size). Both start from the same parameters. Checked on rank 0:
 //  • every step, the averaged, clipped gradients: max_i |g_dp[i] − g_1[i]| / max_i |g_1[i]| ≤ 1e-5;
 //  • after 3 steps, the parameters: ‖p_dp − p_1‖₂ / ‖p_1‖₂ ≤ 1e-5.
@@ -363,7 +363,38 @@ for maskPiloting in [false, true] {
     }
 }
 
-// 9(b). 10 data-parallel steps (MP on, each rank its own images): the parameter hash after every step is the
+// Logged losses are the mean over ranks (detectron2 reduces its metrics across workers): with every rank holding
+// the same number of masks, the rank mean of the per-rank totals and terms equals the one-process step on the
+// global batch; data wait and peak memory are the maxima over ranks; every rank gets the same numbers.
+section("logged losses are averaged over ranks") {
+    let config = try tinyTrainingConfig(maskPiloting: true)
+    let dp = try dataParallelStep(config, comm)
+    let report = try dp.step(syntheticBatch([2 * rank, 2 * rank + 1], objects: 2))
+    let logged = try LoggedStep.reduce(report, iteration: 1, epoch: 0, dataWait: Double(rank + 1),
+                                       peakMemoryBytes: (rank + 1) << 20, communicator: comm)
+    check(logged.dataWait == Double(size) && logged.peakMemoryBytes == size << 20,
+          "data wait / memory are the maxima over ranks: \(logged.dataWait), \(logged.peakMemoryBytes)")
+    let totals = try comm.allGather(UInt64(logged.report.total.bitPattern))
+    check(Set(totals).count == 1, "every rank logs the same total: \(totals)")
+    let own = try comm.allGather(UInt64(report.total.bitPattern)).map { Float(bitPattern: UInt32($0)) }
+    check(Set(own).count > 1, "the ranks' own totals differ (else this test shows nothing): \(own)")
+    check(abs(Double(logged.report.total) - own.map(Double.init).reduce(0, +) / Double(size)) <= 1e-5 * Double(abs(logged.report.total)),
+          "logged total \(logged.report.total) is the mean of \(own)")
+    if rank == 0 {
+        let single = try dataParallelStep(config, LocalCommunicator())
+        let one = try single.step(syntheticBatch(Array(0 ..< 2 * size), objects: 2))
+        let rel = abs(Double(logged.report.total - one.total)) / Double(abs(one.total))
+        print(String(format: "logged loss: rank mean %.5f, one process on the global batch %.5f, rank 0's own %.5f", logged.report.total, one.total, report.total))
+        check(rel <= 1e-4, "rank-mean total \(logged.report.total) vs one process \(one.total) (rel \(rel))")
+        for (key, value) in one.losses {
+            let mean = logged.report.losses[key] ?? .nan
+            check(abs(mean - value) <= 1e-4 * max(1, abs(value)), "loss term \(key): rank mean \(mean) vs one process \(value)")
+        }
+    }
+    try comm.barrier()
+}
+
+// Lockstep. 10 data-parallel steps (MP on, each rank its own images): the parameter hash after every step is the
 // same on every rank.
 section("parameters bitwise identical across ranks for 10 steps") {
     let config = try tinyTrainingConfig(maskPiloting: true)

@@ -67,20 +67,58 @@ private func temporaryDirectory(_ name: String) -> String {
 }
 
 @Suite struct ProgressLineTests {
+    private let fullSnapshot = ProgressSnapshot(
+        step: 120, totalSteps: 5000, total: 12.3456,
+        losses: ["loss_cross_entropy": 0.81234, "loss_mask": 0.5, "loss_dice": 1.2,
+                 "loss_mask_3": 9, "loss_cross_entropy_dn": 0.7, "loss_mask_dn": 0.4, "loss_dice_dn": 1.1],
+        learningRate: 1e-4, imagesPerSecond: 4.2, etaSeconds: 3725, iterationSeconds: 0.952, dataSeconds: 0.00312,
+        peakMemoryBytes: 812 * 1_048_576)
+
     @Test func formattingAndETA() {
-        let s = ProgressSnapshot(step: 120, totalSteps: 5000, total: 12.3456,
-                                 losses: ["loss_cross_entropy": 0.81234, "loss_mask": 0.5, "loss_dice": 1.2,
-                                          "loss_mask_3": 9, "loss_cross_entropy_dn": 0.7, "loss_mask_dn": 0.4, "loss_dice_dn": 1.1],
-                                 learningRate: 1e-4, imagesPerSecond: 4.2, etaSeconds: 3725)
-        #expect(ProgressLine.format(s) == "step  120/5000  loss 12.35  ce 0.8123  mask 0.5  dice 1.2  ce_dn 0.7  mask_dn 0.4  dice_dn 1.1  lr 1.00e-04  4.2 img/s  ETA 1h02m")
+        #expect(ProgressLine.format(fullSnapshot) == "step  120/5000  loss 12.35  ce 0.8123  mask 0.5  dice 1.2  ce_dn 0.7  mask_dn 0.4  dice_dn 1.1  lr 1.00e-04  time 0.952  data 0.00312  4.2 img/s  mem 812M  ETA 1h02m")
         let noMP = ProgressSnapshot(step: 1, totalSteps: 10, total: .nan, losses: ["loss_mask": 0.5],
                                     learningRate: 0.5, imagesPerSecond: nil, etaSeconds: nil)
         #expect(ProgressLine.format(noMP) == "step  1/10  loss nan  mask 0.5  lr 5.00e-01  - img/s  ETA -")
+        #expect(ProgressLine.memory(20 * 1024 * 1_048_576) == "20.0G")
         #expect(ProgressLine.duration(42) == "42s" && ProgressLine.duration(725) == "12m05s")
         #expect(ProgressLine.duration(3 * 3600 + 7 * 60 + 40) == "3h07m" && ProgressLine.duration(2 * 86400 + 3 * 3600) == "2d03h")
         #expect(ProgressLine.duration(-1) == "?" && ProgressLine.duration(.infinity) == "?")
         #expect(ProgressLine.eta(remainingSteps: 4880, secondsPerStep: 0.5) == 2440)
         #expect(ProgressLine.eta(remainingSteps: -3, secondsPerStep: 0.5) == 0)
+    }
+
+    /// A terminal line keeps step, loss, lr, img/s and ETA and drops the less important fields until it fits.
+    @Test func fitsTheTerminalWidthKeepingRateAndETA() {
+        for width in [40, 61, 79, 100, 110, 200] {
+            let line = ProgressLine.format(fullSnapshot, width: width)
+            #expect(line.count <= width, "width \(width): \(line)")
+            if width >= 61 {   // the five kept fields take 61 columns
+                for field in ["step  120/5000", "loss 12.35", "lr 1.00e-04", "4.2 img/s", "ETA 1h02m"] {
+                    #expect(line.contains(field), "width \(width) lost \(field): \(line)")
+                }
+            }
+        }
+        #expect(ProgressLine.format(fullSnapshot, width: 79) == "step  120/5000  loss 12.35  ce 0.8123  lr 1.00e-04  4.2 img/s  ETA 1h02m")
+        #expect(ProgressLine.format(fullSnapshot, width: 100) == "step  120/5000  loss 12.35  ce 0.8123  mask 0.5  dice 1.2  lr 1.00e-04  4.2 img/s  ETA 1h02m")
+        #expect(ProgressLine.format(fullSnapshot, width: 110) == "step  120/5000  loss 12.35  ce 0.8123  mask 0.5  dice 1.2  lr 1.00e-04  time 0.952  4.2 img/s  ETA 1h02m")
+        #expect(ProgressLine.format(fullSnapshot, width: 1000) == ProgressLine.format(fullSnapshot))
+        // Narrower than the kept fields alone: cut.
+        #expect(ProgressLine.format(fullSnapshot, width: 20) == "step  120/5000  loss")
+    }
+
+    /// Losses and step time are medians over the last `window` steps; the rate and ETA a moving average.
+    @Test func mediansOverTheWindow() throws {
+        var p = ProgressLine(totalSteps: 100, style: .plain(period: 1), window: 4)
+        let totals: [Double] = [100, 1, 2, 3, 50, 4]
+        var last = ""
+        for (i, t) in totals.enumerated() {
+            let text = p.update(step: i + 1, total: t, losses: ["loss_mask": t / 10, "loss_mask_3": 7], learningRate: 1,
+                                images: 2, stepSeconds: Double(i + 1), dataSeconds: 0.5)
+            last = try #require(text)
+        }
+        // The last 4 totals are 2, 3, 50, 4: median 3.5; the losses likewise; step times 3, 4, 5, 6: median 4.5.
+        #expect(last.hasPrefix("step   6/100  loss 3.5  mask 0.35  lr 1.00e+00  time 4.5  data 0.5  "))
+        #expect(ProgressLine.median([3, 1, 2]) == 2 && ProgressLine.median([4, 1, 3, 2]) == 2.5 && ProgressLine.median([]) == nil)
     }
 
     @Test func plainLinesEveryPeriodAndAtTheEnd() {
@@ -113,16 +151,36 @@ private func temporaryDirectory(_ name: String) -> String {
         let second = try #require(secondText)
         #expect(p.secondsPerStep == 3)                                             // 0.5·4 + 0.5·2
         #expect(second.contains("1.33 img/s") && second.contains("ETA 24s"))     // 4 / 3; 8 × 3
-        let breaks = (p.lineBreak(), p.lineBreak())
-        #expect(breaks.0 == "\n" && breaks.1 == nil)
-        _ = p.update(step: 3, total: 2, losses: [:], learningRate: 1e-4, images: 4, stepSeconds: 3)
-        let ends = (p.finish(), p.finish())
-        #expect(ends.0 == "\n" && ends.1 == nil)
-        // A narrow terminal: the line is cut to width − 1 columns so it never wraps.
-        var narrow = ProgressLine(totalSteps: 10, style: .terminal(width: 20))
-        let cutText = narrow.update(step: 1, total: 2, losses: [:], learningRate: 1e-4, images: 4, stepSeconds: 1)
-        let cut = try #require(cutText)
-        #expect(cut == "\r" + "step  1/10  loss 2  ".prefix(19) + "\u{1B}[K")
+        #expect(p.finish() == nil)   // a drawn line is ended by the next message (Console)
+        // An 80-column terminal: the line is fitted to 79 columns so it never wraps.
+        var narrow = ProgressLine(totalSteps: 10, style: .terminal(width: 80))
+        let drawnText = narrow.update(step: 1, total: 2, losses: ["loss_cross_entropy": 1, "loss_mask": 1, "loss_dice": 1,
+                                                                  "loss_cross_entropy_dn": 1, "loss_mask_dn": 1, "loss_dice_dn": 1],
+                                      learningRate: 1e-4, images: 4, stepSeconds: 1, dataSeconds: 0.25, peakMemoryBytes: 1 << 30)
+        let drawn = try #require(drawnText)
+        let visible = drawn.dropFirst().dropLast(3)
+        #expect(visible.count <= 79 && visible.contains("lr 1.00e-04") && visible.contains("img/s") && visible.contains("ETA 9s"))
+    }
+
+    @Test func styleFromTheLauncher() {
+        #expect(ProgressLine.standardOutputStyle(period: 5, environment: ["MASKPILOT_PROGRESS": "plain", "COLUMNS": "80"]) == .plain(period: 5))
+        #expect(ProgressLine.standardOutputStyle(period: 5, environment: ["MASKPILOT_PROGRESS": "terminal", "COLUMNS": "72"]) == .terminal(width: 72))
+    }
+
+    /// Messages never share a line with a progress line drawn in place.
+    @Test func consoleMessagesEndADrawnLine() {
+        var out: [String] = []
+        let console = Console { out.append($0) }
+        console.message("start")
+        console.progress("\rstep 1/3\u{1B}[K")
+        console.progress("\rstep 2/3\u{1B}[K")
+        console.message("checkpoint: model_0000002.h5")
+        console.progress("\rstep 3/3\u{1B}[K")
+        console.progress(nil)
+        console.message("done")
+        console.progress("eval 1/1\n")
+        console.message("after a plain line")
+        #expect(out.joined() == "start\n\rstep 1/3\u{1B}[K\rstep 2/3\u{1B}[K\ncheckpoint: model_0000002.h5\n\rstep 3/3\u{1B}[K\ndone\neval 1/1\nafter a plain line\n")
     }
 }
 
