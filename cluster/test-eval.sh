@@ -83,17 +83,81 @@ for results in model synthesized; do
   fi
 done
 
+# Undefined COCO metrics (no ground truth in an area range: COCOeval's -1) are NaN in results.json, never -100.
+undefined=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+names = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+bad = [n for n in names if not (r[n] == "nan" or (isinstance(r[n], (int, float)) and 0 <= r[n] <= 100))]
+print("bad: %s" % bad if bad else " ".join(n for n in names if r[n] == "nan"))' "$tmp/eval1/results.json" 2>&1)
+if [ -n "$undefined" ] && [[ $undefined != bad* ]] && [[ $undefined != *Error* ]]; then
+  ok "undefined COCO metrics are NaN in results.json ($undefined), defined ones within 0…100"
+else
+  bad "undefined COCO metrics" "'$undefined' (96×96 images have no large objects, so APl must be nan)"
+fi
+
+# eval-results takes the annotation file itself, as pycocotools users pass it, and gives the same numbers as the root.
+"$bin" eval-results --task instance --gt "$tmp/data" --split val2017 --results "$tmp/eval1/coco_instances_results.json" >"$tmp/er-root.log" 2>&1
+if "$bin" eval-results --task instance --gt "$tmp/data/annotations/instances_val2017.json" --results "$tmp/eval1/coco_instances_results.json" \
+     >"$tmp/er-file.log" 2>&1 && grep -q '^AP ' "$tmp/er-file.log" \
+   && diff <(grep -E '^A[PR]' "$tmp/er-root.log") <(grep -E '^A[PR]' "$tmp/er-file.log") >/dev/null; then
+  ok "eval-results --gt instances_val2017.json equals --gt ROOT --split val2017"
+else
+  bad "eval-results with an annotation file" "$(tail -3 "$tmp/er-file.log")"
+fi
+
+# eval --weights DIR: the folder's last_checkpoint; a folder without checkpoints is refused saying what was expected.
+if "$bin" eval "${common[@]}" --weights "$tmp/run" --max-images 1 >"$tmp/eval-dir.log" 2>&1 \
+   && grep -q "^weights: $tmp/run/model_final.h5: loaded" "$tmp/eval-dir.log"; then
+  ok "eval --weights RUN_FOLDER reads the checkpoint its last_checkpoint names"
+else
+  bad "eval --weights RUN_FOLDER" "$(tail -3 "$tmp/eval-dir.log")"
+fi
+mkdir -p "$tmp/empty-run"
+if "$bin" eval "${common[@]}" --weights "$tmp/empty-run" >"$tmp/eval-empty.log" 2>&1; then
+  bad "eval --weights EMPTY_FOLDER" "exited 0"
+elif grep -q "is a folder without a last_checkpoint file or model_\*.h5 checkpoints" "$tmp/eval-empty.log" && ! grep -q H5 "$tmp/eval-empty.log"; then
+  ok "eval --weights on a folder without checkpoints says what it expected"
+else
+  bad "eval --weights EMPTY_FOLDER" "$(tail -3 "$tmp/eval-empty.log")"
+fi
+
+# --set key value (a space instead of '='): says how to write it, exit 1; a bad --set value names the --set argument.
+"$bin" eval "${common[@]}" --weights "$tmp/run" --set eval.max_images 3 >"$tmp/set-space.log" 2>&1; code=$?
+if [ "$code" -eq 1 ] && grep -q "write the override as one argument with '=': --set eval.max_images=3" "$tmp/set-space.log"; then
+  ok "--set key value is refused saying to write key=value"
+else
+  bad "--set key value" "exit $code: $(tail -2 "$tmp/set-space.log")"
+fi
+if ! "$bin" eval "${common[@]}" --weights "$tmp/run" --set eval.max_images=three >"$tmp/set-type.log" 2>&1 \
+   && grep -q "^Error: --set eval.max_images=three: 'eval.max_images' must be Int" "$tmp/set-type.log"; then
+  ok "a --set type error names the --set argument"
+else
+  bad "--set type error" "$(tail -2 "$tmp/set-type.log")"
+fi
+
 # maskpilot predict: an overlay, the raw instance label PNG and the JSON per image; a corrupt image is named.
 val=$(ls "$tmp/data/val2017" | head -2 | sed "s|^|$tmp/data/val2017/|")
 # shellcheck disable=SC2086
 if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input $val --output "$tmp/predict" --score-threshold 0 \
      >"$tmp/predict.log" 2>&1 && [ "$(ls "$tmp/predict" | grep -c '_overlay\.png$')" = 2 ] \
    && [ "$(ls "$tmp/predict" | grep -c '_instances\.png$')" = 2 ] && [ "$(ls "$tmp/predict" | grep -c '\.json$')" = 2 ] \
-   && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["task"] == "instance" and d["segments"] and "score" in d["segments"][0]' \
-        "$(ls "$tmp"/predict/*.json | head -1)"; then
-  ok "predict wrote 2 overlays, 2 instance label PNGs and 2 JSON files"
+   && python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); cats = {c["id"] for c in json.load(open(sys.argv[2]))["categories"]}
+s = d["segments"][0]
+assert d["task"] == "instance" and "score" in s and s["category_id"] in cats, (s, cats)' \
+        "$(ls "$tmp"/predict/*.json | head -1)" "$tmp/data/annotations/instances_val2017.json"; then
+  ok "predict wrote 2 overlays, 2 instance label PNGs and 2 JSON files (segments carry the dataset's category_id)"
 else
   bad "predict" "$(tail -3 "$tmp/predict.log"; ls "$tmp/predict" 2>/dev/null | tr '\n' ' ')"
+fi
+first=$(echo "$val" | head -n 1)
+if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$first" --output "$tmp/predict-none" --score-threshold 1.01 \
+     >"$tmp/predict-none.log" 2>&1 && grep -q "no instance scores 1.01 or more (--score-threshold); the best scores 0\.[0-9]*" "$tmp/predict-none.log"; then
+  ok "predict with a threshold above every score says so and gives the best score"
+else
+  bad "predict with no segment left" "$(tail -2 "$tmp/predict-none.log")"
 fi
 printf 'not a jpeg' > "$tmp/corrupt.jpg"
 if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$tmp/corrupt.jpg" --output "$tmp/predict-bad" >"$tmp/predict-bad.log" 2>&1; then

@@ -167,18 +167,21 @@ extension MaskPilotConfig {
             }
             tree = try merge(mapping, into: tree, path: "", file: file)
         }
+        var origins: [String: String] = [:]   // key path → the --set argument that gave it its value
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
-                throw ConfigError(file: "--set", message: "'\(item)' is not of the form key.path=value")
+                throw ConfigError(file: "--set \(item)", message: "not of the form key.path=value (one argument: '=' between the key and "
+                                  + "the value, no space)")
             }
             let keyPath = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+            origins[keyPath] = item
             let value = (try? Yams.load(yaml: raw)).flatMap { $0 } ?? raw
             var nested: Any = value
             for part in keyPath.split(separator: ".").reversed() { nested = [String(part): nested] }
             guard let mapping = nested as? [String: Any] else { continue }
             tree = try merge(mapping, into: tree, path: "", file: "--set \(item)")
         }
-        return try decode(tree, file: file)
+        return try decode(tree, file: file, origins: origins)
     }
 
     /// The YAML text of this configuration (every key, snake_case), as written to a run's output folder.
@@ -243,12 +246,21 @@ extension MaskPilotConfig {
         return out
     }
 
-    static func decode(_ tree: [String: Any], file: String) throws -> MaskPilotConfig {
+    /// Decodes the merged tree; a bad value is reported against the `--set` argument that gave it (`origins`: key path
+    /// → argument, a list element counting for its list), else against `file`.
+    static func decode(_ tree: [String: Any], file: String, origins: [String: String] = [:]) throws -> MaskPilotConfig {
         let data = try JSONSerialization.data(withJSONObject: tree)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do { return try decoder.decode(MaskPilotConfig.self, from: data) } catch let error as DecodingError {
-            throw ConfigError(file: file, message: describe(error))
+            let keys: [String]
+            switch error {
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): keys = c.codingPath.compactMap { $0.intValue == nil ? snake($0.stringValue) : nil }
+            case .keyNotFound(_, let c): keys = c.codingPath.compactMap { $0.intValue == nil ? snake($0.stringValue) : nil }
+            @unknown default: keys = []
+            }
+            let origin = origins[keys.joined(separator: ".")].map { "--set \($0)" }
+            throw ConfigError(file: origin ?? file, message: describe(error))
         }
     }
 

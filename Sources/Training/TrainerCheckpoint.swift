@@ -69,11 +69,13 @@ public func weightsIgnorePatternMatches(_ pattern: String, _ key: String) -> Boo
 /// Initializes `model` from the `/model` group of `path` (a checkpoint or a weights-only HDF5, PyTorch layout):
 /// keys matching an `ignore` pattern are dropped, the rest loaded with `strict: false`. Missing and unused keys
 /// are returned; a mis-shaped key is an error naming the file, the key and both shapes (nothing is copied then).
-public func loadPretrainedWeights(into model: Module, path: String, ignore: [String]) throws -> PretrainedWeightsReport {
-    let tensors: [(String, Tensor)]
-    do { tensors = try readModelWeights(path: path) } catch {
-        throw TrainingError("model.weights: \(error)")
-    }
+///
+/// `path` may also be a run folder: its `last_checkpoint`, else its newest checkpoint, is read. `option` names the
+/// setting in errors (`model.weights`, or `--weights` for eval and predict).
+public func loadPretrainedWeights(into model: Module, path given: String, ignore: [String],
+                                  option: String = "model.weights") throws -> PretrainedWeightsReport {
+    let path = try resolveWeightsPath(given, option: option)
+    let (tensors, notes) = try readPretrainedWeights(path: path, option: option)
     var kept: [(String, Tensor)] = [], ignored: [String] = []
     for (name, tensor) in tensors {
         if ignore.contains(where: { weightsIgnorePatternMatches($0, name) }) { ignored.append(name) } else { kept.append((name, tensor)) }
@@ -83,12 +85,62 @@ public func loadPretrainedWeights(into model: Module, path: String, ignore: [Str
         report = try model.load(kept, layout: .pytorch, strict: false)
     } catch let r as StateDictReport {
         let shapes = r.misshaped.map { "\($0.key): the model has \($0.expected), the file has \($0.found)" }
-        throw TrainingError("model.weights: \(path): \(r.misshaped.count) tensor(s) have the wrong shape (PyTorch layout; "
+        throw TrainingError("\(option): \(path): \(r.misshaped.count) tensor(s) have the wrong shape (PyTorch layout; "
                             + "skip them with model.weights_ignore): " + shapes.joined(separator: "; "))
     }
     let missingSet = Set(report.missing)
-    return PretrainedWeightsReport(path: path, loaded: model.stateDictKeys().filter { !missingSet.contains($0) },
-                                   ignored: ignored, missing: report.missing, unused: report.unused)
+    let loaded = model.stateDictKeys().filter { !missingSet.contains($0) }
+    guard !loaded.isEmpty || kept.isEmpty else {
+        // Nothing matched: the wrong file or another naming scheme; training from random init would hide it.
+        let theirs = kept.prefix(3).map { "'\($0.0)'" }.joined(separator: ", ")
+        let ours = model.stateDictKeys().prefix(2).map { "'\($0)'" }.joined(separator: ", ")
+        throw TrainingError("\(option): \(path): none of its \(kept.count) tensor(s) is a parameter of this model "
+                            + "(the file has \(theirs)…; the model has \(ours)…): a different model or naming. detectron2/"
+                            + "model-zoo files convert with tools/convert_pkl_to_h5.py (--prefix for a backbone alone)")
+    }
+    return PretrainedWeightsReport(path: path, loaded: loaded, ignored: ignored, missing: report.missing,
+                                   unused: report.unused + notes)
+}
+
+/// The tensors of a `model.weights` file, by its extension: a MaskPilot HDF5 (checkpoint or weights-only), or a
+/// `.safetensors` file (HF Mask2Former names are translated to ours; the HF keys no rule maps and non-float tensors
+/// come back as notes for the report's unused list). PyTorch and detectron2 pickles are refused with the
+/// converter command to run.
+func readPretrainedWeights(path: String, option: String) throws -> (tensors: [(String, Tensor)], notes: [String]) {
+    let ext = (path as NSString).pathExtension.lowercased()
+    if ["pkl", "pth", "pt", "bin", "ckpt"].contains(ext) {
+        let out = (path as NSString).deletingPathExtension + ".h5"
+        throw TrainingError("\(option): \(path) is a PyTorch/detectron2 pickle, which MaskPilot does not read; convert it "
+                            + "once with `python3 tools/convert_pkl_to_h5.py \(path) \(out)` (numpy and h5py; torch for .pth) "
+                            + "and give \(out)")
+    }
+    do {
+        guard ext == "safetensors" else { return (try readModelWeights(path: path), []) }
+        let (tensors, skipped) = try readSafeTensors(path: path)
+        let isHF = tensors.contains { $0.0.hasPrefix("model.pixel_level_module.") || $0.0.hasPrefix("model.transformer_module.") }
+        guard isHF else { return (tensors, skipped.map { "\($0) (not a float tensor)" }) }
+        let imported = importHuggingFaceMask2Former(Dictionary(tensors, uniquingKeysWith: { a, _ in a }))
+        return (imported.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                imported.unmapped.map { "\($0) (HF name without a MaskPilot counterpart)" } + skipped.map { "\($0) (not a float tensor)" })
+    } catch let e as TrainingError { throw e } catch {
+        throw TrainingError("\(option): \(error)")
+    }
+}
+
+/// A weights path as given, or for a run folder the checkpoint it points to (`last_checkpoint`, else the newest
+/// `model_*.h5`); a folder without either is an error saying what was expected.
+func resolveWeightsPath(_ path: String, option: String) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
+    let folder = CheckpointDirectory(path)
+    do {
+        if let pointed = try folder.pointedPath() { return pointed }
+        if let newest = try folder.checkpoints().first { return newest.path }
+    } catch {
+        throw TrainingError("\(option): \(error)")
+    }
+    throw TrainingError("\(option): \(path) is a folder without a last_checkpoint file or model_*.h5 checkpoints; give a run "
+                        + "folder that has them, or a weights file (.h5 checkpoint or weights-only file, .safetensors)")
 }
 
 extension Trainer {

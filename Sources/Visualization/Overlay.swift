@@ -24,7 +24,8 @@ public enum Overlay {
     /// factor) so that the shorter side is at least `minimumSide` pixels and labels stay readable; the legend is
     /// a panel on the right. Segments are drawn in order (later ones on top); each label sits at the mask's
     /// "most inside" pixel (the one farthest from the mask's border), so it lands on the segment even for
-    /// non-convex shapes. `title` is drawn above the image.
+    /// non-convex shapes; a label that must move past labels already placed stays on its segment when there is
+    /// room, else a leader line joins it to a dot on the segment. `title` is drawn above the image.
     public static func render(image: Image8, segments: [OverlaySegment], title: String? = nil, alpha: Double = 0.45,
                               minimumSide: Int = 384, maximumSide: Int = 2048, legendOrder: LegendOrder = .drawing) -> Canvas {
         // Enlarge small images so labels stay readable, but never past `maximumSide` on the long side.
@@ -49,7 +50,19 @@ public enum Overlay {
             }
             let candidates = (0...(2 * max(1, h / bh))).map { k in y0 + (k % 2 == 0 ? 1 : -1) * ((k + 1) / 2) * bh }
                 .filter { $0 >= 0 && $0 + bh <= max(h, bh) }
-            let y = candidates.first(where: free) ?? y0
+            // The nearest free place whose centre is on the segment; failing that the nearest free place, joined to
+            // the segment by a leader line ending in a dot on its innermost pixel.
+            func onSegment(_ y: Int) -> Bool {
+                let px = min(w - 1, x + bw / 2), py = min(h - 1, y + bh / 2)
+                return m.bits[py * w + px] != 0
+            }
+            let onMask = candidates.first { free($0) && onSegment($0) }
+            let y = onMask ?? candidates.first(where: free) ?? y0
+            if onMask == nil, !(x..<(x + bw)).contains(cx) || !(y..<(y + bh)).contains(cy) {
+                let edge = (x: Double(min(max(cx, x), x + bw - 1)), y: Double(y > cy ? y : y + bh - 1))
+                picture.drawLine(from: (Double(cx), Double(cy)), to: edge, color: darker(s.color), width: 1.5)
+                picture.fillRect(x: cx - 2, y: cy - 2, width: 5, height: 5, color: darker(s.color))
+            }
             placed.append((x, y, bw, bh))
             picture.drawLabel(s.label, x: x, y: y, background: s.color)
         }

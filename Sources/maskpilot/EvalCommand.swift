@@ -26,7 +26,7 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Model weights: a MaskPilot checkpoint or a weights-only .h5 (PyTorch layout).")
+    @Option(help: "Model weights: a MaskPilot checkpoint, a weights-only .h5 (PyTorch layout), a .safetensors file, or a run folder (its last_checkpoint).")
     var weights: String
 
     @Option(help: "Split to evaluate (default: eval.split, else data.test_split).")
@@ -54,7 +54,7 @@ struct EvalCommand: ParsableCommand {
         var rng = RNG(seed: cfg.seed, stream: 0)
         let model = Mask2Former(cfg.model, rng: &rng)
         model.eval()
-        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [])
+        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
         let s = evaluation.split
         if comm.isCoordinator {
             print("maskpilot eval — \(comm.size) rank(s), \(cfg.data.format.rawValue) \(s.root) split \(s.split), \(s.count) image(s)")

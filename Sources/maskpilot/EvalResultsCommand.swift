@@ -11,7 +11,8 @@ struct EvalResultsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-results", abstract: "Score existing prediction files against a dataset's ground truth.",
         discussion: """
-        --task instance: --gt is a COCO root (annotations/instances_<split>.json); --results is a COCO results JSON \
+        --task instance: --gt is a COCO root (annotations/instances_<split>.json) or the annotation file itself \
+        (instances_val2017.json, as pycocotools' COCO() takes it; --split is then not needed); --results is a COCO results JSON \
         (array of {image_id, category_id, score, segmentation: {size, counts}}, as pycocotools' loadRes reads). \
         Prints COCO mask AP/AR (the 12 COCOeval stats).
         --task panoptic: --gt is a COCO panoptic root (annotations/panoptic_<split>.json + PNGs); --results is a \
@@ -25,8 +26,8 @@ struct EvalResultsCommand: ParsableCommand {
         """)
 
     @Option(help: "instance, panoptic or semantic.") var task: Task
-    @Option(help: "Ground-truth dataset root.") var gt: String
-    @Option(help: "Split name (e.g. val2017, validation).") var split: String
+    @Option(help: "Ground-truth dataset root (instance: or its annotation JSON file).") var gt: String
+    @Option(help: "Split name (e.g. val2017, validation); not needed when --gt is an annotation file.") var split: String?
     @Option(help: "Results: a JSON file (instance) or a folder (panoptic, semantic).") var results: String
 
     func run() throws {
@@ -43,8 +44,21 @@ struct EvalResultsCommand: ParsableCommand {
         }
     }
 
+    /// `--split`, which a dataset root needs.
+    func requiredSplit() throws -> String {
+        guard let split else { throw ValidationError("--split is needed when --gt is a dataset root (\(gt))") }
+        return split
+    }
+
     func instance() throws {
-        let ds = try COCOInstances(root: gt, split: split)
+        let ds: COCOInstances
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: gt, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // The annotation file itself, as pycocotools users pass it (images are not read for scoring).
+            ds = try COCOInstances(annotationFile: gt, imageDirectory: (gt as NSString).deletingLastPathComponent)
+        } else {
+            ds = try COCOInstances(root: gt, split: try requiredSplit())
+        }
         let groundTruth = try COCOMaskAP.groundTruth(from: ds)
         let detections = try readCOCOInstanceResults(path: results)
         let known = Set(ds.images.map(\.id))
@@ -72,7 +86,7 @@ struct EvalResultsCommand: ParsableCommand {
     }
 
     func panoptic() throws {
-        let ds = try COCOPanopticDataset(root: gt, split: split)
+        let ds = try COCOPanopticDataset(root: gt, split: try requiredSplit())
         let json = try findCOCOPanopticPredictionJSON(in: results)
         let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: ds.categories.map(\.id))
         var ev = PanopticEvaluator(isThing: ds.categories.map(\.isThing))
@@ -107,7 +121,7 @@ struct EvalResultsCommand: ParsableCommand {
     }
 
     func semantic() throws {
-        let ds = try ADE20KDataset(root: gt, split: split)
+        let ds = try ADE20KDataset(root: gt, split: try requiredSplit())
         let k = ADE20KDataset.numClasses
         // Class k stands for a predicted 0 (unlabeled): never in the ground truth, so it counts as wrong for the
         // pixel's class and is itself left out of the averages.

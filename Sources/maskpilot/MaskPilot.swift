@@ -1,6 +1,7 @@
 // maskpilot: the command-line entry point (swift-argument-parser).
 // Corresponds to detectron2's train_net.py and tools/ entry points; the subcommands: docs/architecture.md#targets.
 import ArgumentParser
+import Foundation
 
 @main
 struct MaskPilot: ParsableCommand {
@@ -19,6 +20,14 @@ extension MaskPilot {
     /// so a bare `--resume` is rewritten before parsing.
     static func main() {
         var args = Array(CommandLine.arguments.dropFirst())
+        // `--set key value` (a space instead of '='): ArgumentParser would only say "unexpected argument".
+        for i in args.indices where args[i] == "--set" && i + 2 < args.count {
+            let key = args[i + 1], value = args[i + 2]
+            if !key.contains("="), !key.hasPrefix("-"), !value.hasPrefix("-") {
+                FileHandle.standardError.write(Data("Error: --set \(key) \(value): write the override as one argument with '=': --set \(key)=\(value)\n".utf8))
+                Foundation.exit(1)
+            }
+        }
         if let i = args.firstIndex(of: "--resume"), i + 1 == args.count || args[i + 1].hasPrefix("-") {
             args.insert(resumeLast, at: i + 1)
         }

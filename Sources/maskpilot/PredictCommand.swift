@@ -28,7 +28,7 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Model weights: a MaskPilot checkpoint or a weights-only .h5 (PyTorch layout).")
+    @Option(help: "Model weights: a MaskPilot checkpoint, a weights-only .h5 (PyTorch layout), a .safetensors file, or a run folder (its last_checkpoint).")
     var weights: String
 
     @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG).")
@@ -94,7 +94,7 @@ struct PredictCommand: ParsableCommand {
         var rng = RNG(seed: cfg.seed, stream: 0)
         let model = Mask2Former(cfg.model, rng: &rng)
         model.eval()
-        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [])
+        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
         guard report.missing.isEmpty else {
             throw ValidationError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); predicting with random weights there would be meaningless")
         }
@@ -119,11 +119,17 @@ struct PredictCommand: ParsableCommand {
                     let bits = labels.map { $0 == Int32(c) ? UInt8(1) : 0 }
                     segments.append(OverlaySegment(mask: BinaryMask(width: w, height: h, bits: bits), color: Palette.color(c),
                                                    label: names[c], legend: names[c]))
-                    records.append(["class": c, "name": names[c], "pixels": area[c]])
+                    var record: [String: Any] = ["class": c, "name": names[c], "pixels": area[c]]
+                    if let categoryIDs { record["category_id"] = categoryIDs[c] }
+                    records.append(record)
                 }
             case .instance:
-                let kept = (out.result.instances ?? []).filter { Double($0.score) >= scoreThreshold && $0.mask.contains(1) }
-                    .sorted { $0.score > $1.score }
+                let found = (out.result.instances ?? []).filter { $0.mask.contains(1) }
+                let kept = found.filter { Double($0.score) >= scoreThreshold }.sorted { $0.score > $1.score }
+                if kept.isEmpty, let best = found.map(\.score).max() {
+                    print(String(format: "predict: %@: no instance scores %.2f or more (--score-threshold); the best scores %.3f, "
+                                 + "so lower --score-threshold to see it", path, scoreThreshold, Double(best)))
+                }
                 var pixels = [UInt8](repeating: 0, count: w * h)
                 for (k, inst) in kept.enumerated().reversed() where k < 255 {
                     for j in 0..<(w * h) where inst.mask[j] != 0 { pixels[j] = UInt8(k + 1) }
@@ -137,8 +143,11 @@ struct PredictCommand: ParsableCommand {
                                                    label: text, legend: "#\(k + 1) " + text))
                 }
                 legendOrder = .reversed
-                records = kept.enumerated().map { ["id": $0.offset + 1, "class": $0.element.label, "name": names[$0.element.label],
-                                                   "score": Double($0.element.score)] }
+                records = kept.enumerated().map { k, inst in
+                    var record: [String: Any] = ["id": k + 1, "class": inst.label, "name": names[inst.label], "score": Double(inst.score)]
+                    if let categoryIDs { record["category_id"] = categoryIDs[inst.label] }
+                    return record
+                }
             case .panoptic:
                 let pan = out.result.panoptic!
                 var pixels = [UInt8](repeating: 0, count: w * h * 3)

@@ -43,6 +43,23 @@ import Training
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "seed: 1", overrides: ["model.nope=3"]) }
     }
 
+    /// A bad `--set` value is reported against the `--set` argument, not the config file; a missing '=' says how to write it.
+    @Test func overrideErrorsNameTheSetArgument() {
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", file: "z.yaml", overrides: ["solver.max_iter=abc"])
+        } throws: { error in "\(error)".hasPrefix("--set solver.max_iter=abc:") && "\(error)".contains("'solver.max_iter' must be Int") }
+        // A bad value in the file itself is still the file's.
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "solver:\n  max_iter: abc\n", file: "z.yaml", overrides: ["seed=3"])
+        } throws: { error in "\(error)".hasPrefix("z.yaml:") }
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["solver.max_iter"])
+        } throws: { error in "\(error)".hasPrefix("--set solver.max_iter:") && "\(error)".contains("'=' between the key and the value") }
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["model.nope=3"])
+        } throws: { error in "\(error)".hasPrefix("--set model.nope=3:") && "\(error)".contains("unknown key 'model.nope'") }
+    }
+
     @Test func typeErrorsNameThePath() {
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "model:\n  decoder:\n    num_queries: many\n", file: "y.yaml")

@@ -60,5 +60,29 @@ import Visualization
             if canvas.color(x: x, y: y) == RGB(0, 0, 255) { sawBlue = true }
         } }
         #expect(sawRed && sawBlue)
+        // The 40 × 40 segment has room for both: neither label needs a leader line (no dot of either outline colour
+        // inside the segment away from its outline).
+        var dots = 0
+        for y in 14..<46 { for x in 14..<46 where [Overlay.darker(a.color), Overlay.darker(b.color)].contains(canvas.color(x: x, y: y)) { dots += 1 } }
+        #expect(dots == 0)
+    }
+
+    /// A label that cannot sit on its (small) segment is joined to it by a leader line ending in a dot on the segment.
+    @Test func aDisplacedLabelGetsALeaderLine() throws {
+        let image = Image8(width: 64, height: 64, channels: 3, fill: 255)
+        let mask = Self.rectMask(width: 64, height: 64, x0: 27, y0: 27, x1: 35, y1: 35)   // 8 × 8, smaller than a label
+        let red = RGB(255, 0, 0), blue = RGB(0, 0, 255)
+        let canvas = Overlay.render(image: image, segments: [OverlaySegment(mask: mask, color: red, label: "FIRST", legend: "a"),
+                                                             OverlaySegment(mask: mask, color: blue, label: "SECOND", legend: "b")],
+                                    alpha: 0, minimumSide: 64)
+        let anchor = try #require(Overlay.innermostPixel(mask))
+        // The first label covers the anchor; the second is moved off the segment, so its dot is drawn on the anchor.
+        #expect(canvas.color(x: anchor.x, y: anchor.y) == Overlay.darker(blue))
+        // The leader line leaves the segment: dark-blue pixels outside the 8 × 8 square (and its 2-pixel outline).
+        var outside = 0
+        for y in 0..<64 { for x in 0..<64 where !(25..<37).contains(x) || !(25..<37).contains(y) {
+            if let c = canvas.color(x: x, y: y), c.b > 60, c.r < 60, c.g < 60, c != blue { outside += 1 }
+        } }
+        #expect(outside > 0)
     }
 }
