@@ -36,11 +36,11 @@ let package = Package(
         .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Data", "Distributed", "Checkpoint",
                                                  "Evaluation",
                                                  .product(name: "Yams", package: "Yams")]),
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "Kernels", "Checkpoint"]),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "Checkpoint"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [
-                "CBLAS", "Kernels", "TensorCore", "NN", "Optim", "Mask2FormerModel", "Training", "Data", "Checkpoint", "Evaluation",
+                "CBLAS", "Kernels", "TensorCore", "NN", "Mask2FormerModel", "Training", "Data", "Checkpoint", "Distributed", "Evaluation",
                 "Visualization", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -4,7 +4,7 @@
 Optional manual check of Sources/Training/TensorBoard.swift (CI does not depend on it):
 
     pip install tensorboard
-    MASKPILOT_TB_SAMPLE=/tmp/tb swift test --filter TensorBoardTests/sampleFileForTheOptionalPythonCheck
+    MASKPILOT_TB_SAMPLE=/tmp/tb swift test --filter TensorBoardTests/sampleRunFileIsFramedExactly
     python3 tools/check_tensorboard.py /tmp/tb          # or OUTPUT/tb of a run, or one events file
 
 Exit status 0 when at least one scalar was read, 1 otherwise, 2 when tensorboard is not installed.

@@ -1,6 +1,5 @@
 // HDF5Error: the error every HDF5 wrapper call throws, naming the call, the file/object and HDF5's message.
 // No reference counterpart (h5py raises similar errors).
-import CHDF5
 
 /// A failed HDF5 call: which call, on which file or object, and the library's own message.
 public struct HDF5Error: Error, CustomStringConvertible, Sendable {

@@ -1,6 +1,5 @@
 // The training and test-time augmentation recipes (ADE20K semantic, COCO LSJ) from a decoded sample to its targets.
 // Corresponds to Mask2Former's MaskFormerSemanticDatasetMapper and COCO{Instance,Panoptic}NewBaselineDatasetMapper (docs/model.md#augmentation).
-import Foundation
 import TensorCore
 
 // MARK: - Input

@@ -1,6 +1,5 @@
 // Resampling for augmentations: PIL's antialiased BILINEAR resize of 8-bit images and the two nearest rules.
 // Corresponds to detectron2 ResizeTransform: PIL Image.resize (uint8 images and masks) and F.interpolate "nearest" (float label maps).
-import Foundation
 
 /// Which nearest-neighbour rule maps an output pixel to its source pixel when a label map or mask is resized.
 ///

@@ -1,6 +1,5 @@
 // Deterministic transforms that record their parameters and apply identically to image, label map, masks and coordinates.
 // Corresponds to detectron2/fvcore Transform objects: ResizeTransform, HFlipTransform, CropTransform, PadTransform, TransformList.
-import Foundation
 
 /// A size in pixels, height first (as detectron2's `image.shape[:2]`).
 public struct ImageSize: Sendable, Hashable, CustomStringConvertible {

@@ -1,6 +1,5 @@
 // A training / inference batch: normalized NHWC images zero-padded to a multiple of 32, per-image labels and bit-packed masks.
 // Corresponds to Mask2Former's ImageList.from_tensors((x − mean) / std, 32) and prepare_targets (GT masks padded with zeros).
-import Foundation
 import TensorCore
 
 /// Per-channel pixel normalization `(x − mean) / std` in float32, RGB order.

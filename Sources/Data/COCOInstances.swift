@@ -1,12 +1,6 @@
 // COCO instance annotations (`annotations/instances_<split>.json` + images in `<split>/`) as a compact per-image index.
 // Corresponds to pycocotools' COCO() index with annToRLE/annToMask, and detectron2's load_coco_json (contiguous ids).
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a reader does with a bad record (an annotation naming an unknown image, a degenerate polygon, …):
 /// stop with a `DataError`, or skip the record and count it.
 public enum BadSamplePolicy: String, Sendable, CaseIterable {

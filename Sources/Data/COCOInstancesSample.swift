@@ -1,6 +1,5 @@
 // COCO instances as augmentation samples: polygons rasterized after the geometric transform, RLEs moved as bitmaps.
 // Corresponds to detectron2's annotations_to_instances / transform_instance_annotations (docs/model.md#augmentation: masks rasterized after the transform).
-import Foundation
 
 extension COCOInstances {
     /// Image `index` decoded with its annotations as `.instances`. Polygon objects are `.deferred`: their

@@ -1,6 +1,5 @@
 // The Data target's core value types: 8-bit images, label maps and binary masks, and the error every reader throws.
 // Corresponds to detectron2's numpy HWC uint8 images, sem_seg label maps and BitMasks.
-import Foundation
 
 /// An 8-bit image, row-major, channels interleaved (`[height, width, channels]`): RGB has 3 channels,
 /// gray 1. Pixel (x, y), channel c is `pixels[(y·width + x)·channels + c]`.

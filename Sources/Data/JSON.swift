@@ -132,8 +132,6 @@ struct JSONByteScanner {
         return true
     }
 
-    func keyString(_ key: JSONKey) -> String { decodeString(start: key.start, count: key.count) }
-
     // MARK: strings
 
     /// Scans a string starting at `"`; returns the raw content range and whether it has escapes.

@@ -106,9 +106,6 @@ public final class GradientBucketer {
     /// Buckets whose reduction has started this step (they start in bucket order).
     public var startedCount: Int { nextToStart }
 
-    /// Whether parameter `i` was marked ready this step.
-    public func isReady(_ parameter: Int) -> Bool { readyParameter[parameter] }
-
     /// Whether bucket `b` has all its parameters ready this step.
     public func isBucketReady(_ b: Int) -> Bool { pendingCount[b] == 0 }
 

@@ -59,10 +59,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     /// True when this process was started by an MPI launcher (mpirun / srun), judged from the launcher's
-    /// environment, without initialising MPI: lets a CLI run alone with a `LocalCommunicator`.
-    public static func launchedUnderMPI() -> Bool {
-        let env = ProcessInfo.processInfo.environment
-        return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { env[$0] != nil }
+    /// variables in `environment` (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE` or `PMIX_RANK`; the process's own by
+    /// default), without initialising MPI: lets a CLI run alone with a `LocalCommunicator`.
+    public static func launchedUnderMPI(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
     }
 
     private init() throws {

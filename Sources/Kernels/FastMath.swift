@@ -1,6 +1,5 @@
 // Branch-free float32 exp and log1p that vectorize inside loops (softmax, matcher costs, losses).
 // Corresponds to expf / log1pf (glibc) to within ~1e-7 relative; the Cephes polynomial schemes.
-import Foundation
 
 /// exp(x) in float32 by range reduction and a degree-6 polynomial (the Cephes expf scheme), written
 /// branch-free so loops over it vectorize. Max relative error ≈ 1e-7 (as glibc's expf) for

@@ -1,6 +1,5 @@
 // SetCriterion: Hungarian matching plus weighted CE and point-sampled BCE/dice losses, with deep supervision.
 // Corresponds to Mask2Former modeling/criterion.py SetCriterion (loss_labels, loss_masks) and the HF port (docs/model.md#criterion).
-import Foundation
 import TensorCore
 
 /// One supervised prediction of the decoder (with grad).

@@ -1,6 +1,5 @@
 // Sources of the random points the matcher and the point-sampled mask losses draw (random or replayed).
 // Corresponds to the torch.rand calls of Mask2Former's matcher and PointRend's uncertainty sampling (docs/model.md#point-sampling).
-import Foundation
 import TensorCore
 
 /// Where the criterion's random points come from. Every point is `(x, y)` in `[0, 1]²`.

@@ -1,6 +1,5 @@
 // Maps HuggingFace-transformers Mask2Former parameter names onto the reference (detectron2) names we use.
 // Corresponds to transformers' convert_mask2former_original_pytorch_checkpoint_to_pytorch.py, run backwards.
-import Foundation
 import TensorCore
 
 /// The outcome of translating an HF `state_dict`: tensors under our names (PyTorch layout), and the

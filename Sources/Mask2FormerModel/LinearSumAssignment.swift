@@ -1,6 +1,5 @@
 // Exact rectangular linear-sum assignment (shortest augmenting paths with dual potentials), in Double.
 // Corresponds to scipy.optimize.linear_sum_assignment as called by the Hungarian matcher (docs/model.md#matcher).
-import Foundation
 import TensorCore
 
 /// One assigned pair of a linear-sum assignment: `row` ↔ `col`.

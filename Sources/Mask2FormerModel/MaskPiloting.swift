@@ -1,6 +1,5 @@
 // MP-Former's mask piloting: noised label queries, GT-mask attention for the MP part, the self-attention mask.
 // Corresponds to MP-Former MultiScaleMaskedTransformerDecoderMaskDN (prepare_for_dn_v5 "points", gen_mask_dn) — docs/model.md#mask-piloting.
-import Foundation
 import TensorCore
 
 /// Every MP knob of docs/model.md#mp-configuration (defaults: the released "no noise, all layers" scripts).

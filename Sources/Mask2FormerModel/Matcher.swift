@@ -1,6 +1,5 @@
 // Hungarian matcher: class, point-sampled mean-BCE and dice costs between queries and targets, then LSAP.
 // Corresponds to Mask2Former modeling/matcher.py HungarianMatcher (memory_efficient_forward), docs/model.md#matcher.
-import Foundation
 import Kernels
 import TensorCore
 

@@ -1,6 +1,5 @@
 // Inference post-processing: configuration, image sizes, result types and the per-image pipeline.
 // Corresponds to Mask2Former maskformer_model.py MaskFormer.forward (eval branch) and its flags (docs/model.md#inference).
-import Kernels
 import TensorCore
 
 /// The `MODEL.MASK_FORMER.TEST.*` switches and thresholds of inference.

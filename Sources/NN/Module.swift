@@ -58,11 +58,6 @@ open class Module {
         entries.compactMap { e in e.kind == .parameter ? (e.key, e.tensor!) : nil }
     }
 
-    /// This module's own buffers (not its children's), in declaration order.
-    public final func directBuffers() -> [(String, Tensor)] {
-        entries.compactMap { e in e.kind == .buffer ? (e.key, e.tensor!) : nil }
-    }
-
     // MARK: Recursive queries
 
     /// Every module of the tree in pre-order with its dotted name, the root first with name "".
@@ -149,9 +144,6 @@ open class Module {
     /// Sets `requiresGrad = false` on every parameter (detectron2's `freeze()`); frozen parameters
     /// should be left out of the optimizer's parameter set.
     public final func freeze() { for t in parameters() { t.requiresGrad = false } }
-
-    /// Sets `requiresGrad = true` on every parameter.
-    public final func unfreeze() { for t in parameters() { t.requiresGrad = true } }
 }
 
 /// One reflected entry: a parameter or buffer tensor, or a child module.

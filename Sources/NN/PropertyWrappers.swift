@@ -1,6 +1,5 @@
 // Property wrappers that mark a module's stored properties as parameters, buffers or children, with a key override.
 // Corresponds to nn.Parameter / register_buffer / submodule attributes, and the attribute names that become state_dict keys.
-import TensorCore
 
 /// How a parameter is laid out in memory relative to the reference (PyTorch) `state_dict`.
 public enum ParameterLayout: Sendable, Equatable {

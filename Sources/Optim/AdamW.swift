@@ -187,15 +187,6 @@ public final class AdamW {
         }
     }
 
-    /// Clears the moments and the step count.
-    public func resetState() {
-        stepCount = 0
-        if parameters.count > 0 {
-            memset(expAvg.base, 0, parameters.count * MemoryLayout<Float>.stride)
-            memset(expAvgSq.base, 0, parameters.count * MemoryLayout<Float>.stride)
-        }
-    }
-
     /// The state as named tensors: `exp_avg/<name>` and `exp_avg_sq/<name>` (views into the moment
     /// buffers, parameter shapes, in parameter order) and `step` (a float32 scalar, as torch stores it).
     public func namedState() -> [(String, Tensor)] {

@@ -1,6 +1,5 @@
 // Fused multi-head scaled-dot-product attention op with a boolean mask and its backward.
 // Corresponds to torch.nn.MultiheadAttention's core (softmax(QKᵀ/√d + mask)·V), Mask2Former's masked attention.
-import Foundation
 import Kernels
 
 extension Tensor {

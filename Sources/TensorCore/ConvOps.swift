@@ -1,6 +1,5 @@
 // ConvOps: the NHWC conv2d op (im2col + sgemm kernels) with its backward, and the per-thread im2col workspace.
 // Corresponds to torch.nn.functional.conv2d (detectron2 layers.Conv2d; groups = 1, dilation = 1).
-import Foundation
 import Kernels
 
 /// The im2col buffer of one thread: grown on demand, reused by every conv forward and backward on

@@ -1,6 +1,5 @@
 // Reductions: sum/mean over axes (with backward), and max/argmax/top-k (no gradient).
 // Corresponds to torch.sum / mean / max / argmax / topk.
-import Foundation
 
 extension Tensor {
     /// Sum over one axis, accumulating in Double.

@@ -1,6 +1,5 @@
 // Shape ops: reshape, expand, permute/transpose, slice, concat, stack, pad, index-select, gather, embedding.
 // Corresponds to torch's view/reshape/expand/permute/narrow/cat/stack/F.pad/index_select/gather.
-import Foundation
 
 extension Tensor {
     /// Same elements under a new shape (one dimension may be -1). Shares storage.
@@ -23,13 +22,6 @@ extension Tensor {
     /// Inserts a unit dimension at `axis`.
     public func unsqueezed(_ axis: Int) -> Tensor {
         var s = shape; s.insert(1, at: normalizeAxis(axis, rank + 1)); return reshaped(s)
-    }
-
-    /// Removes the unit dimension at `axis`.
-    public func squeezed(_ axis: Int) -> Tensor {
-        let a = normalizeAxis(axis, rank)
-        precondition(shape[a] == 1, "squeeze of axis \(axis) with size \(shape[a])")
-        var s = shape; s.remove(at: a); return reshaped(s)
     }
 
     /// Broadcast copy to `target` (numpy rules); the backward sums over the broadcast axes.

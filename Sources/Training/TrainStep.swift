@@ -1,7 +1,6 @@
 // One optimisation step of Mask2Former / MP-Former: forward, criterion (+ MP losses), backward, clip, AdamW.
 // Corresponds to detectron2's SimpleTrainer.run_step with Mask2Former's build_optimizer (docs/model.md#criterion, #optimizer).
 import Dispatch
-import Foundation
 import Mask2FormerModel
 import NN
 import Optim

@@ -27,13 +27,6 @@ public enum BitmapFont {
     /// Whether `scalar` has a glyph of its own (otherwise it draws as a box).
     public static func hasGlyph(_ scalar: Unicode.Scalar) -> Bool { index(scalar) != nil }
 
-    /// Whether pixel (`column`, `row`) of `scalar`'s glyph is ink; false outside the 5×9 bitmap.
-    public static func isInk(_ scalar: Unicode.Scalar, column: Int, row: Int) -> Bool {
-        guard (0..<glyphWidth).contains(column), (0..<glyphHeight).contains(row) else { return false }
-        let bits = rows(scalar)[rows(scalar).startIndex + row]
-        return (bits >> UInt8(glyphWidth - 1 - column)) & 1 == 1
-    }
-
     /// The glyph's position in `table`: ASCII 32…126 first, then the extras in `extras` order.
     private static func index(_ scalar: Unicode.Scalar) -> Int? {
         let v = Int(scalar.value)

@@ -1,6 +1,5 @@
 // Test support: finite-difference gradient checks and closeness comparisons with documented tolerances.
 // Corresponds to torch.autograd.gradcheck (central differences, here with Double accumulation).
-import Foundation
 import TensorCore
 
 /// Outcome of a comparison: `passed`, and a human-readable report of the worst element.

@@ -1,7 +1,6 @@
 // `maskpilot bench step`: time one training step of a configured model on synthetic data, by phase.
 // Measures the numbers docs/perf.md records against the floor (step GEMM FLOPs ÷ sgemm rate).
 import ArgumentParser
-import CBLAS
 import Dispatch
 import Distributed
 import Foundation

@@ -1,7 +1,6 @@
 // Damage and failure paths of the HDF5 wrapper: Fletcher32 catches flipped bytes, truncated or foreign files and
 // missing objects fail with errors naming them, and files we write are readable by the standard h5dump tool.
 import Checkpoint
-import Foundation
 import Testing
 import TensorCore
 

@@ -243,6 +243,9 @@ func liveThreadNames() -> [String] {
                                 load: { i in _ = token; return try load(i) })
             name = loader.threadName
             _ = try loader.next()
+            // Both workers are running (otherwise the check after deinit would pass vacuously).
+            for _ in 0..<500 where liveThreadNames().filter({ $0 == name }).count < 2 { usleep(10_000) }
+            #expect(liveThreadNames().filter { $0 == name }.count == 2)
         }
         #expect(weakToken == nil)
         #expect(liveThreadNames().filter { $0 == name }.isEmpty)

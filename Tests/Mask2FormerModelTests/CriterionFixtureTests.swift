@@ -1,6 +1,5 @@
 // The criterion alone on the reference fixture: its stored predictions, targets and recorded points give its loss terms.
 // Checks Tests/Fixtures/mask2former-tiny.h5 (loss/…, predictions/…, root attribute loss_terms) per Tests/Fixtures/README.md.
-import Foundation
 import Testing
 import TensorCore
 import _TestSupport

@@ -1,6 +1,5 @@
 // Parity with Tests/Fixtures/mask2former-tiny.h5: a reference Mask2Former's weights, activations, losses, gradients.
 // Reference: HF transformers Mask2Former (PyTorch), see the fixture's README for configuration and conventions.
-import Foundation
 import Mask2FormerModel
 import NN
 import Testing

@@ -1,6 +1,5 @@
 // Tests of the rectangular linear-sum-assignment solver against brute force, with ties and non-finite costs.
 // Reference semantics: scipy.optimize.linear_sum_assignment (min(rows, cols) pairs sorted by row, optimal total).
-import Foundation
 import Testing
 import TensorCore
 import Mask2FormerModel

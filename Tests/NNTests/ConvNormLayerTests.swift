@@ -1,6 +1,5 @@
 // Tests of the Conv2d and normalization layers: keys (incl. detectron2's conv.norm), hand-checked values, gradient checks.
 // Reference semantics: detectron2 Conv2d + FrozenBatchNorm2d, torch.nn.LayerNorm / GroupNorm.
-import Foundation
 import Testing
 import TensorCore
 import NN

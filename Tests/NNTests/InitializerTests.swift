@@ -1,6 +1,5 @@
 // Tests of the initializers: fans in our layouts, bounds respected, sample mean/variance close to theory.
 // Reference semantics: torch.nn.init (xavier_uniform_, kaiming_uniform_/normal_, normal_) and nn.Linear's reset_parameters.
-import Foundation
 import Testing
 import TensorCore
 import NN

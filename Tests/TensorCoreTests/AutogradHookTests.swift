@@ -2,7 +2,6 @@
 // Reference semantics: PyTorch DDP's per-parameter autograd hooks firing once a parameter's gradient is final.
 import Testing
 import TensorCore
-import _TestSupport
 
 @Suite struct AutogradHookTests {
     /// a, b, c, d used at tape positions 0/2, 0, 1 and 4; e only in a branch that does not reach the loss;

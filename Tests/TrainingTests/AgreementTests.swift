@@ -3,7 +3,6 @@
 // A fake two-rank communicator stands in for MPI: its all-gathers return this rank's value and a chosen
 // "rank 1" value, which is all `Trainer.checkAgreement` uses.
 import Distributed
-import Foundation
 import Testing
 import Training
 

@@ -258,17 +258,52 @@ private func temporaryDirectory(_ name: String) -> String {
                 [0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0xAC, 0x02, 0x2A, 10, 0x0A, 8, 0x0A, 1, 0x61, 0x15, 0, 0, 0x80, 0x3F])
     }
 
-    /// Writes an events file for `tools/check_tensorboard.py` when MASKPILOT_TB_SAMPLE names a directory.
-    @Test func sampleFileForTheOptionalPythonCheck() throws {
-        guard let dir = ProcessInfo.processInfo.environment["MASKPILOT_TB_SAMPLE"] else { return }
-        let writer = try TensorBoardWriter(directory: dir)
-        for step in 1...5 {
-            let record = MetricsRecord(step: step, epoch: 0, losses: ["loss_mask": 1 / Float(step), "loss_dice_dn": 0.5],
-                                       total: 10 / Float(step), learningRate: 1e-4, gradNorm: 0.01 * Double(step),
-                                       timing: StepTiming(forward: 0.5, backward: 1), imagesPerSecond: 2)
-            try writer.add(scalars: record.scalars, step: step)
+    /// The events file of a short run (the `MetricsRecord.scalars` of five steps), byte for byte: the first
+    /// record framed as TensorFlow's RecordWriter frames it, with CRCs worked out independently of `CRC32C`
+    /// (Python, RFC 3720 check value 0xE3069283), then exactly one framed event per `add`, in order.
+    /// With MASKPILOT_TB_SAMPLE naming a directory the file is written (and kept) there for the optional check
+    /// with TensorBoard itself: `python3 tools/check_tensorboard.py "$MASKPILOT_TB_SAMPLE"`.
+    @Test func sampleRunFileIsFramedExactly() throws {
+        let keep = ProcessInfo.processInfo.environment["MASKPILOT_TB_SAMPLE"]
+        let dir = keep ?? temporaryDirectory("tb-sample")
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let start = 1_700_000_000.0
+        var expected = TFRecord.frame(TensorBoardEvent.fileVersion(wallTime: start))
+        let path: String
+        do {
+            let writer = try TensorBoardWriter(directory: dir, wallTime: start, hostname: "sample")
+            path = writer.path
+            for step in 1...5 {
+                let record = MetricsRecord(step: step, epoch: 0, time: start + Double(step),
+                                           losses: ["loss_mask": 1 / Float(step), "loss_dice_dn": 0.5],
+                                           total: 10 / Float(step), learningRate: 1e-4, gradNorm: 0.01 * Double(step),
+                                           timing: StepTiming(forward: 0.5, backward: 1), imagesPerSecond: 2)
+                try writer.add(scalars: record.scalars, step: step, wallTime: record.time)
+                expected += TFRecord.frame(TensorBoardEvent.scalars(record.scalars, step: step, wallTime: record.time))
+            }
+            try writer.flush()
         }
-        try writer.flush()
-        print("wrote \(writer.path)")
+        let data = try #require(FileManager.default.contents(atPath: path))
+        let bytes = [UInt8](data)
+        // uint64 length 24 · masked CRC32C of those 8 bytes · Event{wall_time 1.7e9 (field 1, fixed64),
+        // file_version "brain.Event:2" (field 3)} · masked CRC32C of the 24 bytes; all little-endian.
+        var firstRecord: [UInt8] = [0x18, 0, 0, 0, 0, 0, 0, 0, 0xA3, 0x7F, 0x4B, 0x22]
+        firstRecord += [0x09, 0, 0, 0, 0x40, 0xFC, 0x54, 0xD9, 0x41, 0x1A, 0x0D]
+        firstRecord += Array("brain.Event:2".utf8)
+        firstRecord += [0xEC, 0xED, 0x8F, 0x9D]
+        #expect(firstRecord.count == 40)
+        #expect(Array(bytes.prefix(40)) == firstRecord)
+        #expect(bytes.count == expected.count && bytes == expected)
+        // What TensorBoard will show: 12 tags per step, every step, the values as float32.
+        let (version, scalars) = try TensorBoardEventReader.read(path: path)
+        #expect(version == "brain.Event:2")
+        let tags = ["grad_norm", "images_per_s", "loss/dice_dn", "loss/mask", "loss/total", "lr", "time/allreduce_wait",
+                    "time/backward", "time/criterion", "time/data_wait", "time/forward", "time/optimizer"]
+        #expect(scalars.map(\.tag) == Array((1...5).map { _ in tags }.joined()))
+        #expect(scalars.map(\.step) == (1...5).flatMap { Array(repeating: $0, count: 12) })
+        #expect(scalars.filter { $0.tag == "loss/mask" }.map(\.value) == (1...5).map { 1 / Float($0) })
+        #expect(scalars.filter { $0.tag == "grad_norm" }.map(\.value) == (1...5).map { Float(0.01 * Double($0)) })
+        #expect(scalars.filter { $0.tag == "time/backward" }.allSatisfy { $0.value == 1 })
+        #expect(scalars.filter { $0.tag == "lr" }.map(\.wallTime) == (1...5).map { start + Double($0) })
     }
 }
