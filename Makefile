@@ -37,6 +37,7 @@ test: deps
 	cluster/test-eval.sh
 	cluster/test-launch.sh
 	cluster/test-slurm.sh
+	cluster/test-faults.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

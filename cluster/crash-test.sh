@@ -69,8 +69,8 @@ printf 'crash-test: %d rounds (%d aimed at a checkpoint write), seed %d, work fo
 
 for r in $(seq 1 "$rounds"); do
   log="$work/round-$r.log"
-  args=(train "${common[@]}")
-  [ "$expected" != "-" ] && args+=(--resume)
+  # Always --resume: it continues from the newest intact checkpoint, or starts fresh while there is none.
+  args=(train "${common[@]}" --resume)
   touch "$work/round-start"
   cluster/launch.sh -n 2 -- "${args[@]}" >"$log" 2>&1 &
   launcher=$!

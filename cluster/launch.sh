@@ -8,7 +8,7 @@
 # T = cores ÷ ranks per node (at least 1); OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set to T and each rank
 # is bound to T cores (mpirun --map-by ppr:R:node:PE=T --bind-to core, R ranks per node). With more ranks than cores, ranks are not
 # bound (--oversubscribe --bind-to none). Adds Open MPI's run-as-root settings when run as root.
-# --dry-run prints the mpirun command instead of running it.
+# --dry-run prints the mpirun command instead of running it. SIGTERM to this script stops training cleanly (exit 0).
 set -euo pipefail
 ranks=2; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"; dry=0
 while [ $# -gt 0 ]; do
@@ -70,4 +70,14 @@ if [ "$dry" -eq 1 ]; then
   echo "mpirun ${args[*]} $bin $*"
   exit 0
 fi
-exec mpirun "${args[@]}" "$bin" "$@"
+# A SIGTERM (or SIGUSR1) to this launcher is a request to stop: it is passed to mpirun as SIGUSR1, which Open MPI
+# forwards to every rank without ending the job; the ranks write one checkpoint together and exit 0, and so do
+# mpirun and this script. (A SIGTERM to mpirun itself would kill the ranks and exit 1.) Ctrl-C still aborts.
+mpirun "${args[@]}" "$bin" "$@" &
+job=$!
+trap 'kill -USR1 "$job" 2>/dev/null' TERM USR1
+while true; do
+  status=0; wait "$job" || status=$?   # (set -e must not end the script on a trapped signal)
+  kill -0 "$job" 2>/dev/null || break   # wait returned early for a trapped signal: keep waiting
+done
+exit "$status"

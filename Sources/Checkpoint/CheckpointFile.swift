@@ -156,8 +156,7 @@ private func writeCheckpointFile(_ c: CheckpointContents, path: String) throws {
             }
         }
     }
-    let file = try HDF5File(create: path, mode: .truncate)
-    do {
+    try writeHDF5File(path) { file in
         let model = try file.createGroup(CheckpointLayout.model)
         for (name, tensor) in c.model { try model.write(tensor, to: name, options: .checksummed) }
         try model.setAttribute(CheckpointLayout.namesAttribute, string: c.model.map(\.0).joined(separator: "\n"))
@@ -190,11 +189,21 @@ private func writeCheckpointFile(_ c: CheckpointContents, path: String) throws {
         try meta.setAttribute("parameter_signature", string: hex16(c.meta.parameterSignature))
         try meta.setAttribute("created", string: c.meta.createdAt)
         try meta.setAttribute("maskpilot_version", string: c.meta.maskpilotVersion)
-        try file.close()
+    }
+}
+
+/// Creates `path`, lets `fill` write it, and closes it. Every group and dataset `fill` opens is released when it
+/// returns, before the file is closed: after a failed write (a full disk) HDF5 cannot close the file cleanly, and
+/// a group still open then crashed the process at exit (SIGSEGV in HDF5's clean-up) after the error was printed.
+func writeHDF5File(_ path: String, _ fill: (HDF5File) throws -> Void) throws {
+    let file = try HDF5File(create: path, mode: .truncate)
+    do {
+        try fill(file)
     } catch {
         try? file.close()
         throw error
     }
+    try file.close()
 }
 
 /// fsyncs a file or a folder, failing with an error naming it.
@@ -380,17 +389,12 @@ public func writeModelWeights(_ model: [(String, Tensor)], to path: String, sour
         }
     }
     try writeAtomically(to: path) { tmp in
-        let file = try HDF5File(create: tmp, mode: .truncate)
-        do {
+        try writeHDF5File(tmp) { file in
             let group = try file.createGroup(CheckpointLayout.model)
             for (name, tensor) in model { try group.write(tensor, to: name, options: .checksummed) }
             try group.setAttribute(CheckpointLayout.namesAttribute, string: model.map(\.0).joined(separator: "\n"))
             let meta = try file.createGroup(CheckpointLayout.meta)
             try meta.setAttribute("source", string: source)
-            try file.close()
-        } catch {
-            try? file.close()
-            throw error
         }
     }
 }

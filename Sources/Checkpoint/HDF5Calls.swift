@@ -23,8 +23,17 @@ private let hdf5SilencedKey: pthread_key_t = {
     return key
 }()
 
+/// HDF5 is told, before its first use, not to run its own clean-up at process exit (H5dont_atexit). That clean-up
+/// closes whatever is still open; after a failed write (a full disk) the file cannot be closed and the clean-up
+/// crashed with SIGSEGV inside H5_term_library after our error was printed. Every file we open is closed by our
+/// own code (close() or deinit), so nothing relies on it. It must come before anything initializes the library —
+/// including the shim's getters for macros such as H5F_ACC_RDONLY, which call H5open — so `HDF5File` touches it
+/// first.
+let hdf5AtexitDisabled: Void = { _ = H5dont_atexit() }()
+
 /// Turns HDF5's automatic error printing off for the calling thread (once per thread). Call with the lock held.
 private func silenceHDF5ErrorPrinting() {
+    _ = hdf5AtexitDisabled
     guard pthread_getspecific(hdf5SilencedKey) == nil else { return }
     _ = mp_h5_silence_errors()
     _ = pthread_setspecific(hdf5SilencedKey, UnsafeRawPointer(bitPattern: 1))
@@ -71,19 +80,29 @@ private func hdf5ErrorStackMessage() -> String {
             return 0
         }, Unmanaged.passUnretained(collector).toOpaque())
     }
-    var parts: [String] = []
+    var parts: [String] = [], seen = Set<String>()
+    var systemError: String? = nil
     for entry in collector.entries {
-        var text = "\(entry.function)(): \(entry.description)"
+        // The file driver's description holds the system's message: "…errno = 28, error message = 'No space…', …".
+        var description = entry.description
+        if let range = description.range(of: ", error message = '"),
+           let end = description[range.upperBound...].firstIndex(of: "'") {
+            let errno = description.range(of: "errno = ").map { description[$0.upperBound...].prefix { $0.isNumber } } ?? ""
+            systemError = systemError ?? "\(description[range.upperBound..<end])" + (errno.isEmpty ? "" : " (errno \(errno))")
+            description = description.components(separatedBy: ": time = ").first ?? description
+        }
+        var text = "\(entry.function)(): \(description)"
         if let minor = hdf5MessageText(entry.minor), !minor.isEmpty,
-           minor.lowercased() != entry.description.lowercased() {
+           minor.lowercased() != description.lowercased() {
             text += " [\(minor)]"
         }
-        parts.append(text)
+        if seen.insert(text).inserted { parts.append(text) }   // a failed flush repeats whole chains
     }
     _ = H5Eclear2(mp_h5e_default())
     if status < 0 && parts.isEmpty { return "(the HDF5 error stack could not be read)" }
     if parts.isEmpty { return "(HDF5 reported failure without an error message)" }
-    return parts.joined(separator: " → ")
+    let stack = parts.joined(separator: " → ")
+    return systemError.map { "\($0); HDF5: \(stack)" } ?? stack
 }
 
 /// The text of an HDF5 error message id (H5Eget_msg). Call with the lock held.

@@ -26,6 +26,7 @@ public final class HDF5File: HDF5Object {
 
     /// Opens an existing file (H5Fopen).
     public init(open path: String, mode: OpenMode = .readOnly) throws {
+        _ = hdf5AtexitDisabled
         self.path = path
         self.isWritable = mode == .readWrite
         self.id = try H5.fopen(path, flags: mode == .readWrite ? mp_h5f_acc_rdwr() : mp_h5f_acc_rdonly(), at: path)
@@ -33,6 +34,7 @@ public final class HDF5File: HDF5Object {
 
     /// Creates a file (H5Fcreate): `.truncate` replaces an existing file, `.exclusive` fails if it exists.
     public init(create path: String, mode: CreateMode = .truncate) throws {
+        _ = hdf5AtexitDisabled
         self.path = path
         self.isWritable = true
         self.id = try H5.fcreate(path, flags: mode == .truncate ? mp_h5f_acc_trunc() : mp_h5f_acc_excl(), at: path)

@@ -147,6 +147,10 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 extension MaskPilotConfig {
     /// Reads `path`: YAML whose keys override the defaults; every key must exist in the schema.
     public static func load(path: String, overrides: [String] = []) throws -> MaskPilotConfig {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ConfigError(file: path, message: "is a folder, not a YAML configuration file")
+        }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw ConfigError(file: path, message: "cannot read the file (\(error.localizedDescription))")
@@ -156,17 +160,16 @@ extension MaskPilotConfig {
 
     /// Parses YAML `text` (named `file` in errors) over the defaults, then `overrides` ("a.b.c=value", YAML values).
     public static func parse(yaml text: String, file: String = "<config>", overrides: [String] = []) throws -> MaskPilotConfig {
-        let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: file, message: "invalid YAML: \(error)")
-        }
+        let loaded = try loadYAML(text, file: file)
         var tree = try defaultTree()
-        if let loaded, !(loaded is NSNull) {
-            guard let mapping = loaded as? [String: Any] else {
-                throw ConfigError(file: file, message: "the top level must be a mapping of keys, found \(type(of: loaded))")
-            }
-            tree = try merge(mapping, into: tree, path: "", file: file)
+        guard let loaded, !(loaded is NSNull) else {
+            // An empty or comment-only file would silently train the default recipe.
+            throw ConfigError(file: file, message: "holds no settings (empty or only comments); start from a file in configs/")
         }
+        guard let mapping = loaded as? [String: Any] else {
+            throw ConfigError(file: file, message: "the top level must be a mapping of keys, found \(type(of: loaded))")
+        }
+        tree = try merge(mapping, into: tree, path: "", file: file)
         var origins: [String: String] = [:]   // key path → the --set argument that gave it its value
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
@@ -175,7 +178,7 @@ extension MaskPilotConfig {
             }
             let keyPath = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
             origins[keyPath] = item
-            let value = (try? Yams.load(yaml: raw)).flatMap { $0 } ?? raw
+            let value = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 } ?? raw
             var nested: Any = value
             for part in keyPath.split(separator: ".").reversed() { nested = [String(part): nested] }
             guard let mapping = nested as? [String: Any] else { continue }
@@ -203,6 +206,46 @@ extension MaskPilotConfig {
             }
         default: return value
         }
+    }
+
+    /// The most YAML nodes a configuration may expand to (aliases counted each time they are used): a full
+    /// configuration has a few hundred; an "alias bomb" of nested anchors expands to billions.
+    static let maxYAMLNodes = 100_000
+
+    /// YAML text as plain values (nil for an empty document), refusing what a configuration never needs: more than
+    /// `maxYAMLNodes` nodes once aliases are expanded, and a key twice in one mapping (YAML would keep the last).
+    /// The node tree is composed first (aliases share their anchor's nodes, so that is cheap) and counted with an
+    /// early exit, before anything is expanded.
+    static func loadYAML(_ text: String, file: String) throws -> Any? {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw ConfigError(file: file, message: "invalid YAML: \(error)")
+        }
+        guard let root else { return nil }
+        var count = 0
+        func visit(_ node: Node, _ path: String) throws {
+            count += 1
+            guard count <= maxYAMLNodes else {
+                throw ConfigError(file: file, message: "expands to more than \(maxYAMLNodes) values through its aliases (a configuration "
+                                  + "needs a few hundred): refusing to expand it")
+            }
+            switch node {
+            case .scalar: return
+            case .sequence(let items):
+                for (i, item) in items.enumerated() { try visit(item, "\(path)[\(i)]") }
+            case .mapping(let pairs):
+                var seen = Set<String>()
+                for (key, value) in pairs {
+                    let name = key.string ?? "\(key)", here = path.isEmpty ? name : "\(path).\(name)"
+                    guard seen.insert(name).inserted else {
+                        throw ConfigError(file: file, message: "key '\(here)' appears twice" + (key.mark.map { " (the second at line \($0.line))" } ?? ""))
+                    }
+                    try visit(value, here)
+                }
+            }
+        }
+        try visit(root, "")
+        return root.any
     }
 
     /// A stable hash of the resolved configuration (FNV-1a over the sorted YAML).
@@ -238,7 +281,9 @@ extension MaskPilotConfig {
                 }
                 out[key] = try merge(userMap, into: baseMap, path: here, file: file)
             } else if current is NSNumber, !(current is Bool), let s = value as? String, let d = Double(s) {
-                out[key] = d
+                out[key] = try checkedNumber(d, key: here, file: file)
+            } else if let number = current as? NSNumber, !isBool(number), let given = value as? NSNumber, !isBool(given) {
+                out[key] = try checkedNumber(given.doubleValue, key: here, file: file)
             } else {
                 out[key] = value
             }
@@ -248,6 +293,48 @@ extension MaskPilotConfig {
 
     /// Decodes the merged tree; a bad value is reported against the `--set` argument that gave it (`origins`: key path
     /// → argument, a list element counting for its list), else against `file`.
+    /// A number for a key whose default is `like`: finite, and for an integer key whole (≥ 0 for an unsigned one).
+    /// JSON and Swift's decoders would otherwise fail with messages that do not name the key.
+    static func checkedNumber(_ value: Double, key: String, file: String) throws -> Any {
+        guard value.isFinite else {
+            throw ConfigError(file: file, message: "'\(key)' must be a finite number, got \(value)")
+        }
+        switch schemaTypes[key] {
+        case "Double", "Float", nil: return value
+        case "UInt64", "UInt", "UInt32":
+            guard value >= 0, value.rounded() == value, value < 1.8e19 else {
+                throw ConfigError(file: file, message: "'\(key)' must be a whole number ≥ 0, got \(value)")
+            }
+            return UInt64(value)
+        default:
+            guard value.rounded() == value, abs(value) < 9e18 else {
+                throw ConfigError(file: file, message: "'\(key)' must be a whole number, got \(value)")
+            }
+            return Int(value)
+        }
+    }
+
+    /// The Swift type of every leaf key of the schema (`input.crop_size` → `Int`, `seed` → `UInt64`), read off a
+    /// default configuration by reflection; a number in the defaults' JSON does not say whether it is an integer.
+    static let schemaTypes: [String: String] = {
+        var types: [String: String] = [:]
+        func walk(_ value: Any, _ path: String) {
+            let mirror = Mirror(reflecting: value)
+            guard mirror.displayStyle == .struct, !mirror.children.isEmpty else {
+                types[path] = String(describing: type(of: value)); return
+            }
+            for child in mirror.children {
+                guard let label = child.label else { continue }
+                walk(child.value, path.isEmpty ? snake(label) : "\(path).\(snake(label))")
+            }
+        }
+        walk(MaskPilotConfig(), "")
+        return types
+    }()
+
+    /// Whether an NSNumber holds a Bool (YAML true/false), which is not a number here.
+    static func isBool(_ n: NSNumber) -> Bool { String(describing: type(of: n)).contains("Boolean") }
+
     static func decode(_ tree: [String: Any], file: String, origins: [String: String] = [:]) throws -> MaskPilotConfig {
         let data = try JSONSerialization.data(withJSONObject: tree)
         let decoder = JSONDecoder()

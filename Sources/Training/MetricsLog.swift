@@ -165,8 +165,11 @@ final class AppendOnlyFile {
 
     deinit { close(fd) }
 
-    /// Writes every byte (retrying short writes and EINTR). The bytes are in the kernel when this returns.
+    /// Writes every byte (retrying short writes and EINTR). The bytes are in the kernel when this returns. When
+    /// a write fails part-way (a full disk), the file is cut back to its length before this call, so it never
+    /// ends in a partial record.
     func write(_ bytes: [UInt8]) throws {
+        let before = lseek(fd, 0, SEEK_END)
         try bytes.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
             var offset = 0
             while offset < buffer.count {
@@ -177,7 +180,12 @@ final class AppendOnlyFile {
                 #endif
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw LogFileError(call: "write", path: path, code: errno)
+                    let failure = LogFileError(call: "write", path: path, code: errno)
+                    if offset > 0, before >= 0, ftruncate(fd, before) != 0 {
+                        throw LogFileError(call: "write", path: path,
+                                           message: "\(failure.message); cutting the partial line off failed too (ftruncate: \(String(cString: strerror(errno))))")
+                    }
+                    throw failure
                 }
                 offset += n
             }

@@ -27,6 +27,8 @@ public struct TrainerState: Sendable, Equatable, Codable {
 /// The dataset of a `DataConfig`: its size, a thread-safe sample loader and the training augmentation.
 public struct TrainingData: Sendable {
     public var count: Int
+    /// The dataset's number of classes (ADE20K 150; COCO: its categories).
+    public var numClasses: Int
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
 
@@ -39,19 +41,22 @@ public struct TrainingData: Sendable {
             var aug = ADE20KTrainAugmentation()
             aug.cropSize = ImageSize(height: crop, width: crop)
             let a = aug
-            count = ds.count; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+            count = ds.count; numClasses = ADE20KDataset.numClasses
+            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
         case .cocoInstance:
             let ds = try COCOInstances(root: d.root, split: split, onBadSample: d.onBadSample == .skip ? .skip : .error)
             var aug = LSJTrainAugmentation()
             aug.imageSize = crop
             let a = aug
-            count = ds.imageCount; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+            count = ds.imageCount; numClasses = ds.categories.count
+            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
         case .cocoPanoptic:
             let ds = try COCOPanopticDataset(root: d.root, split: split)
             var aug = LSJTrainAugmentation()
             aug.imageSize = crop
             let a = aug
-            count = ds.count; load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
+            count = ds.count; numClasses = ds.numClasses
+            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
         }
     }
 }
@@ -85,10 +90,15 @@ public final class Trainer {
         self.communicator = comm
         self.outputDirectory = outputDirectory
         let global = config.solver.imsPerBatch, accumulate = config.solver.accumulate
-        guard accumulate >= 1, global % (comm.size * accumulate) == 0 else {
-            throw TrainingError("solver.ims_per_batch \(global) is not divisible by \(comm.size) ranks × solver.accumulate \(accumulate)")
-        }
         try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
+        // Everything about the configuration is checked before the model or the loader allocate anything.
+        try Trainer.refuse(config.violations(worldSize: comm.size))
+        data = try TrainingData(config: config)
+        try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
+        if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {
+            Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "
+                            + "classes; the extra class outputs are never a target")
+        }
         step = TrainingStep(config: config)
         let signature = step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
         try Trainer.checkAgreement(name: "parameter signature", text: signature, comm: comm)
@@ -104,7 +114,6 @@ public final class Trainer {
         let values = step.parameters.values
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
         bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
-        data = try TrainingData(config: config)
         evaluation = config.eval.period > 0 ? try ModelEvaluation(config: config) : nil
         let best = config.eval.bestMetric
         if !best.isEmpty {
@@ -174,6 +183,13 @@ public final class Trainer {
             return bucketer
         }
         return nil
+    }
+
+    /// Throws one error listing every violation (nothing when there is none).
+    static func refuse(_ violations: [ConfigViolation]) throws {
+        guard !violations.isEmpty else { return }
+        throw TrainingError("the configuration cannot be used (\(violations.count) problem(s)):\n  "
+                            + violations.map(\.description).joined(separator: "\n  "))
     }
 
     /// Every rank's `text` must equal rank 0's; otherwise every rank throws naming the first difference.

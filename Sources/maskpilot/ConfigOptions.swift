@@ -11,9 +11,18 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     /// The resolved configuration; a bad file or key becomes a usage error naming the file and key path.
+    /// Every value is checked (ranges, divisibility; `MaskPilotConfig.violations`) before a command allocates anything;
+    /// all problems are reported at once.
     func load() throws -> MaskPilotConfig {
-        do { return try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
-            throw ValidationError(e.description)
+        let cfg: MaskPilotConfig
+        do { cfg = try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
+            throw RuntimeError(e.description)
         }
+        let problems = cfg.violations()
+        guard problems.isEmpty else {
+            throw RuntimeError("\(config): the configuration cannot be used (\(problems.count) problem(s)):\n  "
+                               + problems.map(\.description).joined(separator: "\n  "))
+        }
+        return cfg
     }
 }

@@ -81,14 +81,14 @@ struct DataMasks: ParsableCommand {
         switch dataset.format {
         case .cocoInstance:
             let ds = try COCOInstances(root: dataset.root, split: dataset.split)
-            guard let i = ds.imageIndex(forID: imageId) else { throw ValidationError("image id \(imageId) is not in \(ds.annotationFile)") }
+            guard let i = ds.imageIndex(forID: imageId) else { throw RuntimeError("image id \(imageId) is not in \(ds.annotationFile)") }
             for (a, m) in zip(ds.annotations(ofImage: i), try ds.masks(ofImage: i)) {
                 try save(m, name: "\(a.id)", cls: ds.categories[a.categoryIndex].name + (a.isCrowd ? " (crowd)" : ""))
             }
         case .cocoPanoptic:
             let ds = try COCOPanopticDataset(root: dataset.root, split: dataset.split)
             guard let i = ds.records.firstIndex(where: { $0.imageId == imageId }) else {
-                throw ValidationError("image id \(imageId) is not in \(ds.jsonPath)")
+                throw RuntimeError("image id \(imageId) is not in \(ds.jsonPath)")
             }
             let r = ds.records[i], ids = try ds.idMap(i)
             for s in r.segments {
@@ -98,7 +98,7 @@ struct DataMasks: ParsableCommand {
         case .ade20k:
             let ds = try ADE20KDataset(root: dataset.root, split: dataset.split)
             guard let i = (0..<ds.count).first(where: { Int(ds.imageId($0).filter(\.isNumber)) == imageId }) else {
-                throw ValidationError("no image numbered \(imageId) in \(ds.root)/images/\(dataset.split)")
+                throw RuntimeError("no image numbered \(imageId) in \(ds.root)/images/\(dataset.split)")
             }
             let t = semanticTargets(try ds.load(i).labels)
             for (c, m) in zip(t.classes, t.masks) { try save(m, name: "class_\(c)", cls: "class \(c)") }

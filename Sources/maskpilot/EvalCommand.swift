@@ -45,7 +45,7 @@ struct EvalCommand: ParsableCommand {
             try evaluate(cfg, comm: comm)
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
-            throw ValidationError("rank \(comm.rank): \(error)")
+            throw RuntimeError(comm.size > 1 ? "rank \(comm.rank): \(error)" : "\(error)")
         }
     }
 

@@ -38,9 +38,9 @@ struct EvalResultsCommand: ParsableCommand {
             case .semantic: try semantic()
             }
         } catch let e as EvaluationError {
-            throw ValidationError(e.description)
+            throw RuntimeError(e.description)
         } catch let e as DataError {
-            throw ValidationError(e.description)
+            throw RuntimeError(e.description)
         }
     }
 

@@ -57,7 +57,7 @@ struct ExperimentReportCommand: ParsableCommand {
             let path = try ExperimentReport.write(loaded, options: options)
             print("wrote \(path), \(output)/summary.json and 5 plots")
         } catch let e as ExperimentReportError {
-            throw ValidationError(e.description)
+            throw RuntimeError(e.description)
         }
     }
 }

@@ -40,3 +40,10 @@ struct Bench: ParsableCommand {
         abstract: "Measure the speed of MaskPilot's building blocks.",
         subcommands: [BenchKernels.self, BenchStep.self, BenchData.self, BenchAllreduce.self])
 }
+
+/// A failure while running (a bad input file or configuration value, I/O): ArgumentParser prints "Error: …" and exits
+/// with status 1, without the usage text it prints (exit 64) for a mistyped command line.
+struct RuntimeError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

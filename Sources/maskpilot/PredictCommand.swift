@@ -44,7 +44,7 @@ struct PredictCommand: ParsableCommand {
     var scoreThreshold: Double = 0.5
 
     func run() throws {
-        do { try predict() } catch let e as ValidationError { throw e } catch { throw ValidationError("\(error)") }
+        do { try predict() } catch let e as ValidationError { throw e } catch { throw RuntimeError("\(error)") }
     }
 
     func predict() throws {
@@ -81,7 +81,7 @@ struct PredictCommand: ParsableCommand {
         case .instance: post = Mask2FormerPostProcessor(.instance)
         case .panoptic:
             guard let split, case .panoptic = split.task else {
-                throw ValidationError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
+                throw RuntimeError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
             }
             post = split.postProcessor
         }
@@ -96,7 +96,7 @@ struct PredictCommand: ParsableCommand {
         model.eval()
         let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
         guard report.missing.isEmpty else {
-            throw ValidationError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); predicting with random weights there would be meaningless")
+            throw RuntimeError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); predicting with random weights there would be meaningless")
         }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 

@@ -5,6 +5,9 @@ import Checkpoint
 import Distributed
 import Foundation
 import Training
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +24,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Resume: `--resume` alone continues from OUTPUT/last_checkpoint (falling back to the newest intact checkpoint; a fresh start when OUTPUT has no checkpoint yet), `--resume PATH` from a file.")
     var resume: String?
 
+    @Flag(help: "Start over in an OUTPUT that holds a run: delete its checkpoints, last_checkpoint, metrics.jsonl, tb/ and model_best.* first.")
+    var overwrite = false
+
+    func validate() throws {
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
+        if overwrite && resume != nil { throw ValidationError("--overwrite starts the run over and --resume continues it: give one of them") }
+    }
+
     func run() throws {
         let cfg = try configOptions.load()
         let comm = try makeCommunicator()
@@ -28,16 +39,27 @@ struct TrainCommand: ParsableCommand {
             try train(cfg, comm: comm)
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
-            throw ValidationError("rank \(comm.rank): \(error)")
+            throw RuntimeError(comm.size > 1 ? "rank \(comm.rank): \(error)" : "\(error)")
         }
     }
 
     func train(_ cfg: MaskPilotConfig, comm: any Communicator) throws {
+        let run = RunFolder(output)
+        if resume == nil {
+            let existing = try run.runFiles()
+            if !existing.isEmpty && !overwrite {
+                throw TrainingError("\(output) already holds a run (\(existing.prefix(4).joined(separator: ", "))\(existing.count > 4 ? ", …" : "")): "
+                                    + "continue it with --resume, start it over with --overwrite (deletes its checkpoints and logs), or "
+                                    + "choose another --output")
+            }
+            if overwrite && comm.isCoordinator && !existing.isEmpty {
+                try run.deleteRunFiles()
+                print("overwrite: deleted \(existing.joined(separator: ", ")) in \(output)")
+            }
+        }
         if comm.isCoordinator {
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-            let yaml = try cfg.yaml()
-            print("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)\n\(yaml)")
-            try yaml.write(toFile: "\(output)/config.yaml", atomically: true, encoding: .utf8)
+            try run.prepareForWriting()
+            print("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)\n\(try cfg.yaml())")
         }
         var from: (path: String, contents: CheckpointContents)? = nil
         if let resume {
@@ -56,6 +78,9 @@ struct TrainCommand: ParsableCommand {
         }
         installStopSignalHandlers()
         let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output, resume: from)
+        // Written once the invocation has been validated (configuration, data, checkpoint), so a failed one never
+        // replaces the run's config.yaml.
+        if comm.isCoordinator { try run.writeConfig(try cfg.yaml()) }
         let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
         trainer.onStep = { try log.record($0) }
         trainer.onEvaluation = { iteration, outcome in
@@ -70,4 +95,54 @@ struct TrainCommand: ParsableCommand {
 /// MPI when launched by mpirun/srun, else a single process.
 func makeCommunicator() throws -> any Communicator {
     MPICommunicator.launchedUnderMPI() ? try MPICommunicator.shared() : LocalCommunicator()
+}
+
+/// A training run's output folder: what belongs to a run, starting it over, and checking it can be written.
+struct RunFolder {
+    let path: String
+    init(_ path: String) { self.path = path }
+
+    /// The files and folders a run writes (checkpoints, last_checkpoint, metrics.jsonl, tb/, model_best.*), sorted;
+    /// empty for a missing or fresh folder.
+    func runFiles() throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            throw TrainingError("\(path): cannot list the output folder (\(error.localizedDescription))")
+        }
+        let fixed: Set<String> = [CheckpointDirectory.pointerName, "metrics.jsonl", "tb", "model_best.h5", "model_best.json"]
+        return names.filter { fixed.contains($0) || CheckpointDirectory.parse(name: $0) != nil }.sorted()
+    }
+
+    /// Deletes `runFiles()` (nothing else in the folder).
+    func deleteRunFiles() throws {
+        for name in try runFiles() {
+            let file = (path as NSString).appendingPathComponent(name)
+            do { try FileManager.default.removeItem(atPath: file) } catch {
+                throw TrainingError("--overwrite: cannot delete \(file) (\(error.localizedDescription))")
+            }
+        }
+    }
+
+    /// Creates the folder if needed and checks it can be written, so a read-only or misnamed folder fails at start.
+    func prepareForWriting() throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw TrainingError("--output \(path) is a file, not a folder")
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw TrainingError("--output \(path): cannot create the folder (\(String(cString: strerror(errno))))")
+        }
+        guard access(path, W_OK) == 0 else {
+            throw TrainingError("--output \(path): the folder is not writable (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    /// Writes `config.yaml` (atomically).
+    func writeConfig(_ yaml: String) throws {
+        let file = (path as NSString).appendingPathComponent("config.yaml")
+        do { try yaml.write(toFile: file, atomically: true, encoding: .utf8) } catch {
+            throw TrainingError("\(file): cannot write the configuration (\(error.localizedDescription))")
+        }
+    }
 }

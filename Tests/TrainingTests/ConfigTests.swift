@@ -90,6 +90,55 @@ import Training
             let c = try MaskPilotConfig.load(path: dir.appendingPathComponent(f).path)
             if f.hasPrefix("mpformer-") { #expect(c.model.maskPiloting.enabled, "\(f)") }
             if f.hasPrefix("mask2former-") { #expect(!c.model.maskPiloting.enabled, "\(f)") }
+            #expect(c.violations().isEmpty, "\(f): \(c.violations())")
         }
+        #expect(MaskPilotConfig().violations().isEmpty)
+    }
+
+    /// Every bad value is named, all at once; run-dependent checks (ranks, dataset classes, memory) come on top.
+    @Test func violationsNameEveryBadKey() {
+        var c = MaskPilotConfig()
+        c.model.decoder.heads = 5; c.model.decoder.decLayers = 0; c.input.cropSize = 0; c.loss.numPoints = 0
+        c.data.workers = 0; c.model.backbone.depths = [1, 1]; c.solver.baseLearningRate = -1; c.solver.clipGradNorm = -0.01
+        c.model.pixelDecoder.convDim = 64
+        let keys = c.violations().map(\.key)
+        #expect(Set(keys) == ["model.decoder.heads", "model.decoder.dec_layers", "input.crop_size", "loss.num_points", "data.workers",
+                              "model.backbone.depths", "solver.base_learning_rate", "solver.clip_grad_norm",
+                              "model.pixel_decoder.conv_dim"], "\(keys)")
+        var d = MaskPilotConfig()
+        d.solver.imsPerBatch = 6
+        #expect(d.violations(worldSize: 4, memoryBytes: 0).map(\.key) == ["solver.ims_per_batch"])
+        #expect(d.violations(worldSize: 3, datasetClasses: 151, memoryBytes: 0).map(\.key) == ["model.decoder.num_classes"])
+        #expect(d.violations(worldSize: 3, datasetClasses: 150, memoryBytes: 0).isEmpty)
+        // The memory lower bound: 512² crops of R50, 2 images per rank, is about 0.7 GB; 1 GB passes, 0.5 GB does not.
+        let need = d.activationBytesLowerBound(imagesPerRank: 2)
+        #expect(need > 5e8 && need < 1e9, "\(need)")
+        #expect(d.violations(worldSize: 3, memoryBytes: 1_000_000_000).isEmpty)
+        #expect(d.violations(worldSize: 3, memoryBytes: 500_000_000).map(\.key) == ["input.crop_size"])
+    }
+
+    /// YAML a configuration never needs is refused before it is expanded: alias bombs, duplicate keys, nothing at all.
+    @Test func hostileYAMLIsRefused() throws {
+        var bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+        for i in 1...9 { bomb.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]") }
+        #expect { _ = try MaskPilotConfig.parse(yaml: bomb.joined(separator: "\n"), file: "b.yaml") } throws: { "\($0)".contains("through its aliases") }
+        // A few aliases are fine (then the unknown key is what is wrong).
+        #expect { _ = try MaskPilotConfig.parse(yaml: "x: &w [1, 2]\ny: *w\n", file: "a.yaml") } throws: { "\($0)".contains("unknown key 'x'") }
+        #expect { _ = try MaskPilotConfig.parse(yaml: "seed: 1\nseed: 2\n", file: "d.yaml") } throws: {
+            "\($0)" == "d.yaml: key 'seed' appears twice (the second at line 2)"
+        }
+        #expect { _ = try MaskPilotConfig.parse(yaml: "solver:\n  gamma: 0.1\n  gamma: 0.2\n", file: "d.yaml") } throws: {
+            "\($0)".contains("key 'solver.gamma' appears twice")
+        }
+        for empty in ["", "# nothing\n", "\n\n"] {
+            #expect { _ = try MaskPilotConfig.parse(yaml: empty, file: "e.yaml") } throws: { "\($0)".contains("holds no settings") }
+        }
+        // Numbers are checked against the schema's types, naming the key.
+        #expect { _ = try MaskPilotConfig.parse(yaml: "input:\n  crop_size: 96.5\n", file: "n.yaml") } throws: {
+            "\($0)" == "n.yaml: 'input.crop_size' must be a whole number, got 96.5"
+        }
+        #expect { _ = try MaskPilotConfig.parse(yaml: "seed: -1\n", file: "n.yaml") } throws: { "\($0)".contains("'seed' must be a whole number ≥ 0") }
+        #expect(try MaskPilotConfig.parse(yaml: "loss:\n  class_weight: 2.5\n").loss.classWeight == 2.5)
+        #expect(try MaskPilotConfig.parse(yaml: "distributed:\n  bucket_mb: 12.5\n").distributed.bucketMb == 12.5)
     }
 }

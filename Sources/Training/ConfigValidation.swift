@@ -1,0 +1,167 @@
+// Checks a whole MaskPilotConfig before anything is allocated: ranges, divisibility, consistency between sections,
+// and a lower bound of the activation memory a rank needs. Every violation is reported at once, naming its key.
+// Corresponds to the asserts detectron2 and Mask2Former scatter through their builders, gathered in one place.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Mask2FormerModel
+
+/// One configuration key with a value that cannot work, and why.
+public struct ConfigViolation: Sendable, Equatable, CustomStringConvertible {
+    /// The dotted key path, e.g. `model.decoder.heads`.
+    public var key: String
+    public var problem: String
+    public var description: String { "\(key): \(problem)" }
+}
+
+extension MaskPilotConfig {
+    /// Every key whose value cannot work, in schema order; empty when the configuration is usable. Ranges and
+    /// divisibility only: what needs the data (class counts) or the world size (per-rank batch, memory) is
+    /// checked by `violations(worldSize:datasetClasses:memoryBytes:)`.
+    public func violations() -> [ConfigViolation] {
+        var out: [ConfigViolation] = []
+        func require(_ ok: Bool, _ key: String, _ problem: @autoclosure () -> String) {
+            if !ok { out.append(ConfigViolation(key: key, problem: problem())) }
+        }
+        func positive(_ value: Int, _ key: String) { require(value >= 1, key, "must be at least 1, got \(value)") }
+        func nonNegative(_ value: Int, _ key: String) { require(value >= 0, key, "must be 0 or more, got \(value)") }
+        func positive(_ value: Double, _ key: String) { require(value.isFinite && value > 0, key, "must be a finite number above 0, got \(value)") }
+        func nonNegative(_ value: Double, _ key: String) { require(value.isFinite && value >= 0, key, "must be a finite number ≥ 0, got \(value)") }
+        func fraction(_ value: Double, _ key: String) { require(value.isFinite && (0...1).contains(value), key, "must be within 0…1, got \(value)") }
+
+        let b = model.backbone
+        require(b.depths.count == 4, "model.backbone.depths", "needs 4 stages (res2…res5), got \(b.depths.count): \(b.depths)")
+        require(b.widths.count == 4, "model.backbone.widths", "needs 4 stages (res2…res5), got \(b.widths.count): \(b.widths)")
+        require(b.depths.allSatisfy { $0 >= 1 }, "model.backbone.depths", "every stage needs at least 1 block, got \(b.depths)")
+        require(b.widths.allSatisfy { $0 >= 1 }, "model.backbone.widths", "every width must be at least 1, got \(b.widths)")
+        positive(b.stemChannels, "model.backbone.stem_channels")
+
+        let p = model.pixelDecoder, d = model.decoder
+        positive(p.convDim, "model.pixel_decoder.conv_dim")
+        positive(p.maskDim, "model.pixel_decoder.mask_dim")
+        nonNegative(p.encoderLayers, "model.pixel_decoder.encoder_layers")
+        positive(p.encoderHeads, "model.pixel_decoder.encoder_heads")
+        positive(p.encoderPoints, "model.pixel_decoder.encoder_points")
+        positive(p.encoderFeedforwardDim, "model.pixel_decoder.encoder_feedforward_dim")
+        positive(p.groups, "model.pixel_decoder.groups")
+        if p.convDim >= 1 && p.encoderHeads >= 1 {
+            require(p.convDim % p.encoderHeads == 0, "model.pixel_decoder.encoder_heads",
+                    "must divide model.pixel_decoder.conv_dim \(p.convDim), got \(p.encoderHeads)")
+        }
+        if p.groups >= 1 {
+            require(p.convDim % p.groups == 0, "model.pixel_decoder.groups", "must divide model.pixel_decoder.conv_dim \(p.convDim) (GroupNorm), got \(p.groups)")
+        }
+        positive(d.hiddenDim, "model.decoder.hidden_dim")
+        positive(d.numQueries, "model.decoder.num_queries")
+        positive(d.heads, "model.decoder.heads")
+        positive(d.feedforwardDim, "model.decoder.feedforward_dim")
+        positive(d.decLayers, "model.decoder.dec_layers")
+        positive(d.maskDim, "model.decoder.mask_dim")
+        positive(d.numClasses, "model.decoder.num_classes")
+        require(d.featureLevels == 3, "model.decoder.feature_levels", "must be 3 (the pixel decoder's strides 32, 16, 8), got \(d.featureLevels)")
+        if d.hiddenDim >= 1 && d.heads >= 1 {
+            require(d.hiddenDim % d.heads == 0, "model.decoder.heads", "must divide model.decoder.hidden_dim \(d.hiddenDim), got \(d.heads)")
+        }
+        require(p.convDim == d.hiddenDim, "model.pixel_decoder.conv_dim",
+                "must equal model.decoder.hidden_dim (\(d.hiddenDim)): the decoder attends to the pixel decoder's features, got \(p.convDim)")
+        require(p.maskDim == d.maskDim, "model.pixel_decoder.mask_dim", "must equal model.decoder.mask_dim (\(d.maskDim)), got \(p.maskDim)")
+        let mp = model.maskPiloting
+        positive(mp.numGroups, "model.mask_piloting.num_groups")
+        fraction(mp.pointNoise, "model.mask_piloting.point_noise")
+        require(mp.labelNoise.isFinite && mp.labelNoise <= 1, "model.mask_piloting.label_noise", "must be at most 1 (≤ 0 is off), got \(mp.labelNoise)")
+        positive(mp.firstLayers, "model.mask_piloting.first_layers")
+
+        nonNegative(loss.classWeight, "loss.class_weight")
+        nonNegative(loss.maskWeight, "loss.mask_weight")
+        nonNegative(loss.diceWeight, "loss.dice_weight")
+        nonNegative(loss.noObjectWeight, "loss.no_object_weight")
+        positive(loss.numPoints, "loss.num_points")
+        require(loss.oversampleRatio.isFinite && loss.oversampleRatio >= 1, "loss.oversample_ratio", "must be at least 1, got \(loss.oversampleRatio)")
+        fraction(loss.importanceSampleRatio, "loss.importance_sample_ratio")
+
+        let s = solver
+        positive(s.imsPerBatch, "solver.ims_per_batch")
+        positive(s.accumulate, "solver.accumulate")
+        positive(s.baseLearningRate, "solver.base_learning_rate")
+        nonNegative(s.weightDecay, "solver.weight_decay")
+        nonNegative(s.weightDecayNorm, "solver.weight_decay_norm")
+        nonNegative(s.weightDecayEmbed, "solver.weight_decay_embed")
+        nonNegative(s.backboneMultiplier, "solver.backbone_multiplier")
+        positive(s.clipGradNorm, "solver.clip_grad_norm")
+        positive(s.maxIter, "solver.max_iter")
+        nonNegative(s.polyPower, "solver.poly_power")
+        positive(s.gamma, "solver.gamma")
+        nonNegative(s.warmupIters, "solver.warmup_iters")
+        require(s.warmupFactor.isFinite && s.warmupFactor > 0 && s.warmupFactor <= 1, "solver.warmup_factor", "must be within (0, 1], got \(s.warmupFactor)")
+        require(s.steps.allSatisfy { $0 >= 1 } && zip(s.steps, s.steps.dropFirst()).allSatisfy { $0 < $1 }, "solver.steps",
+                "must be increasing iterations ≥ 1, got \(s.steps)")
+        if s.imsPerBatch >= 1 && s.accumulate >= 1 {
+            require(s.imsPerBatch % s.accumulate == 0, "solver.accumulate", "must divide solver.ims_per_batch \(s.imsPerBatch), got \(s.accumulate)")
+        }
+
+        require(input.cropSize >= 32, "input.crop_size", "must be at least 32 (the backbone's largest stride), got \(input.cropSize)")
+        nonNegative(input.minSizeTest, "input.min_size_test")
+        nonNegative(input.maxSizeTest, "input.max_size_test")
+        require(!data.root.isEmpty, "data.root", "is empty")
+        positive(data.workers, "data.workers")
+        positive(data.prefetch, "data.prefetch")
+        positive(distributed.bucketMb, "distributed.bucket_mb")
+        nonNegative(distributed.checkPeriod, "distributed.check_period")
+        nonNegative(checkpoint.period, "checkpoint.period")
+        positive(checkpoint.keep, "checkpoint.keep")
+        positive(train.logPeriod, "train.log_period")
+        nonNegative(eval.period, "eval.period")
+        nonNegative(eval.maxImages, "eval.max_images")
+        fraction(eval.objectMaskThreshold, "eval.object_mask_threshold")
+        fraction(eval.overlapThreshold, "eval.overlap_threshold")
+        return out
+    }
+
+    /// `violations()` plus what depends on the run: the per-rank batch for `worldSize` ranks, the dataset's class
+    /// count (when known) and the activation-memory lower bound of one rank against `memoryBytes`.
+    public func violations(worldSize: Int, datasetClasses: Int? = nil, memoryBytes: Int = physicalMemoryBytes()) -> [ConfigViolation] {
+        var out = violations()
+        let s = solver
+        if s.imsPerBatch >= 1, s.accumulate >= 1, worldSize >= 1, s.imsPerBatch % (worldSize * s.accumulate) != 0 {
+            out.append(ConfigViolation(key: "solver.ims_per_batch",
+                                       problem: "\(s.imsPerBatch) images cannot be shared by \(worldSize) rank(s) × solver.accumulate \(s.accumulate): "
+                                         + "it must be a multiple of \(worldSize * s.accumulate)"))
+        }
+        if let classes = datasetClasses, model.decoder.numClasses >= 1, model.decoder.numClasses < classes {
+            out.append(ConfigViolation(key: "model.decoder.num_classes",
+                                       problem: "\(model.decoder.numClasses) is fewer than the dataset's \(classes) classes (\(data.root))"))
+        }
+        if out.isEmpty, memoryBytes > 0 {
+            let perRank = s.imsPerBatch / (worldSize * s.accumulate)
+            let need = activationBytesLowerBound(imagesPerRank: perRank)
+            if need > Double(memoryBytes) {
+                out.append(ConfigViolation(key: "input.crop_size",
+                                           problem: String(format: "%d×%d crops (%d image(s) per rank) need at least %.1f GB of activations, "
+                                                           + "more than this machine's %.1f GB", input.cropSize, input.cropSize, perRank,
+                                                           need / 1e9, Double(memoryBytes) / 1e9)))
+            }
+        }
+        return out
+    }
+
+    /// A lower bound of the bytes one rank holds for backward: the float32 activations the backbone saves alone
+    /// (stem at stride 2, then about three tensors per block at each stage's stride). The pixel decoder, the
+    /// transformer decoder and the losses come on top, so a run can still need more.
+    public func activationBytesLowerBound(imagesPerRank: Int) -> Double {
+        let b = model.backbone
+        let pixels = Double(input.cropSize) * Double(input.cropSize)
+        var floatsPerPixel = Double(b.stemChannels) / 4 * 2          // stem conv + norm output at stride 2
+        for (s, (width, depth)) in zip(b.widths, b.depths).enumerated() {
+            floatsPerPixel += 3 * Double(width * depth) / Double(1 << (2 * (s + 2)))   // stride 4, 8, 16, 32
+        }
+        return Double(max(0, imagesPerRank)) * pixels * floatsPerPixel * 4
+    }
+}
+
+/// The machine's physical memory in bytes (0 when unknown).
+public func physicalMemoryBytes() -> Int {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size : 0
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Bad input and faults at the process level (`make test` runs it; under a minute). Every case must end with a clear
+# error and exit status 1 (never a signal or a hang), or exit 0 where it is a clean stop, and lose nothing saved:
+#  - disk full while writing a checkpoint (a small tmpfs): exit 1 naming ENOSPC, the previous checkpoint kept;
+#  - disk full while appending metrics.jsonl: exit 1, every line of metrics.jsonl whole;
+#  - a YAML alias bomb under a memory limit, duplicate keys, an empty file, a folder as --config: refused;
+#  - a configuration with many bad values: every violation named at once, before anything is allocated;
+#  - a fresh run into a folder holding a run: refused (its files untouched) unless --overwrite; a failed
+#    invocation never rewrites config.yaml;
+#  - runtime failures exit 1 without a usage block; a mistyped command line exits 64;
+#  - SIGTERM to cluster/launch.sh: a checkpoint and exit 0.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=$PWD/.build/release/maskpilot
+tmp=$(mktemp -d /tmp/maskpilot-faults-XXXXXX)
+mounts=()
+cleanup() { for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+passed=0; failed=0
+ok() { echo "faults test: $1: ok"; passed=$((passed + 1)); }
+bad() { echo "faults test: $1: FAILED — $2"; failed=$((failed + 1)); }
+export OPENBLAS_NUM_THREADS=1
+
+"$bin" data synth --format coco-instance --out "$tmp/data" --images 16 --size 96x96 --seed 5 >/dev/null
+common=(--config configs/smoke.yaml --set data.root="$tmp/data")
+
+# expect_error NAME EXPECTED_TEXT LOG CODE: exit status 1, the text in the log, no usage block, no crash report.
+expect_error() {
+  local name=$1 text=$2 log=$3 code=$4
+  if [ "$code" -eq 1 ] && grep -qF -- "$text" "$log" && ! grep -q '^Usage:' "$log" && ! grep -q 'Program crashed\|Fatal error' "$log"; then
+    ok "$name"
+  else
+    bad "$name" "exit $code (want 1); $(grep -m3 -E 'Error|rror:|crashed' "$log" | cut -c1-300)"
+  fi
+}
+
+tmpfs() {  # tmpfs DIR SIZE: a small file system, unmounted at exit
+  mkdir -p "$1"
+  if mount -t tmpfs -o size="$2" tmpfs "$1"; then mounts+=("$1"); return 0; fi
+  return 1
+}
+
+# 1. Disk full during the second checkpoint (each is ~6 MB): exit 1, ENOSPC named, model_0000010.h5 kept and pointed to.
+if tmpfs "$tmp/full" 9m; then
+  "$bin" train "${common[@]}" --set solver.max_iter=40 --set checkpoint.period=10 --output "$tmp/full/run" >"$tmp/full.log" 2>&1; code=$?
+  expect_error "disk full during a checkpoint write: exit 1 naming the cause" "No space left on device" "$tmp/full.log" "$code"
+  if [ "$(cat "$tmp/full/run/last_checkpoint" 2>/dev/null)" = model_0000010.h5 ] \
+     && "$bin" checkpoint inspect "$tmp/full/run/model_0000010.h5" >/dev/null 2>&1 && ! ls "$tmp/full/run" | grep -q '\.tmp$'; then
+    ok "disk full: the previous checkpoint is intact and last_checkpoint names it; no .tmp left"
+  else
+    bad "disk full: previous checkpoint" "$(ls "$tmp/full/run" | tr '\n' ' ')"
+  fi
+else
+  bad "disk full" "cannot mount a tmpfs (needs root); the disk-full cases did NOT run"
+fi
+
+# 2. Disk full while appending metrics.jsonl (no checkpoints): exit 1 and no partial last line.
+if tmpfs "$tmp/tiny" 160k; then
+  "$bin" train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/tiny/run" >"$tmp/tiny.log" 2>&1; code=$?
+  expect_error "disk full while logging: exit 1 naming the cause" "No space left on device" "$tmp/tiny.log" "$code"
+  lines=$(python3 -c '
+import json, sys
+n = 0
+for line in open(sys.argv[1], "rb").read().decode().split("\n")[:-1]:
+    json.loads(line); n += 1
+print(n)' "$tmp/tiny/run/metrics.jsonl" 2>&1)
+  if [[ $lines =~ ^[0-9]+$ ]] && [ "$lines" -gt 0 ] && [ "$(tail -c 1 "$tmp/tiny/run/metrics.jsonl" | od -An -c | tr -d ' ')" = '\n' ]; then
+    ok "disk full while logging: metrics.jsonl holds $lines whole lines"
+  else
+    bad "disk full while logging: metrics.jsonl" "$lines"
+  fi
+fi
+
+# 3. Hostile YAML: an alias bomb (9 levels × 9 aliases → 387 million nodes) under a 4 GB address-space limit and
+#    20 s; duplicate keys; an empty file; a folder.
+python3 - "$tmp/bomb.yaml" <<'EOF'
+import sys
+lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+lines += ["a%d: &a%d [%s]" % (i, i, ", ".join(["*a%d" % (i - 1)] * 9)) for i in range(1, 10)]
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+EOF
+(ulimit -v 4000000; timeout 20 "$bin" train --config "$tmp/bomb.yaml" --output "$tmp/bomb") >"$tmp/bomb.log" 2>&1; code=$?
+expect_error "YAML alias bomb refused (4 GB limit, 20 s)" "through its aliases" "$tmp/bomb.log" "$code"
+printf 'seed: 1\nsolver:\n  max_iter: 10\nseed: 2\n' >"$tmp/dup.yaml"
+"$bin" train --config "$tmp/dup.yaml" --output "$tmp/dup" >"$tmp/dup.log" 2>&1
+expect_error "a duplicate YAML key is refused naming it and its line" "key 'seed' appears twice (the second at line 4)" "$tmp/dup.log" $?
+printf '# only a comment\n\n' >"$tmp/empty.yaml"
+"$bin" train --config "$tmp/empty.yaml" --output "$tmp/empty" >"$tmp/empty.log" 2>&1
+expect_error "an empty (comment-only) config is refused" "holds no settings" "$tmp/empty.log" $?
+"$bin" train --config configs --output "$tmp/folder" >"$tmp/folder.log" 2>&1
+expect_error "a folder as --config is refused" "configs: is a folder, not a YAML configuration file" "$tmp/folder.log" $?
+
+# 4. Many bad values at once: each named, before any allocation (the crop would need terabytes).
+"$bin" train "${common[@]}" --set model.decoder.heads=5 --set input.crop_size=0 --set loss.num_points=0 \
+  --set model.decoder.dec_layers=0 --set data.workers=0 --set data.prefetch=0 --set model.backbone.depths=[1,1] \
+  --set solver.base_learning_rate=-1 --set solver.clip_grad_norm=-0.01 --set solver.ims_per_batch=0 \
+  --output "$tmp/many" >"$tmp/many.log" 2>&1; code=$?
+missing=()
+for key in model.decoder.heads input.crop_size loss.num_points model.decoder.dec_layers data.workers data.prefetch \
+           model.backbone.depths solver.base_learning_rate solver.clip_grad_norm solver.ims_per_batch; do
+  grep -q "^  $key: " "$tmp/many.log" || missing+=("$key")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  expect_error "10 bad values: every key named in one error" "the configuration cannot be used (10 problem(s))" "$tmp/many.log" "$code"
+else
+  bad "10 bad values" "not named: ${missing[*]}; $(head -c 600 "$tmp/many.log")"
+fi
+"$bin" train "${common[@]}" --set input.crop_size=100000 --output "$tmp/huge" >"$tmp/huge.log" 2>&1
+expect_error "input.crop_size 100000 refused by the memory estimate" "more than this machine's" "$tmp/huge.log" $?
+"$bin" train "${common[@]}" --set model.decoder.num_classes=2 --output "$tmp/classes" >"$tmp/classes.log" 2>&1
+expect_error "num_classes below the dataset's refused" "2 is fewer than the dataset's 5 classes" "$tmp/classes.log" $?
+for set in seed=-1 input.crop_size=96.5 solver.base_learning_rate=.inf; do
+  "$bin" train "${common[@]}" --set "$set" --output "$tmp/value" >"$tmp/value.log" 2>&1
+  expect_error "--set $set names the key and the problem" "Error: --set $set: '${set%%=*}' must be" "$tmp/value.log" $?
+done
+
+# 5. A fresh run into a folder that holds a run: refused, files untouched; a failed invocation keeps config.yaml.
+"$bin" train "${common[@]}" --set solver.max_iter=4 --set checkpoint.period=2 --output "$tmp/run" >"$tmp/run.log" 2>&1
+before=$(cd "$tmp/run" && find . -type f -exec md5sum {} + | sort)
+"$bin" train "${common[@]}" --set solver.max_iter=4 --output "$tmp/run" >"$tmp/again.log" 2>&1; code=$?
+expect_error "a fresh run into a run's folder is refused" "already holds a run" "$tmp/again.log" "$code"
+"$bin" train "${common[@]}" --set solver.max_iter=8 --set loss.num_points=0 --output "$tmp/run" --resume >"$tmp/badresume.log" 2>&1
+after=$(cd "$tmp/run" && find . -type f -exec md5sum {} + | sort)
+if [ "$before" = "$after" ]; then ok "the refused and the failed invocations changed no file of the run (config.yaml included)"; else bad "run folder changed" "$(diff <(echo "$before") <(echo "$after") | head -4)"; fi
+if "$bin" train "${common[@]}" --set solver.max_iter=3 --output "$tmp/run" --overwrite >"$tmp/overwrite.log" 2>&1 \
+   && [ "$(grep -vc '"eval"' "$tmp/run/metrics.jsonl")" = 3 ] && [ ! -f "$tmp/run/model_0000002.h5" ]; then
+  ok "--overwrite starts the run over (old checkpoints and metrics deleted)"
+else
+  bad "--overwrite" "$(tail -2 "$tmp/overwrite.log")"
+fi
+
+# 6. Exit codes: a mistyped command line is a usage error (64, with usage); --iterations below 1 too.
+"$bin" train --config configs/smoke.yaml --no-such-option >"$tmp/usage.log" 2>&1; code=$?
+if [ "$code" -eq 64 ] && grep -q '^Usage:' "$tmp/usage.log"; then ok "an unknown option exits 64 with the usage"; else bad "usage error" "exit $code"; fi
+"$bin" train "${common[@]}" --iterations=-5 --output "$tmp/neg" >"$tmp/neg.log" 2>&1; code=$?
+if [ "$code" -eq 64 ] && grep -q -- '--iterations must be at least 1' "$tmp/neg.log"; then ok "--iterations=-5 refused"; else bad "--iterations=-5" "exit $code: $(head -2 "$tmp/neg.log")"; fi
+
+# 7. SIGTERM to the launcher: the ranks write a checkpoint and everything exits 0.
+cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/term" >"$tmp/term.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 150); do grep -q '^step' "$tmp/term.log" 2>/dev/null && break; sleep 0.2; done
+sleep 1
+kill -TERM "$launcher"; wait "$launcher"; code=$?
+latest=$(cat "$tmp/term/last_checkpoint" 2>/dev/null || true)
+if [ "$code" -eq 0 ] && [ -n "$latest" ] && "$bin" checkpoint inspect "$tmp/term/$latest" >/dev/null 2>&1; then
+  ok "SIGTERM to cluster/launch.sh: checkpoint $latest and exit 0"
+else
+  bad "SIGTERM to the launcher" "exit $code, pointer '$latest'; $(tail -3 "$tmp/term.log")"
+fi
+
+echo "faults: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
