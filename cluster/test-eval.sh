@@ -106,6 +106,26 @@ else
   bad "eval-results with an annotation file" "$(tail -3 "$tmp/er-file.log")"
 fi
 
+# eval-results refuses results that do not fit the ground truth, naming the result: a mask of another size, an unknown
+# category, a score that is no confidence (outside 0…1).
+for fault in size category score; do
+  python3 - "$tmp/eval1/coco_instances_results.json" "$tmp/bad-$fault.json" "$fault" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1])); r = results[0]; fault = sys.argv[3]
+if fault == "size": r["segmentation"] = {"size": [r["segmentation"]["size"][0] + 1, r["segmentation"]["size"][1]], "counts": "0"}
+if fault == "category": r["category_id"] = 999
+text = json.dumps(results)
+if fault == "score": text = text.replace('"score": %s' % json.dumps(r["score"]), '"score": 1e30', 1)
+open(sys.argv[2], "w").write(text)
+PY
+  "$bin" eval-results --task instance --gt "$tmp/data/annotations/instances_val2017.json" --results "$tmp/bad-$fault.json" >"$tmp/bad-$fault.log" 2>&1; code=$?
+  if [ "$code" -eq 1 ] && grep -q "bad-$fault.json: result 0" "$tmp/bad-$fault.log"; then
+    ok "eval-results refuses a result with a wrong $fault, naming result 0"
+  else
+    bad "eval-results with a wrong $fault" "exit $code: $(tail -2 "$tmp/bad-$fault.log")"
+  fi
+done
+
 # eval --weights DIR: the folder's last_checkpoint; a folder without checkpoints is refused saying what was expected.
 if "$bin" eval "${common[@]}" --weights "$tmp/run" --max-images 1 >"$tmp/eval-dir.log" 2>&1 \
    && grep -q "^weights: $tmp/run/model_final.h5: loaded" "$tmp/eval-dir.log"; then

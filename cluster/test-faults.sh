@@ -54,6 +54,12 @@ else
   bad "disk full" "cannot mount a tmpfs (needs root); the disk-full cases did NOT run"
 fi
 
+# 1b. A read-only output folder: a clear error at start, exit 1.
+if tmpfs "$tmp/ro" 1m && mount -o remount,ro "$tmp/ro"; then
+  "$bin" train "${common[@]}" --set solver.max_iter=2 --output "$tmp/ro/run" >"$tmp/ro.log" 2>&1
+  expect_error "a read-only output folder is named at start" "--output $tmp/ro/run: cannot create the folder (Read-only file system)" "$tmp/ro.log" $?
+fi
+
 # 2. Disk full while appending metrics.jsonl (no checkpoints): exit 1 and no partial last line.
 if tmpfs "$tmp/tiny" 160k; then
   "$bin" train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/tiny/run" >"$tmp/tiny.log" 2>&1; code=$?
@@ -147,6 +153,32 @@ if [ "$code" -eq 0 ] && [ -n "$latest" ] && "$bin" checkpoint inspect "$tmp/term
 else
   bad "SIGTERM to the launcher" "exit $code, pointer '$latest'; $(tail -3 "$tmp/term.log")"
 fi
+
+# 8. data.on_bad_sample: skip — a corrupt image is skipped in training and in the periodic evaluation, and the
+#    per-epoch summary gathers every rank's skips (the same count with 1 and 2 ranks).
+cp -r "$tmp/data" "$tmp/baddata"
+bad_image=$(ls "$tmp/baddata/train2017" | sed -n 3p)
+printf 'not an image' >"$tmp/baddata/train2017/$bad_image"
+python3 - "$tmp/baddata/annotations/instances_train2017.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+a = dict(d["annotations"][0]); a["id"] = 999999; a["category_id"] = 12345   # a record the index drops under skip
+d["annotations"].append(a)
+json.dump(d, open(sys.argv[1], "w"))
+EOF
+skipset=(--config configs/smoke.yaml --set data.root="$tmp/baddata" --set data.on_bad_sample=skip --set solver.max_iter=8
+         --set checkpoint.period=0 --set eval.period=4 --set eval.split=train2017 --set eval.max_images=6)
+for n in 1 2; do
+  cluster/launch.sh -n $n -- train "${skipset[@]}" --output "$tmp/skip$n" >"$tmp/skip$n.log" 2>&1; code=$?
+  summaries=$(grep -c "^epoch [0-9]*: skipped 1 bad sample(s) on 1 of $n rank(s)" "$tmp/skip$n.log")
+  evals=$(grep -c '"eval":{' "$tmp/skip$n/metrics.jsonl" 2>/dev/null)
+  if [ "$code" -eq 0 ] && [ "$summaries" -ge 2 ] && [ "$evals" = 2 ] && grep -q "skipped 1 unreadable image(s) (data.on_bad_sample: skip)" "$tmp/skip$n.log" \
+     && grep -q "instances_train2017.json: dropped 1 bad record(s) while indexing" "$tmp/skip$n.log"; then
+    ok "on_bad_sample=skip with $n rank(s): the dropped record logged, $summaries epoch summaries of 1 skipped sample, 2 evaluations that skip it"
+  else
+    bad "on_bad_sample=skip with $n rank(s)" "exit $code, $summaries summaries, $evals evaluations; $(grep -m3 -E 'Error|skipped' "$tmp/skip$n.log")"
+  fi
+done
 
 echo "faults: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

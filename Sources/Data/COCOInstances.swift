@@ -253,6 +253,19 @@ private func parseCompressed(_ bytes: [UInt8], _ range: Range<Int>) -> Result<[U
     }
 }
 
+/// Why `name` (a `file_name` from an annotation file) may not be opened under the dataset's folder, or nil when it
+/// may: an absolute path, or `..` components that climb out of the folder. Checked on the name alone, so a dataset
+/// folder that is itself a symbolic link still works.
+func pathEscapeProblem(_ name: String) -> String? {
+    if name.hasPrefix("/") { return "file_name '\(name)' is an absolute path; it must be relative to the image folder" }
+    var depth = 0
+    for part in name.split(separator: "/", omittingEmptySubsequences: true) {
+        if part == ".." { depth -= 1 } else if part != "." { depth += 1 }
+        if depth < 0 { return "file_name '\(name)' leads out of the image folder" }
+    }
+    return depth == 0 ? "file_name '\(name)' names no file" : nil
+}
+
 private func joinPath(_ a: String, _ b: String) -> String {
     if a.isEmpty { return b }
     return a.hasSuffix("/") ? a + b : a + "/" + b
@@ -428,6 +441,7 @@ private struct COCOInstancesBuilder {
         if problem == nil {
             if id == nil { problem = "missing 'id'" }
             else if fileName == nil || fileName!.isEmpty { problem = "missing 'file_name'" }
+            else if let escape = pathEscapeProblem(fileName!) { problem = escape }
             else if width == nil || height == nil { problem = "missing 'width' or 'height'" }
             else if width! <= 0 || height! <= 0 || width! > 1 << 20 || height! > 1 << 20
                         || width! * height! > Int(UInt32.max) {

@@ -226,6 +226,7 @@ private struct PanopticIndex {
         if problem == nil {
             if id == nil { problem = "missing 'id'" }
             else if fileName == nil { problem = "missing 'file_name'" }
+            else if let escape = pathEscapeProblem(fileName!) { problem = escape }
             else if width == nil { problem = "missing 'width'" }
             else if height == nil { problem = "missing 'height'" }
         }
@@ -262,6 +263,7 @@ private struct PanopticIndex {
         if problem == nil {
             if imageID == nil { problem = "missing 'image_id'" }
             else if fileName == nil { problem = "missing 'file_name'" }
+            else if let escape = pathEscapeProblem(fileName!) { problem = escape }
             else if !sawSegments { problem = "missing 'segments_info'" }
         }
         if let problem { note(record, problem); return }

@@ -27,6 +27,8 @@ public struct EvaluationSplit: @unchecked Sendable {
     let load: (Int) throws -> Sample
     let cocoInstances: COCOInstances?
     let panoptic: COCOPanopticDataset?
+    /// What opening the split dropped under `data.on_bad_sample: skip`, for the log.
+    public private(set) var notes: [String] = []
     let ade: ADE20KDataset?
 
     /// Opens `split` (default `eval.split`, else `data.test_split`) of `config.data`, limited to `maxImages`
@@ -51,7 +53,8 @@ public struct EvaluationSplit: @unchecked Sendable {
             classNames = (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" }
             postProcessor = Mask2FormerPostProcessor(.semantic)
         case .cocoInstance:
-            let ds = try COCOInstances(root: root, split: split)
+            let ds = try COCOInstances(root: root, split: split, onBadSample: config.data.onBadSample == .skip ? .skip : .error)
+            if ds.skippedCount > 0 { notes.append(droppedRecordsNote(ds)) }
             guard ds.categories.count == numClasses else {
                 throw EvaluationError(ds.annotationFile, "the dataset has \(ds.categories.count) categories but model.decoder.num_classes is \(numClasses)")
             }
@@ -91,6 +94,18 @@ public struct EvaluationSplit: @unchecked Sendable {
 
     /// Image `index` of the split with its ground truth.
     public func sample(_ index: Int) throws -> Sample { try load(index) }
+
+    /// The dataset's id of image `index` (COCO: its `id`; ADE20K: its number in the file name).
+    func imageID(_ index: Int) -> Int {
+        cocoInstances.map { $0.images[index].id } ?? panoptic.map { $0.records[index].imageId } ?? index + 1
+    }
+}
+
+/// An image evaluation left out under `data.on_bad_sample: skip`.
+struct SkippedImage: Codable {
+    var index: Int
+    var imageID: Int
+    var problem: String
 }
 
 /// One image through the network: the resized input batch, every decoder layer's predictions (the last is the
@@ -179,9 +194,15 @@ public struct ModelEvaluation {
 
         var bar = progress.map { EvalProgress(total: shard.count, worldSize: comm.size, style: $0, label: label) }
         let start = Date()
+        // Under data.on_bad_sample: skip, an image that cannot be read is left out (and listed), as in training.
+        var skipped: [SkippedImage] = []
         for (n, index) in shard.enumerated() {
             let t0 = Date()
-            let sample = try split.sample(index)
+            let sample: Sample
+            do { sample = try split.sample(index) } catch let e as DataError where config.data.onBadSample == .skip {
+                skipped.append(SkippedImage(index: index, imageID: split.imageID(index), problem: e.description))
+                continue
+            }
             let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor)
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
             switch split.task {
@@ -241,17 +262,25 @@ public struct ModelEvaluation {
         let consistencyStates = try comm.gather(try encodeJSON(ConsistencyState(consistency)), root: root)
         let annotationStates = try comm.gather(try encodeJSON(panopticAnnotations), root: root)
         let fileStates = try comm.gather(try encodeJSON(predictionFiles), root: root)
-        guard let states, let consistencyStates, let annotationStates, let fileStates else { return nil }
+        let skippedStates = try comm.gather(try encodeJSON(skipped), root: root)
+        guard let states, let consistencyStates, let annotationStates, let fileStates, let skippedStates else { return nil }
+        let allSkipped = try skippedStates.flatMap { try decodeJSON([SkippedImage].self, $0) }.sorted { $0.index < $1.index }
         if let outputDirectory {
             for state in fileStates {
                 for f in try decodeJSON([PredictionFile].self, state) { try writeFile(f.png, to: "\(outputDirectory)/\(f.path)") }
             }
         }
 
-        var json: [String: Any] = ["task": split.task.rawValue, "split": split.split, "images": split.count,
+        var json: [String: Any] = ["task": split.task.rawValue, "split": split.split, "images": split.count - allSkipped.count,
                                    "world_size": comm.size, "seconds": elapsed]
         var scalars: [(name: String, value: Double)] = []
-        var lines: [String] = []
+        var lines: [String] = split.notes
+        if !allSkipped.isEmpty {
+            json["skipped_images"] = allSkipped.map { ["image_id": $0.imageID, "problem": $0.problem] as [String: Any] }
+            lines.append("skipped \(allSkipped.count) unreadable image(s) (data.on_bad_sample: skip): "
+                         + allSkipped.prefix(5).map { "image \($0.imageID): \($0.problem)" }.joined(separator: "; ")
+                         + (allSkipped.count > 5 ? "; …" : ""))
+        }
         switch split.task {
         case .semantic:
             var merged = SemanticEvaluator(numClasses: numClasses)
@@ -291,7 +320,8 @@ public struct ModelEvaluation {
         case .instance:
             let ds = split.cocoInstances!
             let all = try states.flatMap { try decodeJSON([SerializedDetection].self, $0).map { try $0.detection() } }
-            let imageIDs = ds.images.prefix(split.count).map(\.id)
+            let skippedIDs = Set(allSkipped.map(\.imageID))
+            let imageIDs = ds.images.prefix(split.count).map(\.id).filter { !skippedIDs.contains($0) }
             let gt = try COCOMaskAP.groundTruth(from: ds, images: split.count)
             let r = try COCOMaskAP.evaluate(imageIDs: imageIDs, categoryIDs: ds.categories.map(\.id), groundTruth: gt, detections: all)
             lines.append("COCO mask AP: \(all.count) detections, \(imageIDs.count) images")

@@ -29,6 +29,8 @@ public struct TrainingData: Sendable {
     public var count: Int
     /// The dataset's number of classes (ADE20K 150; COCO: its categories).
     public var numClasses: Int
+    /// What opening the dataset dropped under `data.on_bad_sample: skip` (bad annotation records), for the log.
+    public var notes: [String] = []
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
 
@@ -49,6 +51,7 @@ public struct TrainingData: Sendable {
             aug.imageSize = crop
             let a = aug
             count = ds.imageCount; numClasses = ds.categories.count
+            if ds.skippedCount > 0 { notes.append(droppedRecordsNote(ds)) }
             load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
         case .cocoPanoptic:
             let ds = try COCOPanopticDataset(root: d.root, split: split)
@@ -72,6 +75,8 @@ public final class Trainer {
     let loader: Loader
     /// The epoch of the first batch this run consumes.
     let startEpoch: Int
+    /// The epoch of the batches being consumed now.
+    var currentEpoch: Int
     /// The gradient all-reduce (nil with one rank); its `lastStep` timing says how much was hidden.
     public let bucketer: GradientBucketer?
     /// Called on rank 0 after every step with the step as all ranks saw it (losses averaged over ranks).
@@ -95,6 +100,7 @@ public final class Trainer {
         try Trainer.refuse(config.violations(worldSize: comm.size))
         data = try TrainingData(config: config)
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
+        if comm.isCoordinator { for note in data.notes { Console.message(note) } }
         if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {
             Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "
                             + "classes; the extra class outputs are never a target")
@@ -133,6 +139,7 @@ public final class Trainer {
         let startBatch = startIteration * accumulate
         schedule = TrainingSchedule(sampler: sampler, seed: config.seed, startBatch: startBatch)
         startEpoch = sampler.epoch(ofGlobalBatch: startBatch)
+        currentEpoch = startEpoch
         let firstPlan = try comm.broadcast(schedule.plan(startEpoch).order, root: 0)
         schedule.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
         loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
@@ -227,6 +234,7 @@ public final class Trainer {
     /// `solver.max_iter`.
     public func run(iterations: Int? = nil) throws {
         try runLoop(iterations: iterations)
+        try reportSkippedSamples(epoch: currentEpoch)
         if !stoppedBySignal && state.iteration >= config.solver.maxIter {
             try saveCheckpoint(name: CheckpointDirectory.finalName)
             try evaluate()
@@ -237,22 +245,21 @@ public final class Trainer {
         let comm = communicator
         let end = min(config.solver.maxIter, iterations.map { state.iteration + $0 } ?? config.solver.maxIter)
         let perRank = config.solver.imsPerBatch / comm.size / config.solver.accumulate
-        var lastEpoch = startEpoch
         while state.iteration < end {
             var micro: [TrainBatch] = []
-            var dataWait = 0.0, epoch = lastEpoch
+            var dataWait = 0.0, epoch = currentEpoch
             for _ in 0..<config.solver.accumulate {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
                 dataWait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
                 epoch = batch.refs.first?.epoch ?? 0
-                if epoch > lastEpoch {
-                    if comm.isCoordinator, loader.skippedCount(epoch: lastEpoch) > 0 { Console.message(loader.skipReport(epoch: lastEpoch)) }
+                if epoch > currentEpoch {
+                    try reportSkippedSamples(epoch: currentEpoch)
                     // The coordinator's plan for the next epoch, installed before the loader needs it.
                     let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
                     schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
-                    lastEpoch = epoch
+                    currentEpoch = epoch
                 }
                 let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
                 let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
@@ -294,6 +301,18 @@ public final class Trainer {
         }
     }
 
+    /// One summary of the samples every rank skipped in `epoch` (`data.on_bad_sample: skip`), printed by rank 0.
+    /// Collective: every rank calls it at the same step.
+    func reportSkippedSamples(epoch: Int) throws {
+        let mine = loader.skippedSamples(epoch: epoch).map(\.description).joined(separator: "\n")
+        guard let all = try communicator.gather(mine, root: 0) else { return }
+        let lines = all.flatMap { $0.split(separator: "\n").map(String.init) }
+        guard !lines.isEmpty else { return }
+        let ranks = all.filter { !$0.isEmpty }.count
+        Console.message("epoch \(epoch): skipped \(lines.count) bad sample(s) on \(ranks) of \(communicator.size) rank(s) "
+                        + "(data.on_bad_sample: skip): " + lines.prefix(5).joined(separator: "; ") + (lines.count > 5 ? "; …" : ""))
+    }
+
     /// The periodic evaluation (every rank takes part; rank 0 logs it and keeps the best model). Runs after the
     /// step's checkpoint and stop check, as detectron2's EvalHook runs after the PeriodicCheckpointer, so a failing
     /// evaluation never costs trained steps.
@@ -304,6 +323,12 @@ public final class Trainer {
             try keepIfBest(outcome, iteration: state.iteration)
         }
     }
+}
+
+/// "data: …: dropped N bad record(s) …" for a COCO index read under `data.on_bad_sample: skip`.
+func droppedRecordsNote(_ ds: COCOInstances) -> String {
+    "data: \(ds.annotationFile): dropped \(ds.skippedCount) bad record(s) while indexing (data.on_bad_sample: skip): "
+        + ds.skippedRecords.prefix(3).map(\.description).joined(separator: "; ") + (ds.skippedCount > 3 ? "; …" : "")
 }
 
 /// One step as logged: what detectron2 writes after reducing its metrics across workers.

@@ -61,9 +61,24 @@ struct EvalResultsCommand: ParsableCommand {
         }
         let groundTruth = try COCOMaskAP.groundTruth(from: ds)
         let detections = try readCOCOInstanceResults(path: results)
-        let known = Set(ds.images.map(\.id))
-        for (n, d) in detections.enumerated() where !known.contains(d.imageID) {
-            throw EvaluationError("\(results): result \(n)", "image id \(d.imageID) is not in \(ds.annotationFile)")
+        // Every result must fit the ground truth, as pycocotools' loadRes requires of image ids: a mask of another
+        // size or an unknown category would be scored as a silent miss, and a score outside 0…1 is no confidence.
+        let sizes = Dictionary(uniqueKeysWithValues: ds.images.map { ($0.id, ($0.height, $0.width)) })
+        let categories = Set(ds.categories.map(\.id))
+        for (n, d) in detections.enumerated() {
+            let at = "\(results): result \(n)"
+            guard let (h, w) = sizes[d.imageID] else {
+                throw EvaluationError(at, "image id \(d.imageID) is not in \(ds.annotationFile)")
+            }
+            guard categories.contains(d.categoryID) else {
+                throw EvaluationError(at, "category id \(d.categoryID) is not in \(ds.annotationFile) (ids: \(categories.sorted().prefix(20).map(String.init).joined(separator: ", ")))")
+            }
+            guard d.rle.height == h, d.rle.width == w else {
+                throw EvaluationError(at, "the segmentation's size [\(d.rle.height), \(d.rle.width)] is not image \(d.imageID)'s [\(h), \(w)] (height, width)")
+            }
+            guard d.score.isFinite, (0...1).contains(d.score) else {
+                throw EvaluationError(at, "score \(d.score) is not a confidence within 0…1")
+            }
         }
         let r = try COCOMaskAP.evaluate(imageIDs: ds.images.map(\.id), categoryIDs: ds.categories.map(\.id),
                                         groundTruth: groundTruth, detections: detections)

@@ -129,6 +129,26 @@ struct COCOInstancesTests {
         }
     }
 
+    @Test("file_name may not lead out of the image folder; a symlinked dataset folder still works")
+    func fileNamesStayInsideTheDataset() throws {
+        func images(_ name: String) -> String { #"[{"id": 10, "file_name": ""# + name + #"", "width": 6, "height": 5}]"# }
+        for name in ["../../../etc/passwd", "/etc/passwd", "x/../../a.jpg", "."] {
+            let e = try #require(try loadError(file("", images: images(name))), "\(name) was accepted")
+            #expect(e.record == "image 10" && e.problem.contains("file_name '\(name)'"), "\(e)")
+        }
+        // Under skip the record is dropped and counted; names that stay inside are fine.
+        let skipped = try load(file("", images: images("../x.jpg")), policy: .skip)
+        #expect(skipped.imageCount == 0 && skipped.skippedCount == 1)
+        let inside = try load(file("", images: images("sub/../a.jpg")))
+        #expect(inside.imagePath(ofImage: 0).hasSuffix("/val/sub/../a.jpg"))
+        // A dataset root reached through a symbolic link.
+        let root = try writeDataset(file(square))
+        let link = root.deletingLastPathComponent().appendingPathComponent("link-\(UUID().uuidString)")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: root)
+        defer { try? FileManager.default.removeItem(at: link) }
+        #expect(try COCOInstances(root: link.path, split: "val").imageCount == 2)
+    }
+
     @Test("unknown image or category: error naming the annotation id")
     func unknownReferences() throws {
         let unknownImage = try #require(try loadError(file(square + #", {"id": 77, "image_id": 99, "category_id": 5, "segmentation": [[0,0,1,0,1,1]]}"#)))
