@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Writes Tests/DataTests/Fixtures/coco_masks.json: polygons and RLEs with the masks the official COCO API
+"""Writes Tests/DatasetsTests/Fixtures/coco_masks.json: polygons and RLEs with the masks the official COCO API
 (pycocotools) makes of them, so the Swift tests can check COCORLE bit for bit without Python.
 
     pip install pycocotools numpy
-    python3 tools/make_coco_mask_fixture.py [--out Tests/DataTests/Fixtures/coco_masks.json] [--seed 0]
+    python3 tools/make_coco_mask_fixture.py [--out Tests/DatasetsTests/Fixtures/coco_masks.json] [--seed 0]
 
 Not run by CI: its output is committed. Every expected value comes from pycocotools itself:
   * polygons: an object's parts go through `frPyObjects(parts, h, w)` + `merge` (what COCO.annToRLE does);
@@ -89,7 +89,7 @@ def blob_mask(rng, h, w):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--out', default='Tests/DataTests/Fixtures/coco_masks.json')
+    ap.add_argument('--out', default='Tests/DatasetsTests/Fixtures/coco_masks.json')
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)

@@ -37,13 +37,21 @@ public struct CheckpointDirectory: Sendable {
         return "model_" + String(repeating: "0", count: max(0, 7 - digits.count)) + digits + ".h5"
     }
 
-    /// The iteration in a checkpoint file name, .some(nil) for model_final.h5, nil if not a checkpoint name.
-    public static func parse(name: String) -> Int?? {
-        if name == finalName { return .some(nil) }
+    /// What a checkpoint file name says: the checkpoint after an iteration, or the final one.
+    public enum Name: Equatable, Sendable {
+        case iteration(Int)
+        case final
+        /// The iteration, nil for the final checkpoint.
+        public var iteration: Int? { if case .iteration(let n) = self { n } else { nil } }
+    }
+
+    /// What `name` is as a checkpoint file name, nil when it is not one (`.tmp` files and everything else).
+    public static func parse(name: String) -> Name? {
+        if name == finalName { return .final }
         guard name.hasPrefix("model_"), name.hasSuffix(".h5") else { return nil }
         let digits = name.dropFirst("model_".count).dropLast(".h5".count)
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let n = Int(digits) else { return nil }
-        return .some(n)
+        return .iteration(n)
     }
 
     public var pointerPath: String { (path as NSString).appendingPathComponent(Self.pointerName) }
@@ -88,7 +96,7 @@ public struct CheckpointDirectory: Sendable {
         }
         let entries = names.compactMap { name -> CheckpointEntry? in
             guard let parsed = Self.parse(name: name) else { return nil }
-            return CheckpointEntry(name: name, path: filePath(name), iteration: parsed)
+            return CheckpointEntry(name: name, path: filePath(name), iteration: parsed.iteration)
         }
         return entries.sorted { a, b in
             switch (a.iteration, b.iteration) {

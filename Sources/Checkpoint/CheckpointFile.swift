@@ -143,19 +143,40 @@ public func writeAtomically(to finalPath: String, _ write: (String) throws -> Vo
     try fsyncPath(directoryOf(finalPath), directory: true)
 }
 
-private func writeCheckpointFile(_ c: CheckpointContents, path: String) throws {
-    for (group, tensors) in [("model", c.model), ("optimizer", c.optimizer)] {
-        var seen = Set<String>()
-        for (name, _) in tensors {
-            guard !name.isEmpty, !name.hasPrefix("/"), !name.hasSuffix("/"), !name.contains("//"),
-                  group == "optimizer" || !name.contains("/") else {
-                throw CheckpointError(file: path, object: "/\(group)/\(name)", problem: "invalid tensor name \"\(name)\"")
-            }
-            guard seen.insert(name).inserted else {
-                throw CheckpointError(file: path, object: "/\(group)/\(name)", problem: "tensor name given twice")
-            }
+/// Refuses tensor names HDF5 would misread or that repeat: empty, with a leading, trailing or doubled `/`, or (unless
+/// `nested`) any `/` at all — the model's names are flat, the optimizer's are `exp_avg/<name>`.
+private func checkTensorNames(_ tensors: [(String, Tensor)], group: String, nested: Bool, path: String) throws {
+    var seen = Set<String>()
+    for (name, _) in tensors {
+        guard !name.isEmpty, !name.hasPrefix("/"), !name.hasSuffix("/"), !name.contains("//"), nested || !name.contains("/") else {
+            throw CheckpointError(file: path, object: "/\(group)/\(name)", problem: "invalid tensor name \"\(name)\"")
+        }
+        guard seen.insert(name).inserted else {
+            throw CheckpointError(file: path, object: "/\(group)/\(name)", problem: "tensor name given twice")
         }
     }
+}
+
+/// Runs one HDF5 read of `path`, turning an `HDF5Error` into a `CheckpointError` naming the file, `object` and `what`
+/// could not be done.
+private func checkpointRead<R>(_ path: String, _ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
+    do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
+        throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
+    }
+}
+
+/// Refuses a `format_version` this code does not read.
+private func checkFormatVersion(_ version: Int64, path: String) throws {
+    guard version == Int64(CheckpointMeta.currentFormatVersion) else {
+        throw CheckpointError(file: path, object: "/meta (attribute \"format_version\")",
+                              problem: "unknown checkpoint format version \(version); this MaskPilot reads version "
+                                + "\(CheckpointMeta.currentFormatVersion)")
+    }
+}
+
+private func writeCheckpointFile(_ c: CheckpointContents, path: String) throws {
+    try checkTensorNames(c.model, group: "model", nested: false, path: path)
+    try checkTensorNames(c.optimizer, group: "optimizer", nested: true, path: path)
     try writeHDF5File(path) { file in
         let model = try file.createGroup(CheckpointLayout.model)
         for (name, tensor) in c.model { try model.write(tensor, to: name, options: .checksummed) }
@@ -237,30 +258,21 @@ func hex16(_ value: UInt64) -> String {
 public func readCheckpoint(path: String) throws -> CheckpointContents {
     let file = try openCheckpointFile(path)
     defer { try? file.close() }
-    func attempt<R>(_ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
-            throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
-        }
-    }
     for group in [CheckpointLayout.meta, CheckpointLayout.model, CheckpointLayout.optimizer, CheckpointLayout.trainer] {
-        guard try attempt(group, "cannot check for the group", { try file.contains(group) }) else {
+        guard try checkpointRead(path, group, "cannot check for the group", { try file.contains(group) }) else {
             throw CheckpointError(file: path, object: group, problem: "missing group (not a complete MaskPilot checkpoint)")
         }
     }
-    let metaGroup = try attempt(CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
+    let metaGroup = try checkpointRead(path, CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
     func attribute<R>(_ group: HDF5Group, _ name: String, _ read: (String) throws -> R) throws -> R {
         let object = "\(group.path) (attribute \"\(name)\")"
-        guard try attempt(object, "cannot check for the attribute", { try group.hasAttribute(name) }) else {
+        guard try checkpointRead(path, object, "cannot check for the attribute", { try group.hasAttribute(name) }) else {
             throw CheckpointError(file: path, object: object, problem: "missing attribute")
         }
-        return try attempt(object, "cannot read the attribute") { try read(name) }
+        return try checkpointRead(path, object, "cannot read the attribute") { try read(name) }
     }
     let version = try attribute(metaGroup, "format_version") { try metaGroup.int64Attribute($0) }
-    guard version == Int64(CheckpointMeta.currentFormatVersion) else {
-        throw CheckpointError(file: path, object: "/meta (attribute \"format_version\")",
-                              problem: "unknown checkpoint format version \(version); this MaskPilot reads version "
-                                + "\(CheckpointMeta.currentFormatVersion)")
-    }
+    try checkFormatVersion(version, path: path)
     let signatureText = try attribute(metaGroup, "parameter_signature") { try metaGroup.stringAttribute($0) }
     guard let signature = UInt64(signatureText, radix: 16) else {
         throw CheckpointError(file: path, object: "/meta (attribute \"parameter_signature\")",
@@ -281,12 +293,12 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
     let (optimizerGroup, optimizer) = try tensors(CheckpointLayout.optimizer)
     let step = try attribute(optimizerGroup, "step") { try optimizerGroup.int64Attribute($0) }
 
-    let trainerGroup = try attempt(CheckpointLayout.trainer, "cannot open the group") { try file.group(CheckpointLayout.trainer) }
+    let trainerGroup = try checkpointRead(path, CheckpointLayout.trainer, "cannot open the group") { try file.group(CheckpointLayout.trainer) }
     var trainer = CheckpointTrainerState(
         iteration: Int(try attribute(trainerGroup, "iteration") { try trainerGroup.int64Attribute($0) }),
         epoch: Int(try attribute(trainerGroup, "epoch") { try trainerGroup.int64Attribute($0) }),
         position: Int(try attribute(trainerGroup, "position") { try trainerGroup.int64Attribute($0) }))
-    let names = try attempt(CheckpointLayout.trainer, "cannot list the attributes") { try trainerGroup.attributeNames() }
+    let names = try checkpointRead(path, CheckpointLayout.trainer, "cannot list the attributes") { try trainerGroup.attributeNames() }
     for name in names {
         if name.hasPrefix(CheckpointLayout.rngPrefix) {
             let stream = String(name.dropFirst(CheckpointLayout.rngPrefix.count))
@@ -307,17 +319,12 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
 /// Reads every dataset of `groupPath` in the order of its `names` attribute (if any; unlisted datasets
 /// follow in name order). A name listed but absent is `missing dataset`; each read verifies the checksum.
 private func readTensorGroup(_ file: HDF5File, path: String, groupPath: String) throws -> (HDF5Group, [(String, Tensor)]) {
-    func attempt<R>(_ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
-            throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
-        }
-    }
-    let group = try attempt(groupPath, "cannot open the group") { try file.group(groupPath) }
-    let present = try attempt(groupPath, "cannot list the datasets") { try group.datasetPaths() }
+    let group = try checkpointRead(path, groupPath, "cannot open the group") { try file.group(groupPath) }
+    let present = try checkpointRead(path, groupPath, "cannot list the datasets") { try group.datasetPaths() }
     var order = present
-    if try attempt(groupPath, "cannot check for the names attribute", { try group.hasAttribute(CheckpointLayout.namesAttribute) }) {
+    if try checkpointRead(path, groupPath, "cannot check for the names attribute", { try group.hasAttribute(CheckpointLayout.namesAttribute) }) {
         let object = "\(groupPath) (attribute \"\(CheckpointLayout.namesAttribute)\")"
-        let text = try attempt(object, "cannot read the attribute") { try group.stringAttribute(CheckpointLayout.namesAttribute) }
+        let text = try checkpointRead(path, object, "cannot read the attribute") { try group.stringAttribute(CheckpointLayout.namesAttribute) }
         let listed = text.isEmpty ? [] : text.components(separatedBy: "\n")
         let presentSet = Set(present)
         if let missing = listed.first(where: { !presentSet.contains($0) }) {
@@ -332,7 +339,7 @@ private func readTensorGroup(_ file: HDF5File, path: String, groupPath: String) 
     result.reserveCapacity(order.count)
     for name in order {
         let object = groupPath + "/" + name
-        result.append((name, try attempt(object, "cannot read the dataset (checksum failure or damaged file)") {
+        result.append((name, try checkpointRead(path, object, "cannot read the dataset (checksum failure or damaged file)") {
             try group.readTensor(name)
         }))
     }
@@ -348,25 +355,16 @@ private func readTensorGroup(_ file: HDF5File, path: String, groupPath: String) 
 public func readModelWeights(path: String) throws -> [(String, Tensor)] {
     let file = try openCheckpointFile(path)
     defer { try? file.close() }
-    func attempt<R>(_ object: String?, _ what: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as CheckpointError { throw e } catch let e as HDF5Error {
-            throw CheckpointError(file: path, object: object, problem: "\(what): \(e.call) failed: \(e.message)")
-        }
-    }
-    guard try attempt(CheckpointLayout.model, "cannot check for the group", { try file.contains(CheckpointLayout.model) }) else {
+    guard try checkpointRead(path, CheckpointLayout.model, "cannot check for the group", { try file.contains(CheckpointLayout.model) }) else {
         throw CheckpointError(file: path, object: CheckpointLayout.model,
                               problem: "missing group (not a MaskPilot checkpoint or weights file: expected /model/<name> datasets)")
     }
-    if try attempt(CheckpointLayout.meta, "cannot check for the group", { try file.contains(CheckpointLayout.meta) }) {
-        let meta = try attempt(CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
+    if try checkpointRead(path, CheckpointLayout.meta, "cannot check for the group", { try file.contains(CheckpointLayout.meta) }) {
+        let meta = try checkpointRead(path, CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
         let object = "/meta (attribute \"format_version\")"
-        if try attempt(object, "cannot check for the attribute", { try meta.hasAttribute("format_version") }) {
-            let version = try attempt(object, "cannot read the attribute") { try meta.int64Attribute("format_version") }
-            guard version == Int64(CheckpointMeta.currentFormatVersion) else {
-                throw CheckpointError(file: path, object: object,
-                                      problem: "unknown checkpoint format version \(version); this MaskPilot reads version "
-                                        + "\(CheckpointMeta.currentFormatVersion)")
-            }
+        if try checkpointRead(path, object, "cannot check for the attribute", { try meta.hasAttribute("format_version") }) {
+            try checkFormatVersion(try checkpointRead(path, object, "cannot read the attribute") { try meta.int64Attribute("format_version") },
+                                   path: path)
         }
     }
     let (_, model) = try readTensorGroup(file, path: path, groupPath: CheckpointLayout.model)
@@ -379,15 +377,7 @@ public func readModelWeights(path: String) throws -> [(String, Tensor)] {
 /// Writes a weights-only file: `/model/<name>` (Fletcher32-checksummed, `names` attribute in order) and a
 /// `/meta` attribute `source`, crash-safely (`path.tmp`, fsync, rename, fsync of the folder).
 public func writeModelWeights(_ model: [(String, Tensor)], to path: String, source: String = "maskpilot") throws {
-    var seen = Set<String>()
-    for (name, _) in model {
-        guard !name.isEmpty, !name.contains("/") else {
-            throw CheckpointError(file: path, object: "/model/\(name)", problem: "invalid tensor name \"\(name)\"")
-        }
-        guard seen.insert(name).inserted else {
-            throw CheckpointError(file: path, object: "/model/\(name)", problem: "tensor name given twice")
-        }
-    }
+    try checkTensorNames(model, group: "model", nested: false, path: path)
     try writeAtomically(to: path) { tmp in
         try writeHDF5File(tmp) { file in
             let group = try file.createGroup(CheckpointLayout.model)

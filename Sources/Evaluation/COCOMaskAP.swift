@@ -4,7 +4,7 @@
 // maskApi.c (rleIou). Written from their documented behaviour; checked against the COCO API by
 // tools/make_coco_ap_fixture.py and Tests/EvaluationTests/COCOMaskAPTests.swift.
 
-import Data
+import Datasets
 
 /// One ground-truth object for mask AP.
 public struct COCOMaskAPGroundTruth: Sendable {

@@ -7,7 +7,7 @@
 // plus the GT crowd region of its own category. Averages run over categories with tp + fp + fn > 0.
 // Differences: segment areas are counted from the id maps (panopticapi takes GT areas from the JSON), so a GT
 // segment with no pixel is skipped; several crowd segments of one category are all used (panopticapi keeps the last).
-import Data
+import Datasets
 
 /// A predicted panoptic segmentation: a row-major id map (0 = no segment) and its segments.
 public struct PanopticPrediction: Sendable {

@@ -4,7 +4,7 @@
 // Reference: pycocotools COCO.loadRes (a JSON array of {image_id, category_id, score, segmentation: RLE}) and
 // panopticapi's prediction format (pq_compute(gt_json, pred_json, gt_folder, pred_folder): pred_json
 // "annotations" [{image_id, file_name, segments_info: [{id, category_id}]}], PNG id = R + 256·G + 256²·B).
-import Data
+import Datasets
 import Foundation
 
 // MARK: instance results

@@ -3,7 +3,7 @@
 // Reference: detectron2 evaluation/sem_seg_evaluation.py (SemSegEvaluator.process / evaluate): ignore pixels dropped,
 // acc_valid = pos_gt > 0, iou_valid = acc_valid ∧ union > 0, mIoU / mACC averaged over the valid classes,
 // fwIoU = Σ_valid IoU·pos_gt/Σpos_gt, pACC = Σtp/Σpos_gt.
-import Data
+import Datasets
 
 /// The metrics of a `SemanticEvaluator`. Ratios are in [0, 1] (detectron2 reports them ×100).
 public struct SemanticResult: Sendable, Equatable {

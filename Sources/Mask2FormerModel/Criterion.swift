@@ -57,8 +57,8 @@ public struct CriterionOutput {
 ///   there under no-grad and the predicted logits with grad. `loss_mask = Σ_pairs mean_p BCE / num_masks`,
 ///   `loss_dice = Σ_pairs [1 − (2·Σσ(x)t + 1)/(Σσ(x) + Σt + 1)] / num_masks`.
 ///
-/// `num_masks` is the batch's GT count passed through `reduceNumMasks` (a distributed trainer
-/// all-reduces and averages it across ranks there), then clamped to ≥ 1.
+/// `num_masks` is the batch's GT count, clamped to ≥ 1; a data-parallel caller passes the mean over ranks instead
+/// (`callAsFunction(_:targets:points:numMasks:)`).
 public struct SetCriterion {
     /// K, the number of classes without no-object.
     public var numClasses: Int
@@ -72,13 +72,11 @@ public struct SetCriterion {
     public var numPoints: Int
     public var oversampleRatio: Double
     public var importanceSampleRatio: Double
-    /// Maps the local GT count to the normaliser (identity on one process).
-    public var reduceNumMasks: (Double) -> Double
 
     /// Loss weights default to class 2, mask 5, dice 5 and are also the matcher's cost weights.
     public init(numClasses: Int, classWeight: Float = 2, maskWeight: Float = 5, diceWeight: Float = 5,
                 noObjectWeight: Float = 0.1, numPoints: Int = 12544, oversampleRatio: Double = 3,
-                importanceSampleRatio: Double = 0.75, reduceNumMasks: @escaping (Double) -> Double = { $0 }) {
+                importanceSampleRatio: Double = 0.75) {
         precondition(numClasses > 0 && numPoints > 0 && oversampleRatio >= 1
                      && importanceSampleRatio >= 0 && importanceSampleRatio <= 1,
                      "SetCriterion: K \(numClasses), P \(numPoints), oversample \(oversampleRatio), importance \(importanceSampleRatio)")
@@ -91,7 +89,6 @@ public struct SetCriterion {
         self.numPoints = numPoints
         self.oversampleRatio = oversampleRatio
         self.importanceSampleRatio = importanceSampleRatio
-        self.reduceNumMasks = reduceNumMasks
     }
 
     /// ⌊ratio·P⌋ candidates per mask (Python `int(P * ratio)`).
@@ -107,17 +104,17 @@ public struct SetCriterion {
         k == count - 1 ? base : "\(base)_\(k)"
     }
 
-    /// The normaliser of the mask losses: `max(reduceNumMasks(Σ_b N_b), 1)`.
-    public func numMasks(_ targets: [MaskTargets]) -> Double {
-        let local = Double(targets.reduce(0) { $0 + $1.labels.count })
-        return Swift.max(reduceNumMasks(local), 1)
+    /// The number of target masks in `targets` (Σ_b N_b), before any averaging over ranks.
+    public static func targetCount(_ targets: [MaskTargets]) -> Double {
+        Double(targets.reduce(0) { $0 + $1.labels.count })
     }
 
-    /// Runs the criterion on `predictions` (first … final) against `targets` (one per image).
+    /// Runs the criterion on `predictions` (first … final) against `targets` (one per image). `numMasks`, the mask
+    /// losses' normaliser before clamping to ≥ 1, defaults to this batch's target count.
     public func callAsFunction(_ predictions: [MaskPrediction], targets: [MaskTargets],
-                               points: PointSource) -> CriterionOutput {
+                               points: PointSource, numMasks: Double? = nil) -> CriterionOutput {
         precondition(!predictions.isEmpty, "SetCriterion: no predictions")
-        let normaliser = numMasks(targets)
+        let normaliser = Swift.max(numMasks ?? SetCriterion.targetCount(targets), 1)
         var losses: [String: Tensor] = [:]
         var names: [String] = []
         var indices: [[MatchIndices]] = []

@@ -77,13 +77,29 @@ public final class Mask2Former: Module {
         head = h
     }
 
+    /// Inference (and tests): every intermediate and the `decLayers` predictions of the Q queries.
     /// `images`: normalized `[B, H, W, 3]`, H and W multiples of 32.
     public func callAsFunction(_ images: Tensor) -> Mask2FormerOutput {
+        let (f, p) = encode(images)
+        let preds = head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures)
+        return Mask2FormerOutput(backbone: f, pixelDecoder: p, predictions: preds)
+    }
+
+    /// The training forward: the matching queries' predictions and, when mask piloting is on and `maskPiloting`
+    /// gives the batch's ground truth, the piloted queries' predictions (docs/model.md#mp-forward).
+    public func trainingForward(_ images: Tensor, maskPiloting targets: MaskPilotingTargets?) -> TrainingPredictions {
+        let (_, p) = encode(images)
+        if let targets, config.maskPiloting.enabled {
+            return head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures, maskPiloting: targets)
+        }
+        return TrainingPredictions(matching: head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures), piloted: nil)
+    }
+
+    /// Backbone and pixel decoder, after checking the input's shape.
+    private func encode(_ images: Tensor) -> (BackboneFeatures, PixelDecoderOutput) {
         precondition(images.rank == 4 && images.shape[3] == 3, "images must be [B, H, W, 3], got \(images.shape)")
         precondition(images.shape[1] % 32 == 0 && images.shape[2] % 32 == 0, "image size \(images.shape[1])×\(images.shape[2]) is not a multiple of 32")
         let f = backbone(images)
-        let p = head.pixelDecoder(f)
-        let preds = head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures)
-        return Mask2FormerOutput(backbone: f, pixelDecoder: p, predictions: preds)
+        return (f, head.pixelDecoder(f))
     }
 }

@@ -106,3 +106,83 @@ public func applyPointNoise(_ blocked: inout ArraySlice<Bool>, lambda: Double, r
     guard p > 0 else { return }
     for i in blocked.indices where rng.nextDouble() < p { blocked[i].toggle() }
 }
+
+/// Mask piloting's share of a training forward: the predictions of the G·M MP queries (every decoder layer's) and
+/// where each slot sits.
+public struct PilotedPredictions {
+    public var predictions: [MaskPrediction]
+    public var layout: MaskPilotingLayout
+
+    public init(predictions: [MaskPrediction], layout: MaskPilotingLayout) {
+        self.predictions = predictions; self.layout = layout
+    }
+}
+
+/// The predictions of a training forward.
+public struct TrainingPredictions {
+    /// The Q matching queries' predictions, one per decoder layer (the last is the final one): what the Hungarian
+    /// losses see.
+    public var matching: [MaskPrediction]
+    /// Mask piloting's predictions; nil when mask piloting is off or the batch has no ground truth.
+    public var piloted: PilotedPredictions?
+
+    public init(matching: [MaskPrediction], piloted: PilotedPredictions?) {
+        self.matching = matching; self.piloted = piloted
+    }
+}
+
+/// Writes mask piloting's rows into each layer's cross-attention mask (docs/model.md#mp-attention-masks): slot
+/// (g, j) of image b attends where GT mask j of image b is (area-downsampled to the layer's feature size, then
+/// point-noised afresh for every layer), and padding slots are blocked everywhere (the decoder's full-row rule
+/// re-opens them). With per-head noise every head gets its own noisy copy.
+struct PilotedAttentionMasks {
+    let config: MaskPilotingConfig
+    let layout: MaskPilotingLayout
+    /// GT masks per image `[N_b, H, W]`.
+    let masks: [Tensor]
+    /// One stream per image, continuing from the label flips.
+    var rngs: [RNG]
+    /// Attention heads and matching queries of the decoder.
+    let heads: Int, queries: Int
+    /// Blocked flags per image `[N_b · h·w]`, per feature size, computed once.
+    private var downsampled: [String: [[Bool]]] = [:]
+
+    init(config: MaskPilotingConfig, layout: MaskPilotingLayout, masks: [Tensor], rngs: [RNG], heads: Int, queries: Int) {
+        self.config = config; self.layout = layout; self.masks = masks; self.rngs = rngs
+        self.heads = heads; self.queries = queries
+    }
+
+    /// Rewrites the MP rows of `mask` (`[B(·heads), T, h·w]`, true = blocked) for decoder layer `layer`.
+    mutating func apply(layer: Int, height h: Int, width w: Int, mask: inout [Bool]) {
+        guard config.allLayers || layer < config.firstLayers else { return }
+        let key = "\(h)x\(w)"
+        if downsampled[key] == nil { downsampled[key] = masks.map { gtAttentionMask($0, height: h, width: w) } }
+        let gt = downsampled[key]!
+        let b = layout.targetCounts.count, hw = h * w, t = layout.padSize + queries
+        if config.perHeadNoise && mask.count == b * t * hw {
+            // Expand the shared mask to one copy per head so the heads can get independent noise.
+            var expanded = [Bool](); expanded.reserveCapacity(b * heads * t * hw)
+            for i in 0..<b { for _ in 0..<heads { expanded += mask[(i * t * hw)..<((i + 1) * t * hw)] } }
+            mask = expanded
+        }
+        let copies = config.perHeadNoise ? heads : 1
+        for i in 0..<b {
+            for copy in 0..<copies { writeRows(image: i, base: (i * copies + copy) * t * hw, hw: hw, gt: gt[i], into: &mask) }
+        }
+    }
+
+    /// The G·M MP rows of one image (one head's copy) starting at `base`.
+    private mutating func writeRows(image i: Int, base: Int, hw: Int, gt: [Bool], into mask: inout [Bool]) {
+        let m = layout.slotsPerGroup
+        for slot in 0..<layout.padSize {
+            let j = slot % m, row = base + slot * hw
+            if j < layout.targetCounts[i] {
+                var cells = gt[(j * hw)..<((j + 1) * hw)]
+                applyPointNoise(&cells, lambda: config.pointNoise, rng: &rngs[i])
+                mask.replaceSubrange(row..<(row + hw), with: cells)
+            } else {
+                for r in row..<(row + hw) { mask[r] = true }   // padding: re-opened by the full-row rule
+            }
+        }
+    }
+}

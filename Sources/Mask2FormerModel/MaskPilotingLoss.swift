@@ -11,9 +11,10 @@ extension SetCriterion {
     /// (`loss_cross_entropy_dn`, `loss_mask_dn_3`, …). When MP was skipped (`layout` nil) every term
     /// is emitted as a zero constant, as the reference does; `includeClassLoss` false (`DN_NO_LB`)
     /// drops the class terms.
-    public func maskPilotingLosses(_ predictions: [MaskPrediction]?, layout: MaskPilotingLayout?, targets: [MaskTargets],
+    public func maskPilotingLosses(_ piloted: PilotedPredictions?, targets: [MaskTargets],
                                    numMasks: Double, includeClassLoss: Bool = true, predictionCount: Int,
                                    points: PointSource) -> (losses: [String: Tensor], names: [String], total: Tensor) {
+        let predictions = piloted?.predictions, layout = piloted?.layout
         var losses: [String: Tensor] = [:]
         var names: [String] = []
         var total = Tensor(scalar: 0)

@@ -107,25 +107,12 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         return run(x, queryPos: queryPos, selfMask: nil, features: features, maskFeatures: maskFeatures) { _, _, _, _ in }
     }
 
-    /// What a training forward with mask piloting returns.
-    public struct MaskPilotingOutput {
-        /// The matching part (last Q queries) of every prediction: what the Hungarian loss sees.
-        public var predictions: [MaskPrediction]
-        /// The MP part (first G·M queries) of every prediction, or nil when MP was skipped (no GT).
-        public var mpPredictions: [MaskPrediction]?
-        public var layout: MaskPilotingLayout?
-
-        public init(predictions: [MaskPrediction], mpPredictions: [MaskPrediction]?, layout: MaskPilotingLayout?) {
-            self.predictions = predictions; self.mpPredictions = mpPredictions; self.layout = layout
-        }
-    }
-
     /// Training forward with MP-Former's mask piloting (docs/model.md#mp-forward): G groups of M label-embedding
     /// queries before the Q matching queries, GT masks (area-downsampled, point-noised, re-drawn per
     /// layer) as their cross-attention masks, and the self-attention mask of
-    /// docs/model.md#self-attention-isolation. Skipped (plain forward) when MP is disabled or the batch
-    /// has no GT.
-    public func callAsFunction(features: [Tensor], maskFeatures: Tensor, maskPiloting targets: MaskPilotingTargets) -> MaskPilotingOutput {
+    /// docs/model.md#self-attention-isolation. A plain forward (no piloted predictions) when MP is disabled or
+    /// the batch has no GT.
+    public func callAsFunction(features: [Tensor], maskFeatures: Tensor, maskPiloting targets: MaskPilotingTargets) -> TrainingPredictions {
         let mp = maskPiloting
         let b = maskFeatures.shape[0], c = config.hiddenDim, nq = config.numQueries
         let counts = targets.labels.map(\.count)
@@ -133,8 +120,7 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         let m = counts.max() ?? 0
         let g = mp.groups(maxTargets: m)
         guard mp.enabled, let labelEnc, g > 0 else {
-            return MaskPilotingOutput(predictions: callAsFunction(features: features, maskFeatures: maskFeatures),
-                                      mpPredictions: nil, layout: nil)
+            return TrainingPredictions(matching: callAsFunction(features: features, maskFeatures: maskFeatures), piloted: nil)
         }
         let layout = MaskPilotingLayout(groups: g, slotsPerGroup: m, targetCounts: counts)
         let pad = layout.padSize, t = pad + nq, k = config.numClasses
@@ -155,46 +141,15 @@ public final class MultiScaleMaskedTransformerDecoder: Module {
         let queryPos = queryEmbed.map { Tensor.concat([Tensor.zeros([b, pad, c]), zeros + $0.weight.reshaped([1, nq, c])], axis: 1) }
         let single = maskPilotingSelfAttentionMask(groups: g, slotsPerGroup: m, queries: nq)
         let selfMask = Array((0..<b).map { _ in single }.joined())
-        // GT attention masks per level size, computed once; noise is drawn afresh for every layer.
-        var gtCache: [String: [[Bool]]] = [:]
-        let heads = config.heads
+        var pilot = PilotedAttentionMasks(config: mp, layout: layout, masks: targets.masks, rngs: rngs, heads: config.heads, queries: nq)
         let predictions = run(x, queryPos: queryPos, selfMask: selfMask, features: features, maskFeatures: maskFeatures) {
-            layer, h, w, mask in
-            guard mp.allLayers || layer < mp.firstLayers else { return }
-            let key = "\(h)x\(w)"
-            if gtCache[key] == nil { gtCache[key] = targets.masks.map { gtAttentionMask($0, height: h, width: w) } }
-            let gt = gtCache[key]!
-            let hw = h * w
-            let perHead = mp.perHeadNoise
-            if perHead && mask.count == b * t * hw {
-                // Expand the shared mask to one copy per head so the heads can get independent noise.
-                var expanded = [Bool](); expanded.reserveCapacity(b * heads * t * hw)
-                for i in 0..<b { for _ in 0..<heads { expanded += mask[(i * t * hw)..<((i + 1) * t * hw)] } }
-                mask = expanded
-            }
-            let copies = perHead ? heads : 1
-            for i in 0..<b {
-                for hd in 0..<copies {
-                    let base = ((i * copies) + hd) * t * hw
-                    for slot in 0..<pad {
-                        let j = slot % m
-                        let row = base + slot * hw
-                        if j < counts[i] {
-                            var cells = gt[i][(j * hw)..<((j + 1) * hw)]
-                            applyPointNoise(&cells, lambda: mp.pointNoise, rng: &rngs[i])
-                            mask.replaceSubrange(row..<(row + hw), with: cells)
-                        } else {
-                            for r in row..<(row + hw) { mask[r] = true }   // padding: re-opened by the full-row rule
-                        }
-                    }
-                }
-            }
+            pilot.apply(layer: $0, height: $1, width: $2, mask: &$3)
         }
         let split = { (p: MaskPrediction, range: Range<Int>) in
             MaskPrediction(classLogits: p.classLogits.slice(axis: 1, range), maskLogits: p.maskLogits.slice(axis: 1, range))
         }
-        return MaskPilotingOutput(predictions: predictions.map { split($0, pad..<t) },
-                                  mpPredictions: predictions.map { split($0, 0..<pad) }, layout: layout)
+        return TrainingPredictions(matching: predictions.map { split($0, pad..<t) },
+                                   piloted: PilotedPredictions(predictions: predictions.map { split($0, 0..<pad) }, layout: layout))
     }
 
     /// The decoder loop shared by both paths. `overrideMask(layer, h, w, &mask)` may rewrite the

@@ -2,6 +2,7 @@
 // Corresponds to detectron2's CfgNode (merge_from_file / merge_from_list) with Mask2Former's keys (docs/model.md#training-recipe).
 import Foundation
 import Mask2FormerModel
+import TensorCore
 import Yams
 
 /// Loss weights and point sampling (docs/model.md#criterion, #point-sampling; `MODEL.MASK_FORMER.*` in the reference).
@@ -249,11 +250,7 @@ extension MaskPilotConfig {
     }
 
     /// A stable hash of the resolved configuration (FNV-1a over the sorted YAML).
-    public func hash() throws -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in try yaml().utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return h
-    }
+    public func hash() throws -> UInt64 { FNV1a.hash(try yaml()) }
 
     static func tree(of config: MaskPilotConfig) throws -> [String: Any] {
         let encoder = JSONEncoder()

@@ -2,7 +2,7 @@
 // ranks run disjoint shards of the split (test-time resize, forward, post-processing), the evaluator states are
 // gathered on rank 0, and rank 0 gets the metrics. Corresponds to detectron2's inference_on_dataset with
 // SemSegEvaluator / COCOEvaluator (segm) / COCOPanopticEvaluator, plus MP-Former's layer-consistency metrics.
-import Data
+import Datasets
 import Distributed
 import Evaluation
 import Foundation
@@ -366,7 +366,7 @@ public struct ModelEvaluation {
                            imageId: Int, context: String) throws {
         let labels = output.batch.targets[0].labels
         let masks = output.batch.maskTensor(0)
-        var rng = RNG(seed: config.seed &+ 0x4C43, stream: UInt64(truncatingIfNeeded: imageId))
+        var rng = RNG(seed: config.seed &+ RandomStreams.layerConsistency, stream: UInt64(truncatingIfNeeded: imageId))
         let points = Tensor.uniform([config.loss.numPoints, 2], rng: &rng)
         var logits: [Tensor] = [], matches: [[(query: Int, target: Int)]] = []
         for p in output.predictions {

@@ -5,9 +5,25 @@
 import Mask2FormerModel
 import TensorCore
 
+/// The run's random streams besides the parameters' initialization: each is `RNG(seed: config.seed &+ offset, …)`
+/// with its own offset, so no two uses ever share a stream.
+public enum RandomStreams {
+    /// Mask piloting's label flips and point noise, one stream per image: `stream: imageKey(epoch, image id)`.
+    public static let maskPiloting: UInt64 = 0x4D50        // "MP"
+    /// The criterion's random points (`KeyedPointSource`).
+    public static let criterionPoints: UInt64 = 0x5054     // "PT"
+    /// The layer-consistency matcher's points during evaluation, one stream per image id.
+    public static let layerConsistency: UInt64 = 0x4C43    // "LC"
+}
+
+/// Which criterion pass draws points: the matching (Hungarian) losses or mask piloting's losses.
+public enum CriterionPass: Int, Sendable {
+    case matching = 0, maskPiloting = 1
+}
+
 /// Points from per-image Philox streams. Before each step the trainer calls `begin(imageKeys:iteration:)`
-/// with one key per batch image (`imageKey(epoch:imageId:)`); `call` says which criterion pass is drawing
-/// (0 = matching losses, 1 = MP losses — set by `TrainingStep`, the same order on every rank).
+/// with one key per batch image (`imageKey(epoch:imageId:)`); each criterion pass draws through
+/// `points(for:)` (the source itself draws as the matching pass).
 ///
 /// Each request draws from `RNG(seed: seed, stream: hash(imageKey, iteration, prediction, kind, call, pair))`
 /// with kind 0 = matcher, 1 = oversampled candidates, 2 = appended random points, and pair = the index of
@@ -18,8 +34,6 @@ public final class KeyedPointSource: PointSource {
     /// One key per batch image (batch index → key). Empty: the batch index is the key.
     public private(set) var imageKeys: [UInt64] = []
     public private(set) var iteration = 0
-    /// Which criterion pass draws (0 = matching losses, 1 = MP losses).
-    public var call = 0
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -28,12 +42,14 @@ public final class KeyedPointSource: PointSource {
         UInt64(truncatingIfNeeded: epoch) << 40 ^ UInt64(truncatingIfNeeded: imageId)
     }
 
-    /// Starts a step: the batch's image keys and the optimizer iteration; resets `call` to 0.
+    /// Starts a step: the batch's image keys and the optimizer iteration.
     public func begin(imageKeys: [UInt64], iteration: Int) {
         self.imageKeys = imageKeys
         self.iteration = iteration
-        call = 0
     }
+
+    /// The points of criterion pass `pass` (its draws never coincide with another pass's).
+    public func points(for pass: CriterionPass) -> PointSource { PassPoints(source: self, pass: pass) }
 
     @inline(__always) static func mix(_ x: UInt64) -> UInt64 {   // splitmix64 finalizer
         var z = x &+ 0x9E37_79B9_7F4A_7C15
@@ -43,41 +59,61 @@ public final class KeyedPointSource: PointSource {
     }
 
     /// The stream of one draw.
-    public func stream(image: Int, prediction: Int, kind: Int, pair: Int) -> UInt64 {
+    public func stream(image: Int, prediction: Int, kind: Int, pair: Int, pass: CriterionPass = .matching) -> UInt64 {
         let key = image < imageKeys.count ? imageKeys[image] : UInt64(truncatingIfNeeded: image)
         precondition(imageKeys.isEmpty || image < imageKeys.count, "KeyedPointSource: image \(image) of \(imageKeys.count) keys")
         var h: UInt64 = 0x4B50_5331   // "KPS1"
         for v in [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: prediction),
-                  UInt64(truncatingIfNeeded: kind), UInt64(truncatingIfNeeded: call), UInt64(truncatingIfNeeded: pair)] {
+                  UInt64(truncatingIfNeeded: kind), UInt64(truncatingIfNeeded: pass.rawValue), UInt64(truncatingIfNeeded: pair)] {
             h = KeyedPointSource.mix(h ^ v)
         }
         return h
     }
 
     public func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor {
-        var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: 0, pair: 0))
-        return Tensor.uniform([count, 2], rng: &rng)
+        matcherPoints(prediction: prediction, image: image, count: count, pass: .matching)
     }
 
     public func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
-        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 1)
+        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 1, pass: .matching)
     }
 
     public func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
-        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 2)
+        pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 2, pass: .matching)
+    }
+
+    func matcherPoints(prediction: Int, image: Int, count: Int, pass: CriterionPass) -> Tensor {
+        var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: 0, pair: 0, pass: pass))
+        return Tensor.uniform([count, 2], rng: &rng)
     }
 
     /// `[pairs, count, 2]`: pair j from the stream of (its image, its index among that image's pairs).
-    func pairPoints(prediction: Int, pairImages: [Int], count: Int, kind: Int) -> Tensor {
+    func pairPoints(prediction: Int, pairImages: [Int], count: Int, kind: Int, pass: CriterionPass) -> Tensor {
         let out = Tensor(uninitialized: [pairImages.count, count, 2])
         var within: [Int: Int] = [:]
         for (j, image) in pairImages.enumerated() {
             let pair = within[image, default: 0]
             within[image] = pair + 1
-            var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: kind, pair: pair))
+            var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: kind, pair: pair, pass: pass))
             let t = Tensor.uniform([count, 2], rng: &rng)
             (out.data + j * count * 2).update(from: t.data, count: count * 2)
         }
         return out
+    }
+}
+
+/// One criterion pass's view of a `KeyedPointSource`.
+private final class PassPoints: PointSource {
+    let source: KeyedPointSource, pass: CriterionPass
+    init(source: KeyedPointSource, pass: CriterionPass) { self.source = source; self.pass = pass }
+
+    func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor {
+        source.matcherPoints(prediction: prediction, image: image, count: count, pass: pass)
+    }
+    func oversamplePoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        source.pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 1, pass: pass)
+    }
+    func randomPoints(prediction: Int, pairImages: [Int], count: Int) -> Tensor {
+        source.pairPoints(prediction: prediction, pairImages: pairImages, count: count, kind: 2, pass: pass)
     }
 }

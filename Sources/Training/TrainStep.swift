@@ -1,6 +1,7 @@
 // One optimisation step of Mask2Former / MP-Former: forward, criterion (+ MP losses), backward, clip, AdamW.
 // Corresponds to detectron2's SimpleTrainer.run_step with Mask2Former's build_optimizer (docs/model.md#criterion, #optimizer).
 import Dispatch
+import Distributed
 import Mask2FormerModel
 import NN
 import Optim
@@ -38,26 +39,24 @@ public struct StepReport {
     public var allReduceWait = 0.0
 }
 
-/// The model, its flat parameters, the optimizer (Mask2Former's parameter groups), the schedule and
-/// the criterion, built from a `MaskPilotConfig`.
+/// The model, its flat parameters, the optimizer (Mask2Former's parameter groups), the schedule, the criterion and
+/// the gradient synchronizer, built from a `MaskPilotConfig`. Owns the run's one iteration counter.
 public final class TrainingStep {
     public let config: MaskPilotConfig
     public let model: Mask2Former
     public let parameters: FlatParameters
     public let optimizer: AdamW
     public let schedule: any LearningRateSchedule
-    public var criterion: SetCriterion
-    /// Random points of the criterion, keyed per image by the batch's `imageKeys` and the iteration
-    /// (matching losses draw with `call` 0, MP losses with `call` 1).
+    public let criterion: SetCriterion
+    /// Random points of the criterion, keyed per image by the batch's `imageKeys` and the iteration.
     public let points: KeyedPointSource
+    /// Makes the gradients and the loss normaliser the same on every rank (`LocalGradients` on one process).
+    public let synchronizer: any GradientSynchronizer
+    /// Optimizer steps taken (= global batches consumed); a resume sets it from the checkpoint.
     public internal(set) var iteration = 0
-    /// Runs backward from the total loss (the trainer installs one that overlaps the gradient all-reduce).
-    public var runBackward: (Tensor) -> Void = { $0.backward() }
-    /// Makes the gradients identical on every rank (average over ranks) after backward; returns the
-    /// seconds spent waiting for it. The default (one process) does nothing.
-    public var synchronizeGradients: () throws -> Double = { 0 }
 
-    public init(config: MaskPilotConfig) {
+    /// `communicator`: the ranks this step trains with (their gradients are averaged); one process by default.
+    public init(config: MaskPilotConfig, communicator: any Communicator = LocalCommunicator()) {
         self.config = config
         var rng = RNG(seed: config.seed, stream: 0)
         model = Mask2Former(config.model, rng: &rng)
@@ -83,18 +82,20 @@ public final class TrainingStep {
                                  maskWeight: Float(l.maskWeight), diceWeight: Float(l.diceWeight),
                                  noObjectWeight: Float(l.noObjectWeight), numPoints: l.numPoints,
                                  oversampleRatio: l.oversampleRatio, importanceSampleRatio: l.importanceSampleRatio)
-        points = KeyedPointSource(seed: config.seed &+ 0x5054)
+        points = KeyedPointSource(seed: config.seed &+ RandomStreams.criterionPoints)
+        synchronizer = makeGradientSynchronizer(parameters: parameters, config: config, communicator: communicator)
     }
 
-    /// Forward, losses, backward, gradient clipping and one AdamW update.
+    /// One optimizer step on one batch (`train(on: [batch])`).
     @discardableResult
-    public func step(_ batch: TrainBatch) throws -> StepReport { try step([batch]) }
+    public func train(on batch: TrainBatch) throws -> StepReport { try train(on: [batch]) }
 
     /// One optimizer step over `microBatches` (`solver.accumulate` of them): forward, losses and backward
     /// for each, gradients summed, then averaged over the micro-batches; the gradient all-reduce runs
-    /// with the last backward only. The reported losses and times are sums/means over the micro-batches.
+    /// with the last backward only. Then clipping and one AdamW update. The reported losses and times are
+    /// sums/means over the micro-batches.
     @discardableResult
-    public func step(_ microBatches: [TrainBatch]) throws -> StepReport {
+    public func train(on microBatches: [TrainBatch]) throws -> StepReport {
         precondition(!microBatches.isEmpty, "a step needs at least one batch")
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
@@ -104,13 +105,13 @@ public final class TrainingStep {
             var t0 = now()
             let criterionBefore = report.criterion
             // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
-            let total = forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
+            let total = try forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
             report.forward += now() - t0 - (report.criterion - criterionBefore)
             t0 = now()
-            if m == a - 1 { runBackward(total) } else { total.backward() }
+            if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
             report.backward += now() - t0
         }
-        report.allReduceWait = try synchronizeGradients()
+        report.allReduceWait = try synchronizer.finish()
         let t0 = now()
         report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
         report.learningRate = schedule.learningRate(at: iteration)
@@ -122,35 +123,24 @@ public final class TrainingStep {
 
     /// Forward and criterion (+ MP losses) of one batch; adds `weight ×` each loss to `report`
     /// (`forward` is timed by the caller, `criterion` here) and returns the total loss (with grad).
-    func forwardAndLoss(_ batch: TrainBatch, into report: inout StepReport, weight: Float) -> Tensor {
+    func forwardAndLoss(_ batch: TrainBatch, into report: inout StepReport, weight: Float) throws -> Tensor {
         let mp = config.model.maskPiloting
-        let predictor = model.head.predictor
-        let (features, maskFeatures): ([Tensor], Tensor) = withGrad {
-            let f = model.backbone(batch.images)
-            let p = model.head.pixelDecoder(f)
-            return (p.multiScaleFeatures, p.maskFeatures)
-        }
-        let decoded = withGrad {
-            mp.enabled
-                ? predictor(features: features, maskFeatures: maskFeatures,
-                            maskPiloting: MaskPilotingTargets(labels: batch.targets.map(\.labels),
-                                                              masks: batch.targets.map(\.masks), rngs: batch.rngs))
-                : MultiScaleMaskedTransformerDecoder.MaskPilotingOutput(
-                    predictions: predictor(features: features, maskFeatures: maskFeatures), mpPredictions: nil, layout: nil)
-        }
+        let pilotTargets = mp.enabled
+            ? MaskPilotingTargets(labels: batch.targets.map(\.labels), masks: batch.targets.map(\.masks), rngs: batch.rngs) : nil
+        let predictions = withGrad { model.trainingForward(batch.images, maskPiloting: pilotTargets) }
         let t0 = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        let numMasks = try synchronizer.averageOverRanks(SetCriterion.targetCount(batch.targets))
         points.begin(imageKeys: batch.imageKeys, iteration: iteration)
         var losses: [String: Float] = [:]
         let total: Tensor = withGrad {
-            points.call = 0
-            let matching = criterion(decoded.predictions, targets: batch.targets, points: points)
+            let matching = criterion(predictions.matching, targets: batch.targets, points: points.points(for: .matching),
+                                     numMasks: numMasks)
             var total = matching.total
             for (name, value) in matching.losses { losses[name] = value.item }
             if mp.enabled {
-                points.call = 1
-                let extra = criterion.maskPilotingLosses(decoded.mpPredictions, layout: decoded.layout, targets: batch.targets,
-                                                         numMasks: matching.numMasks, includeClassLoss: !mp.noLabelLoss,
-                                                         predictionCount: decoded.predictions.count, points: points)
+                let extra = criterion.maskPilotingLosses(predictions.piloted, targets: batch.targets, numMasks: matching.numMasks,
+                                                         includeClassLoss: !mp.noLabelLoss, predictionCount: predictions.matching.count,
+                                                         points: points.points(for: .maskPiloting))
                 for (name, value) in extra.losses { losses[name] = value.item }
                 total = total + extra.total
             }

@@ -1,7 +1,7 @@
 // The data-parallel trainer: start-up agreement across ranks, the sharded loader, the step loop, checks and logs.
 // Corresponds to detectron2's DefaultTrainer/SimpleTrainer with PyTorch DDP (docs/architecture.md#one-training-step).
 import Checkpoint
-import Data
+import Datasets
 import Dispatch
 import Distributed
 import Foundation
@@ -15,13 +15,6 @@ public struct TrainingError: Error, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-/// Everything the trainer needs to continue where it stopped (a checkpoint saves this; docs/checkpoint-format.md).
-public struct TrainerState: Sendable, Equatable, Codable {
-    /// Optimizer steps taken (= global batches consumed).
-    public var iteration = 0
-    public init() {}
 }
 
 /// The dataset of a `DataConfig`: its size, a thread-safe sample loader and the training augmentation.
@@ -68,17 +61,17 @@ public final class Trainer {
     public let config: MaskPilotConfig
     public let communicator: any Communicator
     public let step: TrainingStep
-    public internal(set) var state = TrainerState()
     public let outputDirectory: String
     let data: TrainingData
-    let schedule: TrainingSchedule
+    /// The order of the samples, one epoch plan at a time (rank 0 draws each plan and broadcasts it).
+    let epochPlans: TrainingSchedule
     let loader: Loader
     /// The epoch of the first batch this run consumes.
     let startEpoch: Int
     /// The epoch of the batches being consumed now.
     var currentEpoch: Int
-    /// The gradient all-reduce (nil with one rank); its `lastStep` timing says how much was hidden.
-    public let bucketer: GradientBucketer?
+    /// Optimizer steps taken (the step's counter; a resume starts it at the checkpoint's iteration).
+    public var iteration: Int { step.iteration }
     /// Called on rank 0 after every step with the step as all ranks saw it (losses averaged over ranks).
     public var onStep: ((LoggedStep) throws -> Void)?
     /// The periodic evaluation (`eval.period` > 0): the split is opened at start-up, so a missing split fails early.
@@ -105,9 +98,8 @@ public final class Trainer {
             Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "
                             + "classes; the extra class outputs are never a target")
         }
-        step = TrainingStep(config: config)
-        let signature = step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
-        try Trainer.checkAgreement(name: "parameter signature", text: signature, comm: comm)
+        step = TrainingStep(config: config, communicator: comm)
+        try Trainer.checkAgreement(name: "parameter signature", text: Trainer.parameterSignatureText(of: step), comm: comm)
         if resume == nil, !config.model.weights.isEmpty {
             // Every rank reads the file (no extra broadcast of the whole model); the broadcast below then
             // only confirms rank 0's values.
@@ -119,7 +111,6 @@ public final class Trainer {
         // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
         let values = step.parameters.values
         try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
-        bucketer = Trainer.configureDataParallel(step: step, config: config, communicator: comm)
         evaluation = config.eval.period > 0 ? try ModelEvaluation(config: config) : nil
         let best = config.eval.bestMetric
         if !best.isEmpty {
@@ -129,68 +120,24 @@ public final class Trainer {
             }
         }
         var startIteration = 0
-        let newStep: TrainingStep = step
         if let resume {
-            startIteration = try Trainer.restore(newStep, config: config, communicator: comm, from: resume.contents, path: resume.path)
+            startIteration = try Trainer.restore(step, config: config, communicator: comm, from: resume.contents, path: resume.path)
         }
         // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,
                                           worldSize: comm.size, rank: comm.rank)
         let startBatch = startIteration * accumulate
-        schedule = TrainingSchedule(sampler: sampler, seed: config.seed, startBatch: startBatch)
+        epochPlans = TrainingSchedule(sampler: sampler, seed: config.seed, startBatch: startBatch)
         startEpoch = sampler.epoch(ofGlobalBatch: startBatch)
         currentEpoch = startEpoch
-        let firstPlan = try comm.broadcast(schedule.plan(startEpoch).order, root: 0)
-        schedule.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
-        loader = Loader(schedule: schedule, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
+        let firstPlan = try comm.broadcast(epochPlans.plan(startEpoch).order, root: 0)
+        epochPlans.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
+        loader = Loader(schedule: epochPlans, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
                         onBadSample: config.data.onBadSample == .skip ? .skip : .error,
                         sizeDivisibility: 32, load: data.load, augment: data.augment)
-        state.iteration = startIteration
     }
 
     deinit { loader.stop() }
-
-    /// Data-parallel wiring of a training step (used by the trainer and `maskpilot bench step`): the number
-    /// of target masks averaged over ranks (docs/model.md#criterion) and, with more than one rank, the overlapped bucketed
-    /// gradient all-reduce. Returns the bucketer (nil with one rank).
-    public static func configureDataParallel(step: TrainingStep, config: MaskPilotConfig,
-                                             communicator comm: any Communicator) -> GradientBucketer? {
-        // The number of target masks is averaged over ranks (docs/model.md#criterion).
-        step.criterion.reduceNumMasks = { local in
-            do { return try comm.allReduceSum(local) / Double(comm.size) } catch {
-                comm.abort(code: 3, message: "all-reduce of num_masks failed: \(error)")
-            }
-        }
-        if comm.size > 1 {
-            // Overlapped, bucketed all-reduce (PyTorch DDP's scheme): backward reports each parameter as
-            // soon as its gradient is final, a bucket's non-blocking all-reduce starts when all of its
-            // parameters are in, and MPI progress is driven between tape nodes.
-            let params = step.parameters
-            let bucketer = GradientBucketer(parameterRanges: (0..<params.names.count).map { params.range($0) },
-                                            flat: params.grads, bucketBytes: max(1, Int(config.distributed.bucketMb * 1_048_576)),
-                                            communicator: comm)
-            var indexOf: [ObjectIdentifier: Int] = [:]
-            for (i, t) in params.tensors.enumerated() { indexOf[ObjectIdentifier(t)] = i }
-            let index = indexOf
-            var hookError: Error?
-            step.runBackward = { total in
-                bucketer.beginStep()
-                total.backward(seed: nil, leafReady: { t in
-                    guard hookError == nil, let i = index[ObjectIdentifier(t)] else { return }
-                    do { try bucketer.markReady(i) } catch { hookError = error }
-                }, afterNode: {
-                    guard hookError == nil else { return }
-                    do { try bucketer.poll() } catch { hookError = error }
-                })
-            }
-            step.synchronizeGradients = {
-                if let e = hookError { hookError = nil; throw e }
-                return try bucketer.finish()
-            }
-            return bucketer
-        }
-        return nil
-    }
 
     /// Throws one error listing every violation (nothing when there is none).
     static func refuse(_ violations: [ConfigViolation]) throws {
@@ -201,9 +148,7 @@ public final class Trainer {
 
     /// Every rank's `text` must equal rank 0's; otherwise every rank throws naming the first difference.
     public static func checkAgreement(name: String, text: String, comm: any Communicator) throws {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        let hashes = try comm.allGather(h)
+        let hashes = try comm.allGather(FNV1a.hash(text))
         guard hashes.contains(where: { $0 != hashes[0] }) else { return }
         let texts = try comm.allGather(text)
         let reference = texts[0].split(separator: "\n", omittingEmptySubsequences: false)
@@ -220,11 +165,8 @@ public final class Trainer {
 
     /// FNV-1a of the flat parameter buffer's bytes.
     func parameterHash() -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
         let v = step.parameters.values
-        let bytes = UnsafeRawBufferPointer(start: v.base, count: v.count * 4)
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        return FNV1a.hash(UnsafePointer(v.base), count: v.count)
     }
 
     /// True when the last `run` ended because a rank received SIGTERM / SIGUSR1.
@@ -235,7 +177,7 @@ public final class Trainer {
     public func run(iterations: Int? = nil) throws {
         try runLoop(iterations: iterations)
         try reportSkippedSamples(epoch: currentEpoch)
-        if !stoppedBySignal && state.iteration >= config.solver.maxIter {
+        if !stoppedBySignal && iteration >= config.solver.maxIter {
             try saveCheckpoint(name: CheckpointDirectory.finalName)
             try evaluate()
         }
@@ -243,9 +185,9 @@ public final class Trainer {
 
     func runLoop(iterations: Int?) throws {
         let comm = communicator
-        let end = min(config.solver.maxIter, iterations.map { state.iteration + $0 } ?? config.solver.maxIter)
+        let end = min(config.solver.maxIter, iterations.map { iteration + $0 } ?? config.solver.maxIter)
         let perRank = config.solver.imsPerBatch / comm.size / config.solver.accumulate
-        while state.iteration < end {
+        while iteration < end {
             var micro: [TrainBatch] = []
             var dataWait = 0.0, epoch = currentEpoch
             for _ in 0..<config.solver.accumulate {
@@ -257,47 +199,46 @@ public final class Trainer {
                 if epoch > currentEpoch {
                     try reportSkippedSamples(epoch: currentEpoch)
                     // The coordinator's plan for the next epoch, installed before the loader needs it.
-                    let next = try comm.broadcast(schedule.plan(epoch + 1).order, root: 0)
-                    schedule.install(try EpochPlan(epoch: epoch + 1, order: next))
+                    let next = try comm.broadcast(epochPlans.plan(epoch + 1).order, root: 0)
+                    epochPlans.install(try EpochPlan(epoch: epoch + 1, order: next))
                     currentEpoch = epoch
                 }
                 let targets = (0..<batch.count).map { MaskTargets(labels: batch.targets[$0].labels, masks: batch.maskTensor($0)) }
-                let rngs = zip(batch.refs, batch.imageIds).map { RNG(seed: config.seed &+ 0x4D50, stream: UInt64(truncatingIfNeeded: $0.0.epoch) << 40 ^ UInt64(truncatingIfNeeded: $0.1)) }
                 let keys = zip(batch.refs, batch.imageIds).map { KeyedPointSource.imageKey(epoch: $0.0.epoch, imageId: $0.1) }
+                let rngs = keys.map { RNG(seed: config.seed &+ RandomStreams.maskPiloting, stream: $0) }
                 micro.append(TrainBatch(images: batch.images, targets: targets, rngs: rngs, imageKeys: keys))
             }
-            let local = try step.step(micro)
-            state.iteration += 1
-            let logged = try LoggedStep.reduce(local, iteration: state.iteration, epoch: epoch, dataWait: dataWait,
+            let local = try step.train(on: micro)
+            let logged = try LoggedStep.reduce(local, iteration: iteration, epoch: epoch, dataWait: dataWait,
                                                peakMemoryBytes: peakResidentBytes(), communicator: comm)
             let report = logged.report
             guard report.total.isFinite else {
                 let terms = report.losses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
-                throw TrainingError("non-finite loss \(report.total) at step \(state.iteration): \(terms)")
+                throw TrainingError("non-finite loss \(report.total) at step \(iteration): \(terms)")
             }
             let period = config.distributed.checkPeriod
-            if comm.size > 1, period > 0, state.iteration % period == 0 {
+            if comm.size > 1, period > 0, iteration % period == 0 {
                 let hashes = try comm.allGather(parameterHash())
                 let bad = hashes.indices.filter { hashes[$0] != hashes[0] }
                 if !bad.isEmpty {
-                    throw TrainingError("parameters differ from rank 0 on rank(s) \(bad.map(String.init).joined(separator: ", ")) after step \(state.iteration)")
+                    throw TrainingError("parameters differ from rank 0 on rank(s) \(bad.map(String.init).joined(separator: ", ")) after step \(iteration)")
                 }
             }
             if comm.isCoordinator { try onStep?(logged) }
             let savePeriod = config.checkpoint.period
-            if savePeriod > 0, state.iteration % savePeriod == 0, state.iteration < config.solver.maxIter {
-                try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
+            if savePeriod > 0, iteration % savePeriod == 0, iteration < config.solver.maxIter {
+                try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: iteration))
             }
             if try stopRequested() {
-                if !(savePeriod > 0 && state.iteration % savePeriod == 0) {
-                    try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: state.iteration))
+                if !(savePeriod > 0 && iteration % savePeriod == 0) {
+                    try saveCheckpoint(name: CheckpointDirectory.fileName(iteration: iteration))
                 }
-                if comm.isCoordinator { Console.message("stop signal: checkpoint written at iteration \(state.iteration); exiting") }
+                if comm.isCoordinator { Console.message("stop signal: checkpoint written at iteration \(iteration); exiting") }
                 stoppedBySignal = true
                 return
             }
             // The evaluation after the last step runs in `run`, once model_final.h5 is safe.
-            if evaluation != nil, state.iteration % config.eval.period == 0, state.iteration < config.solver.maxIter { try evaluate() }
+            if evaluation != nil, iteration % config.eval.period == 0, iteration < config.solver.maxIter { try evaluate() }
         }
     }
 
@@ -319,8 +260,8 @@ public final class Trainer {
     func evaluate() throws {
         guard let evaluation else { return }
         if let outcome = try evaluation.run(model: step.model, communicator: communicator) {
-            try onEvaluation?(state.iteration, outcome)
-            try keepIfBest(outcome, iteration: state.iteration)
+            try onEvaluation?(iteration, outcome)
+            try keepIfBest(outcome, iteration: iteration)
         }
     }
 }
@@ -356,8 +297,7 @@ public struct LoggedStep {
         let keys = report.losses.keys.sorted()
         let size = comm.size, rank = comm.rank
         // [name check, total, terms…, data wait per rank…, memory (MiB) per rank…]; sums of one-hot slots give maxima.
-        var names: UInt32 = 0x811C_9DC5
-        for b in keys.joined(separator: ",").utf8 { names = (names ^ UInt32(b)) &* 0x0100_0193 }
+        let names = UInt32(truncatingIfNeeded: FNV1a.hash(keys.joined(separator: ",")))   // exact in a Double
         var values = [Double(names), Double(report.total)] + keys.map { Double(report.losses[$0]!) }
         let perRank = values.count
         values += [Double](repeating: 0, count: 2 * size)

@@ -147,12 +147,11 @@ extension Trainer {
     /// FNV-1a of the parameter names and shapes (the signature every rank agrees on at start).
     var parameterSignature: UInt64 { Trainer.parameterSignature(of: step) }
 
-    static func parameterSignature(of step: TrainingStep) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in step.model.namedParameters().map({ "\($0.0) \($0.1.shape)" }).joined(separator: "\n").utf8 {
-            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
-        }
-        return h
+    static func parameterSignature(of step: TrainingStep) -> UInt64 { FNV1a.hash(parameterSignatureText(of: step)) }
+
+    /// One line "name shape" per parameter, in state-dict order.
+    static func parameterSignatureText(of step: TrainingStep) -> String {
+        step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
     }
 
     /// The state a checkpoint holds. All random streams are keyed by (seed, epoch, image id, iteration),
@@ -160,13 +159,13 @@ extension Trainer {
     func checkpointContents() throws -> CheckpointContents {
         let optimizerState = step.optimizer.namedState().filter { $0.0 != "step" }
         let global = config.solver.imsPerBatch
-        let consumed = state.iteration * global
+        let consumed = iteration * global
         return CheckpointContents(
             model: step.model.stateDict(layout: .pytorch), optimizer: optimizerState, optimizerStep: step.optimizer.stepCount,
-            trainer: CheckpointTrainerState(iteration: state.iteration, epoch: consumed / max(data.count, 1),
+            trainer: CheckpointTrainerState(iteration: iteration, epoch: consumed / max(data.count, 1),
                                             position: consumed % max(data.count, 1),
-                                            schedule: ["lr": .double(step.schedule.learningRate(at: state.iteration))],
-                                            rng: ["seed": [config.seed], "streams": [config.seed &+ 0x4D50, config.seed &+ 0x5054]]),
+                                            schedule: ["lr": .double(step.schedule.learningRate(at: iteration))],
+                                            rng: ["seed": [config.seed], "streams": [config.seed &+ RandomStreams.maskPiloting, config.seed &+ RandomStreams.criterionPoints]]),
             meta: CheckpointMeta(configYAML: try config.yaml(), worldSize: communicator.size,
                                  parameterSignature: parameterSignature, maskpilotVersion: "0.1.0"))
     }
@@ -177,7 +176,7 @@ extension Trainer {
         if communicator.isCoordinator {
             let contents = try checkpointContents()
             let deleted = try CheckpointDirectory(outputDirectory).save(contents, name: name, keep: config.checkpoint.keep)
-            Console.message("checkpoint: \(outputDirectory)/\(name) (iteration \(state.iteration))"
+            Console.message("checkpoint: \(outputDirectory)/\(name) (iteration \(iteration))"
                   + (deleted.isEmpty ? "" : "; removed \(deleted.joined(separator: ", "))"))
         }
         try communicator.barrier()

@@ -1,6 +1,6 @@
 // An RGB raster to draw on: pixels, rectangles, anti-aliased lines, mask overlays, bitmap text, composition.
 // Stands in for the PIL ImageDraw / detectron2 Visualizer drawing the reference uses for overlays and plots.
-import Data
+import Datasets
 
 /// An 8-bit RGB raster (`[H, W, 3]`, row-major) with clipped drawing.
 ///
@@ -42,7 +42,7 @@ public struct Canvas: Sendable {
     }
 
     /// Writes the canvas as an RGB PNG.
-    public func writePNG(to path: String) throws { try Data.writePNG(image, to: path) }
+    public func writePNG(to path: String) throws { try Datasets.writePNG(image, to: path) }
 
     /// The colour at (x, y), or nil outside the canvas.
     public func color(x: Int, y: Int) -> RGB? {

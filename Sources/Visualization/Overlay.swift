@@ -1,7 +1,7 @@
 // Prediction overlays (`maskpilot predict`): the image with each predicted segment filled in a translucent colour,
 // outlined, and labelled with its class name (and score), plus a legend of the classes shown. The drawing knows
 // nothing of the model: callers turn semantic, instance or panoptic results into `OverlaySegment`s.
-import Data
+import Datasets
 
 /// One segment to draw: a mask at the image's size, its colour, the text drawn on it and its legend entry.
 public struct OverlaySegment: Sendable {

@@ -1,7 +1,7 @@
 // `maskpilot bench data`: decode + augment throughput on one core for the ADE20K and COCO LSJ recipes.
 // Measures the numbers docs/perf.md records; uses synthetic datasets written to a temporary folder.
 import ArgumentParser
-import Data
+import Datasets
 import Foundation
 
 struct BenchData: ParsableCommand {

@@ -41,8 +41,8 @@ struct BenchStep: ParsableCommand {
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
               + "\(threads) BLAS thread(s)") }
-        let trainer = TrainingStep(config: cfg)
-        let bucketer = Trainer.configureDataParallel(step: trainer, config: cfg, communicator: comm)
+        let trainer = TrainingStep(config: cfg, communicator: comm)
+        let bucketer = (trainer.synchronizer as? BucketedAllReduce)?.bucketer
         if ranks > 1 {
             let values = trainer.parameters.values
             try comm.broadcast(UnsafeMutableRawBufferPointer(start: values.base, count: values.count * 4), root: 0)
@@ -55,7 +55,7 @@ struct BenchStep: ParsableCommand {
         var t0 = now()
         _ = withNoGrad { trainer.model(batch.images) }
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
-        try trainer.step(batch)  // warm-up
+        try trainer.train(on: batch)  // warm-up
         var reports: [StepReport] = []
         var timings: [GradientBucketer.StepTiming] = []
         var walls: [Double] = []
@@ -64,7 +64,7 @@ struct BenchStep: ParsableCommand {
             try comm.barrier()
             GEMMCounter.reset()
             t0 = now()
-            reports.append(try trainer.step(batch))
+            reports.append(try trainer.train(on: batch))
             stepFlops = GEMMCounter.value
             if let bucketer { timings.append(bucketer.lastStep) }
             walls.append(now() - t0)

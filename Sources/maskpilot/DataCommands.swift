@@ -1,7 +1,7 @@
 // `maskpilot data synth | masks | stats`: write synthetic datasets, inspect one image's masks, count a dataset.
 // Corresponds to detectron2's dataset registration + visualization tools for COCO and ADE20K layouts.
 import ArgumentParser
-import Data
+import Datasets
 import Foundation
 
 struct DataCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 // `maskpilot eval-results`: score existing prediction files (from MaskPilot or any tool) without a model.
 // Corresponds to pycocotools COCOeval(iouType="segm"), panopticapi pq_compute and detectron2's SemSegEvaluator.
 import ArgumentParser
-import Data
+import Datasets
 import Evaluation
 import Foundation
 

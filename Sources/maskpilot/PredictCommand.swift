@@ -2,7 +2,7 @@
 // outlined and labelled with class names and scores, with a legend) and the raw prediction (label PNG + JSON).
 // Corresponds to detectron2's demo/demo.py with the Visualizer.
 import ArgumentParser
-import Data
+import Datasets
 import Evaluation
 import Foundation
 import Mask2FormerModel

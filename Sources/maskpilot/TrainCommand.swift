@@ -87,7 +87,7 @@ struct TrainCommand: ParsableCommand {
             try log.recordEvaluation(iteration: iteration, outcome: outcome)
         }
         try trainer.run(iterations: iterations)
-        try log.finish(iteration: trainer.state.iteration)
+        try log.finish(iteration: trainer.iteration)
         if trainer.stoppedBySignal && comm.isCoordinator { print("stopped by signal; resume with --resume") }
     }
 }

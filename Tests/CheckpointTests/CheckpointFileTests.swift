@@ -235,7 +235,8 @@ private func checkpointError(_ body: () throws -> Void) -> CheckpointError? {
         let deleted = try dir.prune(keep: 1)
         #expect(deleted.map { ($0 as NSString).lastPathComponent } == ["model_0000500.h5"])
         #expect(try dir.checkpoints().map(\.name) == ["model_final.h5", "model_0000400.h5"])
-        #expect(CheckpointDirectory.parse(name: "model_0001234.h5") == .some(1234))
+        #expect(CheckpointDirectory.parse(name: "model_0001234.h5") == .iteration(1234))
+        #expect(CheckpointDirectory.parse(name: "model_final.h5") == .final)
         #expect(CheckpointDirectory.parse(name: "model_0001234.h5.tmp") == nil)
     }
 

@@ -1,7 +1,7 @@
 // COCOMaskAP against the COCO API (fixture from tools/make_coco_ap_fixture.py, stats from pycocotools COCOeval
 // iouType='segm') and hand-computed cases: perfect detections, no detections, the crowd IoU rule.
 
-import Data
+import Datasets
 import Evaluation
 import Foundation
 import Testing

@@ -1,6 +1,6 @@
 // Tests of PanopticEvaluator on tiny 1-row id maps whose PQ / SQ / RQ are worked out by hand.
 // Reference: panopticapi evaluation.py (IoU > 0.5 matching, void removed from the union, crowd and void ignored for FP).
-import Data
+import Datasets
 import Evaluation
 import Testing
 

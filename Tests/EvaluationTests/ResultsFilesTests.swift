@@ -1,6 +1,6 @@
 // Tests of the results files: COCO instance results JSON and COCO panoptic predictions written and read back,
 // and end-to-end scoring through the files of ground truth turned into "perfect" predictions.
-import Data
+import Datasets
 import Evaluation
 import Foundation
 import Testing

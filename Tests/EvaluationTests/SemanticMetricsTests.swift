@@ -1,6 +1,6 @@
 // Tests of SemanticEvaluator against confusion matrices worked out by hand.
 // Reference: detectron2 SemSegEvaluator (IoU over classes present in the ground truth, ignore pixels dropped).
-import Data
+import Datasets
 import Evaluation
 import Testing
 

@@ -29,12 +29,7 @@ check((try? MPICommunicator.shared()) === comm, "shared() returns one instance")
 }
 
 /// FNV-1a over the bit patterns of `count` floats.
-func fnv1a(_ p: UnsafePointer<Float>, _ count: Int) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    let bytes = UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self)
-    for i in 0 ..< count * 4 { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01b3 }
-    return h
-}
+func fnv1a(_ p: UnsafePointer<Float>, _ count: Int) -> UInt64 { FNV1a.hash(p, count: count) }
 
 /// True when every rank passes the same hash.
 func sameOnAllRanks(_ hash: UInt64) throws -> Bool { Set(try comm.allGather(hash)).count == 1 }
@@ -282,17 +277,16 @@ func syntheticBatch(_ ids: [Int], objects: Int) -> TrainBatch {
         targets.append(MaskTargets(labels: im.labels, masks: Tensor(im.masks, shape: [objects, 64, 64])))
     }
     return TrainBatch(images: Tensor(pixels, shape: [ids.count, 64, 64, 3]), targets: targets,
-                      rngs: ids.map { RNG(seed: 7 &+ 0x4D50, stream: UInt64($0)) },
+                      rngs: ids.map { RNG(seed: 7 &+ RandomStreams.maskPiloting, stream: UInt64($0)) },
                       imageKeys: ids.map { KeyedPointSource.imageKey(epoch: 0, imageId: $0) })
 }
 
 /// A TrainingStep wired for `communicator` as the trainer wires it (rank 0's initial parameters broadcast,
 /// num_masks averaged over ranks, bucketed overlapped all-reduce).
 func dataParallelStep(_ config: MaskPilotConfig, _ communicator: any Communicator) throws -> TrainingStep {
-    let step = TrainingStep(config: config)
+    let step = TrainingStep(config: config, communicator: communicator)
     let v = step.parameters.values
     try communicator.broadcast(UnsafeMutableRawBufferPointer(start: v.base, count: v.count * 4), root: 0)
-    _ = Trainer.configureDataParallel(step: step, config: config, communicator: communicator)
     return step
 }
 
@@ -326,12 +320,12 @@ for maskPiloting in [false, true] {
         let global = rank == 0 ? syntheticBatch(Array(0 ..< size * perRank), objects: objects) : nil
         var maxGradDiff = 0.0
         for s in 0..<steps {
-            let r = try dp.step(local)
+            let r = try dp.train(on: local)
             check(r.total.isFinite, "MP \(maskPiloting) step \(s): loss \(r.total)")
             if maskPiloting && s == 0 { check(r.losses["loss_mask_dn"] != nil, "MP losses present") }
             let g = Array(dp.parameters.grads.buffer)
             if let single, let global {
-                _ = try single.step(global)
+                _ = try single.train(on: global)
                 let g1 = Array(single.parameters.grads.buffer)
                 let scale = Double(g1.map { abs($0) }.max() ?? 0)
                 let diff = zip(g, g1).map { Double(abs($0 - $1)) }.max() ?? 0
@@ -369,7 +363,7 @@ for maskPiloting in [false, true] {
 section("logged losses are averaged over ranks") {
     let config = try tinyTrainingConfig(maskPiloting: true)
     let dp = try dataParallelStep(config, comm)
-    let report = try dp.step(syntheticBatch([2 * rank, 2 * rank + 1], objects: 2))
+    let report = try dp.train(on: syntheticBatch([2 * rank, 2 * rank + 1], objects: 2))
     let logged = try LoggedStep.reduce(report, iteration: 1, epoch: 0, dataWait: Double(rank + 1),
                                        peakMemoryBytes: (rank + 1) << 20, communicator: comm)
     check(logged.dataWait == Double(size) && logged.peakMemoryBytes == size << 20,
@@ -382,7 +376,7 @@ section("logged losses are averaged over ranks") {
           "logged total \(logged.report.total) is the mean of \(own)")
     if rank == 0 {
         let single = try dataParallelStep(config, LocalCommunicator())
-        let one = try single.step(syntheticBatch(Array(0 ..< 2 * size), objects: 2))
+        let one = try single.train(on: syntheticBatch(Array(0 ..< 2 * size), objects: 2))
         let rel = abs(Double(logged.report.total - one.total)) / Double(abs(one.total))
         print(String(format: "logged loss: rank mean %.5f, one process on the global batch %.5f, rank 0's own %.5f", logged.report.total, one.total, report.total))
         check(rel <= 1e-4, "rank-mean total \(logged.report.total) vs one process \(one.total) (rel \(rel))")
@@ -402,7 +396,7 @@ section("parameters bitwise identical across ranks for 10 steps") {
     let batch = syntheticBatch([2 * rank, 2 * rank + 1], objects: 2)
     var identical = 0
     for s in 0..<10 {
-        let r = try dp.step(batch)
+        let r = try dp.train(on: batch)
         check(r.total.isFinite, "step \(s): loss \(r.total)")
         let hashes = try comm.allGather(fnv1a(dp.parameters.values.base, dp.parameters.count))
         if Set(hashes).count == 1 { identical += 1 } else { failures.append("parameter hashes differ after step \(s): \(hashes)") }

@@ -165,7 +165,6 @@ fileprivate final class CountingPointSource: PointSource {
 }
 
 /// Collects the arguments a num_masks hook receives.
-fileprivate final class HookLog: @unchecked Sendable { var calls: [Double] = [] }
 
 /// Best and second-best totals over all assignments of a small cost matrix (rows ≤ cols or not).
 fileprivate func bestTwoAssignmentTotals(_ c: [Float], rows: Int, cols: Int) -> (Double, Double) {
@@ -277,17 +276,15 @@ fileprivate func bestTwoAssignmentTotals(_ c: [Float], rows: Int, cols: Int) -> 
         #expect(pred.maskLogits.grad.map { $0.values.allSatisfy { $0 == 0 } } ?? true)
     }
 
-    @Test func numMasksHookIsCalledAndUsed() {
+    /// A data-parallel caller passes num_masks averaged over ranks; the mask losses use it, clamped to ≥ 1.
+    @Test func givenNumMasksIsUsed() {
         let prob = makeTinyCriterionProblem(seed: 4, predictions: 2)
         let plain = prob.criterion(prob.predictions, targets: prob.targets, points: prob.source)
         Autograd.clearTape()
+        #expect(plain.numMasks == 5 && SetCriterion.targetCount(prob.targets) == 5)
 
-        let log = HookLog()
-        var averaged = prob.criterion
-        averaged.reduceNumMasks = { local in log.calls.append(local); return local / 2 }   // e.g. the other rank has 0
-        let out = averaged(prob.predictions, targets: prob.targets, points: prob.source)
+        let out = prob.criterion(prob.predictions, targets: prob.targets, points: prob.source, numMasks: 2.5)   // e.g. the other rank has 0
         Autograd.clearTape()
-        #expect(log.calls == [5])      // once per call, with the local GT count
         #expect(out.numMasks == 2.5)
         #expect(out.indices == plain.indices)
         for name in ["loss_mask", "loss_dice", "loss_mask_0", "loss_dice_0"] {
@@ -298,9 +295,7 @@ fileprivate func bestTwoAssignmentTotals(_ c: [Float], rows: Int, cols: Int) -> 
         #expect(out.losses["loss_cross_entropy"]!.item == plain.losses["loss_cross_entropy"]!.item)
 
         // Clamped to ≥ 1.
-        var tiny = prob.criterion
-        tiny.reduceNumMasks = { _ in 0.25 }
-        let clamped = tiny(prob.predictions, targets: prob.targets, points: prob.source)
+        let clamped = prob.criterion(prob.predictions, targets: prob.targets, points: prob.source, numMasks: 0.25)
         Autograd.clearTape()
         #expect(clamped.numMasks == 1)
         let a = Double(clamped.losses["loss_mask"]!.item), b = Double(plain.losses["loss_mask"]!.item) * 5

@@ -29,7 +29,7 @@ final class KeyedPointSource: PointSource {
         let wanted = [[1, 3, 1, 3], [2, 4, 2, 4]]                  // image 1 slot 1 of each group is padding → class 4
         for i in 0..<2 { for s in 0..<4 { logits[(i * 4 + s) * 5 + wanted[i][s]] = 20 } }
         let pred = MaskPrediction(classLogits: Tensor(logits, shape: [2, 4, 5]), maskLogits: Tensor.full([2, 4, 4, 4], 30))
-        let out = criterion.maskPilotingLosses([pred], layout: layout, targets: targets, numMasks: 3, predictionCount: 1,
+        let out = criterion.maskPilotingLosses(PilotedPredictions(predictions: [pred], layout: layout), targets: targets, numMasks: 3, predictionCount: 1,
                                                points: KeyedPointSource())
         #expect(out.names == ["loss_cross_entropy_dn", "loss_mask_dn", "loss_dice_dn"])
         #expect(out.losses["loss_cross_entropy_dn"]!.item < 1e-6)
@@ -38,10 +38,10 @@ final class KeyedPointSource: PointSource {
         let (m, d) = criterion.maskLosses(pred.maskLogits, targets: targets, indices: direct, numMasks: 3 * 2,
                                           predictionIndex: 0, points: KeyedPointSource())
         #expect(out.losses["loss_mask_dn"]!.item == m.item && out.losses["loss_dice_dn"]!.item == d.item)
-        let skipped = criterion.maskPilotingLosses(nil, layout: nil, targets: targets, numMasks: 3, predictionCount: 2,
+        let skipped = criterion.maskPilotingLosses(nil, targets: targets, numMasks: 3, predictionCount: 2,
                                                    points: KeyedPointSource())
         #expect(skipped.names.count == 6 && skipped.total.item == 0 && skipped.names.contains("loss_dice_dn_0"))
-        let noLabel = criterion.maskPilotingLosses([pred], layout: layout, targets: targets, numMasks: 3, includeClassLoss: false,
+        let noLabel = criterion.maskPilotingLosses(PilotedPredictions(predictions: [pred], layout: layout), targets: targets, numMasks: 3, includeClassLoss: false,
                                                    predictionCount: 1, points: KeyedPointSource())
         #expect(noLabel.names == ["loss_mask_dn", "loss_dice_dn"])
     }
@@ -50,9 +50,9 @@ final class KeyedPointSource: PointSource {
         let criterion = SetCriterion(numClasses: 4, numPoints: 12)
         let targets = [MaskTargets(labels: [1], masks: testTensor([1, 8, 8], seed: 1, low: 0, high: 1, requiresGrad: false).greater(than: 0.5).map { $0 ? 1 : 0 }.withShape([1, 8, 8]))]
         let pred = MaskPrediction(classLogits: testTensor([1, 2, 5], seed: 2), maskLogits: testTensor([1, 2, 4, 4], seed: 3))
-        let one = criterion.maskPilotingLosses([pred], layout: MaskPilotingLayout(groups: 1, slotsPerGroup: 1, targetCounts: [1]),
+        let one = criterion.maskPilotingLosses(PilotedPredictions(predictions: [pred], layout: MaskPilotingLayout(groups: 1, slotsPerGroup: 1, targetCounts: [1])),
                                                targets: targets, numMasks: 1, predictionCount: 1, points: KeyedPointSource())
-        let two = criterion.maskPilotingLosses([pred], layout: MaskPilotingLayout(groups: 2, slotsPerGroup: 1, targetCounts: [1]),
+        let two = criterion.maskPilotingLosses(PilotedPredictions(predictions: [pred], layout: MaskPilotingLayout(groups: 2, slotsPerGroup: 1, targetCounts: [1])),
                                                targets: targets, numMasks: 1, predictionCount: 1, points: KeyedPointSource())
         // Two groups: two identical... (slot 1 differs from slot 0), each pair's loss divided by 2 instead of 1.
         let pairLoss = one.losses["loss_mask_dn"]!.item
@@ -74,9 +74,9 @@ final class KeyedPointSource: PointSource {
         let q = dec.selfAttentionLayers[2].attention.inProjWeight
         let rep = gradCheck([mf, w, q], rtol: 2e-2, atol: 2e-3) { t in
             let out = dec(features: setup.feats, maskFeatures: t[0], maskPiloting: tg)
-            let matching = criterion(out.predictions, targets: targets, points: points)
-            let mp = criterion.maskPilotingLosses(out.mpPredictions, layout: out.layout, targets: targets,
-                                                  numMasks: matching.numMasks, predictionCount: out.predictions.count, points: points)
+            let matching = criterion(out.matching, targets: targets, points: points)
+            let mp = criterion.maskPilotingLosses(out.piloted, targets: targets,
+                                                  numMasks: matching.numMasks, predictionCount: out.matching.count, points: points)
             return (matching.total + mp.total).reshaped([1])
         }
         #expect(rep.passed, "\(rep)")

@@ -85,9 +85,9 @@ import _TestSupport
         dec.crossAttentionMaskObserver = { layer, mask in seen[layer] = mask }
         let tg = targets()
         let out = withNoGrad { dec(features: feats, maskFeatures: maskFeatures, maskPiloting: tg) }
-        #expect(out.layout == MaskPilotingLayout(groups: 1, slotsPerGroup: 2, targetCounts: [2, 1]))
-        #expect(out.predictions.count == 5 && out.mpPredictions?.count == 5)
-        #expect(out.predictions[0].classLogits.shape == [2, 3, 5] && out.mpPredictions![0].maskLogits.shape == [2, 2, 4, 8])
+        #expect(out.piloted?.layout == MaskPilotingLayout(groups: 1, slotsPerGroup: 2, targetCounts: [2, 1]))
+        #expect(out.matching.count == 5 && out.piloted?.predictions.count == 5)
+        #expect(out.matching[0].classLogits.shape == [2, 3, 5] && out.piloted!.predictions[0].maskLogits.shape == [2, 2, 4, 8])
         let sizes = [(1, 2), (2, 2), (2, 4), (1, 2)]
         let t = 2 + 3
         for layer in 0..<4 {
@@ -155,7 +155,7 @@ import _TestSupport
         let empty = MaskPilotingTargets(labels: [[], []], masks: [Tensor.zeros([0, 16, 32]), Tensor.zeros([0, 16, 32])],
                                         rngs: [RNG(seed: 1), RNG(seed: 2)])
         let out = withNoGrad { dec(features: feats, maskFeatures: maskFeatures, maskPiloting: empty) }
-        #expect(out.mpPredictions == nil && out.layout == nil && out.predictions.count == 5)
+        #expect(out.piloted == nil && out.matching.count == 5)
     }
 
     @Test func gradientsReachLabelEmbeddingsOnlyThroughMPRows() {
@@ -163,12 +163,12 @@ import _TestSupport
         let tg = targets()
         let out = withGrad { dec(features: feats, maskFeatures: maskFeatures, maskPiloting: tg) }
         // A loss on the matching part alone must not reach label_enc (matching rows never see MP rows).
-        withGrad { out.predictions.map { $0.classLogits.sum() + $0.maskLogits.sum() }.reduce(Tensor(scalar: 0), +) }.backward()
+        withGrad { out.matching.map { $0.classLogits.sum() + $0.maskLogits.sum() }.reduce(Tensor(scalar: 0), +) }.backward()
         let g = dec.labelEnc!.weight.grad
         #expect(g == nil || g!.values.allSatisfy { $0 == 0 })
         for p in dec.parameters() { p.zeroGrad() }
         let out2 = withGrad { dec(features: feats, maskFeatures: maskFeatures, maskPiloting: tg) }
-        withGrad { out2.mpPredictions![3].classLogits.sum() }.backward()
+        withGrad { out2.piloted!.predictions[3].classLogits.sum() }.backward()
         #expect(dec.labelEnc!.weight.grad!.values.contains { $0 != 0 })
     }
 }

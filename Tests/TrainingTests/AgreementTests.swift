@@ -4,6 +4,7 @@
 // "rank 1" value, which is all `Trainer.checkAgreement` uses.
 import Distributed
 import Testing
+import TensorCore
 import Training
 
 /// Rank 0 of a pretend 2-rank world whose rank 1 holds `other`.
@@ -23,11 +24,7 @@ final class FakeTwoRanks: Communicator {
     func allGather(_ text: String) throws -> [String] { [text, other] }
     func abort(code: Int32, message: String) -> Never { fatalError(message) }
     /// The hash `checkAgreement` exchanges first (FNV-1a of the UTF-8 text).
-    static func fnv(_ text: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
+    static func fnv(_ text: String) -> UInt64 { FNV1a.hash(text) }
 }
 
 @Suite struct AgreementTests {

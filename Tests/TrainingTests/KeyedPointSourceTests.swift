@@ -21,9 +21,8 @@ import Training
         #expect(Array(pa[24..<36]) != Array(pa[36..<48]))
         #expect(a.randomPoints(prediction: 1, pairImages: [2], count: 6).values != Array(pa[24..<36]))
         let first = a.matcherPoints(prediction: 1, image: 2, count: 9).values
-        a.call = 1
-        #expect(a.matcherPoints(prediction: 1, image: 2, count: 9).values != first)
-        a.call = 0
+        #expect(a.points(for: .maskPiloting).matcherPoints(prediction: 1, image: 2, count: 9).values != first)
+        #expect(a.points(for: .matching).matcherPoints(prediction: 1, image: 2, count: 9).values == first)
         #expect(a.matcherPoints(prediction: 0, image: 2, count: 9).values != first)
         a.begin(imageKeys: keys, iteration: 8)
         #expect(a.matcherPoints(prediction: 1, image: 2, count: 9).values != first)

@@ -59,7 +59,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         c.loss.numPoints = 32
         let step = TrainingStep(config: c)
         #expect(step.model.namedParameters().contains { $0.0 == "sem_seg_head.pixel_decoder.layer_4.weight" })
-        let r = try step.step(synthesizeBatch(images: 2, seed: 4))
+        let r = try step.train(on: synthesizeBatch(images: 2, seed: 4))
         #expect(r.total.isFinite && r.gradNorm > 0)
     }
 
@@ -75,7 +75,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         let batch = synthesizeBatch(images: 2, seed: 9)
         var first: Float = 0, last: [Float] = []
         for i in 0..<150 {
-            let r = try step.step(batch)
+            let r = try step.train(on: batch)
             #expect(r.total.isFinite, "step \(i): loss \(r.total)")
             if i == 0 { first = r.total }
             if i >= 140 { last.append(r.total) }
@@ -108,8 +108,8 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         let whole = TrainBatch(images: full.images, targets: full.targets, rngs: full.rngs, imageKeys: [0, 1])
         let a = TrainingStep(config: c), b = TrainingStep(config: c)
         for _ in 0..<3 {
-            let ra = try a.step(whole)
-            let rb = try b.step([part(0), part(1)])
+            let ra = try a.train(on: whole)
+            let rb = try b.train(on: [part(0), part(1)])
             #expect(abs(ra.total - rb.total) <= 1e-4 * abs(ra.total), "\(ra.total) vs \(rb.total)")
         }
         let pa = a.parameters.values.buffer, pb = b.parameters.values.buffer

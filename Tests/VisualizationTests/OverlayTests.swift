@@ -1,5 +1,5 @@
 // Prediction overlays: label placement on the innermost pixel, enlargement, fill and outline colours, the legend.
-import Data
+import Datasets
 import Testing
 import Visualization
 

@@ -1,7 +1,7 @@
-// Tests for the JPEG/PNG codecs, EXIF orientation and image-loading errors (Sources/Data/JPEG.swift, PNG.swift, EXIF.swift).
+// Tests for the JPEG/PNG codecs, EXIF orientation and image-loading errors (Sources/Datasets/JPEG.swift, PNG.swift, EXIF.swift).
 // Expected values follow PIL as detectron2's read_image uses it; CMYK, palette and 16-bit files are built here with libjpeg / libpng.
 import CImageCodecs
-import Data
+import Datasets
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 // Tests of COCOInstances: reading instances JSON, category mapping, bad records (error / skip), the synth writer.
 // Corresponds to pycocotools' COCO() + annToMask and detectron2's load_coco_json.
-import Data
+import Datasets
 import Foundation
 import Testing
 

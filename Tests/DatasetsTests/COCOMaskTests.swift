@@ -6,7 +6,7 @@
 // coordinates on rounding ties, 1×1 / 1×N images, COCO-size objects) and on random masks, and stored its outputs
 // in Fixtures/coco_masks.json: compressed strings, areas, boxes and the decoded masks themselves (packed bits).
 // The fixture is committed; these tests need neither Python nor pycocotools.
-import Data
+import Datasets
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 // Tests of the synthetic dataset writer: every format is read back by its reader, masks agree with the pixels.
 // Reference: the official COCO instances / panoptic and ADE20K layouts the readers implement.
-import Data
+import Datasets
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 // Tests of the COCO panoptic reader: RGB-encoded ids, category mapping, crowd, and bad inputs named by file and id.
 // Reference: panopticapi rgb2id (id = R + 256·G + 256²·B) and detectron2's coco_panoptic loader.
-import Data
+import Datasets
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 // Tests of the augmentations: PIL / torch / OpenCV-exact resampling and colour, transform geometry, image–mask alignment, determinism.
 // Golden values came from Pillow 13.0, torch 2.15 F.interpolate and opencv-python 5.0 run on the same formula images (numbers inline).
-import Data
+import Datasets
 import Testing
 import TensorCore
 

@@ -1,6 +1,6 @@
 // Tests of the ADE20K reader: folder layout, reduce-zero-label, and errors naming the file and image.
 // Reference: ADEChallengeData2016 layout; Mask2Former prepare_ade20k_sem_seg.py (label − 1 on uint8).
-import Data
+import Datasets
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 // Tests of batches (normalization, padding, packed masks), epoch plans and sharding, and the prefetching loader.
 // Reference behaviour: Mask2Former ImageList padding, detectron2 TrainingSampler / InferenceSampler, torch DataLoader ordering.
-import Data
+import Datasets
 import Foundation
 import Testing
 import TensorCore
