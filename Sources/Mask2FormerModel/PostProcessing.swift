@@ -90,6 +90,10 @@ public struct SemanticResult: Sendable {
     public var labels: [Int32]
     public var height: Int
     public var width: Int
+
+    public init(scores: Tensor, labels: [Int32], height: Int, width: Int) {
+        self.scores = scores; self.labels = labels; self.height = height; self.width = width
+    }
 }
 
 /// One instance prediction: a (query, class) pair of the top-k.
@@ -138,6 +142,10 @@ public struct InferenceResult: Sendable {
     public var semantic: SemanticResult?
     public var instances: [InstanceResult]?
     public var panoptic: PanopticResult?
+
+    public init(semantic: SemanticResult? = nil, instances: [InstanceResult]? = nil, panoptic: PanopticResult? = nil) {
+        self.semantic = semantic; self.instances = instances; self.panoptic = panoptic
+    }
 }
 
 /// Mask2Former's inference post-processing (docs/model.md#inference), run under no-grad.

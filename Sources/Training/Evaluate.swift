@@ -9,11 +9,8 @@ import Foundation
 import Mask2FormerModel
 import TensorCore
 
-/// What a split is scored on: from `data.format` (ADE20K → semantic, COCO instances → instance, COCO panoptic →
-/// panoptic).
-public enum EvaluationTask: String, Sendable { case semantic, instance, panoptic }
-
-/// A dataset split opened for inference: its images, ground truth, test-time resize and post-processing.
+/// A dataset split opened for inference: its images, ground truth, test-time resize and post-processing (the
+/// format-specific parts come from `config.data.format.descriptor`).
 public struct EvaluationSplit: @unchecked Sendable {
     public let task: EvaluationTask
     public let root: String
@@ -24,81 +21,40 @@ public struct EvaluationSplit: @unchecked Sendable {
     public let postProcessor: Mask2FormerPostProcessor
     /// Display name of each class index.
     public let classNames: [String]
-    let load: (Int) throws -> Sample
-    let cocoInstances: COCOInstances?
-    let panoptic: COCOPanopticDataset?
+    /// The dataset's category id of each class index (COCO formats), nil for ADE20K.
+    public let categoryIDs: [Int]?
     /// What opening the split dropped under `data.on_bad_sample: skip`, for the log.
-    public private(set) var notes: [String] = []
-    let ade: ADE20KDataset?
+    public let notes: [String]
+    let data: EvaluationData
 
     /// Opens `split` (default `eval.split`, else `data.test_split`) of `config.data`, limited to `maxImages`
     /// (default `eval.max_images`; 0 = all). Throws naming the file when the split cannot be read, is empty, or its
     /// class count differs from the model's.
     public init(config: MaskPilotConfig, split: String? = nil, maxImages: Int? = nil) throws {
         let split = split ?? (config.eval.split.isEmpty ? config.data.testSplit : config.eval.split)
-        let root = config.data.root
-        let numClasses = config.model.decoder.numClasses
-        var total: Int
-        var shortEdge: Int, maxSize: Int
-        switch config.data.format {
-        case .ade20k:
-            let ds = try ADE20KDataset(root: root, split: split)
-            guard numClasses == ADE20KDataset.numClasses else {
-                throw EvaluationError(ds.root, "ADE20K has \(ADE20KDataset.numClasses) classes but model.decoder.num_classes is \(numClasses)")
-            }
-            task = .semantic; total = ds.count; load = { try ds.sample($0) }
-            (shortEdge, maxSize) = (TestTimeResize.ade20k.shortEdge, TestTimeResize.ade20k.maxSize)
-            ade = ds; cocoInstances = nil; panoptic = nil
-            let names = ds.classNames
-            classNames = (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" }
-            postProcessor = Mask2FormerPostProcessor(.semantic)
-        case .cocoInstance:
-            let ds = try COCOInstances(root: root, split: split, onBadSample: config.data.onBadSample == .skip ? .skip : .error)
-            if ds.skippedCount > 0 { notes.append(droppedRecordsNote(ds)) }
-            guard ds.categories.count == numClasses else {
-                throw EvaluationError(ds.annotationFile, "the dataset has \(ds.categories.count) categories but model.decoder.num_classes is \(numClasses)")
-            }
-            task = .instance; total = ds.imageCount; load = { try ds.sample($0) }
-            (shortEdge, maxSize) = (TestTimeResize.coco.shortEdge, TestTimeResize.coco.maxSize)
-            cocoInstances = ds; ade = nil; panoptic = nil
-            classNames = ds.categories.map(\.name)
-            postProcessor = Mask2FormerPostProcessor(.instance)
-        case .cocoPanoptic:
-            let ds = try COCOPanopticDataset(root: root, split: split)
-            guard ds.numClasses == numClasses else {
-                throw EvaluationError(root, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
-            }
-            task = .panoptic; total = ds.count; load = { try ds.sample($0) }
-            (shortEdge, maxSize) = (TestTimeResize.coco.shortEdge, TestTimeResize.coco.maxSize)
-            panoptic = ds; ade = nil; cocoInstances = nil
-            classNames = ds.categories.map(\.name)
-            var post = PostProcessingConfig.panoptic(thingClasses: ds.thingClasses)
-            post.objectMaskThreshold = config.eval.objectMaskThreshold
-            post.overlapThreshold = config.eval.overlapThreshold
-            postProcessor = Mask2FormerPostProcessor(post)
-        }
+        let format = config.data.format.descriptor
+        data = try format.evaluationData(config: config, split: split)
+        task = format.task
+        classNames = data.classNames; categoryIDs = data.categoryIDs; postProcessor = data.postProcessor; notes = data.notes
+        var (shortEdge, maxSize) = (format.testResize.shortEdge, format.testResize.maxSize)
         if config.input.minSizeTest > 0 { shortEdge = config.input.minSizeTest }
         if config.input.maxSizeTest > 0 { maxSize = config.input.maxSizeTest }
         resize = TestTimeResize(shortEdge: shortEdge, maxSize: maxSize, keepTargets: config.eval.layerConsistency)
         let limit = maxImages ?? config.eval.maxImages
-        count = limit > 0 ? min(total, limit) : total
-        self.root = root
+        count = limit > 0 ? min(data.count, limit) : data.count
+        self.root = config.data.root
         self.split = split
         guard count > 0 else { throw EvaluationError(root, "split \(split) has no images to evaluate") }
     }
 
-    /// The dataset's category id of each class index (COCO formats), nil for ADE20K.
-    public var categoryIDs: [Int]? {
-        cocoInstances.map { $0.categories.map(\.id) } ?? panoptic.map { $0.categories.map(\.id) }
-    }
-
     /// Image `index` of the split with its ground truth.
-    public func sample(_ index: Int) throws -> Sample { try load(index) }
+    public func sample(_ index: Int) throws -> Sample { try data.load(index) }
+
+    /// A fresh evaluator of this split's task.
+    public func makeEvaluator() -> any TaskEvaluator { data.makeEvaluator(count) }
 
     /// The dataset's id of image `index` (COCO: its `id`; ADE20K: its number in the file name).
-    func imageID(_ index: Int) -> Int {
-        cocoInstances.map { $0.images[index].id } ?? panoptic.map { $0.records[index].imageId } ?? index + 1
-    }
+    func imageID(_ index: Int) -> Int { data.imageID(index) }
 }
 
 /// An image evaluation left out under `data.on_bad_sample: skip`.
@@ -154,12 +110,7 @@ public struct ModelEvaluation {
 
     /// The names of the scalars `run` reports (`EvaluationOutcome.scalars`), in order.
     public var metricNames: [String] {
-        var names: [String]
-        switch split.task {
-        case .semantic: names = ["mIoU", "fwIoU", "pACC", "mACC"]
-        case .instance: names = COCOMaskAPResult.names
-        case .panoptic: names = ["", "_things", "_stuff"].flatMap { s in ["PQ", "SQ", "RQ"].map { $0 + s } }
-        }
+        var names = split.makeEvaluator().metricNames
         if config.eval.layerConsistency {
             let layers = config.model.decoder.decLayers
             names += (0..<max(0, layers - 1)).map { "mIoU-L_\($0)" } + (0..<layers).map { "Util_\($0)" }
@@ -174,18 +125,14 @@ public struct ModelEvaluation {
     public func run(model: Mask2Former, communicator comm: any Communicator, outputDirectory: String? = nil,
                     progress: ProgressLine.Style? = nil, label: String = "eval") throws -> EvaluationOutcome? {
         let split = self.split
-        let numClasses = config.model.decoder.numClasses
         let wasTraining = model.isTraining
         model.eval()
         defer { if wasTraining { model.train() } }
         let shard = try InferenceSampler(datasetSize: split.count, worldSize: comm.size, rank: comm.rank).indices()
-        var semantic = SemanticEvaluator(numClasses: numClasses)
-        var panoptic = PanopticEvaluator(isThing: split.panoptic?.categories.map(\.isThing) ?? [])
-        var detections: [COCOMaskAPDetection] = []
-        var panopticAnnotations: [COCOPanopticAnnotation] = []
-        // Prediction PNGs are encoded where they are predicted and written by rank 0 alone, so `outputDirectory` need
+        var evaluator = split.makeEvaluator()
+        // Prediction files are encoded where they are predicted and written by rank 0 alone, so `outputDirectory` need
         // not be on a file system every node shares.
-        var predictionFiles: [PredictionFile] = []
+        var files: [PredictionFile]? = outputDirectory == nil ? nil : []
         let layers = config.model.decoder.decLayers   // predictions: the one before the first layer + one per layer
         var consistency = LayerConsistencyEvaluator(layers: layers)
         let matcher = HungarianMatcher(classWeight: Float(config.loss.classWeight), maskWeight: Float(config.loss.maskWeight),
@@ -205,41 +152,8 @@ public struct ModelEvaluation {
             }
             let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor)
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
-            switch split.task {
-            case .semantic:
-                guard case .semantic(let gt) = sample.targets, let sem = out.result.semantic else {
-                    throw EvaluationError(context, "no semantic annotation or prediction")
-                }
-                try semantic.update(prediction: sem.labels, groundTruth: gt, context: context)
-                if outputDirectory != nil, let ade = split.ade {
-                    let name = URL(fileURLWithPath: ade.annotations[index]).lastPathComponent
-                    let labels = Image8(width: sem.width, height: sem.height, channels: 1,
-                                        pixels: sem.labels.map { UInt8(clamping: Int($0) + 1) })
-                    predictionFiles.append(PredictionFile(path: "semantic/\(name)", png: try encodePNG(labels)))
-                }
-            case .instance:
-                let cats = split.cocoInstances!.categories
-                for inst in out.result.instances ?? [] {
-                    let mask = BinaryMask(width: inst.width, height: inst.height, bits: inst.mask)
-                    detections.append(COCOMaskAPDetection(imageID: sample.imageId, categoryID: cats[inst.label].id,
-                                                          score: Double(inst.score), rle: COCORLE(mask: mask)))
-                }
-            case .panoptic:
-                guard case .panoptic(let gt) = sample.targets, let pan = out.result.panoptic else {
-                    throw EvaluationError(context, "no panoptic annotation or prediction")
-                }
-                let pred = PanopticPrediction(
-                    width: pan.width, height: pan.height, ids: pan.ids.map { UInt32(max(0, $0)) },
-                    segments: pan.segments.map { PanopticPrediction.Segment(id: UInt32($0.id), classIndex: $0.categoryId) })
-                try panoptic.update(groundTruth: gt, prediction: pred, context: context)
-                if outputDirectory != nil {
-                    let file = cocoPanopticPNGName(imageID: sample.imageId)
-                    let encoded = try encodeCOCOPanopticPNG(pred, imageID: sample.imageId, categoryIDs: split.panoptic!.categories.map(\.id),
-                                                            fileName: file)
-                    panopticAnnotations.append(encoded.annotation)
-                    predictionFiles.append(PredictionFile(path: "panoptic_predictions/\(file)", png: encoded.png))
-                }
-            }
+            try evaluator.update(EvaluatedImage(index: index, imageID: sample.imageId, targets: sample.targets, result: out.result,
+                                                context: context), files: &files)
             if config.eval.layerConsistency {
                 try updateConsistency(&consistency, output: out, matcher: matcher, imageId: sample.imageId, context: context)
             }
@@ -250,30 +164,26 @@ public struct ModelEvaluation {
         if comm.isCoordinator, bar != nil { Console.progress(bar!.finish()) }
         let elapsed = Date().timeIntervalSince(start)
 
-        // Every rank's evaluator state, gathered on rank 0 (the coordinator).
-        let state: String
-        switch split.task {
-        case .semantic: state = try encodeJSON(semantic.confusion)
-        case .panoptic: state = try encodeJSON(panoptic.stats.map { [$0.iouSum, Double($0.truePositives), Double($0.falsePositives), Double($0.falseNegatives)] })
-        case .instance: state = try encodeJSON(detections.map(SerializedDetection.init))
-        }
+        // Every rank's states, gathered on rank 0 (the coordinator), which merges them into fresh evaluators.
         let root = 0
-        let states = try comm.gather(state, root: root)
+        let states = try comm.gather(try evaluator.encodedState(), root: root)
         let consistencyStates = try comm.gather(try encodeJSON(ConsistencyState(consistency)), root: root)
-        let annotationStates = try comm.gather(try encodeJSON(panopticAnnotations), root: root)
-        let fileStates = try comm.gather(try encodeJSON(predictionFiles), root: root)
+        let fileStates = try comm.gather(try encodeJSON(files ?? []), root: root)
         let skippedStates = try comm.gather(try encodeJSON(skipped), root: root)
-        guard let states, let consistencyStates, let annotationStates, let fileStates, let skippedStates else { return nil }
+        guard let states, let consistencyStates, let fileStates, let skippedStates else { return nil }
         let allSkipped = try skippedStates.flatMap { try decodeJSON([SkippedImage].self, $0) }.sorted { $0.index < $1.index }
         if let outputDirectory {
             for state in fileStates {
                 for f in try decodeJSON([PredictionFile].self, state) { try writeFile(f.png, to: "\(outputDirectory)/\(f.path)") }
             }
         }
+        var merged = split.makeEvaluator()
+        for state in states { try merged.merge(encodedState: state) }
+        let report = try merged.report(outputDirectory: outputDirectory, skippedImageIDs: Set(allSkipped.map(\.imageID)))
 
         var json: [String: Any] = ["task": split.task.rawValue, "split": split.split, "images": split.count - allSkipped.count,
                                    "world_size": comm.size, "seconds": elapsed]
-        var scalars: [(name: String, value: Double)] = []
+        var scalars = report.scalars
         var lines: [String] = split.notes
         if !allSkipped.isEmpty {
             json["skipped_images"] = allSkipped.map { ["image_id": $0.imageID, "problem": $0.problem] as [String: Any] }
@@ -281,59 +191,8 @@ public struct ModelEvaluation {
                          + allSkipped.prefix(5).map { "image \($0.imageID): \($0.problem)" }.joined(separator: "; ")
                          + (allSkipped.count > 5 ? "; …" : ""))
         }
-        switch split.task {
-        case .semantic:
-            var merged = SemanticEvaluator(numClasses: numClasses)
-            for s in states {
-                try merged.merge(try SemanticEvaluator(numClasses: numClasses, confusion: try decodeJSON([Int64].self, s)))
-            }
-            let r = merged.result()
-            scalars = [("mIoU", 100 * r.meanIoU), ("fwIoU", 100 * r.frequencyWeightedIoU), ("pACC", 100 * r.pixelAccuracy),
-                       ("mACC", 100 * r.meanClassAccuracy)]
-            json["per_class_IoU"] = r.perClassIoU.map { $0.map { 100 * $0 } as Any? ?? NSNull() }
-            for s in scalars { lines.append(s.name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", s.value)) }
-        case .panoptic:
-            let isThing = split.panoptic!.categories.map(\.isThing)
-            var merged = PanopticEvaluator(isThing: isThing)
-            for s in states {
-                let stats = try decodeJSON([[Double]].self, s).map {
-                    PanopticCategoryStat(iouSum: $0[0], truePositives: Int($0[1]), falsePositives: Int($0[2]), falseNegatives: Int($0[3]))
-                }
-                try merged.merge(try PanopticEvaluator(isThing: isThing, stats: stats))
-            }
-            let r = merged.result()
-            for (name, s) in [("All", r.all), ("Things", r.things), ("Stuff", r.stuff)] {
-                lines.append(name.padding(toLength: 8, withPad: " ", startingAt: 0)
-                             + String(format: " PQ %6.2f  SQ %6.2f  RQ %6.2f  N %d", 100 * s.pq, 100 * s.sq, 100 * s.rq, s.count))
-                let suffix = name == "All" ? "" : "_" + name.lowercased()
-                scalars += [("PQ" + suffix, 100 * s.pq), ("SQ" + suffix, 100 * s.sq), ("RQ" + suffix, 100 * s.rq)]
-            }
-            json["per_class"] = r.perClass.enumerated().map { c, s -> [String: Any] in
-                var row: [String: Any] = ["class": c, "name": split.classNames[c], "thing": isThing[c], "counted": s.isCounted]
-                if s.isCounted { row["PQ"] = 100 * s.pq; row["SQ"] = 100 * s.sq; row["RQ"] = 100 * s.rq }
-                return row
-            }
-            if let outputDirectory {
-                let all = try annotationStates.flatMap { try decodeJSON([COCOPanopticAnnotation].self, $0) }
-                try writeCOCOPanopticJSON(all, to: "\(outputDirectory)/panoptic_predictions.json")
-            }
-        case .instance:
-            let ds = split.cocoInstances!
-            let all = try states.flatMap { try decodeJSON([SerializedDetection].self, $0).map { try $0.detection() } }
-            let skippedIDs = Set(allSkipped.map(\.imageID))
-            let imageIDs = ds.images.prefix(split.count).map(\.id).filter { !skippedIDs.contains($0) }
-            let gt = try COCOMaskAP.groundTruth(from: ds, images: split.count)
-            let r = try COCOMaskAP.evaluate(imageIDs: imageIDs, categoryIDs: ds.categories.map(\.id), groundTruth: gt, detections: all)
-            lines.append("COCO mask AP: \(all.count) detections, \(imageIDs.count) images")
-            for (i, v) in r.stats.enumerated() {
-                // COCOeval's −1 (no ground truth in that area range) is undefined: NaN, as detectron2 reports it.
-                let name = COCOMaskAPResult.names[i], value = v < 0 ? Double.nan : 100 * v
-                scalars.append((name, value))
-                lines.append(name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", value))
-            }
-            json["detections"] = all.count
-            if let outputDirectory { try writeCOCOInstanceResults(all, to: "\(outputDirectory)/coco_instances_results.json") }
-        }
+        lines += report.lines
+        for (key, value) in report.json { json[key] = value }
         for s in scalars { json[s.name] = s.value }
         if config.eval.layerConsistency {
             var merged = LayerConsistencyEvaluator(layers: layers)
@@ -382,24 +241,6 @@ public struct ModelEvaluation {
     }
 }
 
-/// A prediction PNG as gathered to rank 0: its path under the output folder and its bytes (base64 in JSON).
-private struct PredictionFile: Codable {
-    var path: String
-    var png: [UInt8]
-    init(path: String, png: [UInt8]) { self.path = path; self.png = png }
-    enum CodingKeys: String, CodingKey { case path, png }
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        path = try c.decode(String.self, forKey: .path)
-        png = [UInt8](try c.decode(Data.self, forKey: .png))
-    }
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(path, forKey: .path)
-        try c.encode(Data(png), forKey: .png)
-    }
-}
-
 /// A layer-consistency evaluator's counts as gathered between ranks.
 private struct ConsistencyState: Codable {
     var iouSum: [Double], iouCount: [Int], keptCount: [Int], matchedCount: [Int], images: Int
@@ -409,23 +250,6 @@ private struct ConsistencyState: Codable {
     func evaluator(layers: Int) throws -> LayerConsistencyEvaluator {
         try LayerConsistencyEvaluator(layers: layers, iouSum: iouSum, iouCount: iouCount, keptCount: keptCount,
                                       matchedCount: matchedCount, images: images)
-    }
-}
-
-/// A detection as gathered between ranks: the COCO compressed RLE string (several times smaller than the
-/// counts as JSON numbers), the score exactly (JSON round-trips a Double).
-private struct SerializedDetection: Codable {
-    var image: Int, category: Int, score: Double, height: Int, width: Int, counts: String
-    init(_ d: COCOMaskAPDetection) {
-        image = d.imageID; category = d.categoryID; score = d.score
-        height = d.rle.height; width = d.rle.width; counts = d.rle.compressedCounts
-    }
-    func detection() throws -> COCOMaskAPDetection {
-        let rle: COCORLE
-        do { rle = try COCORLE(compressedCounts: counts, height: height, width: width) } catch {
-            throw EvaluationError("gathered detection of image \(image)", "\(error)")
-        }
-        return COCOMaskAPDetection(imageID: image, categoryID: category, score: score, rle: rle)
     }
 }
 

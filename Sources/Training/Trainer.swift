@@ -27,33 +27,14 @@ public struct TrainingData: Sendable {
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
 
+    public init(count: Int, numClasses: Int, notes: [String] = [], load: @escaping @Sendable (Int) throws -> Sample,
+                augment: @escaping @Sendable (Sample, inout RNG) throws -> AugmentedSample) {
+        self.count = count; self.numClasses = numClasses; self.notes = notes; self.load = load; self.augment = augment
+    }
+
+    /// The training split (`data.train_split`, or `split`) of `config.data`, through its format's descriptor.
     public init(config: MaskPilotConfig, split: String? = nil) throws {
-        let d = config.data, crop = config.input.cropSize
-        let split = split ?? d.trainSplit
-        switch d.format {
-        case .ade20k:
-            let ds = try ADE20KDataset(root: d.root, split: split)
-            var aug = ADE20KTrainAugmentation()
-            aug.cropSize = ImageSize(height: crop, width: crop)
-            let a = aug
-            count = ds.count; numClasses = ADE20KDataset.numClasses
-            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
-        case .cocoInstance:
-            let ds = try COCOInstances(root: d.root, split: split, onBadSample: d.onBadSample == .skip ? .skip : .error)
-            var aug = LSJTrainAugmentation()
-            aug.imageSize = crop
-            let a = aug
-            count = ds.imageCount; numClasses = ds.categories.count
-            if ds.skippedCount > 0 { notes.append(droppedRecordsNote(ds)) }
-            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
-        case .cocoPanoptic:
-            let ds = try COCOPanopticDataset(root: d.root, split: split)
-            var aug = LSJTrainAugmentation()
-            aug.imageSize = crop
-            let a = aug
-            count = ds.count; numClasses = ds.numClasses
-            load = { try ds.sample($0) }; augment = { try a.apply($0, rng: &$1) }
-        }
+        self = try config.data.format.descriptor.trainingData(config: config, split: split ?? config.data.trainSplit)
     }
 }
 

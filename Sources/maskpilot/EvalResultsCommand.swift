@@ -4,9 +4,9 @@ import ArgumentParser
 import Datasets
 import Evaluation
 import Foundation
+import Training
 
 struct EvalResultsCommand: ParsableCommand {
-    enum Task: String, ExpressibleByArgument, CaseIterable { case instance, panoptic, semantic }
 
     static let configuration = CommandConfiguration(
         commandName: "eval-results", abstract: "Score existing prediction files against a dataset's ground truth.",
@@ -25,7 +25,7 @@ struct EvalResultsCommand: ParsableCommand {
         pACC, mACC and per-class IoU.
         """)
 
-    @Option(help: "instance, panoptic or semantic.") var task: Task
+    @Option(help: "instance, panoptic or semantic.") var task: EvaluationTask
     @Option(help: "Ground-truth dataset root (instance: or its annotation JSON file).") var gt: String
     @Option(help: "Split name (e.g. val2017, validation); not needed when --gt is an annotation file.") var split: String?
     @Option(help: "Results: a JSON file (instance) or a folder (panoptic, semantic).") var results: String

@@ -24,7 +24,6 @@ struct PredictCommand: ParsableCommand {
         from the dataset in the config (data.root, the test split) when it can be read.
         """)
 
-    enum Task: String, ExpressibleByArgument, CaseIterable { case semantic, instance, panoptic }
 
     @OptionGroup var configOptions: ConfigOptions
 
@@ -38,7 +37,7 @@ struct PredictCommand: ParsableCommand {
     var output: String
 
     @Option(help: "semantic, instance or panoptic (default: from data.format).")
-    var task: Task?
+    var task: EvaluationTask?
 
     @Option(help: "Instance task: draw instances scoring at least this.")
     var scoreThreshold: Double = 0.5
@@ -50,13 +49,7 @@ struct PredictCommand: ParsableCommand {
     func predict() throws {
         let cfg = try configOptions.load()
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
-        let task = self.task ?? {
-            switch cfg.data.format {
-            case .ade20k: return .semantic
-            case .cocoInstance: return .instance
-            case .cocoPanoptic: return .panoptic
-            }
-        }()
+        let task = self.task ?? cfg.data.format.descriptor.task
         // The dataset, when readable, gives class names, the thing classes and the test-time resize.
         var split: EvaluationSplit?
         var splitError = ""
@@ -86,7 +79,7 @@ struct PredictCommand: ParsableCommand {
             post = split.postProcessor
         }
         let resize = split?.resize ?? {
-            let d = cfg.data.format == .ade20k ? TestTimeResize.ade20k : TestTimeResize.coco
+            let d = cfg.data.format.descriptor.testResize
             return TestTimeResize(shortEdge: cfg.input.minSizeTest > 0 ? cfg.input.minSizeTest : d.shortEdge,
                                   maxSize: cfg.input.maxSizeTest > 0 ? cfg.input.maxSizeTest : d.maxSize)
         }()
@@ -182,4 +175,8 @@ struct PredictCommand: ParsableCommand {
             print("\(path): \(segments.count) segment(s) → \(output)/\(stem)_overlay.png, \(rawName)")
         }
     }
+}
+
+extension EvaluationTask: ExpressibleByArgument, CaseIterable {
+    public static var allCases: [EvaluationTask] { [.semantic, .instance, .panoptic] }
 }

@@ -1,0 +1,147 @@
+// Everything that depends on the dataset format, one type per format: how a training split is read and augmented,
+// which task a split is scored on, its classes, test-time resize, post-processing and evaluator. The trainer, the
+// evaluation and `maskpilot predict` ask `config.data.format.descriptor` instead of switching on the format, so a new
+// format (Cityscapes, say) is one new conforming type and one case.
+// Corresponds to detectron2's dataset registration (DatasetCatalog/MetadataCatalog) with Mask2Former's mappers and
+// evaluators chosen per dataset.
+import Datasets
+import Evaluation
+import Foundation
+import Mask2FormerModel
+import TensorCore
+
+/// What a split is scored on: from `data.format` (ADE20K → semantic, COCO instances → instance, COCO panoptic →
+/// panoptic).
+public enum EvaluationTask: String, Sendable { case semantic, instance, panoptic }
+
+/// A split opened for evaluation: its images, classes, post-processing and a factory of its evaluator.
+public struct EvaluationData {
+    /// Images in the split.
+    public var count: Int
+    public var load: (Int) throws -> Sample
+    /// Display name of each class index.
+    public var classNames: [String]
+    /// The dataset's category id of each class index (COCO formats), nil for ADE20K.
+    public var categoryIDs: [Int]?
+    public var postProcessor: Mask2FormerPostProcessor
+    /// The dataset's id of image `index`.
+    public var imageID: (Int) -> Int
+    /// A fresh evaluator for the first `count` images.
+    public var makeEvaluator: (_ count: Int) -> any TaskEvaluator
+    /// What opening the split dropped under `data.on_bad_sample: skip`, for the log.
+    public var notes: [String] = []
+}
+
+/// One dataset format.
+public protocol DatasetFormatDescriptor: Sendable {
+    /// The task its annotations are scored on.
+    var task: EvaluationTask { get }
+    /// The reference's test-time resize (`INPUT.MIN_SIZE_TEST` / `MAX_SIZE_TEST`) for this format.
+    var testResize: TestTimeResize { get }
+    /// The training split `split` with its augmentation.
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData
+    /// The split `split` for evaluation; its class count must equal `model.decoder.num_classes`.
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData
+}
+
+extension DataConfig.Format {
+    /// The format's descriptor.
+    public var descriptor: any DatasetFormatDescriptor {
+        switch self {
+        case .ade20k: ADE20KFormat()
+        case .cocoInstance: COCOInstanceFormat()
+        case .cocoPanoptic: COCOPanopticFormat()
+        }
+    }
+}
+
+/// ADE20K (ADEChallengeData2016): semantic segmentation, 150 classes, the semantic crop augmentation.
+struct ADE20KFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .semantic }
+    var testResize: TestTimeResize { .ade20k }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try ADE20KDataset(root: config.data.root, split: split)
+        var aug = ADE20KTrainAugmentation()
+        aug.cropSize = ImageSize(height: config.input.cropSize, width: config.input.cropSize)
+        let a = aug
+        return TrainingData(count: ds.count, numClasses: ADE20KDataset.numClasses, load: { try ds.sample($0) },
+                            augment: { try a.apply($0, rng: &$1) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try ADE20KDataset(root: config.data.root, split: split)
+        let numClasses = config.model.decoder.numClasses
+        guard numClasses == ADE20KDataset.numClasses else {
+            throw EvaluationError(ds.root, "ADE20K has \(ADE20KDataset.numClasses) classes but model.decoder.num_classes is \(numClasses)")
+        }
+        let names = ds.classNames
+        let fileNames = ds.annotations.map { URL(fileURLWithPath: $0).lastPathComponent }
+        return EvaluationData(count: ds.count, load: { try ds.sample($0) },
+                              classNames: (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" },
+                              categoryIDs: nil, postProcessor: Mask2FormerPostProcessor(.semantic), imageID: { $0 + 1 },
+                              makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: numClasses, fileNames: fileNames) })
+    }
+}
+
+/// COCO instances (`annotations/instances_<split>.json`): instance segmentation, large-scale jitter.
+struct COCOInstanceFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .instance }
+    var testResize: TestTimeResize { .coco }
+
+    func open(_ config: MaskPilotConfig, split: String) throws -> (COCOInstances, [String]) {
+        let ds = try COCOInstances(root: config.data.root, split: split, onBadSample: config.data.onBadSample == .skip ? .skip : .error)
+        return (ds, ds.skippedCount > 0 ? [droppedRecordsNote(ds)] : [])
+    }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let (ds, notes) = try open(config, split: split)
+        var aug = LSJTrainAugmentation()
+        aug.imageSize = config.input.cropSize
+        let a = aug
+        return TrainingData(count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) },
+                            augment: { try a.apply($0, rng: &$1) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let (ds, notes) = try open(config, split: split)
+        let numClasses = config.model.decoder.numClasses
+        guard ds.categories.count == numClasses else {
+            throw EvaluationError(ds.annotationFile, "the dataset has \(ds.categories.count) categories but model.decoder.num_classes is \(numClasses)")
+        }
+        return EvaluationData(count: ds.imageCount, load: { try ds.sample($0) }, classNames: ds.categories.map(\.name),
+                              categoryIDs: ds.categories.map(\.id), postProcessor: Mask2FormerPostProcessor(.instance),
+                              imageID: { ds.images[$0].id }, makeEvaluator: { InstanceTaskEvaluator(dataset: ds, count: $0) },
+                              notes: notes)
+    }
+}
+
+/// COCO panoptic (`annotations/panoptic_<split>.json` + PNGs): panoptic segmentation, large-scale jitter.
+struct COCOPanopticFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .panoptic }
+    var testResize: TestTimeResize { .coco }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try COCOPanopticDataset(root: config.data.root, split: split)
+        var aug = LSJTrainAugmentation()
+        aug.imageSize = config.input.cropSize
+        let a = aug
+        return TrainingData(count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) },
+                            augment: { try a.apply($0, rng: &$1) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try COCOPanopticDataset(root: config.data.root, split: split)
+        let numClasses = config.model.decoder.numClasses
+        guard ds.numClasses == numClasses else {
+            throw EvaluationError(config.data.root, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
+        }
+        var post = PostProcessingConfig.panoptic(thingClasses: ds.thingClasses)
+        post.objectMaskThreshold = config.eval.objectMaskThreshold
+        post.overlapThreshold = config.eval.overlapThreshold
+        let names = ds.categories.map(\.name), isThing = ds.categories.map(\.isThing), ids = ds.categories.map(\.id)
+        return EvaluationData(count: ds.count, load: { try ds.sample($0) }, classNames: names, categoryIDs: ids,
+                              postProcessor: Mask2FormerPostProcessor(post), imageID: { ds.records[$0].imageId },
+                              makeEvaluator: { _ in PanopticTaskEvaluator(isThing: isThing, categoryIDs: ids, classNames: names) })
+    }
+}
