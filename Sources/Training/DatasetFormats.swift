@@ -96,11 +96,7 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let (ds, notes) = try open(config, split: split)
-        var aug = LSJTrainAugmentation()
-        aug.imageSize = config.input.cropSize
-        let a = aug
-        return TrainingData(count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) },
-                            augment: { try a.apply($0, rng: &$1) })
+        return largeScaleJitterData(config, count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) })
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
@@ -123,11 +119,7 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try COCOPanopticDataset(root: config.data.root, split: split)
-        var aug = LSJTrainAugmentation()
-        aug.imageSize = config.input.cropSize
-        let a = aug
-        return TrainingData(count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) },
-                            augment: { try a.apply($0, rng: &$1) })
+        return largeScaleJitterData(config, count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) })
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
@@ -144,4 +136,13 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
                               postProcessor: Mask2FormerPostProcessor(post), imageID: { ds.records[$0].imageId },
                               makeEvaluator: { _ in PanopticTaskEvaluator(isThing: isThing, categoryIDs: ids, classNames: names) })
     }
+}
+
+/// Training data augmented with COCO's large-scale jitter (`LSJTrainAugmentation` at `input.crop_size`).
+func largeScaleJitterData(_ config: MaskPilotConfig, count: Int, numClasses: Int, notes: [String] = [],
+                          load: @escaping @Sendable (Int) throws -> Sample) -> TrainingData {
+    var aug = LSJTrainAugmentation()
+    aug.imageSize = config.input.cropSize
+    let a = aug
+    return TrainingData(count: count, numClasses: numClasses, notes: notes, load: load, augment: { try a.apply($0, rng: &$1) })
 }
