@@ -6,7 +6,7 @@
 # else the Slurm allocation (SLURM_JOB_CPUS_PER_NODE / SLURM_CPUS_ON_NODE, SLURM_JOB_NUM_NODES) when launched
 # inside one, else this machine's `nproc`. Ranks per node = ⌈ranks ÷ nodes⌉ and threads per rank
 # T = cores ÷ ranks per node (at least 1); OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set to T and each rank
-# is bound to T cores (mpirun --map-by ppr:R:node:PE=T --bind-to core, R ranks per node). With more ranks than cores, ranks are not
+# is bound to T cores (mpirun --use-hwthread-cpus --map-by ppr:R:node:PE=T, R ranks per node). With more ranks than cores, ranks are not
 # bound (--oversubscribe --bind-to none). Adds Open MPI's run-as-root settings when run as root.
 # --dry-run prints the mpirun command instead of running it. SIGTERM to this script stops training cleanly (exit 0).
 set -euo pipefail
@@ -50,7 +50,9 @@ if [ "$per_node" -gt "$cores" ]; then
   args+=(--oversubscribe --bind-to none)
 else
   threads=$(( cores / per_node ))
-  args+=(--map-by "ppr:$per_node:node:PE=$threads" --bind-to core)
+  # Hardware threads are the CPUs here (as nproc and Slurm count them), so PE=T means T of them on any machine,
+  # with or without SMT.
+  args+=(--use-hwthread-cpus --map-by "ppr:$per_node:node:PE=$threads" --bind-to hwthread)
 fi
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -73,11 +75,15 @@ fi
 # A SIGTERM (or SIGUSR1) to this launcher is a request to stop: it is passed to mpirun as SIGUSR1, which Open MPI
 # forwards to every rank without ending the job; the ranks write one checkpoint together and exit 0, and so do
 # mpirun and this script. (A SIGTERM to mpirun itself would kill the ranks and exit 1.) Ctrl-C still aborts.
+job=""
+trap '[ -n "$job" ] && kill -USR1 "$job" 2>/dev/null' TERM USR1
 mpirun "${args[@]}" "$bin" "$@" &
 job=$!
-trap 'kill -USR1 "$job" 2>/dev/null' TERM USR1
 while true; do
   status=0; wait "$job" || status=$?   # (set -e must not end the script on a trapped signal)
-  kill -0 "$job" 2>/dev/null || break   # wait returned early for a trapped signal: keep waiting
+  kill -0 "$job" 2>/dev/null && continue   # wait returned early for a trapped signal: keep waiting
+  # A signal that arrived as mpirun ended: ask once more for its own status (bash keeps it).
+  if [ "$status" -gt 128 ]; then again=0; wait "$job" 2>/dev/null || again=$?; [ "$again" -ne 127 ] && status=$again; fi
+  break
 done
 exit "$status"

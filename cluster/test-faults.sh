@@ -144,9 +144,11 @@ if [ "$code" -eq 64 ] && grep -q -- '--iterations must be at least 1' "$tmp/neg.
 # 7. SIGTERM to the launcher: the ranks write a checkpoint and everything exits 0.
 cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/term" >"$tmp/term.log" 2>&1 &
 launcher=$!
-for _ in $(seq 1 150); do grep -q '^step' "$tmp/term.log" 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 600); do grep -q '^step' "$tmp/term.log" 2>/dev/null && break; sleep 0.2; done
 sleep 1
-kill -TERM "$launcher"; wait "$launcher"; code=$?
+kill -TERM "$launcher"
+for _ in $(seq 1 900); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.2; done   # at most 3 minutes
+kill -KILL "$launcher" 2>/dev/null; wait "$launcher"; code=$?
 latest=$(cat "$tmp/term/last_checkpoint" 2>/dev/null || true)
 if [ "$code" -eq 0 ] && [ -n "$latest" ] && "$bin" checkpoint inspect "$tmp/term/$latest" >/dev/null 2>&1; then
   ok "SIGTERM to cluster/launch.sh: checkpoint $latest and exit 0"
@@ -179,6 +181,17 @@ for n in 1 2; do
     bad "on_bad_sample=skip with $n rank(s)" "exit $code, $summaries summaries, $evals evaluations; $(grep -m3 -E 'Error|skipped' "$tmp/skip$n.log")"
   fi
 done
+
+# 9. A global batch that straddles an epoch boundary (10 images, batches of 4 on 2 ranks: each rank's first sample
+#    can be in different epochs) must not desynchronize the ranks' collectives: the run ends, it does not hang.
+"$bin" data synth --format coco-instance --out "$tmp/ten" --images 10 --size 96x96 --seed 6 >/dev/null
+timeout 180 cluster/launch.sh -n 2 -- train --config configs/smoke.yaml --set data.root="$tmp/ten" --set solver.max_iter=12 \
+  --set checkpoint.period=0 --output "$tmp/straddle" >"$tmp/straddle.log" 2>&1; code=$?
+if [ "$code" -eq 0 ] && [ -f "$tmp/straddle/model_final.h5" ] && [ "$(grep -c '"step"' "$tmp/straddle/metrics.jsonl")" = 12 ]; then
+  ok "2 ranks over epochs that split global batches: 12 steps, no hang"
+else
+  bad "global batches straddling epochs" "exit $code (124 = timed out: a hang); $(tail -3 "$tmp/straddle.log")"
+fi
 
 echo "faults: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

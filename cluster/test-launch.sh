@@ -46,13 +46,13 @@ check_ranks "hostfile 'localhost slots=$cores', 1 rank: $cores thread(s)" "$core
 # The launching machine's core count must not matter: a hostfile (or Slurm allocation) of bigger nodes.
 printf '# two 32-core nodes\nnode1 slots=32\nnode2 slots=32\n' >"$tmp/big"
 line=$(cluster/launch.sh -n 8 --hostfile "$tmp/big" --dry-run -- train | tail -n 1)
-if [[ $line == *"--map-by ppr:4:node:PE=8 --bind-to core"* ]] && [[ $line == *"--hostfile $tmp/big"* ]]; then
+if [[ $line == *"--map-by ppr:4:node:PE=8 --bind-to hwthread"* ]] && [[ $line == *"--hostfile $tmp/big"* ]]; then
   ok "hostfile of two 32-core nodes, 8 ranks: 4 per node × 8 threads"
 else
   bad "hostfile of big nodes" "$line"
 fi
 line=$(env SLURM_JOB_ID=7 SLURM_JOB_CPUS_PER_NODE='48(x4)' SLURM_JOB_NUM_NODES=4 cluster/launch.sh -n 16 --dry-run -- train | tail -n 1)
-if [[ $line == *"--map-by ppr:4:node:PE=12 --bind-to core"* ]]; then
+if [[ $line == *"--map-by ppr:4:node:PE=12 --bind-to hwthread"* ]]; then
   ok "inside a Slurm allocation of 4 × 48 cores, 16 ranks: 4 per node × 12 threads"
 else
   bad "Slurm allocation" "$line"

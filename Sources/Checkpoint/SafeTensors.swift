@@ -32,10 +32,13 @@ public func readSafeTensors(path: String) throws -> (tensors: [(String, Tensor)]
     var entries: [(name: String, begin: Int, end: Int, dtype: String, shape: [Int])] = []
     for (name, value) in header where name != "__metadata__" {
         guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-              let shape = (info["shape"] as? [Any])?.map({ ($0 as? NSNumber)?.intValue ?? -1 }),
-              let offsets = (info["data_offsets"] as? [Any])?.map({ ($0 as? NSNumber)?.intValue ?? -1 }), offsets.count == 2
+              let shape = (info["shape"] as? [Any])?.map(exactInt),
+              let offsets = (info["data_offsets"] as? [Any])?.map(exactInt), offsets.count == 2
         else { throw fail("tensor \"\(name)\": the header entry needs dtype, shape and data_offsets [begin, end]") }
-        guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= byteCount else {
+        // Element counts are multiplied with overflow checks: a hostile header must give an error, not a trap.
+        let elements = shape.reduce(Optional(1)) { n, d in n.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p } }
+        guard shape.allSatisfy({ $0 >= 0 }), let elements, elements <= byteCount, offsets[0] >= 0, offsets[0] <= offsets[1],
+              offsets[1] <= byteCount else {
             throw fail("tensor \"\(name)\": shape \(shape) or data_offsets \(offsets) out of range (\(byteCount) data bytes)")
         }
         entries.append((name, offsets[0], offsets[1], dtype, shape))
@@ -71,6 +74,13 @@ public func readSafeTensors(path: String) throws -> (tensors: [(String, Tensor)]
         tensors.append((e.name, Tensor(values, shape: e.shape)))
     }
     return (tensors, skipped)
+}
+
+/// A JSON number that is a whole number within `Int`'s range, else -1 (which the range checks refuse).
+private func exactInt(_ value: Any) -> Int {
+    guard let n = value as? NSNumber else { return -1 }
+    let d = n.doubleValue
+    return d.rounded() == d && abs(d) < 9e18 ? n.intValue : -1
 }
 
 extension Float {

@@ -171,12 +171,15 @@ public final class Trainer {
         while iteration < end {
             var micro: [TrainBatch] = []
             var dataWait = 0.0, epoch = currentEpoch
-            for _ in 0..<config.solver.accumulate {
+            for m in 0..<config.solver.accumulate {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
                 dataWait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
-                epoch = batch.refs.first?.epoch ?? 0
+                // The epoch of the global micro-batch's first sample: the same on every rank, also when the global
+                // batch straddles an epoch boundary (each rank's own first sample may then be in different epochs,
+                // and the collectives below must be entered by all ranks at the same step or none).
+                epoch = epochPlans.sampler.epoch(ofGlobalBatch: iteration * config.solver.accumulate + m)
                 if epoch > currentEpoch {
                     try reportSkippedSamples(epoch: currentEpoch)
                     // The coordinator's plan for the next epoch, installed before the loader needs it.

@@ -45,6 +45,8 @@ struct TrainCommand: ParsableCommand {
 
     func train(_ cfg: MaskPilotConfig, comm: any Communicator) throws {
         let run = RunFolder(output)
+        // Files of an earlier run to delete once this invocation has been validated (nothing is deleted before).
+        var startingOver: String? = nil
         if resume == nil {
             let existing = try run.runFiles()
             if !existing.isEmpty && !overwrite {
@@ -52,10 +54,7 @@ struct TrainCommand: ParsableCommand {
                                     + "continue it with --resume, start it over with --overwrite (deletes its checkpoints and logs), or "
                                     + "choose another --output")
             }
-            if overwrite && comm.isCoordinator && !existing.isEmpty {
-                try run.deleteRunFiles()
-                print("overwrite: deleted \(existing.joined(separator: ", ")) in \(output)")
-            }
+            if overwrite { startingOver = "overwrite" }
         }
         if comm.isCoordinator {
             try run.prepareForWriting()
@@ -66,7 +65,9 @@ struct TrainCommand: ParsableCommand {
             if resume == MaskPilot.resumeLast, try CheckpointDirectory(output).hasNoCheckpoint() {
                 // One job script for the first submission and every resubmission (Slurm preemption): a bare
                 // --resume into a folder without checkpoints starts the run.
+                // Logs of a run killed before its first checkpoint are its, not this run's.
                 if comm.isCoordinator { print("resume: \(output) has no checkpoint yet; starting a fresh run") }
+                startingOver = "resume"
             } else if resume == MaskPilot.resumeLast {
                 let found = try resolveResume(directory: output)
                 if comm.isCoordinator { for w in found.warnings { print("resume: \(w)") } }
@@ -76,11 +77,20 @@ struct TrainCommand: ParsableCommand {
             }
             if comm.isCoordinator, let from { print("resume: from \(from.path) at iteration \(from.contents.trainer.iteration)") }
         }
+        // Every rank must start from the same point (a folder not shared between nodes could differ).
+        try Trainer.checkAgreement(name: "resume point", text: from.map { "\($0.path) at iteration \($0.contents.trainer.iteration)" } ?? "a fresh start",
+                                   comm: comm)
         installStopSignalHandlers()
         let trainer = try Trainer(config: cfg, communicator: comm, outputDirectory: output, resume: from)
-        // Written once the invocation has been validated (configuration, data, checkpoint), so a failed one never
-        // replaces the run's config.yaml.
-        if comm.isCoordinator { try run.writeConfig(try cfg.yaml()) }
+        // Done once the invocation has been validated (configuration, data, checkpoint), so a failed one never deletes
+        // an earlier run's files or replaces the run's config.yaml.
+        if comm.isCoordinator {
+            if let reason = startingOver, case let old = try run.runFiles(), !old.isEmpty {
+                try run.deleteRunFiles()
+                print("\(reason): deleted the earlier run's \(old.joined(separator: ", ")) in \(output)")
+            }
+            try run.writeConfig(try cfg.yaml())
+        }
         let log = try TrainingLog(directory: output, config: cfg, worldSize: comm.size, enabled: comm.isCoordinator)
         trainer.onStep = { try log.record($0) }
         trainer.onEvaluation = { iteration, outcome in
