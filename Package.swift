@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
         .target(name: "Evaluation", dependencies: ["TensorCore", "Datasets", "Mask2FormerModel"]),
         .target(name: "Visualization", dependencies: ["Datasets"]),
+        .target(name: "Reports", dependencies: ["Visualization", "Training"]),
         .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Datasets", "Distributed", "Checkpoint",
                                                  "Evaluation",
                                                  .product(name: "Yams", package: "Yams")]),
@@ -41,7 +42,7 @@ let package = Package(
             name: "maskpilot",
             dependencies: [
                 "CBLAS", "Kernels", "TensorCore", "NN", "Mask2FormerModel", "Training", "Datasets", "Checkpoint", "Distributed", "Evaluation",
-                "Visualization", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Visualization", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "_TestSupport"]),
@@ -56,6 +57,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "TensorCore", "Mask2FormerModel"], exclude: ["Fixtures"]),
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Datasets"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Visualization", "Datasets"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).

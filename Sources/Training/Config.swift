@@ -188,6 +188,34 @@ extension MaskPilotConfig {
         return try decode(tree, file: file, origins: origins)
     }
 
+    /// Every leaf of this configuration by its dotted key (`model.decoder.num_queries` → "100"): numbers, booleans and
+    /// strings as YAML writes them, lists as `[a, b]`. The one flattening used to compare configurations.
+    public func flattened() throws -> [String: String] {
+        var out: [String: String] = [:]
+        func walk(_ value: Any, _ path: String) {
+            switch value {
+            case let map as [String: Any]: for (k, v) in map { walk(v, path.isEmpty ? k : "\(path).\(k)") }
+            case let list as [Any]: out[path] = "[" + list.map(leaf).joined(separator: ", ") + "]"
+            default: out[path] = leaf(value)
+            }
+        }
+        func leaf(_ value: Any) -> String {
+            switch MaskPilotConfig.native(value) {
+            case let b as Bool: return b ? "true" : "false"
+            case let d as Double: return "\(d)"
+            case let v: return "\(v)"
+            }
+        }
+        walk(try MaskPilotConfig.tree(of: self), "")
+        return out
+    }
+
+    /// The keys whose values differ between two configurations (keys either lacks count as differing).
+    public static func differences(_ a: MaskPilotConfig, _ b: MaskPilotConfig) throws -> [String] {
+        let fa = try a.flattened(), fb = try b.flattened()
+        return Set(fa.keys).union(fb.keys).filter { fa[$0] != fb[$0] }.sorted()
+    }
+
     /// The YAML text of this configuration (every key, snake_case), as written to a run's output folder.
     public func yaml() throws -> String {
         try Yams.dump(object: MaskPilotConfig.native(try MaskPilotConfig.tree(of: self)), width: -1, sortKeys: true)

@@ -23,18 +23,9 @@ let modelKeysExemptOnResume: Set<String> = ["model.weights", "model.weights_igno
 
 /// The configuration keys that differ between two configs (callers refuse those under `model.*` on resume,
 /// except `modelKeysExemptOnResume`).
-func configDifferences(_ a: String, _ b: String) -> [String] {
-    func flatten(_ any: Any?, _ prefix: String, _ out: inout [String: String]) {
-        if let map = any as? [String: Any] {
-            for (k, v) in map { flatten(v, prefix.isEmpty ? k : "\(prefix).\(k)", &out) }
-        } else {
-            out[prefix] = "\(any ?? "null")"
-        }
-    }
-    var fa: [String: String] = [:], fb: [String: String] = [:]
-    flatten((try? MaskPilotConfig.parse(yaml: a)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fa)
-    flatten((try? MaskPilotConfig.parse(yaml: b)).flatMap { try? MaskPilotConfig.tree(of: $0) }, "", &fb)
-    return Set(fa.keys).union(fb.keys).filter { fa[$0] != fb[$0] }.sorted()
+func configDifferences(_ a: String, _ b: String) throws -> [String] {
+    try MaskPilotConfig.differences(MaskPilotConfig.parse(yaml: a, file: "the checkpoint's configuration"),
+                                    MaskPilotConfig.parse(yaml: b))
 }
 
 /// What `loadPretrainedWeights` did: every list complete, in state-dict order (unused: sorted).
@@ -187,7 +178,7 @@ extension Trainer {
     /// Returns the iteration to continue from.
     static func restore(_ step: TrainingStep, config: MaskPilotConfig, communicator: any Communicator,
                         from contents: CheckpointContents, path: String) throws -> Int {
-        let differences = configDifferences(contents.meta.configYAML, try config.yaml())
+        let differences = try configDifferences(contents.meta.configYAML, try config.yaml())
         let modelChanges = differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) }
         if !modelChanges.isEmpty {
             throw TrainingError("\(path): the checkpoint's model configuration differs: \(modelChanges.joined(separator: ", "))")

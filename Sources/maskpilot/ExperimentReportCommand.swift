@@ -2,6 +2,7 @@
 // the run folders cluster/experiment.sh leaves. Replaces the reference's hand-made result tables and matplotlib figures.
 import ArgumentParser
 import Foundation
+import Reports
 import Visualization
 
 struct ExperimentReportCommand: ParsableCommand {

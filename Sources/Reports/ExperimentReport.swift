@@ -1,6 +1,8 @@
 // The MP-Former vs Mask2Former experiment report: reads the runs of cluster/experiment.sh, aggregates over seeds,
 // writes report.md, summary.json and PNG plots. Replaces the reference's notebook/matplotlib result tables and figures.
 import Foundation
+import Training
+import Visualization
 
 // MARK: - Errors
 
@@ -99,7 +101,7 @@ public struct ExperimentRun: Sendable {
             throw ExperimentReportError(directory, "missing run folder")
         }
         let configPath = directory + "/config.yaml"
-        let config = try flattenYAML(readText(configPath))
+        let config = try flattenConfig(readText(configPath), path: configPath)
         func weight(_ key: String) throws -> Double {
             guard let s = config[key] else { throw ExperimentReportError(configPath, "missing key \(key)") }
             guard let v = Double(s) else { throw ExperimentReportError(configPath, "\(key) is not a number: \(s)") }
@@ -199,45 +201,11 @@ public struct ExperimentRun: Sendable {
         return s
     }
 
-    /// Flattens the block-style YAML MaskPilot writes (nested mappings, `- item` lists, flow lists `[a, b]`) to
-    /// dotted keys. Not a general YAML parser: anchors, multi-line strings and nested lists are not handled.
-    public static func flattenYAML(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        var stack: [(indent: Int, key: String)] = []
-        var listItems: [String: [String]] = [:]
-        for raw in text.split(separator: "\n") {
-            var line = String(raw)
-            if let hash = line.range(of: " #") { line = String(line[..<hash.lowerBound]) }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            let indent = line.prefix { $0 == " " }.count
-            if trimmed.hasPrefix("- ") || trimmed == "-" {
-                while let top = stack.last, top.indent > indent { stack.removeLast() }
-                guard !stack.isEmpty else { continue }
-                let key = stack.map(\.key).joined(separator: ".")
-                listItems[key, default: []].append(unquote(String(trimmed.dropFirst(1)).trimmingCharacters(in: .whitespaces)))
-                continue
-            }
-            guard let colon = trimmed.range(of: ":") else { continue }
-            let key = String(trimmed[..<colon.lowerBound]).trimmingCharacters(in: .whitespaces)
-            let value = String(trimmed[colon.upperBound...]).trimmingCharacters(in: .whitespaces)
-            while let top = stack.last, top.indent >= indent { stack.removeLast() }
-            let path = (stack.map(\.key) + [key]).joined(separator: ".")
-            if value.isEmpty { stack.append((indent, key)) } else { out[path] = flowList(unquote(value)) }
+    /// A run's `config.yaml` (as `maskpilot train` writes it) by dotted key, through `MaskPilotConfig.flattened()`.
+    public static func flattenConfig(_ text: String, path: String) throws -> [String: String] {
+        do { return try MaskPilotConfig.parse(yaml: text, file: path).flattened() } catch {
+            throw ExperimentReportError(path, "not a MaskPilot configuration: \(error)")
         }
-        for (k, items) in listItems { out[k] = "[" + items.joined(separator: ", ") + "]" }
-        return out
-    }
-
-    private static func unquote(_ s: String) -> String {
-        if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" { return String(s.dropFirst().dropLast()) }
-        return s
-    }
-
-    private static func flowList(_ s: String) -> String {
-        guard s.hasPrefix("["), s.hasSuffix("]") else { return s }
-        let items = s.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        return "[" + items.joined(separator: ", ") + "]"
     }
 }
 

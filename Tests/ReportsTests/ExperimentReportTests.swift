@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Reports
 import Testing
 import Visualization
 
@@ -178,14 +179,16 @@ private struct FakeRuns {
         #expect(runs.mask2former[0].loss.count == 1)
     }
 
-    @Test func yamlFlattening() {
-        let c = ExperimentRun.flattenYAML(FakeRuns.config + "input:\n  sizes: [1, 2,3]\n  name: 'x' # comment\n")
-        #expect(c["loss.mask_weight"] == "5e0")
+    /// A run's config.yaml flattens through MaskPilotConfig: the file's values over the defaults, by dotted key.
+    @Test func configFlattening() throws {
+        let c = try ExperimentRun.flattenConfig(FakeRuns.config.replacingOccurrences(of: "ENABLED", with: "true"), path: "config.yaml")
+        #expect(c["loss.mask_weight"].flatMap(Double.init) == 5)
         #expect(c["model.backbone.widths"] == "[16, 32]")
         #expect(c["model.decoder.num_queries"] == "20")
         #expect(c["solver.ims_per_batch"] == "8")
-        #expect(c["input.sizes"] == "[1, 2, 3]")
-        #expect(c["input.name"] == "x")
+        #expect(c["model.mask_piloting.enabled"] == "true")
+        #expect(c["seed"] != nil && c["input.crop_size"] != nil)   // defaults are there too
+        #expect(throws: ExperimentReportError.self) { _ = try ExperimentRun.flattenConfig("input:\n  sizes: [1]\n", path: "bad.yaml") }
     }
 
     @Test func writesReportWithTablesAndDecodablePlots() throws {
