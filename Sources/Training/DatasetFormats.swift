@@ -12,7 +12,7 @@ import TensorCore
 
 /// What a split is scored on: from `data.format` (ADE20K → semantic, COCO instances → instance, COCO panoptic →
 /// panoptic).
-public enum EvaluationTask: String, Sendable { case semantic, instance, panoptic }
+public enum EvaluationTask: String, Sendable, CaseIterable { case semantic, instance, panoptic }
 
 /// A split opened for evaluation: its images, classes, post-processing and a factory of its evaluator.
 public struct EvaluationData {
@@ -145,4 +145,10 @@ func largeScaleJitterData(_ config: MaskPilotConfig, count: Int, numClasses: Int
     aug.imageSize = config.input.cropSize
     let a = aug
     return TrainingData(count: count, numClasses: numClasses, notes: notes, load: load, augment: { try a.apply($0, rng: &$1) })
+}
+
+/// "data: …: dropped N bad record(s) …" for a COCO index read under `data.on_bad_sample: skip`.
+func droppedRecordsNote(_ ds: COCOInstances) -> String {
+    "data: \(ds.annotationFile): dropped \(ds.skippedCount) bad record(s) while indexing (data.on_bad_sample: skip): "
+        + ds.skippedRecords.prefix(3).map(\.description).joined(separator: "; ") + (ds.skippedCount > 3 ? "; …" : "")
 }

@@ -5,17 +5,6 @@
 import Mask2FormerModel
 import TensorCore
 
-/// The run's random streams besides the parameters' initialization: each is `RNG(seed: config.seed &+ offset, …)`
-/// with its own offset, so no two uses ever share a stream.
-public enum RandomStreams {
-    /// Mask piloting's label flips and point noise, one stream per image: `stream: imageKey(epoch, image id)`.
-    public static let maskPiloting: UInt64 = 0x4D50        // "MP"
-    /// The criterion's random points (`KeyedPointSource`).
-    public static let criterionPoints: UInt64 = 0x5054     // "PT"
-    /// The layer-consistency matcher's points during evaluation, one stream per image id.
-    public static let layerConsistency: UInt64 = 0x4C43    // "LC"
-}
-
 /// Which criterion pass draws points: the matching (Hungarian) losses or mask piloting's losses.
 public enum CriterionPass: Int, Sendable {
     case matching = 0, maskPiloting = 1

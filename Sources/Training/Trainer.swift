@@ -250,12 +250,6 @@ public final class Trainer {
     }
 }
 
-/// "data: …: dropped N bad record(s) …" for a COCO index read under `data.on_bad_sample: skip`.
-func droppedRecordsNote(_ ds: COCOInstances) -> String {
-    "data: \(ds.annotationFile): dropped \(ds.skippedCount) bad record(s) while indexing (data.on_bad_sample: skip): "
-        + ds.skippedRecords.prefix(3).map(\.description).joined(separator: "; ") + (ds.skippedCount > 3 ? "; …" : "")
-}
-
 /// One step as logged: what detectron2 writes after reducing its metrics across workers.
 public struct LoggedStep {
     public var iteration: Int

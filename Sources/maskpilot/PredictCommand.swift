@@ -177,6 +177,4 @@ struct PredictCommand: ParsableCommand {
     }
 }
 
-extension EvaluationTask: ExpressibleByArgument, CaseIterable {
-    public static var allCases: [EvaluationTask] { [.semantic, .instance, .panoptic] }
-}
+extension EvaluationTask: ExpressibleByArgument {}
