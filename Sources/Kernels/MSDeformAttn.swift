@@ -71,14 +71,6 @@ func msdaTaps(_ px: Float, _ py: Float, height h: Int, width w: Int, stride: Int
                     ax: ax, ay: ay)
 }
 
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
 /// Level table `[H_l, W_l, start_l·width]` per level in one small buffer (no Array access in loops).
 private func levelTable(_ s: MSDeformAttnShape) -> UnsafeMutablePointer<Int> {
     let t = UnsafeMutablePointer<Int>.allocate(capacity: 3 * Swift.max(s.levels, 1))
@@ -163,7 +155,7 @@ public func msDeformAttnForward(value: UnsafePointer<Float>, locations: UnsafePo
 ///   derivative towards the next pixel), times `W/2` for the unnormalization and 2 for `grid = 2·loc − 1`;
 /// - `dWeights` `[B, Tq, heads, L, P]`: the sampled value dotted with `dOut`.
 ///
-/// Channel sums use 8 Float lanes (then the tail), like the other kernels' reductions.
+/// Channel sums use 8 Float lanes added in lane order, then the tail (`laneOrderSum`, Reductions.swift).
 public func msDeformAttnBackward(value: UnsafePointer<Float>, locations: UnsafePointer<Float>,
                                  weights: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
                                  dValue: UnsafeMutablePointer<Float>?, dLocations: UnsafeMutablePointer<Float>?,
@@ -223,7 +215,7 @@ public func msDeformAttnBackward(value: UnsafePointer<Float>, locations: UnsafeP
                                     accY += ((v10 - v00) * sx0 + (v11 - v01) * sx1) * t8
                                     j += 8
                                 }
-                                sumA = accA.sum(); sumX = accX.sum(); sumY = accY.sum()
+                                sumA = laneOrderSum(accA); sumX = laneOrderSum(accX); sumY = laneOrderSum(accY)
                             }
                             while j < d {
                                 let gj = g[j], tj = gj * a

@@ -175,58 +175,6 @@ public func layerNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
     }
 }
 
-/// `Σ p[k]` over `n` floats: 16 Float lanes (two SIMD8 accumulators), lanes and tail summed in Double.
-@inline(__always)
-private func laneSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
-    var a0 = SIMD8<Float>(repeating: 0), a1 = SIMD8<Float>(repeating: 0)
-    var k = 0
-    while k + 16 <= n {
-        a0 += UnsafeRawPointer(p + k).loadUnaligned(as: SIMD8<Float>.self)
-        a1 += UnsafeRawPointer(p + k + 8).loadUnaligned(as: SIMD8<Float>.self)
-        k += 16
-    }
-    var total = 0.0
-    for l in 0..<8 { total += Double(a0[l]) + Double(a1[l]) }
-    while k < n { total += Double(p[k]); k += 1 }
-    return total
-}
-
-/// `(Σ (p[k] − center), Σ (p[k] − center)²)` over `n` floats, lanes as in `laneSum`.
-@inline(__always)
-private func laneDeviations(_ p: UnsafePointer<Float>, _ n: Int, _ center: Float) -> (Double, Double) {
-    var s0 = SIMD8<Float>(repeating: 0), s1 = SIMD8<Float>(repeating: 0)
-    var q0 = SIMD8<Float>(repeating: 0), q1 = SIMD8<Float>(repeating: 0)
-    let c8 = SIMD8<Float>(repeating: center)
-    var k = 0
-    while k + 16 <= n {
-        let v0 = UnsafeRawPointer(p + k).loadUnaligned(as: SIMD8<Float>.self) - c8
-        let v1 = UnsafeRawPointer(p + k + 8).loadUnaligned(as: SIMD8<Float>.self) - c8
-        s0 += v0; s1 += v1; q0 += v0 * v0; q1 += v1 * v1
-        k += 16
-    }
-    var ts = 0.0, tq = 0.0
-    for l in 0..<8 { ts += Double(s0[l]) + Double(s1[l]); tq += Double(q0[l]) + Double(q1[l]) }
-    while k < n { let v = p[k] - center; ts += Double(v); tq += Double(v * v); k += 1 }
-    return (ts, tq)
-}
-
-/// `(Σ a[k], Σ a[k]·b[k])` over `n` floats: 8 Float lanes each, lanes and tail summed in Double.
-@inline(__always)
-private func laneDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-    var sa = SIMD8<Float>(repeating: 0), sab = SIMD8<Float>(repeating: 0)
-    var k = 0
-    while k + 8 <= n {
-        let va = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
-        let vb = UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Float>.self)
-        sa += va; sab += va * vb
-        k += 8
-    }
-    var ta = 0.0, tab = 0.0
-    for l in 0..<8 { ta += Double(sa[l]); tab += Double(sab[l]) }
-    while k < n { ta += Double(a[k]); tab += Double(a[k] * b[k]); k += 1 }
-    return (ta, tab)
-}
-
 /// Layer norm backward from the saved `mean`/`rstd` `[rows]`; each requested gradient is overwritten.
 ///
 /// Per row, with x̂ = (x − μ)·rstd: `dx = rstd·(w·dy − mean(w·dy) − x̂·mean(w·dy·x̂))`;

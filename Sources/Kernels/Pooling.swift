@@ -50,18 +50,18 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
                 // Start from the first valid tap, then scan the rest of the window.
                 var j0 = 0
                 while j0 + 8 <= c {
-                    var best = loadSIMD8(first + j0)
+                    var best = load8(first + j0)
                     var arg = SIMD8<Int32>(repeating: start)
                     for iy in y0..<y1 {
                         for ix in x0..<x1 where iy != y0 || ix != x0 {
-                            let v = loadSIMD8(img + (iy * w + ix) * c + j0)
+                            let v = load8(img + (iy * w + ix) * c + j0)
                             // Take v if larger, or if it is the first NaN.
                             let take = (v .> best) .| ((v .!= v) .& (best .== best))
                             best.replace(with: v, where: take)
                             if argmax != nil { arg.replace(with: Int32(iy * w + ix), where: take) }
                         }
                     }
-                    storeSIMD8(best, out + j0)
+                    store8(best, out + j0)
                     if let argmax { UnsafeMutableRawPointer(argmax + o + j0).storeBytes(of: arg, as: SIMD8<Int32>.self) }
                     j0 += 8
                 }
@@ -79,16 +79,6 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
             }
         }
     }
-}
-
-@inline(__always)
-private func loadSIMD8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func storeSIMD8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 /// Max-pool backward: `dx` `[B, H, W, C]` is overwritten with each `dy` routed to its `argmax` input.
@@ -148,7 +138,7 @@ public func adaptiveAvgPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePo
                 for iy in ys..<ye {
                     for ix in xs..<xe {
                         let src = img + (iy * inWidth + ix) * c
-                        for j in 0..<c { acc[j] += Double(src[j]) }
+                        addColumns(src, into: acc, c)
                     }
                 }
                 for j in 0..<c { out[j] = Float(acc[j] * inv) }

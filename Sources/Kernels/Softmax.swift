@@ -10,40 +10,6 @@ public enum FullyMaskedRow: Sendable {
     case unmasked
 }
 
-/// Sum of `n` floats with eight partial sums (vectorizes; rounding differs from a serial sum only
-/// in the last bits).
-@inlinable @inline(__always)
-public func sumFloats(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
-    var a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
-    var i = 0
-    while i + 8 <= n {
-        a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3]
-        a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7]
-        i += 8
-    }
-    var s = ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
-    while i < n { s += p[i]; i += 1 }
-    return s
-}
-
-/// Largest of `n ≥ 1` floats with eight partial maxima (vectorizes; NaN inputs are not expected).
-@inlinable @inline(__always)
-public func maxFloats(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
-    var i = 0
-    while i + 8 <= n {
-        m0 = p[i] > m0 ? p[i] : m0; m1 = p[i + 1] > m1 ? p[i + 1] : m1
-        m2 = p[i + 2] > m2 ? p[i + 2] : m2; m3 = p[i + 3] > m3 ? p[i + 3] : m3
-        m4 = p[i + 4] > m4 ? p[i + 4] : m4; m5 = p[i + 5] > m5 ? p[i + 5] : m5
-        m6 = p[i + 6] > m6 ? p[i + 6] : m6; m7 = p[i + 7] > m7 ? p[i + 7] : m7
-        i += 8
-    }
-    var m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    while i < n { m = p[i] > m ? p[i] : m; i += 1 }
-    return m
-}
-
 /// Softmax of one contiguous row (`x` may equal `y`): blocked entries are set to −∞ first, so the
 /// exponentials of the open entries are the only non-zeros.
 @inline(__always)

@@ -1,8 +1,10 @@
 // Reductions: sum/mean over axes (with backward), and max/argmax/top-k (no gradient).
 // Corresponds to torch.sum / mean / max / argmax / topk.
+import Kernels
+
 
 extension Tensor {
-    /// Sum over one axis, accumulating in Double.
+    /// Sum over one axis, accumulating in Double (`rowSum` / `addColumns`, Kernels' Reductions.swift).
     private func sumAxisKernel(_ ax: Int) -> Tensor {
         let outer = shape[..<ax].product, n = shape[ax], inner = shape[(ax + 1)...].product
         var outShape = shape; outShape[ax] = 1
@@ -10,10 +12,7 @@ extension Tensor {
         let x = data, o = out.data
         if inner == 1 {
             for i in 0..<outer {
-                var s = 0.0
-                let row = x + i * n
-                for j in 0..<n { s += Double(row[j]) }
-                o[i] = Float(s)
+                o[i] = Float(rowSum(x + i * n, n))
             }
         } else {
             let acc = UnsafeMutablePointer<Double>.allocate(capacity: inner)
@@ -21,8 +20,7 @@ extension Tensor {
             for i in 0..<outer {
                 acc.update(repeating: 0, count: inner)
                 for j in 0..<n {
-                    let row = x + (i * n + j) * inner
-                    for k in 0..<inner { acc[k] += Double(row[k]) }
+                    addColumns(x + (i * n + j) * inner, into: acc, inner)
                 }
                 for k in 0..<inner { o[i * inner + k] = Float(acc[k]) }
             }

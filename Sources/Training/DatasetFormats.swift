@@ -10,28 +10,6 @@ import Foundation
 import Mask2FormerModel
 import TensorCore
 
-/// What a split is scored on: from `data.format` (ADE20K → semantic, COCO instances → instance, COCO panoptic →
-/// panoptic).
-public enum EvaluationTask: String, Sendable, CaseIterable { case semantic, instance, panoptic }
-
-/// A split opened for evaluation: its images, classes, post-processing and a factory of its evaluator.
-public struct EvaluationData {
-    /// Images in the split.
-    public var count: Int
-    public var load: (Int) throws -> Sample
-    /// Display name of each class index.
-    public var classNames: [String]
-    /// The dataset's category id of each class index (COCO formats), nil for ADE20K.
-    public var categoryIDs: [Int]?
-    public var postProcessor: Mask2FormerPostProcessor
-    /// The dataset's id of image `index`.
-    public var imageID: (Int) -> Int
-    /// A fresh evaluator for the first `count` images.
-    public var makeEvaluator: (_ count: Int) -> any TaskEvaluator
-    /// What opening the split dropped under `data.on_bad_sample: skip`, for the log.
-    public var notes: [String] = []
-}
-
 /// One dataset format.
 public protocol DatasetFormatDescriptor: Sendable {
     /// The task its annotations are scored on.

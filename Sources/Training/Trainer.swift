@@ -4,6 +4,7 @@ import Checkpoint
 import Datasets
 import Dispatch
 import Distributed
+import Evaluation
 import Foundation
 import Mask2FormerModel
 import NN

@@ -2,6 +2,7 @@
 // Corresponds to detectron2's PeriodicCheckpointer / Checkpointer.resume_or_load and DDP-safe preemption handling.
 import Checkpoint
 import Distributed
+import Evaluation
 import Foundation
 import Mask2FormerModel
 import NN

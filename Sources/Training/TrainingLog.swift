@@ -1,5 +1,6 @@
 // Rank 0's record of a run: the progress line, metrics.jsonl and TensorBoard scalars, fed once per step.
 // Corresponds to detectron2's CommonMetricPrinter, JSONWriter and TensorboardXWriter.
+import Evaluation
 import Foundation
 
 /// Fans one step's report out to the progress line, `metrics.jsonl` and `tb/` (rank 0 only; other ranks

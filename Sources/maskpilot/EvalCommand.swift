@@ -1,7 +1,7 @@
 // `maskpilot eval`: evaluate a trained model on a dataset split, under mpirun (disjoint shards per rank,
 // results gathered on rank 0) or alone. Corresponds to detectron2's `train_net.py --eval-only` with
 // inference_on_dataset + SemSegEvaluator / COCOEvaluator (segm) / COCOPanopticEvaluator; the work is done by
-// Training's ModelEvaluation, which the periodic evaluation during training uses too.
+// Evaluation's ModelEvaluation, which the periodic evaluation during training uses too.
 import ArgumentParser
 import Distributed
 import Evaluation
@@ -63,8 +63,8 @@ struct EvalCommand: ParsableCommand {
         guard report.missing.isEmpty else {
             throw EvaluationError(weights, "\(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); evaluating random weights there would be meaningless")
         }
-        let style = ProgressLine.standardOutputStyle(period: 10)
-        guard let outcome = try evaluation.run(model: model, communicator: comm, outputDirectory: output, progress: style) else { return }
+        let progress = EvalProgress(worldSize: comm.size, style: ProgressLine.standardOutputStyle(period: 10))
+        guard let outcome = try evaluation.run(model: model, communicator: comm, outputDirectory: output, observer: progress) else { return }
         print(outcome.text)
         if let output { print("wrote \(output)/results.json and the predictions") }
     }

@@ -4,20 +4,13 @@ import Checkpoint
 import Foundation
 import Mask2FormerModel
 import NN
+import _TestSupport
 import Testing
 import TensorCore
 import Training
 
 @Suite struct PretrainedWeightsTests {
-    static func tinyConfig(numClasses: Int) -> Mask2FormerConfig {
-        var c = Mask2FormerConfig.r50(numClasses: numClasses)
-        c.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
-        c.pixelDecoder.convDim = 32; c.pixelDecoder.maskDim = 32; c.pixelDecoder.encoderLayers = 1
-        c.pixelDecoder.encoderFeedforwardDim = 32
-        c.decoder.hiddenDim = 32; c.decoder.maskDim = 32; c.decoder.numQueries = 4
-        c.decoder.heads = 4; c.decoder.feedforwardDim = 32; c.decoder.decLayers = 2
-        return c
-    }
+    static func tinyConfig(numClasses: Int) -> Mask2FormerConfig { .testTiny(numClasses: numClasses) }
 
     static func temporaryPath(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("maskpilot-weights-\(UUID().uuidString)")

@@ -1,0 +1,94 @@
+// The evaluation engine on its own (no configuration file, no dataset on disk): a tiny model over in-memory images,
+// one of them unreadable, evaluated with the layer-consistency metrics into an output folder.
+import _TestSupport
+import Datasets
+import Distributed
+import Evaluation
+import Foundation
+import Mask2FormerModel
+import Testing
+import TensorCore
+
+@Suite struct ModelEvaluationTests {
+    static let classes = 3
+
+    static func tinyModel() -> Mask2Former {
+        var rng = RNG(seed: 5)
+        return Mask2Former(.testTiny(numClasses: classes), rng: &rng)
+    }
+
+    /// Five 40×48 images with three-class label maps; image index 2 cannot be read.
+    static func data() -> EvaluationData {
+        let names = (0..<5).map { "img\($0).png" }
+        return EvaluationData(
+            count: 5,
+            load: { i in
+                if i == 2 { throw DataError(file: "img2.jpg", problem: "not a JPEG file") }
+                var rng = RNG(seed: 9, stream: UInt64(i))
+                let pixels = (0..<(40 * 48 * 3)).map { _ in UInt8(rng.nextInt(below: 256)) }
+                let labels = (0..<(40 * 48)).map { UInt8(($0 % 48) * classes / 48) }
+                return Sample(imageId: i + 1, image: Image8(width: 48, height: 40, channels: 3, pixels: pixels),
+                              targets: .semantic(LabelMap(width: 48, height: 40, labels: labels)))
+            },
+            classNames: ["a", "b", "c"], categoryIDs: nil, postProcessor: Mask2FormerPostProcessor(.semantic),
+            imageID: { $0 + 1 }, makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: classes, fileNames: names) })
+    }
+
+    static func evaluation(skipBadImages: Bool) throws -> ModelEvaluation {
+        let split = try EvaluationSplit(data: data(), task: .semantic, root: "memory", split: "val",
+                                        resize: TestTimeResize(shortEdge: 64, maxSize: 128, keepTargets: true), maxImages: 0)
+        let options = EvaluationOptions(layerConsistency: true, decoderLayers: 2,
+                                        matcher: HungarianMatcher(classWeight: 2, maskWeight: 5, diceWeight: 5),
+                                        numPoints: 64, seed: 3, skipBadImages: skipBadImages)
+        return ModelEvaluation(split: split, options: options)
+    }
+
+    final class Calls { var done: [Int] = [], totals: Set<Int> = [], finished = 0 }
+    struct Recorder: EvaluationObserver {
+        let calls: Calls
+        mutating func imageEvaluated(done: Int, total: Int, seconds: Double) { calls.done.append(done); calls.totals.insert(total) }
+        mutating func finished() { calls.finished += 1 }
+    }
+
+    @Test func evaluatesSkipsTheUnreadableImageAndWritesTheResults() throws {
+        let evaluation = try Self.evaluation(skipBadImages: true)
+        let model = Self.tinyModel()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("maskpilot-modeleval-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let calls = Calls()
+        let outcome = try #require(try evaluation.run(model: model, communicator: LocalCommunicator(), outputDirectory: out,
+                                                      observer: Recorder(calls: calls)))
+        #expect(model.isTraining)   // restored after the evaluation
+        #expect(outcome.scalars.map(\.name) == evaluation.metricNames)
+        #expect(evaluation.metricNames.contains("mIoU") && evaluation.metricNames.contains("mIoU-L_0")
+                && evaluation.metricNames.contains("Util_1"))
+        #expect(outcome.json["images"] as? Int == 4)
+        let skipped = try #require(outcome.json["skipped_images"] as? [[String: Any]])
+        #expect(skipped.count == 1 && skipped[0]["image_id"] as? Int == 3)
+        #expect(outcome.text.contains("img2.jpg: not a JPEG file"))
+        #expect(calls.done == [1, 2, 4, 5] && calls.totals == [5] && calls.finished == 1)
+        let written = try FileManager.default.contentsOfDirectory(atPath: out + "/semantic").sorted()
+        #expect(written == ["img0.png", "img1.png", "img3.png", "img4.png"])
+        let results = try JSONSerialization.jsonObject(with: Foundation.Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+        let mIoU = try #require((results as? [String: Any])?["mIoU"] as? Double)
+        #expect(mIoU == outcome.scalars.first { $0.name == "mIoU" }?.value)
+
+        // The same model gives the same numbers again (the layer-consistency points are keyed by image id).
+        let again = try #require(try evaluation.run(model: model, communicator: LocalCommunicator()))
+        #expect(again.scalars.map(\.value) == outcome.scalars.map(\.value))
+    }
+
+    @Test func anUnreadableImageIsAnErrorUnlessSkipped() throws {
+        let evaluation = try Self.evaluation(skipBadImages: false)
+        #expect(throws: DataError.self) { _ = try evaluation.run(model: Self.tinyModel(), communicator: LocalCommunicator()) }
+    }
+
+    @Test func anEmptySelectionIsRefused() {
+        var data = Self.data()
+        data.count = 0
+        #expect(throws: EvaluationError.self) {
+            _ = try EvaluationSplit(data: data, task: .semantic, root: "memory", split: "val",
+                                    resize: TestTimeResize(shortEdge: 64, maxSize: 128, keepTargets: false), maxImages: 0)
+        }
+    }
+}
