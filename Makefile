@@ -1,10 +1,10 @@
 # MaskPilot: set-up, build, test and benchmark commands. `make test` is what CI runs.
 SHELL := /bin/bash
-APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libpng-dev libjpeg-dev pkg-config \
+APT_PACKAGES := libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libpng-dev libjpeg-dev pkg-config libdnnl-dev \
                 slurmctld slurmd slurm-client munge
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 # Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
-MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe
+MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 mpirun --oversubscribe
 BIN := .build/release
 
 .PHONY: deps build test bench smoke crash-test experiment clean
@@ -29,7 +29,7 @@ build: deps
 ## rank placement by cluster/launch.sh, and preemption + resubmission under a real one-node Slurm.
 test: deps
 	swift build -c release --build-tests
-	OPENBLAS_NUM_THREADS=1 swift test -c release --skip-build
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 swift test -c release --skip-build
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
 	cluster/test-failures.sh
 	cluster/test-resume.sh
@@ -57,7 +57,7 @@ experiment: build
 
 ## bench: kernel throughput table (one thread), the numbers docs/perf.md records.
 bench: build
-	OPENBLAS_NUM_THREADS=1 $(BIN)/maskpilot bench kernels --threads 1
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/maskpilot bench kernels --threads 1
 
 clean:
 	rm -rf .build

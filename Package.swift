@@ -22,8 +22,10 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg-dev"])]),
+        // Debian's libdnnl-dev ships no pkg-config file; its headers and library are on the default paths.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
-        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL"]),
         .target(name: "TensorCore", dependencies: ["Kernels"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
         .target(name: "Optim", dependencies: ["TensorCore"]),
@@ -31,10 +33,10 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "TensorCore"]),
         .target(name: "Datasets", dependencies: ["CImageCodecs", "TensorCore"]),
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
-        .target(name: "Evaluation", dependencies: ["TensorCore", "Datasets", "Distributed", "Mask2FormerModel"]),
+        .target(name: "Evaluation", dependencies: ["Kernels", "TensorCore", "Datasets", "Distributed", "Mask2FormerModel"]),
         .target(name: "Visualization", dependencies: ["Datasets"]),
         .target(name: "Reports", dependencies: ["Visualization", "Training"]),
-        .target(name: "Training", dependencies: ["Mask2FormerModel", "NN", "Optim", "TensorCore", "Datasets", "Distributed", "Checkpoint",
+        .target(name: "Training", dependencies: ["Kernels", "Mask2FormerModel", "NN", "Optim", "TensorCore", "Datasets", "Distributed", "Checkpoint",
                                                  "Evaluation",
                                                  .product(name: "Yams", package: "Yams")]),
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Checkpoint", "Mask2FormerModel"]),
@@ -59,7 +61,7 @@ let package = Package(
         .testTarget(name: "VisualizationTests", dependencies: ["Visualization", "Datasets"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Visualization", "Datasets"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CBLAS", "CMPI", "CHDF5", "CImageCodecs", "CDNNL"]),
         // Multi-rank tests: an executable run under `mpirun -np 2` by `make test` (never swift test under mpirun).
         .executableTarget(name: "maskpilot-mpi-tests", dependencies: ["CMPI", "Distributed", "TensorCore", "NN", "Optim",
                                                                  "Mask2FormerModel", "Training"], path: "Tests/MPITests"),

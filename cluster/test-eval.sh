@@ -54,6 +54,28 @@ if [ -f "$tmp/eval1/coco_instances_results.json" ] && cmp -s "$tmp/eval1/coco_in
 else
   bad "detections depend on the world size" "coco_instances_results.json differs between 2 ranks and 1 rank"
 fi
+# bf16: a run trained with solver.precision=bf16 writes the same fp32 checkpoint layout, which evaluates in either
+# precision (checkpoints are interchangeable between precisions).
+if "$bin" train "${common[@]}" --set solver.max_iter=2 --set checkpoint.period=0 --set solver.precision=bf16 --output "$tmp/run16" \
+     >"$tmp/train16.log" 2>&1 && grep -q "precision: bf16" "$tmp/train16.log"; then
+  fp32bytes=$("$bin" checkpoint inspect "$tmp/run/model_final.h5" | grep '^/model:')
+  bf16bytes=$("$bin" checkpoint inspect "$tmp/run16/model_final.h5" | grep '^/model:')
+  if [ -n "$fp32bytes" ] && [ "$fp32bytes" = "$bf16bytes" ]; then
+    ok "bf16 training writes the fp32 checkpoint layout ($bf16bytes)"
+  else
+    bad "bf16 checkpoint" "fp32 run: $fp32bytes / bf16 run: $bf16bytes"
+  fi
+  for p in fp32 bf16; do
+    if "$bin" eval "${common[@]}" --weights "$tmp/run16/model_final.h5" --precision $p --output "$tmp/eval16$p" >"$tmp/eval16$p.log" 2>&1 \
+       && grep -q '"AP"' "$tmp/eval16$p/results.json" && grep -q ", $p\$" "$tmp/eval16$p.log"; then
+      ok "the bf16-trained checkpoint evaluates with --precision $p (AP = $(ap "$tmp/eval16$p/results.json"))"
+    else
+      bad "eval --precision $p of the bf16 checkpoint" "$(tail -3 "$tmp/eval16$p.log")"
+    fi
+  done
+else
+  bad "training in bf16" "$(tail -3 "$tmp/train16.log")"
+fi
 # Layer consistency: the same counts, and ratios equal to 12 digits (the IoU sums add in another order).
 lc() { python3 -c '
 import json, sys

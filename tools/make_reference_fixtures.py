@@ -251,7 +251,7 @@ def criterion_order(config):
 
 
 def to_numpy(tensor):
-    return tensor.detach().cpu().numpy()
+    return tensor.detach().cpu().float().numpy() if tensor.dtype == torch.bfloat16 else tensor.detach().cpu().numpy()
 
 
 def run_reference(model, inputs, tape):
@@ -602,6 +602,54 @@ def compare_layout(a, b):
     return 0 if differences == 0 else 1
 
 
+def bf16_deviation(path):
+    """Replays the fixture at `path` in float32 and under torch.autocast("cpu", bfloat16) and prints how far the
+    bf16 run is from the float32 one: norm-wise relative error of every prediction's logits and the cosine
+    similarity of every parameter gradient (those above 1e-6 of the largest) -- what PyTorch's own mixed precision
+    gives on this model, the yardstick for MaskPilot's bf16."""
+    config, stored, _, _ = load_fixture(path)
+    batch = stored["input/pixel_values"].shape[0]
+    state = {name.split("/", 1)[1]: torch.from_numpy(value) for name, value in stored.items()
+             if name.startswith(("weights/", "buffers/"))}
+    replay = {}
+    for k in range(config.decoder_layers):
+        for name in [f"matcher_points{b}" for b in range(batch)] + ["oversample_points", "random_points"]:
+            replay[(k, name)] = torch.from_numpy(stored[f"loss/prediction{k}/{name}"])
+    runs = []
+    for bf16 in (False, True):
+        model = build_model(config)
+        model.load_state_dict(state, strict=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            data, _, _ = run_reference(model, inputs_from(stored, batch), PointTape(config, batch, replay=replay))
+        runs.append(data)
+    fp32, low = runs
+
+    def rel(a, b):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-30))
+
+    print(f"bf16 autocast vs float32 on {path} (torch {torch.__version__}):")
+    for k in range(config.decoder_layers):
+        c = rel(fp32[f"predictions/prediction{k}/class_logits"], low[f"predictions/prediction{k}/class_logits"])
+        m = rel(fp32[f"predictions/prediction{k}/mask_logits"], low[f"predictions/prediction{k}/mask_logits"])
+        print(f"  prediction {k}: class logits {c:.4f}, mask logits {m:.4f} (norm-wise relative error)")
+    grads = {k: v.astype(np.float64) for k, v in fp32.items() if k.startswith("grads/")}
+    top = max(float(np.max(np.abs(v))) for v in grads.values())
+    cosines = []
+    for name, g in sorted(grads.items()):
+        h = low[name].astype(np.float64)
+        if np.linalg.norm(g) <= 1e-6 * top:
+            continue
+        cosines.append((float(np.dot(g.ravel(), h.ravel()) / (np.linalg.norm(g) * max(np.linalg.norm(h), 1e-30))), name))
+    cosines.sort()
+    values = np.array([c for c, _ in cosines])
+    print(f"  gradient cosine over {len(values)} parameters: min {values.min():.4f} ({cosines[0][1]}), "
+          f"median {np.median(values):.4f}, share >= 0.999: {np.mean(values >= 0.999):.2f}")
+    same = sum(np.array_equal(fp32[k], low[k]) for k in fp32 if "/assign_" in k)
+    print(f"  assignments identical: {same}/{sum(1 for k in fp32 if '/assign_' in k)}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help="fixture to write (default: %(default)s)")
@@ -609,6 +657,7 @@ def main():
                         help="seed for weights, inputs and points (default: %(default)s)")
     parser.add_argument("--check-against", metavar="PATH", help="replay PATH and compare instead of writing")
     parser.add_argument("--compare-layout", nargs=2, metavar=("A", "B"), help="compare two files' layout")
+    parser.add_argument("--bf16-deviation", metavar="PATH", help="replay PATH in float32 and bf16 autocast and compare")
     args = parser.parse_args()
 
     torch.set_num_threads(1)                                  # reproducible reductions
@@ -618,6 +667,8 @@ def main():
         return compare_layout(*args.compare_layout)
     if args.check_against:
         return check_against(args.check_against)
+    if args.bf16_deviation:
+        return bf16_deviation(args.bf16_deviation)
     generate(args.out, args.seed)
     return 0
 

@@ -5,6 +5,7 @@
 import Datasets
 import Distributed
 import Foundation
+import Kernels
 import Mask2FormerModel
 import TensorCore
 
@@ -93,11 +94,13 @@ public struct EvaluationOptions: Sendable {
     public var seed: UInt64
     /// Leave out (and list) images that cannot be read instead of failing (`data.on_bad_sample: skip`).
     public var skipBadImages: Bool
+    /// The precision of the model's matrix products (post-processing and the metrics stay fp32).
+    public var precision: GEMMPrecision
 
     public init(layerConsistency: Bool, decoderLayers: Int, matcher: HungarianMatcher, numPoints: Int, seed: UInt64,
-                skipBadImages: Bool) {
+                skipBadImages: Bool, precision: GEMMPrecision = .fp32) {
         self.layerConsistency = layerConsistency; self.decoderLayers = decoderLayers; self.matcher = matcher
-        self.numPoints = numPoints; self.seed = seed; self.skipBadImages = skipBadImages
+        self.numPoints = numPoints; self.seed = seed; self.skipBadImages = skipBadImages; self.precision = precision
     }
 }
 
@@ -124,12 +127,14 @@ public struct InferenceOutput {
     public var result: InferenceResult
 }
 
-/// Test-time resize, forward without gradients and post-processing of one image (`model` must be in eval mode).
-public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor) throws -> InferenceOutput {
+/// Test-time resize, forward without gradients (its matrix products in `precision`) and post-processing (fp32) of one
+/// image (`model` must be in eval mode).
+public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor,
+                  precision: GEMMPrecision = .fp32) throws -> InferenceOutput {
     var noRNG = RNG(seed: 0)
     let resized = try resize.apply(sample, rng: &noRNG)
     let batch = Batch.collate([resized])
-    let predictions: [MaskPrediction] = withNoGrad { model(batch.images).predictions }
+    let predictions: [MaskPrediction] = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } }
     let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                   imageHeight: resized.image.height, imageWidth: resized.image.width,
                                   outputHeight: sample.image.height, outputWidth: sample.image.width)
@@ -203,7 +208,8 @@ public struct ModelEvaluation {
                 skipped.append(SkippedImage(index: index, imageID: split.imageID(index), problem: e.description))
                 continue
             }
-            let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor)
+            let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor,
+                                precision: options.precision)
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
             try evaluator.update(EvaluatedImage(index: index, imageID: sample.imageId, targets: sample.targets, result: out.result,
                                                 context: context), files: &files)

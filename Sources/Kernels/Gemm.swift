@@ -1,6 +1,9 @@
-// Gemm: the one matrix-multiply entry point of MaskPilot, a thin typed wrapper over cblas_sgemm.
-// Row-major throughout; corresponds to torch.matmul / F.linear in the reference.
+// Gemm: the one matrix-multiply entry point of MaskPilot: cblas_sgemm in fp32, oneDNN's bf16 matmul (fp32
+// accumulation and output) when the thread's `GEMMPrecision` is bf16.
+// Row-major throughout; corresponds to torch.matmul / F.linear in the reference (under bf16 autocast: their bf16
+// versions).
 import CBLAS
+import CDNNL
 import Synchronization
 
 /// Floating-point operations issued through `sgemm` (2·M·N·K per call), for benchmarks that compare a
@@ -12,7 +15,56 @@ public enum GEMMCounter {
     public static func reset() { flops.store(0, ordering: .relaxed) }
 }
 
-/// Row-major single-precision GEMM: `C = alpha · op(A) · op(B) + beta · C`.
+/// The precision of the products `sgemm` computes on this thread: `.fp32` (OpenBLAS), or `.bf16` (operands rounded
+/// to bf16, products accumulated in fp32 by oneDNN; `torch.autocast`'s rule for matmul, linear and conv).
+public enum GEMMPrecision: String, Sendable, CaseIterable, Codable {
+    case fp32, bf16
+
+    fileprivate final class Box { var value = GEMMPrecision.fp32, emulated = false }
+    fileprivate static let perThread = ThreadLocal { Box() }
+
+    /// This thread's precision (fp32 until set).
+    public static var current: GEMMPrecision {
+        get { perThread.value.value }
+        set { perThread.value.value = newValue }
+    }
+}
+
+/// Runs `body` with this thread's bf16 products computed by the independent twin of the oneDNN path: operands
+/// rounded to bf16 (`bfloat16`) into fp32 buffers and multiplied by OpenBLAS. For tests: it shows that the bf16
+/// path computes exactly "bf16 operands, fp32 accumulation", so whatever differs from fp32 is bf16's rounding.
+public func withEmulatedBF16<T>(_ body: () throws -> T) rethrows -> T {
+    let box = GEMMPrecision.perThread.value
+    let saved = box.emulated
+    box.emulated = true
+    defer { box.emulated = saved }
+    return try body()
+}
+
+/// `op(A)·op(B)` with both operands rounded to bf16 values first, by OpenBLAS (see `withEmulatedBF16`).
+private func emulatedBF16Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+                              lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let (aRows, aCols) = transA ? (k, m) : (m, k)
+    let (bRows, bCols) = transB ? (n, k) : (k, n)
+    let ra = UnsafeMutablePointer<Float>.allocate(capacity: aRows * aCols)
+    let rb = UnsafeMutablePointer<Float>.allocate(capacity: bRows * bCols)
+    defer { ra.deallocate(); rb.deallocate() }
+    for r in 0..<aRows { for j in 0..<aCols { ra[r * aCols + j] = float(bfloat16: bfloat16(a[r * lda + j])) } }
+    for r in 0..<bRows { for j in 0..<bCols { rb[r * bCols + j] = float(bfloat16: bfloat16(b[r * ldb + j])) } }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, ra, Int32(aCols), rb, Int32(bCols), beta, c, Int32(ldc))
+}
+
+/// Runs `body` with this thread's GEMMs in `precision`, then restores the previous one.
+public func withGEMMPrecision<T>(_ precision: GEMMPrecision, _ body: () throws -> T) rethrows -> T {
+    let saved = GEMMPrecision.current
+    GEMMPrecision.current = precision
+    defer { GEMMPrecision.current = saved }
+    return try body()
+}
+
+/// Row-major GEMM with fp32 inputs and output: `C = alpha · op(A) · op(B) + beta · C`, in this thread's
+/// `GEMMPrecision`.
 ///
 /// `op(A)` is `[M, K]`, `op(B)` is `[K, N]`, `C` is `[M, N]`. `lda`, `ldb`, `ldc` are the row strides
 /// of the matrices as stored (so a transposed `A` stored as `[K, M]` has `lda ≥ M`).
@@ -30,6 +82,21 @@ public func sgemm(
         for i in 0..<m {
             let row = c + i * ldc
             if beta == 0 { for j in 0..<n { row[j] = 0 } } else { for j in 0..<n { row[j] *= beta } }
+        }
+        return
+    }
+    if GEMMPrecision.current == .bf16 {
+        if GEMMPrecision.perThread.value.emulated {
+            emulatedBF16Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // The bf16 matmul was created once at start-up (`checkBF16Support`), so a failure here is a bug, not input.
+        do {
+            try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                         b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } catch {
+            fatalError("sgemm in bf16 (M \(m), N \(n), K \(k)): \(error)")
         }
         return
     }
@@ -62,4 +129,21 @@ public func sgemmReference(
 public enum BLASThreads {
     public static func set(_ n: Int) { mp_blas_set_threads(Int32(max(1, n))) }
     public static var current: Int { Int(mp_blas_get_threads()) }
+}
+
+/// The threads of both GEMM libraries, set together so that OpenBLAS and oneDNN (OpenMP) never oversubscribe the
+/// cores a rank is given. oneDNN's count applies to the calling thread's calls (the step runs on one thread).
+public enum ComputeThreads {
+    public static func set(_ n: Int) {
+        BLASThreads.set(n)
+        DNNLThreads.set(n)
+    }
+}
+
+/// Throws (naming oneDNN's call and status) unless this machine runs a bf16 matmul, so that choosing bf16 fails at
+/// start-up with a clear message rather than inside a step.
+public func checkBF16Support() throws {
+    var a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1], c = [Float](repeating: 0, count: 4)
+    try dnnlGemm(input: .bf16, transA: false, transB: false, m: 2, n: 2, k: 2, a: &a, lda: 2, b: &b, ldb: 2, c: &c, ldc: 2)
+    guard c == a else { throw DNNLError(call: "dnnl_primitive_execute(matmul bf16 self-test: \(c))", status: dnnl_runtime_error) }
 }

@@ -121,7 +121,9 @@ public struct HungarianMatcher: Sendable {
         let q = classLogits.shape[0], classes = classLogits.shape[1], n = labels.count
         precondition(q > 0 && n > 0, "matcher costs need Q > 0 and N > 0 (got \(q), \(n)); `match` handles empty sides")
         let p = Float(points.shape[0])
-        return withNoGrad {
+        // The matcher stays in fp32 whatever the model's GEMM precision (as under torch.autocast, where the
+        // reference's matcher runs with autocast disabled).
+        return withGEMMPrecision(.fp32) { withNoGrad {
             let prob = classLogits.softmax(axis: -1)
             let classCost = Tensor(uninitialized: [q, n])
             for (j, label) in labels.enumerated() {
@@ -152,7 +154,7 @@ public struct HungarianMatcher: Sendable {
             let diceCost = 1 - (numerator + 1) / (denominator + 1)
             let total = maskWeight * maskCost + classWeight * classCost + diceWeight * diceCost
             return MatchCosts(classCost: classCost, maskCost: maskCost, diceCost: diceCost, total: total)
-        }
+        } }
     }
 
     /// The optimal assignment of one image (shapes as in `costs`): `min(Q, N)` pairs sorted by query.

@@ -1,5 +1,6 @@
 // Autograd: the per-thread tape, no-grad scope and reverse-mode backward with one un-broadcast point.
 // Corresponds to torch.autograd (backward, no_grad, detach) for first-order gradients.
+import Kernels
 
 /// One recorded op: its inputs, its output (weak) and the rule mapping the output's gradient to
 /// gradients of its inputs (returned in input order; `nil` where an input needs none).

@@ -1,6 +1,7 @@
 // MaskPilot's configuration: typed sections with defaults, read from YAML with unknown keys rejected by path.
 // Corresponds to detectron2's CfgNode (merge_from_file / merge_from_list) with Mask2Former's keys (docs/model.md#training-recipe).
 import Foundation
+import Kernels
 import Mask2FormerModel
 import TensorCore
 import Yams
@@ -41,6 +42,10 @@ public struct SolverConfig: Sendable, Equatable, Codable {
     public var gamma: Double = 0.1
     public var warmupIters = 0
     public var warmupFactor: Double = 1
+    /// The operands of the model's matrix products (matmul, linear, conv, attention): `fp32`, or `bf16` (rounded to
+    /// bfloat16, accumulated in fp32 by oneDNN; master weights, gradients, optimizer state, norms, softmax, losses
+    /// and the matcher stay fp32). docs/perf.md#bf16.
+    public var precision: GEMMPrecision = .fp32
     public init() {}
 }
 

@@ -25,12 +25,13 @@ extension EvaluationSplit {
 
 extension EvaluationOptions {
     /// The options of `config`: `eval.layer_consistency`, the decoder's depth, the criterion's matcher weights and
-    /// point count, the seed, `data.on_bad_sample`.
+    /// point count, the seed, `data.on_bad_sample`, `solver.precision`.
     public init(config: MaskPilotConfig) {
         self.init(layerConsistency: config.eval.layerConsistency, decoderLayers: config.model.decoder.decLayers,
                   matcher: HungarianMatcher(classWeight: Float(config.loss.classWeight), maskWeight: Float(config.loss.maskWeight),
                                             diceWeight: Float(config.loss.diceWeight)),
-                  numPoints: config.loss.numPoints, seed: config.seed, skipBadImages: config.data.onBadSample == .skip)
+                  numPoints: config.loss.numPoints, seed: config.seed, skipBadImages: config.data.onBadSample == .skip,
+                  precision: config.solver.precision)
     }
 }
 

@@ -2,6 +2,7 @@
 // Corresponds to detectron2's SimpleTrainer.run_step with Mask2Former's build_optimizer (docs/model.md#criterion, #optimizer).
 import Dispatch
 import Distributed
+import Kernels
 import Mask2FormerModel
 import NN
 import Optim
@@ -101,15 +102,19 @@ public final class TrainingStep {
         var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
         let a = microBatches.count
         parameters.zeroGrad()
-        for (m, batch) in microBatches.enumerated() {
-            var t0 = now()
-            let criterionBefore = report.criterion
-            // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
-            let total = try forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
-            report.forward += now() - t0 - (report.criterion - criterionBefore)
-            t0 = now()
-            if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
-            report.backward += now() - t0
+        // Forward and backward run their matrix products in `solver.precision` (the backward's too, as under
+        // torch.autocast); the criterion and everything after the backward stay fp32.
+        try withGEMMPrecision(config.solver.precision) {
+            for (m, batch) in microBatches.enumerated() {
+                var t0 = now()
+                let criterionBefore = report.criterion
+                // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
+                let total = try forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
+                report.forward += now() - t0 - (report.criterion - criterionBefore)
+                t0 = now()
+                if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
+                report.backward += now() - t0
+            }
         }
         report.allReduceWait = try synchronizer.finish()
         let t0 = now()
@@ -132,7 +137,7 @@ public final class TrainingStep {
         let numMasks = try synchronizer.averageOverRanks(SetCriterion.targetCount(batch.targets))
         points.begin(imageKeys: batch.imageKeys, iteration: iteration)
         var losses: [String: Float] = [:]
-        let total: Tensor = withGrad {
+        let total: Tensor = withGEMMPrecision(.fp32) { withGrad {
             let matching = criterion(predictions.matching, targets: batch.targets, points: points.points(for: .matching),
                                      numMasks: numMasks)
             var total = matching.total
@@ -145,7 +150,7 @@ public final class TrainingStep {
                 total = total + extra.total
             }
             return total
-        }
+        } }
         for (name, v) in losses { report.losses[name, default: 0] += weight * v }
         report.total += weight * total.item
         report.criterion += Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - t0

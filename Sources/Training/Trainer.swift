@@ -5,6 +5,7 @@ import Datasets
 import Dispatch
 import Distributed
 import Evaluation
+import Kernels
 import Foundation
 import Mask2FormerModel
 import NN
@@ -73,6 +74,7 @@ public final class Trainer {
         try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
         // Everything about the configuration is checked before the model or the loader allocate anything.
         try Trainer.refuse(config.violations(worldSize: comm.size))
+        try Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
         data = try TrainingData(config: config)
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
         if comm.isCoordinator { for note in data.notes { Console.message(note) } }
@@ -120,6 +122,17 @@ public final class Trainer {
     }
 
     deinit { loader.stop() }
+
+    /// Gives oneDNN the thread count OpenBLAS has (`OPENBLAS_NUM_THREADS`, as `cluster/launch.sh` sets it), and for
+    /// bf16 checks that this machine runs a bf16 matmul, so a CPU without it fails here with a clear message.
+    public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) throws {
+        ComputeThreads.set(BLASThreads.current)
+        guard precision == .bf16 else { return }
+        do { try checkBF16Support() } catch {
+            throw TrainingError("solver.precision: bf16 cannot run on this machine: \(error)")
+        }
+        if announce { Console.message("precision: bf16 matrix products through \(dnnlDescription()), fp32 accumulation") }
+    }
 
     /// Throws one error listing every violation (nothing when there is none).
     static func refuse(_ violations: [ConfigViolation]) throws {

@@ -17,7 +17,7 @@ struct BenchKernels: ParsableCommand {
     var seconds: Double = 1.0
 
     func run() throws {
-        BLASThreads.set(threads)
+        ComputeThreads.set(threads)
         var rng = RNG(seed: 1)
         var rows: [(String, String, String)] = []
         func add(_ name: String, _ value: String, _ note: String = "") {
@@ -68,6 +68,34 @@ struct BenchKernels: ParsableCommand {
             add("conv2d 3×3 same, forward+backward", String(format: "%.1f GFLOP/s", train),
                 String(format: "%.1f %% of sgemm", 100 * train / gemm))
         }
+
+        // oneDNN at the same shapes, fp32 and bf16 (bf16: operands rounded and packed per call, as `sgemm` does under
+        // GEMMPrecision.bf16; fp32 accumulation). The bf16 peak is the best bf16 rate measured here.
+        var bf16Rates: [(String, Double)] = []
+        for (name, m, n, k, transB) in [("n=256", 256, 256, 256, false), ("n=512", 512, 512, 512, false),
+                                        ("n=1024", 1024, 1024, 1024, false), ("conv shape 8192×2304·2304×256", 8192, 256, 2304, true)] {
+            let a = Tensor.uniform([m, k], low: -1, high: 1, rng: &rng), b = Tensor.uniform([k, n], low: -1, high: 1, rng: &rng)
+            let c = Tensor(uninitialized: [m, n])
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            let ldb = transB ? k : n
+            let blas = flops / time { sgemm(transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: ldb,
+                                            c: c.data, ldc: n) } / 1e9
+            var failure: Error?
+            func dnnl(_ input: DNNLType) -> Double {
+                flops / time {
+                    do { try dnnlGemm(input: input, transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k, b: b.data,
+                                      ldb: ldb, c: c.data, ldc: n) } catch { failure = error }
+                } / 1e9
+            }
+            let f32 = dnnl(.f32), b16 = dnnl(.bf16)
+            if let failure { throw RuntimeError("bench kernels: \(failure)") }
+            add("oneDNN fp32 matmul \(name)", String(format: "%.1f GFLOP/s", f32), String(format: "%.2f× sgemm", f32 / blas))
+            add("oneDNN bf16 matmul \(name)", String(format: "%.1f GFLOP/s", b16), String(format: "%.2f× sgemm", b16 / blas))
+            bf16Rates.append((name, b16))
+        }
+        let bf16Peak = bf16Rates.map(\.1).max() ?? 1
+        print("bf16 peak measured: \(String(format: "%.1f", bf16Peak)) GFLOP/s (\(dnnlDescription())); per shape: "
+              + bf16Rates.map { "\($0.0) \(String(format: "%.0f", 100 * $0.1 / bf16Peak)) %" }.joined(separator: ", "))
 
         // Fused attention: B·heads = 16, Q = 100, keys 4096, head dim 32, forward + backward.
         do {

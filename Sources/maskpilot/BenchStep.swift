@@ -18,12 +18,16 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 3
 
-    @Option(help: "BLAS threads.")
+    @Option(help: "BLAS and oneDNN threads.")
     var threads: Int = 1
 
+    @OptionGroup var precisionOption: PrecisionOption
+
     func run() throws {
-        let cfg = try configOptions.load()
-        BLASThreads.set(threads)
+        var cfg = try configOptions.load()
+        ComputeThreads.set(threads)
+        try precisionOption.apply(to: &cfg)
+        ComputeThreads.set(threads)
         // Under mpirun: data parallelism as `maskpilot train` runs it — solver.ims_per_batch is the global
         // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
         let comm = try makeCommunicator()
@@ -40,7 +44,7 @@ struct BenchStep: ParsableCommand {
         if comm.isCoordinator { print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
-              + "\(threads) BLAS thread(s)") }
+              + "\(threads) thread(s), \(cfg.solver.precision.rawValue)") }
         let trainer = TrainingStep(config: cfg, communicator: comm)
         let bucketer = (trainer.synchronizer as? BucketedAllReduce)?.bucketer
         if ranks > 1 {
@@ -50,10 +54,11 @@ struct BenchStep: ParsableCommand {
         let batch = syntheticBatch(images: b, size: s, classes: cfg.model.decoder.numClasses, seed: cfg.seed &+ UInt64(comm.rank))
         // Inference forward alone, then the training step.
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-        _ = withNoGrad { trainer.model(batch.images) }
+        let p = cfg.solver.precision
+        _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
         GEMMCounter.reset()
         var t0 = now()
-        _ = withNoGrad { trainer.model(batch.images) }
+        _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
         try trainer.train(on: batch)  // warm-up
         var reports: [StepReport] = []
@@ -74,7 +79,7 @@ struct BenchStep: ParsableCommand {
         let fwd = median(reports.map(\.forward)), crit = median(reports.map(\.criterion))
         let bwd = median(reports.map(\.backward)), opt = median(reports.map(\.optimizer))
         let total = median(reports.map { $0.forward + $0.criterion + $0.backward + $0.optimizer })
-        let rate = sgemmRate()
+        let rate = gemmRate(.fp32), bf16Rate = p == .bf16 ? gemmRate(.bf16) : nil
         func row(_ name: String, _ v: Double) { print(name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.3f s", v)) }
         print(String(repeating: "-", count: 60))
         row("forward", fwd); row("criterion", crit); row("backward", bwd); row("optimizer", opt); row("step (median)", total)
@@ -100,18 +105,26 @@ struct BenchStep: ParsableCommand {
         print(String(format: "floor (work ÷ sgemm)        %9.3f s → step is %.2f× the floor; inference %.2f×",
                      Double(stepFlops) / 1e9 / rate, total / (Double(stepFlops) / 1e9 / rate),
                      inference / (Double(inferenceFlops) / 1e9 / rate)))
+        if let bf16Rate {
+            print(String(format: "bf16 rate (n=512)           %9.1f GFLOP/s (%@)", bf16Rate, dnnlDescription()))
+            print(String(format: "bf16 floor (work ÷ bf16)    %9.3f s → step is %.2f× the bf16 floor; inference %.2f×",
+                         Double(stepFlops) / 1e9 / bf16Rate, total / (Double(stepFlops) / 1e9 / bf16Rate),
+                         inference / (Double(inferenceFlops) / 1e9 / bf16Rate)))
+        }
         print(String(format: "final loss %.4f (%d terms)", reports.last!.total, reports.last!.losses.count))
     }
 
-    /// Single-thread-or-configured sgemm GFLOP/s at n = 512 (best of 5).
-    func sgemmRate() -> Double {
+    /// Single-thread-or-configured GEMM GFLOP/s at n = 512 in `precision` (best of 5).
+    func gemmRate(_ precision: GEMMPrecision) -> Double {
         let n = 512
         var rng = RNG(seed: 5)
         let a = Tensor.uniform([n, n], rng: &rng), bm = Tensor.uniform([n, n], rng: &rng), c = Tensor(uninitialized: [n, n])
         var best = Double.infinity
         for _ in 0..<5 {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: bm.data, ldb: n, c: c.data, ldc: n)
+            withGEMMPrecision(precision) {
+                sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: bm.data, ldb: n, c: c.data, ldc: n)
+            }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         return 2 * Double(n * n * n) / best / 1e9

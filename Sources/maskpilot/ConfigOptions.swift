@@ -1,6 +1,7 @@
 // The `--config FILE [--set key=value …]` options shared by every command that reads a configuration.
 // Corresponds to detectron2's `--config-file` plus `opts` (merge_from_list).
 import ArgumentParser
+import Kernels
 import Training
 
 struct ConfigOptions: ParsableArguments {
@@ -26,3 +27,20 @@ struct ConfigOptions: ParsableArguments {
         return cfg
     }
 }
+
+/// `--precision fp32|bf16` of `eval`, `predict` and `bench step`: the precision of the model's matrix products,
+/// overriding `solver.precision` (checkpoints are fp32 either way, so any checkpoint runs in either).
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Matrix products in fp32 or bf16 (default: the config's solver.precision).")
+    var precision: GEMMPrecision?
+
+    /// `cfg` with the option applied; oneDNN gets OpenBLAS's thread count, and bf16 is checked to run here.
+    func apply(to cfg: inout MaskPilotConfig) throws {
+        if let precision { cfg.solver.precision = precision }
+        do { try Trainer.preparePrecision(cfg.solver.precision, announce: false) } catch {
+            throw RuntimeError("--precision \(cfg.solver.precision.rawValue): \(error)")
+        }
+    }
+}
+
+extension GEMMPrecision: ExpressibleByArgument {}

@@ -38,8 +38,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Evaluate only the first N images of the split (default: eval.max_images; 0 = all).")
     var maxImages: Int?
 
+    @OptionGroup var precisionOption: PrecisionOption
+
     func run() throws {
-        let cfg = try configOptions.load()
+        var cfg = try configOptions.load()
+        try precisionOption.apply(to: &cfg)
         let comm = try makeCommunicator()
         do {
             try evaluate(cfg, comm: comm)
@@ -57,7 +60,8 @@ struct EvalCommand: ParsableCommand {
         let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
         let s = evaluation.split
         if comm.isCoordinator {
-            print("maskpilot eval — \(comm.size) rank(s), \(cfg.data.format.rawValue) \(s.root) split \(s.split), \(s.count) image(s)")
+            print("maskpilot eval — \(comm.size) rank(s), \(cfg.data.format.rawValue) \(s.root) split \(s.split), \(s.count) image(s), "
+                  + "\(cfg.solver.precision.rawValue)")
             print(report.description)
         }
         guard report.missing.isEmpty else {

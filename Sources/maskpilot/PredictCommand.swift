@@ -42,12 +42,15 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Instance task: draw instances scoring at least this.")
     var scoreThreshold: Double = 0.5
 
+    @OptionGroup var precisionOption: PrecisionOption
+
     func run() throws {
         do { try predict() } catch let e as ValidationError { throw e } catch { throw RuntimeError("\(error)") }
     }
 
     func predict() throws {
-        let cfg = try configOptions.load()
+        var cfg = try configOptions.load()
+        try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
         let task = self.task ?? cfg.data.format.descriptor.task
         // The dataset, when readable, gives class names, the thing classes and the test-time resize.
@@ -96,7 +99,8 @@ struct PredictCommand: ParsableCommand {
         for (n, path) in input.enumerated() {
             let image = try loadImage(path: path)
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-            let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post)
+            let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post,
+                                precision: cfg.solver.precision)
             let w = image.width, h = image.height
             var segments: [OverlaySegment] = []
             var records: [[String: Any]] = []

@@ -79,14 +79,8 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
         }
     }
 
-    /// The full training computation on the fixture: forward with grad, the criterion on the recorded
-    /// points, backward. Loss terms, assignments and every parameter gradient must match.
-    @Test func lossesAssignmentsAndEveryGradientMatch() throws {
-        let w = try FixtureWeights()
-        let model = try Self.loadedModel(w)
-        let fx = w.fixture
-        let pixels = try fx.tensor("input/pixel_values")
-        let out = withGrad { model(pixels.permuted(0, 2, 3, 1)) }
+    /// The fixture's targets and the points its loss drew (replayed, so the criterion sees the reference's points).
+    static func lossInputs(_ fx: Fixture) throws -> (targets: [MaskTargets], points: RecordedPointSource) {
         var matcherPoints: [[Tensor]] = [], over: [Tensor] = [], random: [Tensor] = []
         for k in 0..<4 {
             matcherPoints.append(try (0..<2).map { try fx.tensor("loss/prediction\(k)/matcher_points\($0)") })
@@ -96,11 +90,20 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
         let targets = try (0..<2).map {
             MaskTargets(labels: try fx.ints("input/target\($0)/classes"), masks: try fx.tensor("input/target\($0)/masks"))
         }
+        return (targets, RecordedPointSource(matcherPoints: matcherPoints, oversamplePoints: over, randomPoints: random))
+    }
+
+    /// The full training computation on the fixture: forward with grad, the criterion on the recorded
+    /// points, backward. Loss terms, assignments and every parameter gradient must match.
+    @Test func lossesAssignmentsAndEveryGradientMatch() throws {
+        let w = try FixtureWeights()
+        let model = try Self.loadedModel(w)
+        let fx = w.fixture
+        let pixels = try fx.tensor("input/pixel_values")
+        let out = withGrad { model(pixels.permuted(0, 2, 3, 1)) }
+        let (targets, points) = try Self.lossInputs(fx)
         let criterion = SetCriterion(numClasses: 5, numPoints: 196)
-        let loss = withGrad {
-            criterion(out.predictions, targets: targets,
-                      points: RecordedPointSource(matcherPoints: matcherPoints, oversamplePoints: over, randomPoints: random))
-        }
+        let loss = withGrad { criterion(out.predictions, targets: targets, points: points) }
         for k in 0..<4 {
             for b in 0..<2 {
                 let expected = MatchIndices(queries: try fx.ints("loss/prediction\(k)/assign_query\(b)"),

@@ -1,6 +1,7 @@
 // Tests that each system-library module links and that its shim getters return the C macros' values.
 // Covers CBLAS (OpenBLAS), CMPI (Open MPI, library calls that need no launcher), CHDF5, CImageCodecs.
 import CBLAS
+import CDNNL
 import CHDF5
 import CImageCodecs
 import CMPI
@@ -57,5 +58,14 @@ import Testing
         #expect(String(cString: mp_png_libpng_ver_string()).hasPrefix("1.6"))
         #expect(mp_png_color_type_rgba() == 6 && mp_png_color_type_palette() == 3)
         #expect(mp_jpeg_lib_version() >= 62)
+    }
+
+    @Test func oneDNNVersionAndArgumentGetters() {
+        let v = dnnl_version().pointee
+        #expect(v.major == 2 && v.minor >= 6)
+        #expect(mp_dnnl_arg_src() == 1 && mp_dnnl_arg_dst() == 17 && mp_dnnl_arg_weights() == 33)
+        #expect(mp_dnnl_max_ndims() == 12)
+        #expect(mp_dnnl_set_threads(1) == 0)
+        #expect(mp_dnnl_get_threads() == 1)
     }
 }

@@ -27,6 +27,9 @@ import Training
         #expect(fpn.model.pixelDecoder.name == .fpn)
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model:\n  pixel_decoder:\n    name: unet\n") }
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "model:\n  mask_piloting:\n    mode: shift\n") }
+        #expect(c.solver.precision == .fp32)
+        #expect(try MaskPilotConfig.parse(yaml: "solver:\n  precision: bf16\n").solver.precision == .bf16)
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "solver:\n  precision: fp16\n") }
         let skip = try MaskPilotConfig.parse(yaml: "data:\n  format: coco-panoptic\n  on_bad_sample: skip\n")
         #expect(skip.data.format == .cocoPanoptic && skip.data.onBadSample == .skip)
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "data:\n  on_bad_sample: ignore\n") }

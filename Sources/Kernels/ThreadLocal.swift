@@ -1,13 +1,14 @@
 // ThreadLocal: one lazily created object per thread, released when the thread exits (pthread keys).
-// Used for the autodiff context (the tape) and the conv im2col workspace; no reference counterpart.
+// Used for the autodiff context (the tape), the conv im2col workspace and the GEMM precision and workspaces; no
+// reference counterpart.
 import Foundation
 
 /// One instance of `Value` per thread, made by `make` on the thread's first access.
-final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
+public final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
     private let key: pthread_key_t
     private let make: @Sendable () -> Value
 
-    init(_ make: @escaping @Sendable () -> Value) {
+    public init(_ make: @escaping @Sendable () -> Value) {
         var key = pthread_key_t()
         let status = pthread_key_create(&key) { raw in
             guard let raw else { return }
@@ -19,7 +20,7 @@ final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
     }
 
     /// This thread's instance.
-    @inline(__always) var value: Value {
+    @inline(__always) public var value: Value {
         if let raw = pthread_getspecific(key) {
             return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue(), to: Value.self)
         }

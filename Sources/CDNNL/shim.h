@@ -1,0 +1,33 @@
+// CDNNL: oneDNN's C API (Debian's libdnnl-dev, oneDNN 2.6, OpenMP runtime), for the Kernels target.
+// Corresponds to no reference file; the macros Swift cannot import are re-exported as static inline getters.
+#pragma once
+#include <oneapi/dnnl/dnnl.h>
+
+static inline int mp_dnnl_arg_src(void) { return DNNL_ARG_SRC; }
+static inline int mp_dnnl_arg_weights(void) { return DNNL_ARG_WEIGHTS; }
+static inline int mp_dnnl_arg_bias(void) { return DNNL_ARG_BIAS; }
+static inline int mp_dnnl_arg_dst(void) { return DNNL_ARG_DST; }
+static inline int mp_dnnl_arg_scratchpad(void) { return DNNL_ARG_SCRATCHPAD; }
+static inline int mp_dnnl_arg_diff_src(void) { return DNNL_ARG_DIFF_SRC; }
+static inline int mp_dnnl_arg_diff_weights(void) { return DNNL_ARG_DIFF_WEIGHTS; }
+static inline int mp_dnnl_arg_diff_dst(void) { return DNNL_ARG_DIFF_DST; }
+static inline int mp_dnnl_max_ndims(void) { return DNNL_MAX_NDIMS; }
+
+/// oneDNN's CPU runtime here is OpenMP (DNNL_CPU_RUNTIME_OMP), so its thread count is OpenMP's. libgomp is loaded
+/// as libdnnl's dependency; its two calls are looked up at run time, so nothing links against libgomp by name (the
+/// unversioned libgomp.so is a GCC development file). The count applies to parallel regions this thread starts.
+#include <dlfcn.h>
+static inline void *mp_gomp(const char *name) {
+    void *lib = dlopen("libgomp.so.1", RTLD_NOW);
+    return lib ? dlsym(lib, name) : 0;
+}
+static inline int mp_dnnl_set_threads(int n) {
+    void (*f)(int) = (void (*)(int))mp_gomp("omp_set_num_threads");
+    if (!f) return -1;
+    f(n > 0 ? n : 1);
+    return 0;
+}
+static inline int mp_dnnl_get_threads(void) {
+    int (*f)(void) = (int (*)(void))mp_gomp("omp_get_max_threads");
+    return f ? f() : -1;
+}

@@ -1,0 +1,253 @@
+// OneDNN: a thin typed wrapper over oneDNN's C API (one Swift function per C call, errors naming the call and
+// oneDNN's status), the process's CPU engine, a stream per thread, and matmul primitives created once per shape
+// and cached per thread with their memory objects and a reused scratchpad.
+// Corresponds to what torch's mkldnn matmul path does under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+import CDNNL
+
+/// A oneDNN call that failed: the call's name and oneDNN's status.
+public struct DNNLError: Error, CustomStringConvertible {
+    public var call: String
+    public var status: dnnl_status_t
+
+    public var description: String {
+        let name: String
+        switch status {
+        case dnnl_out_of_memory: name = "out of memory"
+        case dnnl_invalid_arguments: name = "invalid arguments"
+        case dnnl_unimplemented: name = "unimplemented (no implementation for these data types on this CPU)"
+        case dnnl_runtime_error: name = "runtime error"
+        default: name = "status \(status.rawValue)"
+        }
+        return "oneDNN \(call) failed: \(name)"
+    }
+}
+
+@inline(__always)
+private func check(_ status: dnnl_status_t, _ call: String) throws {
+    if status != dnnl_success { throw DNNLError(call: call, status: status) }
+}
+
+/// oneDNN's data types as MaskPilot uses them.
+public enum DNNLType: Sendable, Hashable {
+    case f32, bf16
+    var raw: dnnl_data_type_t { self == .f32 ? dnnl_f32 : dnnl_bf16 }
+    /// Bytes per element.
+    public var size: Int { self == .f32 ? 4 : 2 }
+}
+
+/// Thread count of oneDNN (its OpenMP runtime).
+public enum DNNLThreads {
+    /// Sets the OpenMP thread count of this thread's oneDNN calls (ignored if libgomp cannot be found).
+    public static func set(_ n: Int) { _ = mp_dnnl_set_threads(Int32(max(1, n))) }
+    public static var current: Int { Int(mp_dnnl_get_threads()) }
+}
+
+/// The CPU engine (one per process) and one stream per thread.
+enum DNNLContext {
+    nonisolated(unsafe) static let engine: dnnl_engine_t? = {
+        var e: dnnl_engine_t?
+        return dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success ? e : nil
+    }()
+
+    /// The engine, or the error creating it named.
+    static func requireEngine() throws -> dnnl_engine_t {
+        guard let engine else { throw DNNLError(call: "dnnl_engine_create", status: dnnl_runtime_error) }
+        return engine
+    }
+
+    final class Stream {
+        let stream: dnnl_stream_t?
+        init() {
+            var s: dnnl_stream_t?
+            if let engine = DNNLContext.engine, dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success {
+                stream = s
+            } else {
+                stream = nil
+            }
+        }
+        deinit { if let stream { dnnl_stream_destroy(stream) } }
+    }
+    static let streams = ThreadLocal { Stream() }
+
+    static func stream() throws -> dnnl_stream_t {
+        guard let s = streams.value.stream else { throw DNNLError(call: "dnnl_stream_create", status: dnnl_runtime_error) }
+        return s
+    }
+}
+
+/// `dnnl_memory_desc_init_by_strides` (the dims and strides go as C arrays of Int64).
+func memoryDescriptor(_ shape: [Int], strides: [Int], type: DNNLType) throws -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    let d = shape.map(Int64.init), s = strides.map(Int64.init)
+    try check(dnnl_memory_desc_init_by_strides(&md, Int32(shape.count), d, type.raw, s), "dnnl_memory_desc_init_by_strides")
+    return md
+}
+
+/// `dnnl_memory_create` without a data handle (set before each execution).
+func memory(_ md: dnnl_memory_desc_t) throws -> dnnl_memory_t {
+    var md = md
+    var m: dnnl_memory_t?
+    guard let engine = DNNLContext.engine else { throw DNNLError(call: "dnnl_engine_create", status: dnnl_runtime_error) }
+    try check(dnnl_memory_create(&m, &md, engine, nil), "dnnl_memory_create")
+    return m!
+}
+
+/// `dnnl_memory_set_data_handle`.
+@inline(__always)
+func setHandle(_ m: dnnl_memory_t, _ p: UnsafeRawPointer) throws {
+    try check(dnnl_memory_set_data_handle(m, UnsafeMutableRawPointer(mutating: p)), "dnnl_memory_set_data_handle")
+}
+
+/// Everything that fixes a matmul primitive.
+struct MatmulKey: Hashable {
+    var m, n, k: Int
+    var transA, transB: Bool
+    var lda, ldb, ldc: Int
+    var alpha, beta: UInt32   // bit patterns
+    var input: DNNLType
+}
+
+/// A matmul primitive with its memory objects: `C[M, N] = alpha·op(A)[M, K]·op(B)[K, N] + beta·C`, row-major with
+/// the given row strides (a transposed operand is described by swapped strides, never copied).
+final class DNNLMatmul {
+    let primitive: dnnl_primitive_t
+    let a, b, c: dnnl_memory_t
+    let scratch: dnnl_memory_t?
+    let scratchBytes: Int
+
+    init(_ key: MatmulKey) throws {
+        let engine = try DNNLContext.requireEngine()
+        var aMD = try memoryDescriptor([key.m, key.k], strides: key.transA ? [1, key.lda] : [key.lda, 1], type: key.input)
+        var bMD = try memoryDescriptor([key.k, key.n], strides: key.transB ? [1, key.ldb] : [key.ldb, 1], type: key.input)
+        var cMD = try memoryDescriptor([key.m, key.n], strides: [key.ldc, 1], type: .f32)
+        var desc = dnnl_matmul_desc_t()
+        try check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "dnnl_matmul_desc_init")
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
+        var alpha = Float(bitPattern: key.alpha)
+        if alpha != 1 {
+            try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "dnnl_primitive_attr_set_output_scales")
+        }
+        let beta = Float(bitPattern: key.beta)
+        if beta != 0 {
+            var ops: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
+            defer { dnnl_post_ops_destroy(ops) }
+            try check(dnnl_post_ops_append_sum(ops, beta), "dnnl_post_ops_append_sum")
+            try check(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "dnnl_primitive_desc_create(matmul)")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var p: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(matmul)")
+        primitive = p!
+        a = try memory(aMD); b = try memory(bMD); c = try memory(cMD)
+        if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
+            scratchBytes = dnnl_memory_desc_get_size(smd)
+            scratch = try memory(smd.pointee)
+        } else {
+            scratchBytes = 0; scratch = nil
+        }
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_memory_destroy(a); dnnl_memory_destroy(b); dnnl_memory_destroy(c)
+        if let scratch { dnnl_memory_destroy(scratch) }
+    }
+
+    /// `dnnl_primitive_execute` + `dnnl_stream_wait` on this thread's stream; `scratchpad` holds ≥ `scratchBytes`.
+    func execute(a pa: UnsafeRawPointer, b pb: UnsafeRawPointer, c pc: UnsafeMutableRawPointer,
+                 scratchpad: UnsafeMutableRawPointer?) throws {
+        try setHandle(a, pa); try setHandle(b, pb); try setHandle(c, pc)
+        var args = [dnnl_exec_arg_t(arg: mp_dnnl_arg_src(), memory: a), dnnl_exec_arg_t(arg: mp_dnnl_arg_weights(), memory: b),
+                    dnnl_exec_arg_t(arg: mp_dnnl_arg_dst(), memory: c)]
+        if let scratch, let scratchpad {
+            try setHandle(scratch, scratchpad)
+            args.append(dnnl_exec_arg_t(arg: mp_dnnl_arg_scratchpad(), memory: scratch))
+        }
+        let stream = try DNNLContext.stream()
+        try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
+        try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+    }
+}
+
+/// This thread's matmul primitives and buffers: the bf16 copies of the operands and oneDNN's scratchpad.
+final class DNNLWorkspace {
+    var matmuls: [MatmulKey: DNNLMatmul] = [:]
+    private(set) var a = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), aCapacity = 0
+    private(set) var b = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), bCapacity = 0
+    private(set) var scratch = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), scratchCapacity = 0
+
+    static let perThread = ThreadLocal { DNNLWorkspace() }
+
+    func matmul(_ key: MatmulKey) throws -> DNNLMatmul {
+        if let m = matmuls[key] { return m }
+        let m = try DNNLMatmul(key)
+        matmuls[key] = m
+        return m
+    }
+
+    func reserve(a count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > aCapacity { a.deallocate(); a = .allocate(capacity: count); aCapacity = count }
+        return a
+    }
+    func reserve(b count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > bCapacity { b.deallocate(); b = .allocate(capacity: count); bCapacity = count }
+        return b
+    }
+    func reserve(scratch bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > scratchCapacity {
+            scratch.deallocate(); scratch = .allocate(byteCount: bytes, alignment: 64); scratchCapacity = bytes
+        }
+        return scratch
+    }
+
+    deinit { a.deallocate(); b.deallocate(); scratch.deallocate() }
+}
+
+/// `C = alpha · op(A) · op(B) + beta · C` through oneDNN: fp32 operands as given (`input: .f32`), or converted to
+/// bf16 first (`input: .bf16`: `op(A)` and `op(B)` rounded to nearest even and packed, products accumulated in
+/// fp32, `C` fp32). Shapes and strides as `sgemm`'s. Throws the failing call (e.g. no bf16 matmul on this CPU).
+public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+                     c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+    let ws = DNNLWorkspace.perThread.value
+    var key = MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
+                        alpha: alpha.bitPattern, beta: beta.bitPattern, input: input)
+    let pa: UnsafeRawPointer, pb: UnsafeRawPointer
+    if input == .bf16 {
+        // Stored A is [M, K] (or [K, M] transposed), B is [K, N] (or [N, K]); packed with their row length as stride.
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let a16 = ws.reserve(a: aRows * aCols), b16 = ws.reserve(b: bRows * bCols)
+        convertToBF16(rows: aRows, cols: aCols, a, ld: lda, a16)
+        convertToBF16(rows: bRows, cols: bCols, b, ld: ldb, b16)
+        key.lda = aCols; key.ldb = bCols
+        pa = UnsafeRawPointer(a16); pb = UnsafeRawPointer(b16)
+    } else {
+        pa = UnsafeRawPointer(a); pb = UnsafeRawPointer(b)
+    }
+    let mm = try ws.matmul(key)
+    let scratch = mm.scratchBytes > 0 ? ws.reserve(scratch: mm.scratchBytes) : nil
+    try mm.execute(a: pa, b: pb, c: UnsafeMutableRawPointer(c), scratchpad: scratch)
+}
+
+/// oneDNN's version and the instruction set it dispatches to, e.g. "oneDNN 2.6.3 (avx512_core_bf16)".
+public func dnnlDescription() -> String {
+    let v = dnnl_version().pointee
+    let isa: String
+    switch dnnl_get_effective_cpu_isa() {
+    case dnnl_cpu_isa_avx512_core_amx: isa = "avx512_core_amx"
+    case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512_core_bf16"
+    case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512_core_vnni"
+    case dnnl_cpu_isa_avx512_core: isa = "avx512_core"
+    case dnnl_cpu_isa_avx2_vnni: isa = "avx2_vnni"
+    case dnnl_cpu_isa_avx2: isa = "avx2"
+    default: isa = "isa \(dnnl_get_effective_cpu_isa().rawValue)"
+    }
+    return "oneDNN \(v.major).\(v.minor).\(v.patch) (\(isa))"
+}

@@ -1,0 +1,89 @@
+// bf16 conversions (round to nearest even, NaN and overflow as IEEE) and the bf16 GEMM through oneDNN against the
+// fp32 product, within the bound derived from bf16's 8-bit significand (`bf16ProductBound`).
+import _TestSupport
+import Kernels
+import Testing
+
+@Suite struct BF16Tests {
+    @Test func roundsToNearestEven() {
+        #expect(bfloat16(1) == 0x3F80)
+        #expect(bfloat16(1 + 1.0 / 256) == 0x3F80)        // halfway, to the even neighbour 1
+        #expect(bfloat16(1 + 3.0 / 256) == 0x3F82)        // halfway, to the even neighbour 1 + 2⁻⁶
+        #expect(bfloat16(1 + 1.0 / 256 + 1.0 / 65536) == 0x3F81)   // above halfway
+        #expect(bfloat16(-2.5) == 0xC020)
+        #expect(bfloat16(.infinity) == 0x7F80 && bfloat16(-.infinity) == 0xFF80)
+        #expect(bfloat16(.greatestFiniteMagnitude) == 0x7F80)        // overflows to +∞ as IEEE rounding does
+        #expect(float(bfloat16: bfloat16(.nan)).isNaN)
+        #expect(float(bfloat16: bfloat16(Float(bitPattern: 0x7F80_0001))).isNaN)   // a NaN never becomes ∞
+        #expect(float(bfloat16: 0x3FC0) == 1.5)
+    }
+
+    @Test func vectorConversionEqualsScalar() {
+        var x = testTensor([97], seed: 4, low: -1000, high: 1000).values
+        x[3] = .nan; x[17] = .infinity; x[40] = -0.0; x[90] = Float(bitPattern: 0x7F80_0001); x[91] = Float(bitPattern: 0x0001_2345)
+        var y = [UInt16](repeating: 0, count: x.count)
+        convertToBF16(x, &y, count: x.count)
+        for i in x.indices { #expect(y[i] == bfloat16(x[i]), "element \(i): \(x[i])") }
+        var back = [Float](repeating: 0, count: x.count)
+        convertFromBF16(y, &back, count: x.count)
+        for i in x.indices where x[i].isFinite && abs(x[i]) > 1e-30 {
+            #expect(abs(Double(back[i] - x[i])) <= bf16UnitRoundoff * abs(Double(x[i])))
+        }
+    }
+
+    /// Every transpose combination, padded strides, alpha and beta: oneDNN's bf16 product against OpenBLAS's fp32
+    /// product, entry by entry within `bf16ProductBound`; and `sgemm` under `withGEMMPrecision(.bf16)` is that
+    /// same bf16 product, bit for bit.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func bf16GemmIsWithinTheBoundOfFP32(_ transA: Bool, _ transB: Bool) throws {
+        let m = 13, n = 21, k = 70, pad = 3
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
+        let a = testTensor([aRows * lda], seed: 1, low: -2, high: 2).values
+        let b = testTensor([bRows * ldb], seed: 2, low: -2, high: 2).values
+        let c0 = testTensor([m * ldc], seed: 3).values
+        for (alpha, beta) in [(Float(1), Float(0)), (Float(0.125), Float(1)), (Float(-2), Float(0.5))] {
+            var fp32 = c0, bf16 = c0, viaSgemm = c0, magnitude = [Float](repeating: 0, count: m * ldc)
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: &fp32, ldc: ldc)
+            try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                         b: b, ldb: ldb, beta: beta, c: &bf16, ldc: ldc)
+            withGEMMPrecision(.bf16) {
+                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: beta, c: &viaSgemm, ldc: ldc)
+            }
+            #expect(GEMMPrecision.current == .fp32)
+            sgemmReference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: abs(alpha), a: a.map(abs), lda: lda,
+                           b: b.map(abs), ldb: ldb, c: &magnitude, ldc: ldc)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    let e = i * ldc + j
+                    let err = abs(Double(bf16[e]) - Double(fp32[e]))
+                    let bound = bf16ProductBound(magnitude: Double(magnitude[e]), k: k) + 2 * abs(Double(beta * c0[e])) / 16_777_216
+                    worst = max(worst, err / bound)
+                    #expect(err <= bound, "(\(i), \(j)) alpha \(alpha) beta \(beta): \(bf16[e]) vs \(fp32[e])")
+                    #expect(viaSgemm[e].bitPattern == bf16[e].bitPattern)
+                }
+                for j in n..<ldc { #expect(bf16[i * ldc + j] == c0[i * ldc + j], "padding written") }
+            }
+            // The bound is not loose by orders of magnitude: the worst entry uses a visible part of it.
+            #expect(worst > 0.01, "worst error \(worst) of the bound")
+        }
+    }
+
+    @Test func fp32ThroughOneDNNMatchesOpenBLAS() throws {
+        let m = 31, n = 17, k = 45
+        let a = testTensor([m * k], seed: 5).values, b = testTensor([k * n], seed: 6).values
+        var blas = [Float](repeating: 0, count: m * n), dnnl = blas
+        sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &blas, ldc: n)
+        try dnnlGemm(input: .f32, transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &dnnl, ldc: n)
+        #expect(allClose(dnnl, blas, rtol: 1e-5, atol: 1e-5).passed)
+    }
+
+    @Test func thisMachineRunsBF16() throws {
+        try checkBF16Support()
+        #expect(dnnlDescription().hasPrefix("oneDNN 2."))
+    }
+}
