@@ -7,7 +7,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 mpirun --oversubscribe
 BIN := .build/release
 
-.PHONY: deps build test bench smoke crash-test experiment clean
+.PHONY: deps build test bench bench-compare smoke crash-test experiment clean
 
 ## deps: install the Debian packages MaskPilot links against, only those missing (idempotent).
 deps:
@@ -58,6 +58,15 @@ experiment: build
 ## bench: kernel throughput table (one thread), the numbers docs/perf.md records.
 bench: build
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/maskpilot bench kernels --threads 1
+
+## bench-compare: MaskPilot vs HF transformers' Mask2Former in PyTorch (fp32 and bf16 autocast), alternately in one
+## run, 1 and 2 threads, bench and R50 configs: step and inference times, ratios, peak RSS. Creates a venv with torch
+## and transformers from PyPI on first use (several GB; COMPARE_VENV=DIR uses another). Takes about 15 minutes.
+COMPARE_VENV ?= .build/venv-compare
+bench-compare: build
+	@[ -x $(COMPARE_VENV)/bin/python ] && $(COMPARE_VENV)/bin/python -c "import torch, transformers" 2>/dev/null || \
+	  { python3 -m venv $(COMPARE_VENV) && $(COMPARE_VENV)/bin/pip install --quiet torch transformers; }
+	$(COMPARE_VENV)/bin/python tools/compare_pytorch.py --maskpilot $(BIN)/maskpilot
 
 clean:
 	rm -rf .build

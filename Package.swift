@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
 // MaskPilot: data-parallel MP-Former / Mask2Former training on CPU clusters.
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -68,3 +69,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Vector code for the CPUs MaskPilot runs on. On x86-64 the Swift code (every non-GEMM kernel: norms, softmax,
+// MSDeformAttn, resampling, losses, AdamW …) is compiled for Haswell and later (AVX2, FMA) instead of baseline SSE2;
+// MASKPILOT_TARGET_CPU overrides it (`x86-64` for older CPUs, `native` for the build machine's own). The numbers do
+// not depend on it: Swift neither reassociates nor fuses floating-point operations on its own, so wider vectors
+// change speed, not results (docs/perf.md measures both).
+#if arch(x86_64)
+let targetCPU = ProcessInfo.processInfo.environment["MASKPILOT_TARGET_CPU"] ?? "haswell"
+for target in package.targets where target.type != .system && !targetCPU.isEmpty {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-target-cpu", targetCPU])]
+}
+#endif

@@ -24,6 +24,8 @@ Usage:
 
     # compare two fixture files' layout: dataset paths, shapes, dtypes and attribute names
     /tmp/fixture-venv/bin/python tools/make_reference_fixtures.py --compare-layout A.h5 B.h5
+    # PyTorch's own bf16 deviation on a fixture (float32 vs torch.autocast bfloat16: logits, gradient cosines)
+    /tmp/fixture-venv/bin/python tools/make_reference_fixtures.py --bf16-deviation PATH
 
 Everything runs on the CPU with one thread, so the same seed and package versions give the same file.
 """

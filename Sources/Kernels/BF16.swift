@@ -1,5 +1,6 @@
-// bfloat16 conversions: fp32 → bf16 with round-to-nearest-even (what PyTorch's `.to(torch.bfloat16)` and the
-// AVX512-BF16 `vcvtneps2bf16` instruction do) and bf16 → fp32 (exact), vectorized over 16 lanes.
+// bfloat16 conversions: fp32 → bf16 with round-to-nearest-even (what PyTorch's `.to(torch.bfloat16)` does; the
+// AVX512-BF16 `vcvtneps2bf16` instruction rounds the same way but flushes denormals, which we keep) and bf16 → fp32
+// (exact), vectorized over 16 lanes.
 // Corresponds to torch's float → bfloat16 casts under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 
 /// fp32 → bf16, round to nearest even; NaN stays a (quiet) NaN, ±∞ stay ±∞, values beyond bf16's largest finite

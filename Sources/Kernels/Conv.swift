@@ -191,10 +191,7 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
         let acc = UnsafeMutablePointer<Double>.allocate(capacity: cout)
         defer { acc.deallocate() }
         acc.update(repeating: 0, count: cout)
-        for r in 0..<rows {
-            let row = dy + r * cout
-            for j in 0..<cout { acc[j] += Double(row[j]) }
-        }
+        for r in 0..<rows { addColumns(dy + r * cout, into: acc, cout) }
         for j in 0..<cout { dBias[j] = Float(acc[j]) }
     }
     if dx == nil && dWeight == nil { return }

@@ -91,7 +91,8 @@ public func sgemm(
                              beta: beta, c: c, ldc: ldc)
             return
         }
-        // The bf16 matmul was created once at start-up (`checkBF16Support`), so a failure here is a bug, not input.
+        // `checkBF16Support` ran a bf16 matmul at start-up, so a failure of one of this shape (primitives are created
+        // per shape, lazily) is a resource or oneDNN problem, not user input; the message names the shape and status.
         do {
             try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)

@@ -107,30 +107,30 @@ struct MatmulKey: Hashable {
     var input: DNNLType
 }
 
-/// A matmul primitive with its memory objects: `C[M, N] = alpha·op(A)[M, K]·op(B)[K, N] + beta·C`, row-major with
-/// the given row strides (a transposed operand is described by swapped strides, never copied).
-final class DNNLMatmul {
+/// A oneDNN primitive with one source, one weights and one destination memory (handles set per call), a user
+/// scratchpad and the process's engine (the matmul today; a convolution would be another descriptor). The
+/// attributes give `dst = alpha·op(src, weights) + beta·dst` (output scale and sum post-op only when they are not 1
+/// and 0).
+final class DNNLPrimitive {
+    let name: String
     let primitive: dnnl_primitive_t
-    let a, b, c: dnnl_memory_t
+    let src, weights, dst: dnnl_memory_t
     let scratch: dnnl_memory_t?
     let scratchBytes: Int
 
-    init(_ key: MatmulKey) throws {
+    /// `desc` is the operation descriptor (e.g. `dnnl_matmul_desc_t`) built on the three memory descriptors.
+    init(name: String, desc: UnsafeRawPointer, src srcMD: dnnl_memory_desc_t, weights weightsMD: dnnl_memory_desc_t,
+         dst dstMD: dnnl_memory_desc_t, alpha: Float = 1, beta: Float = 0) throws {
         let engine = try DNNLContext.requireEngine()
-        var aMD = try memoryDescriptor([key.m, key.k], strides: key.transA ? [1, key.lda] : [key.lda, 1], type: key.input)
-        var bMD = try memoryDescriptor([key.k, key.n], strides: key.transB ? [1, key.ldb] : [key.ldb, 1], type: key.input)
-        var cMD = try memoryDescriptor([key.m, key.n], strides: [key.ldc, 1], type: .f32)
-        var desc = dnnl_matmul_desc_t()
-        try check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "dnnl_matmul_desc_init")
+        self.name = name
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
         try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
-        var alpha = Float(bitPattern: key.alpha)
+        var alpha = alpha
         if alpha != 1 {
             try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "dnnl_primitive_attr_set_output_scales")
         }
-        let beta = Float(bitPattern: key.beta)
         if beta != 0 {
             var ops: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
@@ -139,12 +139,12 @@ final class DNNLMatmul {
             try check(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "dnnl_primitive_desc_create(matmul)")
+        try check(dnnl_primitive_desc_create(&pd, desc, attr, engine, nil), "dnnl_primitive_desc_create(\(name))")
         defer { dnnl_primitive_desc_destroy(pd) }
         var p: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(matmul)")
+        try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(\(name))")
         primitive = p!
-        a = try memory(aMD); b = try memory(bMD); c = try memory(cMD)
+        src = try memory(srcMD); weights = try memory(weightsMD); dst = try memory(dstMD)
         if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
             scratchBytes = dnnl_memory_desc_get_size(smd)
             scratch = try memory(smd.pointee)
@@ -155,38 +155,55 @@ final class DNNLMatmul {
 
     deinit {
         dnnl_primitive_destroy(primitive)
-        dnnl_memory_destroy(a); dnnl_memory_destroy(b); dnnl_memory_destroy(c)
+        dnnl_memory_destroy(src); dnnl_memory_destroy(weights); dnnl_memory_destroy(dst)
         if let scratch { dnnl_memory_destroy(scratch) }
     }
 
-    /// `dnnl_primitive_execute` + `dnnl_stream_wait` on this thread's stream; `scratchpad` holds ≥ `scratchBytes`.
-    func execute(a pa: UnsafeRawPointer, b pb: UnsafeRawPointer, c pc: UnsafeMutableRawPointer,
-                 scratchpad: UnsafeMutableRawPointer?) throws {
-        try setHandle(a, pa); try setHandle(b, pb); try setHandle(c, pc)
-        var args = [dnnl_exec_arg_t(arg: mp_dnnl_arg_src(), memory: a), dnnl_exec_arg_t(arg: mp_dnnl_arg_weights(), memory: b),
-                    dnnl_exec_arg_t(arg: mp_dnnl_arg_dst(), memory: c)]
-        if let scratch, let scratchpad {
-            try setHandle(scratch, scratchpad)
+    /// `dnnl_primitive_execute` + `dnnl_stream_wait` on this thread's stream, with `workspace`'s scratchpad.
+    func execute(src ps: UnsafeRawPointer, weights pw: UnsafeRawPointer, dst pd: UnsafeMutableRawPointer,
+                 workspace: DNNLWorkspace) throws {
+        try setHandle(src, ps); try setHandle(weights, pw); try setHandle(dst, pd)
+        var args = [dnnl_exec_arg_t(arg: mp_dnnl_arg_src(), memory: src), dnnl_exec_arg_t(arg: mp_dnnl_arg_weights(), memory: weights),
+                    dnnl_exec_arg_t(arg: mp_dnnl_arg_dst(), memory: dst)]
+        if let scratch {
+            try setHandle(scratch, workspace.reserve(scratch: scratchBytes))
             args.append(dnnl_exec_arg_t(arg: mp_dnnl_arg_scratchpad(), memory: scratch))
         }
         let stream = try DNNLContext.stream()
-        try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
+        try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(\(name))")
         try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
     }
 }
 
+/// The matmul `C[M, N] = alpha·op(A)[M, K]·op(B)[K, N] + beta·C`, row-major with the given row strides (a
+/// transposed operand is described by swapped strides, never copied).
+func makeMatmul(_ key: MatmulKey) throws -> DNNLPrimitive {
+    var aMD = try memoryDescriptor([key.m, key.k], strides: key.transA ? [1, key.lda] : [key.lda, 1], type: key.input)
+    var bMD = try memoryDescriptor([key.k, key.n], strides: key.transB ? [1, key.ldb] : [key.ldb, 1], type: key.input)
+    var cMD = try memoryDescriptor([key.m, key.n], strides: [key.ldc, 1], type: .f32)
+    var desc = dnnl_matmul_desc_t()
+    try check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "dnnl_matmul_desc_init")
+    return try DNNLPrimitive(name: "matmul", desc: &desc, src: aMD, weights: bMD, dst: cMD,
+                             alpha: Float(bitPattern: key.alpha), beta: Float(bitPattern: key.beta))
+}
+
 /// This thread's matmul primitives and buffers: the bf16 copies of the operands and oneDNN's scratchpad.
 final class DNNLWorkspace {
-    var matmuls: [MatmulKey: DNNLMatmul] = [:]
+    var matmuls: [MatmulKey: DNNLPrimitive] = [:]
     private(set) var a = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), aCapacity = 0
     private(set) var b = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), bCapacity = 0
     private(set) var scratch = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), scratchCapacity = 0
 
     static let perThread = ThreadLocal { DNNLWorkspace() }
 
-    func matmul(_ key: MatmulKey) throws -> DNNLMatmul {
+    /// Primitives kept per thread before the cache starts over (evaluation at many image sizes would otherwise
+    /// keep adding shapes; oneDNN's own primitive cache, 1024 entries, makes re-creating one cheap).
+    static let capacity = 1024
+
+    func matmul(_ key: MatmulKey) throws -> DNNLPrimitive {
         if let m = matmuls[key] { return m }
-        let m = try DNNLMatmul(key)
+        if matmuls.count >= Self.capacity { matmuls.removeAll() }
+        let m = try makeMatmul(key)
         matmuls[key] = m
         return m
     }
@@ -231,9 +248,7 @@ public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int
     } else {
         pa = UnsafeRawPointer(a); pb = UnsafeRawPointer(b)
     }
-    let mm = try ws.matmul(key)
-    let scratch = mm.scratchBytes > 0 ? ws.reserve(scratch: mm.scratchBytes) : nil
-    try mm.execute(a: pa, b: pb, c: UnsafeMutableRawPointer(c), scratchpad: scratch)
+    try ws.matmul(key).execute(src: pa, weights: pb, dst: UnsafeMutableRawPointer(c), workspace: ws)
 }
 
 /// oneDNN's version and the instruction set it dispatches to, e.g. "oneDNN 2.6.3 (avx512_core_bf16)".

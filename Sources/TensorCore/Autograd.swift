@@ -2,20 +2,27 @@
 // Corresponds to torch.autograd (backward, no_grad, detach) for first-order gradients.
 import Kernels
 
-/// One recorded op: its inputs, its output (weak) and the rule mapping the output's gradient to
-/// gradients of its inputs (returned in input order; `nil` where an input needs none).
+/// One recorded op: its inputs, its output (weak), the rule mapping the output's gradient to
+/// gradients of its inputs (returned in input order; `nil` where an input needs none), and the GEMM
+/// precision its forward ran in, which its backward runs in too (as under torch.autocast: an op kept in
+/// fp32, such as the criterion, stays fp32 in backward whatever precision the backward is called in).
 final class TapeNode {
     let op: String
     let inputs: [Tensor]
     weak var output: Tensor?
     let backward: (Tensor) -> [Tensor?]
+    let precision: GEMMPrecision
 
     init(op: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor) -> [Tensor?]) {
         self.op = op
         self.inputs = inputs
         self.output = output
         self.backward = backward
+        self.precision = GEMMPrecision.current
     }
+
+    /// The input gradients for `g`, computed in the precision the forward ran in.
+    func gradients(_ g: Tensor) -> [Tensor?] { withGEMMPrecision(precision) { backward(g) } }
 }
 
 /// The autodiff state of one thread: whether ops record, and the tape of recorded nodes.
@@ -92,7 +99,7 @@ public enum Autograd {
         accumulate(seedGrad, into: root)
         for node in tape.reversed() {
             guard let out = node.output, let g = out.grad else { continue }
-            let grads = node.backward(g)
+            let grads = node.gradients(g)
             precondition(grads.count == node.inputs.count, "\(node.op): \(grads.count) grads for \(node.inputs.count) inputs")
             if !out.isLeaf { out.grad = nil; out.gradIsOwned = false }
             for (input, gi) in zip(node.inputs, grads) {
@@ -129,7 +136,7 @@ public enum Autograd {
         }
         for node in tape.reversed() {
             if let out = node.output, let g = out.grad {
-                let grads = node.backward(g)
+                let grads = node.gradients(g)
                 precondition(grads.count == node.inputs.count, "\(node.op): \(grads.count) grads for \(node.inputs.count) inputs")
                 if !out.isLeaf { out.grad = nil; out.gradIsOwned = false }
                 for (input, gi) in zip(node.inputs, grads) {

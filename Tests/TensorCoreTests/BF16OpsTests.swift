@@ -76,4 +76,21 @@ import TensorCore
             #expect(relative > 1e-5, "attention tensor \(i): bf16 not used (relative error \(relative))")
         }
     }
+
+    /// An op's backward runs in the precision its forward ran in, whatever scope `backward()` is called from (the
+    /// criterion is recorded in fp32 inside a bf16 step; the model's ops in bf16 are differentiated in bf16).
+    @Test func backwardRunsInTheForwardsPrecision() {
+        let a = testTensor([9, 33], seed: 12), b = testTensor([33, 7], seed: 13)
+        func grads(forward: GEMMPrecision, backward: GEMMPrecision) -> [[Float]] {
+            let x = a.detached(), y = b.detached()
+            x.requiresGrad = true; y.requiresGrad = true
+            let out = withGEMMPrecision(forward) { withGrad { Tensor.matmul(x, y) } }
+            withGEMMPrecision(backward) { out.backward(seed: testTensor([9, 7], seed: 14, requiresGrad: false)) }
+            return [x.grad!.values, y.grad!.values]
+        }
+        let fp32 = grads(forward: .fp32, backward: .fp32), bf16 = grads(forward: .bf16, backward: .bf16)
+        #expect(grads(forward: .fp32, backward: .bf16) == fp32)
+        #expect(grads(forward: .bf16, backward: .fp32) == bf16)
+        #expect(fp32 != bf16)
+    }
 }
