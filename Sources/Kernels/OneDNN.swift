@@ -44,14 +44,17 @@ public enum DNNLThreads {
 
 /// The CPU engine (one per process) and one stream per thread.
 enum DNNLContext {
-    nonisolated(unsafe) static let engine: dnnl_engine_t? = {
+    /// The engine, or the status creating it failed with.
+    nonisolated(unsafe) static let created: (engine: dnnl_engine_t?, status: dnnl_status_t) = {
         var e: dnnl_engine_t?
-        return dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success ? e : nil
+        let status = dnnl_engine_create(&e, dnnl_cpu, 0)
+        return (status == dnnl_success ? e : nil, status)
     }()
+    static var engine: dnnl_engine_t? { created.engine }
 
-    /// The engine, or the error creating it named.
+    /// The engine, or the error creating it named with oneDNN's status.
     static func requireEngine() throws -> dnnl_engine_t {
-        guard let engine else { throw DNNLError(call: "dnnl_engine_create", status: dnnl_runtime_error) }
+        guard let engine else { throw DNNLError(call: "dnnl_engine_create", status: created.status) }
         return engine
     }
 
@@ -87,8 +90,7 @@ func memoryDescriptor(_ shape: [Int], strides: [Int], type: DNNLType) throws -> 
 func memory(_ md: dnnl_memory_desc_t) throws -> dnnl_memory_t {
     var md = md
     var m: dnnl_memory_t?
-    guard let engine = DNNLContext.engine else { throw DNNLError(call: "dnnl_engine_create", status: dnnl_runtime_error) }
-    try check(dnnl_memory_create(&m, &md, engine, nil), "dnnl_memory_create")
+    try check(dnnl_memory_create(&m, &md, try DNNLContext.requireEngine(), nil), "dnnl_memory_create")
     return m!
 }
 
@@ -141,16 +143,26 @@ final class DNNLPrimitive {
         var pd: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&pd, desc, attr, engine, nil), "dnnl_primitive_desc_create(\(name))")
         defer { dnnl_primitive_desc_destroy(pd) }
-        var p: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(\(name))")
-        primitive = p!
-        src = try memory(srcMD); weights = try memory(weightsMD); dst = try memory(dstMD)
-        if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
-            scratchBytes = dnnl_memory_desc_get_size(smd)
-            scratch = try memory(smd.pointee)
-        } else {
-            scratchBytes = 0; scratch = nil
+        // Everything created so far is destroyed again if a later call fails (deinit does not run then).
+        var p: dnnl_primitive_t?, made: [dnnl_memory_t] = [], complete = false
+        defer {
+            if !complete {
+                if let p { dnnl_primitive_destroy(p) }
+                for m in made { dnnl_memory_destroy(m) }
+            }
         }
+        try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(\(name))")
+        for md in [srcMD, weightsMD, dstMD] { made.append(try memory(md)) }
+        var scratchpadBytes = 0
+        if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
+            scratchpadBytes = dnnl_memory_desc_get_size(smd)
+            made.append(try memory(smd.pointee))
+        }
+        primitive = p!
+        src = made[0]; weights = made[1]; dst = made[2]
+        scratch = made.count > 3 ? made[3] : nil
+        scratchBytes = scratchpadBytes
+        complete = true
     }
 
     deinit {
