@@ -2,14 +2,11 @@
 // Corresponds to pycocotools' COCO() + annToMask and detectron2's load_coco_json.
 import Datasets
 import Foundation
+import _TestSupport
 import Testing
 
 /// A fresh temporary directory per test.
-private func tempDir() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("coco-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+private func tempDir() throws -> URL { try makeTestDirectory("coco-tests") }
 
 /// Writes `json` as `<dir>/annotations/instances_<split>.json` and returns the dataset root.
 private func writeDataset(_ json: String, split: String = "val") throws -> URL {

@@ -13,8 +13,7 @@ import Training
     static func tinyConfig(numClasses: Int) -> Mask2FormerConfig { .testTiny(numClasses: numClasses) }
 
     static func temporaryPath(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("maskpilot-weights-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try! makeTestDirectory("maskpilot-weights")
         return dir.appendingPathComponent(name).path
     }
 
