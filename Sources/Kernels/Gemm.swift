@@ -85,8 +85,9 @@ public func sgemm(
         }
         return
     }
-    if GEMMPrecision.current == .bf16 {
-        if GEMMPrecision.perThread.value.emulated {
+    let precision = GEMMPrecision.perThread.value   // one thread-local lookup per call
+    if precision.value == .bf16 {
+        if precision.emulated {
             emulatedBF16Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                              beta: beta, c: c, ldc: ldc)
             return

@@ -31,8 +31,6 @@ private func check(_ status: dnnl_status_t, _ call: String) throws {
 public enum DNNLType: Sendable, Hashable {
     case f32, bf16
     var raw: dnnl_data_type_t { self == .f32 ? dnnl_f32 : dnnl_bf16 }
-    /// Bytes per element.
-    public var size: Int { self == .f32 ? 4 : 2 }
 }
 
 /// Thread count of oneDNN (its OpenMP runtime).

@@ -54,8 +54,9 @@ public struct EvalProgress: EvaluationObserver {
     private var secondsPerImage: Double?
     private var drawn = false, lastPrinted = 0, last = 0
 
-    public init(total: Int = 0, worldSize: Int, style: ProgressLine.Style, label: String = "eval") {
-        self.total = total; self.worldSize = worldSize; self.style = style; self.label = label
+    /// `total` is set by each `imageEvaluated` call.
+    public init(worldSize: Int, style: ProgressLine.Style, label: String = "eval") {
+        self.total = 0; self.worldSize = worldSize; self.style = style; self.label = label
     }
 
     public mutating func imageEvaluated(done: Int, total: Int, seconds: Double) {

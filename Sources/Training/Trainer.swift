@@ -126,7 +126,7 @@ public final class Trainer {
     /// Gives oneDNN the thread count OpenBLAS has (`OPENBLAS_NUM_THREADS`, as `cluster/launch.sh` sets it), and for
     /// bf16 checks that this machine runs a bf16 matmul, so a CPU without it fails here with a clear message.
     public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) throws {
-        ComputeThreads.set(BLASThreads.current)
+        DNNLThreads.set(BLASThreads.current)
         guard precision == .bf16 else { return }
         do { try checkBF16Support() } catch {
             throw TrainingError("solver.precision: bf16 cannot run on this machine: \(error)")

@@ -8,7 +8,7 @@
 /// Σ_p |alpha·a_ip·b_pj| (the same sum over absolute values). The fp32 result itself carries k·2⁻²⁴·magnitude,
 /// counted once more.
 public func bf16ProductBound(magnitude: Double, k: Int) -> Double {
-    let u = 1.0 / 256, fp32 = 1.0 / 16_777_216
+    let u = bf16UnitRoundoff, fp32 = 1.0 / 16_777_216
     return (2 * u + u * u + 2 * Double(k) * fp32) * magnitude + 1e-30
 }
 

@@ -27,7 +27,6 @@ struct BenchStep: ParsableCommand {
         var cfg = try configOptions.load()
         ComputeThreads.set(threads)
         try precisionOption.apply(to: &cfg)
-        ComputeThreads.set(threads)
         // Under mpirun: data parallelism as `maskpilot train` runs it — solver.ims_per_batch is the global
         // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
         let comm = try makeCommunicator()
