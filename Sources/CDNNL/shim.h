@@ -7,6 +7,12 @@ static inline int mp_dnnl_arg_src(void) { return DNNL_ARG_SRC; }
 static inline int mp_dnnl_arg_weights(void) { return DNNL_ARG_WEIGHTS; }
 static inline int mp_dnnl_arg_dst(void) { return DNNL_ARG_DST; }
 static inline int mp_dnnl_arg_scratchpad(void) { return DNNL_ARG_SCRATCHPAD; }
+static inline int mp_dnnl_arg_bias(void) { return DNNL_ARG_BIAS; }
+static inline int mp_dnnl_arg_diff_src(void) { return DNNL_ARG_DIFF_SRC; }
+static inline int mp_dnnl_arg_diff_dst(void) { return DNNL_ARG_DIFF_DST; }
+static inline int mp_dnnl_arg_diff_weights(void) { return DNNL_ARG_DIFF_WEIGHTS; }
+static inline int mp_dnnl_arg_from(void) { return DNNL_ARG_FROM; }
+static inline int mp_dnnl_arg_to(void) { return DNNL_ARG_TO; }
 static inline int mp_dnnl_max_ndims(void) { return DNNL_MAX_NDIMS; }
 
 /// oneDNN's CPU runtime here is OpenMP (DNNL_CPU_RUNTIME_OMP), so its thread count is OpenMP's. libgomp is loaded

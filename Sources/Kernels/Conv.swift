@@ -145,7 +145,8 @@ public func col2im(_ cols: UnsafePointer<Float>, _ g: ConvGeometry, firstLine: I
 /// `x`: `[B, H, W, Cin]`, `weight`: `[Cout, kh, kw, Cin]` viewed as `[Cout, kh·kw·Cin]`, `bias`: `[Cout]`
 /// or nil, `y`: `[B, Ho, Wo, Cout]`. Non-pointwise convs gather patches of chunks of output lines
 /// into `workspace` (`workspaceCount` floats, at least `geometry.workspaceCount(maxBytes: 0)`) and run
-/// one `sgemm` (transB) per chunk; pointwise convs are one `sgemm` on `x` directly.
+/// one `sgemm` (transB) per chunk; pointwise convs are one `sgemm` on `x` directly. Non-pointwise convs run as
+/// oneDNN's direct convolution instead where `DNNLConvolution.chosen` says so (`KernelLibrary.openBLAS` turns it off).
 public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           y: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
                           workspace: UnsafeMutablePointer<Float>?, workspaceCount: Int) {
@@ -154,6 +155,13 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     precondition(g.isPointwise || (workspace != nil && workspaceCount >= wo * k),
                  "conv2dForward needs a workspace of at least \(wo * k) floats for \(g)")
     if lines == 0 { return }
+    if let conv = DNNLConvolution.chosen(for: g) {
+        do {
+            if try conv.forward(x: x, weight: weight, bias: bias, y: y) { return }
+        } catch {
+            fatalError("conv2d forward through oneDNN (\(g)): \(error)")
+        }
+    }
     if let bias {
         for r in 0..<g.outPixels { (y + r * cout).update(from: bias, count: cout) }
     }
@@ -178,11 +186,14 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
 /// Convolution backward. Each requested gradient is overwritten (not accumulated):
 /// `dWeight = dyᵀ · cols` `[Cout, kh·kw·Cin]` (summed over chunks), `dBias` = column sums of `dy`
 /// (Double), `dx` = col2im(`dy · weight`). Patches are recomputed chunk by chunk in `workspace`
-/// (same requirement as `conv2dForward`), which then holds `dcols` of the same chunk.
+/// (same requirement as `conv2dForward`), which then holds `dcols` of the same chunk. As in the forward, oneDNN's
+/// direct convolution computes `dx` and `dWeight` instead where it is chosen (`dx` only from
+/// `DNNLConvolution.minimumBackwardDataChannels` input channels on).
 public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                            dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?,
                            dBias: UnsafeMutablePointer<Float>?, geometry g: ConvGeometry,
                            workspace: UnsafeMutablePointer<Float>?, workspaceCount: Int) {
+    var dx = dx, dWeight = dWeight
     let k = g.patchSize, cout = g.outChannels, wo = g.outWidth
     let lines = g.batch * g.outHeight, rows = g.outPixels
     precondition(g.isPointwise || (workspace != nil && workspaceCount >= wo * k),
@@ -195,6 +206,17 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
         for j in 0..<cout { dBias[j] = Float(acc[j]) }
     }
     if dx == nil && dWeight == nil { return }
+    if lines > 0, let conv = DNNLConvolution.chosen(for: g) {
+        let wantDx = g.inChannels >= DNNLConvolution.minimumBackwardDataChannels ? dx : nil
+        do {
+            let done = try conv.backward(x: x, weight: weight, dy: dy, dx: wantDx, dWeight: dWeight)
+            if done.dx { dx = nil }
+            if done.dWeight { dWeight = nil }
+        } catch {
+            fatalError("conv2d backward through oneDNN (\(g)): \(error)")
+        }
+        if dx == nil && dWeight == nil { return }
+    }
     if lines == 0 {
         if let dWeight { zeroFloats(dWeight, g.weightCount) }
         return

@@ -1,5 +1,5 @@
-// Gemm: the one matrix-multiply entry point of MaskPilot: cblas_sgemm in fp32, oneDNN's bf16 matmul (fp32
-// accumulation and output) when the thread's `GEMMPrecision` is bf16.
+// Gemm: the one matrix-multiply entry point of MaskPilot: oneDNN's fp32 matmul (or cblas_sgemm, `KernelLibrary`) in
+// fp32, oneDNN's bf16 matmul (fp32 accumulation and output) when the thread's `GEMMPrecision` is bf16.
 // Row-major throughout; corresponds to torch.matmul / F.linear in the reference (under bf16 autocast: their bf16
 // versions).
 import CBLAS
@@ -15,18 +15,57 @@ public enum GEMMCounter {
     public static func reset() { flops.store(0, ordering: .relaxed) }
 }
 
-/// The precision of the products `sgemm` computes on this thread: `.fp32` (OpenBLAS), or `.bf16` (operands rounded
+/// The precision of the products `sgemm` computes on this thread: `.fp32`, or `.bf16` (operands rounded
 /// to bf16, products accumulated in fp32 by oneDNN; `torch.autocast`'s rule for matmul, linear and conv).
 public enum GEMMPrecision: String, Sendable, CaseIterable, Codable {
     case fp32, bf16
 
-    fileprivate final class Box { var value = GEMMPrecision.fp32, emulated = false }
+    fileprivate final class Box {
+        var value = GEMMPrecision.fp32, emulated = false
+        var library = KernelLibrary.oneDNN
+        var shapes: [GEMMShape: Int]?   // calls per shape while `withGEMMShapeLog` runs
+    }
     fileprivate static let perThread = ThreadLocal { Box() }
 
     /// This thread's precision (fp32 until set).
     public static var current: GEMMPrecision {
         get { perThread.value.value }
         set { perThread.value.value = newValue }
+    }
+}
+
+/// Which library runs this thread's fp32 GEMMs and convolutions.
+public enum KernelLibrary: Sendable {
+    /// oneDNN: fp32 GEMMs as its matmul, non-pointwise convolutions as its direct convolution (where
+    /// `DNNLConvolution.chosen` says; the measured table is in docs/perf.md).
+    case oneDNN
+    /// OpenBLAS: fp32 GEMMs as `cblas_sgemm`, convolutions as im2col + GEMM (the path before oneDNN; for tests and
+    /// comparisons). bf16 GEMMs run on oneDNN either way.
+    case openBLAS
+
+    /// This thread's library (oneDNN until set).
+    public static var current: KernelLibrary {
+        get { GEMMPrecision.perThread.value.library }
+        set { GEMMPrecision.perThread.value.library = newValue }
+    }
+}
+
+/// Runs `body` with this thread's fp32 GEMMs and convolutions on `library`, then restores the previous one.
+public func withKernelLibrary<T>(_ library: KernelLibrary, _ body: () throws -> T) rethrows -> T {
+    let box = GEMMPrecision.perThread.value
+    let saved = box.library
+    box.library = library
+    defer { box.library = saved }
+    return try body()
+}
+
+extension GEMMPrecision {
+    /// The operand type of oneDNN's convolutions on this thread; nil under the emulated bf16 twin (whose convolutions
+    /// run as im2col + its GEMMs).
+    static var dnnlConvolutionInput: DNNLType? {
+        let box = perThread.value
+        if box.value == .bf16 { return box.emulated ? nil : .bf16 }
+        return .f32
     }
 }
 
@@ -53,6 +92,28 @@ private func emulatedBF16Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int
     for r in 0..<bRows { for j in 0..<bCols { rb[r * bCols + j] = float(bfloat16: bfloat16(b[r * ldb + j])) } }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, ra, Int32(aCols), rb, Int32(bCols), beta, c, Int32(ldc))
+}
+
+/// A GEMM's shape as `sgemm` receives it (strides aside).
+public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
+    public let transA: Bool, transB: Bool
+    public let m: Int, n: Int, k: Int
+    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+        self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+    }
+    public var flops: Int { 2 * m * n * k }
+    public var description: String { "\(m)×\(k)\(transA ? "ᵀ" : "")·\(k)×\(n)\(transB ? "ᵀ" : "")" }
+}
+
+/// Runs `body` and returns, with its result, how many `sgemm` calls of each shape it made on this thread (for
+/// benchmarks: which shapes a step's GEMM time is spent on).
+public func withGEMMShapeLog<T>(_ body: () throws -> T) rethrows -> (T, [GEMMShape: Int]) {
+    let box = GEMMPrecision.perThread.value
+    let saved = box.shapes
+    box.shapes = [:]
+    defer { box.shapes = saved }
+    let result = try body()
+    return (result, box.shapes ?? [:])
 }
 
 /// Runs `body` with this thread's GEMMs in `precision`, then restores the previous one.
@@ -86,6 +147,7 @@ public func sgemm(
         return
     }
     let precision = GEMMPrecision.perThread.value   // one thread-local lookup per call
+    if precision.shapes != nil { precision.shapes![GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k), default: 0] += 1 }
     if precision.value == .bf16 {
         if precision.emulated {
             emulatedBF16Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -100,6 +162,13 @@ public func sgemm(
         } catch {
             fatalError("sgemm in bf16 (M \(m), N \(n), K \(k)): \(error)")
         }
+        return
+    }
+    // fp32: oneDNN's matmul is 4–17 % faster than OpenBLAS on the model's shapes (`bench step --gemm-shapes`); OpenBLAS
+    // when chosen, or should oneDNN fail to make a primitive.
+    if precision.library == .oneDNN,
+       (try? dnnlGemm(input: .f32, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: beta, c: c, ldc: ldc)) != nil {
         return
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,

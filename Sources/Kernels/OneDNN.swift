@@ -23,7 +23,7 @@ public struct DNNLError: Error, CustomStringConvertible {
 }
 
 @inline(__always)
-private func check(_ status: dnnl_status_t, _ call: String) throws {
+func check(_ status: dnnl_status_t, _ call: String) throws {
     if status != dnnl_success { throw DNNLError(call: call, status: status) }
 }
 
@@ -107,40 +107,102 @@ struct MatmulKey: Hashable {
     var input: DNNLType
 }
 
-/// A oneDNN primitive with one source, one weights and one destination memory (handles set per call), a user
-/// scratchpad and the process's engine (the matmul today; a convolution would be another descriptor). The
-/// attributes give `dst = alpha·op(src, weights) + beta·dst` (output scale and sum post-op only when they are not 1
-/// and 0).
+/// `dnnl_memory_desc_init_by_tag` with `dnnl_format_tag_any`: the primitive chooses the layout (e.g. blocked
+/// convolution weights).
+func anyLayoutDescriptor(_ shape: [Int], type: DNNLType) throws -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    let d = shape.map(Int64.init)
+    try check(dnnl_memory_desc_init_by_tag(&md, Int32(shape.count), d, type.raw, dnnl_format_tag_any),
+              "dnnl_memory_desc_init_by_tag")
+    return md
+}
+
+/// Primitive attributes: a user scratchpad, and `dst = alpha·op + beta·dst` as an output scale and a sum post-op
+/// (each only when it is not 1 or 0). The caller destroys the result.
+func makeAttributes(alpha: Float = 1, beta: Float = 0) throws -> dnnl_primitive_attr_t {
+    var attr: dnnl_primitive_attr_t?
+    try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+    var complete = false
+    defer { if !complete { dnnl_primitive_attr_destroy(attr) } }
+    try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
+    var alpha = alpha
+    if alpha != 1 {
+        try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "dnnl_primitive_attr_set_output_scales")
+    }
+    if beta != 0 {
+        var ops: dnnl_post_ops_t?
+        try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
+        defer { dnnl_post_ops_destroy(ops) }
+        try check(dnnl_post_ops_append_sum(ops, beta), "dnnl_post_ops_append_sum")
+        try check(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
+    }
+    complete = true
+    return attr!
+}
+
+/// A primitive descriptor from an operation descriptor (`dnnl_primitive_desc_create`; `hint` is the forward
+/// descriptor a backward one needs). The caller destroys it.
+func primitiveDescriptor(_ name: String, desc: UnsafeRawPointer, attributes: dnnl_primitive_attr_t,
+                         hint: dnnl_primitive_desc_t? = nil) throws -> dnnl_primitive_desc_t {
+    var pd: dnnl_primitive_desc_t?
+    try check(dnnl_primitive_desc_create(&pd, desc, attributes, try DNNLContext.requireEngine(), hint),
+              "dnnl_primitive_desc_create(\(name))")
+    return pd!
+}
+
+/// A reorder's primitive descriptor (`dnnl_reorder_primitive_desc_create`), e.g. OHWI weights to a blocked layout
+/// or fp32 to bf16. The caller destroys it.
+func reorderDescriptor(from source: dnnl_memory_desc_t, to destination: dnnl_memory_desc_t,
+                       attributes: dnnl_primitive_attr_t) throws -> dnnl_primitive_desc_t {
+    var src = source, dst = destination
+    let engine = try DNNLContext.requireEngine()
+    var pd: dnnl_primitive_desc_t?
+    try check(dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, attributes),
+              "dnnl_reorder_primitive_desc_create")
+    return pd!
+}
+
+/// The implementation oneDNN chose (`dnnl_query_impl_info_str`), e.g. "brgconv:avx512_core_bf16" or "ref:any".
+func implementation(_ pd: dnnl_primitive_desc_t) -> String {
+    var str: UnsafePointer<CChar>?
+    guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &str) == dnnl_success, let str else { return "?" }
+    return String(cString: str)
+}
+
+/// The memory descriptor a primitive descriptor chose for `what` (e.g. `dnnl_query_weights_md`).
+func queryDescriptor(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t) throws -> dnnl_memory_desc_t {
+    guard let md = dnnl_primitive_desc_query_md(pd, what, 0) else {
+        throw DNNLError(call: "dnnl_primitive_desc_query_md", status: dnnl_invalid_arguments)
+    }
+    return md.pointee
+}
+
+/// `dnnl_memory_desc_get_size`: bytes of a memory descriptor's data.
+func byteCount(_ md: dnnl_memory_desc_t) -> Int {
+    var md = md
+    return dnnl_memory_desc_get_size(&md)
+}
+
+/// `dnnl_memory_desc_equal`.
+func sameLayout(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+    var a = a, b = b
+    return dnnl_memory_desc_equal(&a, &b) != 0
+}
+
+/// A oneDNN primitive with its memory arguments (data handles set per call, in `arguments`' order), a user
+/// scratchpad and the process's engine: a matmul, a convolution pass or a reorder.
 final class DNNLPrimitive {
     let name: String
     let primitive: dnnl_primitive_t
-    let src, weights, dst: dnnl_memory_t
+    let arguments: [Int32]
+    let memories: [dnnl_memory_t]
     let scratch: dnnl_memory_t?
     let scratchBytes: Int
 
-    /// `desc` is the operation descriptor (e.g. `dnnl_matmul_desc_t`) built on the three memory descriptors.
-    init(name: String, desc: UnsafeRawPointer, src srcMD: dnnl_memory_desc_t, weights weightsMD: dnnl_memory_desc_t,
-         dst dstMD: dnnl_memory_desc_t, alpha: Float = 1, beta: Float = 0) throws {
-        let engine = try DNNLContext.requireEngine()
+    /// From a primitive descriptor (which the caller still owns); `arguments` pairs oneDNN's argument ids with
+    /// their memory descriptors.
+    init(name: String, descriptor pd: dnnl_primitive_desc_t, arguments args: [(Int32, dnnl_memory_desc_t)]) throws {
         self.name = name
-        var attr: dnnl_primitive_attr_t?
-        try check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
-        defer { dnnl_primitive_attr_destroy(attr) }
-        try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
-        var alpha = alpha
-        if alpha != 1 {
-            try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "dnnl_primitive_attr_set_output_scales")
-        }
-        if beta != 0 {
-            var ops: dnnl_post_ops_t?
-            try check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
-            defer { dnnl_post_ops_destroy(ops) }
-            try check(dnnl_post_ops_append_sum(ops, beta), "dnnl_post_ops_append_sum")
-            try check(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
-        }
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, desc, attr, engine, nil), "dnnl_primitive_desc_create(\(name))")
-        defer { dnnl_primitive_desc_destroy(pd) }
         // Everything created so far is destroyed again if a later call fails (deinit does not run then).
         var p: dnnl_primitive_t?, made: [dnnl_memory_t] = [], complete = false
         defer {
@@ -150,31 +212,43 @@ final class DNNLPrimitive {
             }
         }
         try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(\(name))")
-        for md in [srcMD, weightsMD, dstMD] { made.append(try memory(md)) }
+        for (_, md) in args { made.append(try memory(md)) }
         var scratchpadBytes = 0
         if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
             scratchpadBytes = dnnl_memory_desc_get_size(smd)
             made.append(try memory(smd.pointee))
         }
         primitive = p!
-        src = made[0]; weights = made[1]; dst = made[2]
-        scratch = made.count > 3 ? made[3] : nil
+        arguments = args.map(\.0)
+        memories = Array(made.prefix(args.count))
+        scratch = made.count > args.count ? made[args.count] : nil
         scratchBytes = scratchpadBytes
         complete = true
     }
 
+    /// A primitive of the operation descriptor `desc` (e.g. `dnnl_matmul_desc_t`) with `attributes`.
+    convenience init(name: String, desc: UnsafeRawPointer, attributes: dnnl_primitive_attr_t,
+                     arguments: [(Int32, dnnl_memory_desc_t)]) throws {
+        let pd = try primitiveDescriptor(name, desc: desc, attributes: attributes)
+        defer { dnnl_primitive_desc_destroy(pd) }
+        try self.init(name: name, descriptor: pd, arguments: arguments)
+    }
+
     deinit {
         dnnl_primitive_destroy(primitive)
-        dnnl_memory_destroy(src); dnnl_memory_destroy(weights); dnnl_memory_destroy(dst)
+        for m in memories { dnnl_memory_destroy(m) }
         if let scratch { dnnl_memory_destroy(scratch) }
     }
 
-    /// `dnnl_primitive_execute` + `dnnl_stream_wait` on this thread's stream, with `workspace`'s scratchpad.
-    func execute(src ps: UnsafeRawPointer, weights pw: UnsafeRawPointer, dst pd: UnsafeMutableRawPointer,
-                 workspace: DNNLWorkspace) throws {
-        try setHandle(src, ps); try setHandle(weights, pw); try setHandle(dst, pd)
-        var args = [dnnl_exec_arg_t(arg: mp_dnnl_arg_src(), memory: src), dnnl_exec_arg_t(arg: mp_dnnl_arg_weights(), memory: weights),
-                    dnnl_exec_arg_t(arg: mp_dnnl_arg_dst(), memory: dst)]
+    /// `dnnl_primitive_execute` + `dnnl_stream_wait` on this thread's stream with the data at `handles` (one per
+    /// argument, in order) and `workspace`'s scratchpad.
+    func execute(_ handles: [UnsafeRawPointer], workspace: DNNLWorkspace) throws {
+        var args: [dnnl_exec_arg_t] = []
+        args.reserveCapacity(handles.count + 1)
+        for (i, h) in handles.enumerated() {
+            try setHandle(memories[i], h)
+            args.append(dnnl_exec_arg_t(arg: arguments[i], memory: memories[i]))
+        }
         if let scratch {
             try setHandle(scratch, workspace.reserve(scratch: scratchBytes))
             args.append(dnnl_exec_arg_t(arg: mp_dnnl_arg_scratchpad(), memory: scratch))
@@ -193,16 +267,20 @@ func makeMatmul(_ key: MatmulKey) throws -> DNNLPrimitive {
     var cMD = try memoryDescriptor([key.m, key.n], strides: [key.ldc, 1], type: .f32)
     var desc = dnnl_matmul_desc_t()
     try check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "dnnl_matmul_desc_init")
-    return try DNNLPrimitive(name: "matmul", desc: &desc, src: aMD, weights: bMD, dst: cMD,
-                             alpha: Float(bitPattern: key.alpha), beta: Float(bitPattern: key.beta))
+    let attributes = try makeAttributes(alpha: Float(bitPattern: key.alpha), beta: Float(bitPattern: key.beta))
+    defer { dnnl_primitive_attr_destroy(attributes) }
+    return try DNNLPrimitive(name: "matmul", desc: &desc, attributes: attributes,
+                             arguments: [(mp_dnnl_arg_src(), aMD), (mp_dnnl_arg_weights(), bMD), (mp_dnnl_arg_dst(), cMD)])
 }
 
-/// This thread's matmul primitives and buffers: the bf16 copies of the operands and oneDNN's scratchpad.
+/// This thread's matmul primitives and buffers: the bf16 copies of the operands, reordered convolution weights and
+/// oneDNN's scratchpad.
 final class DNNLWorkspace {
     var matmuls: [MatmulKey: DNNLPrimitive] = [:]
     private(set) var a = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), aCapacity = 0
     private(set) var b = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), bCapacity = 0
     private(set) var scratch = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), scratchCapacity = 0
+    private(set) var weights = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), weightsCapacity = 0
 
     static let perThread = ThreadLocal { DNNLWorkspace() }
 
@@ -233,7 +311,15 @@ final class DNNLWorkspace {
         return scratch
     }
 
-    deinit { a.deallocate(); b.deallocate(); scratch.deallocate() }
+    /// Room for one convolution's reordered weights (or its blocked weight gradient).
+    func reserve(weights bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > weightsCapacity {
+            weights.deallocate(); weights = .allocate(byteCount: bytes, alignment: 64); weightsCapacity = bytes
+        }
+        return weights
+    }
+
+    deinit { a.deallocate(); b.deallocate(); scratch.deallocate(); weights.deallocate() }
 }
 
 /// `C = alpha · op(A) · op(B) + beta · C` through oneDNN: fp32 operands as given (`input: .f32`), or converted to
@@ -248,17 +334,32 @@ public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int
     let pa: UnsafeRawPointer, pb: UnsafeRawPointer
     if input == .bf16 {
         // Stored A is [M, K] (or [K, M] transposed), B is [K, N] (or [N, K]); packed with their row length as stride.
+        // A parameter's packed copy comes from the parameter cache (made once per step), anything else is converted.
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)
-        let a16 = ws.reserve(a: aRows * aCols), b16 = ws.reserve(b: bRows * bCols)
-        convertToBF16(rows: aRows, cols: aCols, a, ld: lda, a16)
-        convertToBF16(rows: bRows, cols: bCols, b, ld: ldb, b16)
+        pa = packedBF16(a, rows: aRows, cols: aCols, ld: lda) { ws.reserve(a: $0) }
+        pb = packedBF16(b, rows: bRows, cols: bCols, ld: ldb) { ws.reserve(b: $0) }
         key.lda = aCols; key.ldb = bCols
-        pa = UnsafeRawPointer(a16); pb = UnsafeRawPointer(b16)
     } else {
         pa = UnsafeRawPointer(a); pb = UnsafeRawPointer(b)
     }
-    try ws.matmul(key).execute(src: pa, weights: pb, dst: UnsafeMutableRawPointer(c), workspace: ws)
+    try ws.matmul(key).execute([pa, pb, UnsafeRawPointer(c)], workspace: ws)
+}
+
+/// `rows × cols` floats at `source` (row stride `ld`) as packed bf16: the parameter cache's copy when `source` is a
+/// parameter inside `withParameterCache`, otherwise converted into `scratch(count)`.
+func packedBF16(_ source: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int,
+                scratch: (Int) -> UnsafeMutablePointer<UInt16>) -> UnsafeRawPointer {
+    let key = ParameterCache.Key(address: UInt(bitPattern: source), kind: 0, a: rows, b: cols, c: ld)
+    let sourceBytes = ((rows - 1) * ld + cols) * MemoryLayout<Float>.stride
+    if let cached = ParameterCache.perThread.value.copy(key, sourceBytes: sourceBytes, bytes: rows * cols * 2, fill: {
+        convertToBF16(rows: rows, cols: cols, source, ld: ld, $0.assumingMemoryBound(to: UInt16.self))
+    }) {
+        return cached
+    }
+    let packed = scratch(rows * cols)
+    convertToBF16(rows: rows, cols: cols, source, ld: ld, packed)
+    return UnsafeRawPointer(packed)
 }
 
 /// oneDNN's version and the instruction set it dispatches to, e.g. "oneDNN 2.6.3 (avx512_core_bf16)".

@@ -103,8 +103,9 @@ public final class TrainingStep {
         let a = microBatches.count
         parameters.zeroGrad()
         // Forward and backward run their matrix products in `solver.precision` (the backward's too, as under
-        // torch.autocast); the criterion and everything after the backward stay fp32.
-        try withGEMMPrecision(config.solver.precision) {
+        // torch.autocast); the criterion and everything after the backward stay fp32. The parameters' converted copies
+        // (bf16 operands, oneDNN's blocked convolution weights) are made once here and reused until the optimizer step.
+        try withParameterCache(parameters.values.base, count: parameters.count) { try withGEMMPrecision(config.solver.precision) {
             for (m, batch) in microBatches.enumerated() {
                 var t0 = now()
                 let criterionBefore = report.criterion
@@ -115,7 +116,7 @@ public final class TrainingStep {
                 if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
                 report.backward += now() - t0
             }
-        }
+        } }
         report.allReduceWait = try synchronizer.finish()
         let t0 = now()
         report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)

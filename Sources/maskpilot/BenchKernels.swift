@@ -97,6 +97,8 @@ struct BenchKernels: ParsableCommand {
         print("bf16 peak measured: \(String(format: "%.1f", bf16Peak)) GFLOP/s (\(dnnlDescription())); per shape: "
               + bf16Rates.map { "\($0.0) \(String(format: "%.0f", 100 * $0.1 / bf16Peak)) %" }.joined(separator: ", "))
 
+        try convolutionTable()
+
         // Fused attention: B·heads = 16, Q = 100, keys 4096, head dim 32, forward + backward.
         do {
             let b = 2, heads = 8, tq = 100, tk = 4096, d = 32
@@ -136,16 +138,72 @@ struct BenchKernels: ParsableCommand {
         }
     }
 
+    /// The convolutions of the bench (R18, 256², batch 2) and R50 models, each pass timed as im2col + GEMM and as
+    /// oneDNN's direct convolution, in fp32 and bf16: the table behind `DNNLConvolution.chosen` (docs/perf.md).
+    func convolutionTable() throws {
+        // (name, B, H, W, Cin, Cout, k, stride, padding)
+        let shapes: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            ("stem 7×7/2 3→64 @256²", 2, 256, 256, 3, 64, 7, 2, 3),
+            ("res2 3×3 64→64 @64²", 2, 64, 64, 64, 64, 3, 1, 1),
+            ("res3 3×3/2 64→128 @64²", 2, 64, 64, 64, 128, 3, 2, 1),
+            ("res3 3×3 128→128 @32²", 2, 32, 32, 128, 128, 3, 1, 1),
+            ("res4 3×3 256→256 @16²", 2, 16, 16, 256, 256, 3, 1, 1),
+            ("res5 3×3 512→512 @8²", 2, 8, 8, 512, 512, 3, 1, 1),
+            ("pixel decoder 3×3 256→256 @64²", 2, 64, 64, 256, 256, 3, 1, 1),
+            ("R50 res4 3×3 256→256 @32², B=1", 1, 32, 32, 256, 256, 3, 1, 1),
+        ]
+        print(String(repeating: "-", count: 90))
+        print("convolutions, ms per pass (forward / backward data / backward weights), best of ≥ \(seconds / 4) s:")
+        print(pad("shape", 34) + pad("im2col fp32", 20, left: true) + pad("oneDNN fp32", 20, left: true)
+              + pad("im2col bf16", 20, left: true) + pad("oneDNN bf16", 20, left: true))
+        var rng = RNG(seed: 2)
+        var impls: Set<String> = []
+        for (name, b, h, w, cin, cout, k, s, p) in shapes {
+            let g = ConvGeometry(batch: b, height: h, width: w, inChannels: cin, outChannels: cout, kernelHeight: k,
+                                 kernelWidth: k, stride: s, padding: p)
+            let x = Tensor.uniform([g.inputCount], low: -1, high: 1, rng: &rng)
+            let wt = Tensor.uniform([g.weightCount], low: -0.05, high: 0.05, rng: &rng)
+            let dy = Tensor.uniform([g.outputCount], low: -1, high: 1, rng: &rng)
+            let y = Tensor(uninitialized: [g.outputCount]), dx = Tensor(uninitialized: [g.inputCount])
+            let dw = Tensor(uninitialized: [g.weightCount])
+            let wsCount = g.workspaceCount()
+            let ws = Tensor(uninitialized: [max(1, wsCount)])
+            var cells: [String] = []
+            for (precision, library) in [(GEMMPrecision.fp32, KernelLibrary.openBLAS), (.fp32, .oneDNN), (.bf16, .openBLAS),
+                                         (.bf16, .oneDNN)] {
+                let ms = withGEMMPrecision(precision) { withKernelLibrary(library) { () -> [Double] in
+                    let i = convolutionImplementations(for: g)
+                    impls.formUnion([i.forward, i.backwardData, i.backwardWeights])
+                    return [time(minimum: seconds / 4) {
+                        conv2dForward(x: x.data, weight: wt.data, bias: nil, y: y.data, geometry: g, workspace: ws.data,
+                                      workspaceCount: wsCount)
+                    }, time(minimum: seconds / 4) {
+                        conv2dBackward(x: x.data, weight: wt.data, dy: dy.data, dx: dx.data, dWeight: nil, dBias: nil, geometry: g,
+                                       workspace: ws.data, workspaceCount: wsCount)
+                    }, time(minimum: seconds / 4) {
+                        conv2dBackward(x: x.data, weight: wt.data, dy: dy.data, dx: nil, dWeight: dw.data, dBias: nil, geometry: g,
+                                       workspace: ws.data, workspaceCount: wsCount)
+                    }].map { $0 * 1e3 }
+                } }
+                cells.append(ms.map { String(format: "%.2f", $0) }.joined(separator: "/"))
+            }
+            print(pad(name, 34) + cells.map { pad($0, 20, left: true) }.joined())
+            fflush(nil)
+        }
+        print("oneDNN implementations used: " + impls.filter { $0 != "im2col" }.sorted().joined(separator: ", "))
+    }
+
     func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - s.count))
         return left ? fill + s : s + fill
     }
 
-    /// Best wall-clock seconds of one call of `body`, repeated for at least `seconds` (and ≥ 3 runs).
-    func time(_ body: () -> Void) -> Double {
+    /// Best wall-clock seconds of one call of `body`, repeated for at least `minimum` seconds (default `seconds`;
+    /// and ≥ 3 runs).
+    func time(minimum: Double? = nil, _ body: () -> Void) -> Double {
         body()  // warm-up: page faults, BLAS buffers
         var best = Double.infinity, total = 0.0, runs = 0
-        while total < seconds || runs < 3 {
+        while total < (minimum ?? seconds) || runs < 3 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             body()
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -23,9 +23,16 @@ struct BenchStep: ParsableCommand {
 
     @OptionGroup var precisionOption: PrecisionOption
 
+    @Flag(help: "Run fp32 GEMMs on OpenBLAS and convolutions as im2col + GEMM instead of on oneDNN (for comparison).")
+    var openblas = false
+
+    @Option(help: "After the steps, time the N GEMM shapes of a step with the most work in OpenBLAS and oneDNN (fp32, bf16).")
+    var gemmShapes: Int = 0
+
     func run() throws {
         var cfg = try configOptions.load()
         ComputeThreads.set(threads)
+        if openblas { KernelLibrary.current = .openBLAS }
         try precisionOption.apply(to: &cfg)
         // Under mpirun: data parallelism as `maskpilot train` runs it — solver.ims_per_batch is the global
         // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
@@ -43,7 +50,7 @@ struct BenchStep: ParsableCommand {
         if comm.isCoordinator { print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
-              + "\(threads) thread(s), \(cfg.solver.precision.rawValue)") }
+              + "\(threads) thread(s), \(cfg.solver.precision.rawValue)\(openblas ? ", OpenBLAS + im2col" : "")") }
         let trainer = TrainingStep(config: cfg, communicator: comm)
         let bucketer = (trainer.synchronizer as? BucketedAllReduce)?.bucketer
         if ranks > 1 {
@@ -111,6 +118,57 @@ struct BenchStep: ParsableCommand {
                          inference / (Double(inferenceFlops) / 1e9 / bf16Rate)))
         }
         print(String(format: "final loss %.4f (%d terms)", reports.last!.total, reports.last!.losses.count))
+        if gemmShapes > 0 {
+            let (_, shapes) = try withGEMMShapeLog { try trainer.train(on: batch) }
+            try printGEMMShapes(shapes, top: gemmShapes)
+        }
+    }
+
+    /// The `top` shapes of `shapes` by work (calls × FLOPs), each timed once per backend (best of ≥ 0.2 s), and the
+    /// GEMM time of the step they would take with each backend and with the faster fp32 backend per shape.
+    func printGEMMShapes(_ shapes: [GEMMShape: Int], top: Int) throws {
+        let total = shapes.reduce(0) { $0 + $1.key.flops * $1.value }
+        let chosen = shapes.sorted { $0.key.flops * $0.value > $1.key.flops * $1.value }.prefix(top)
+        let covered = chosen.reduce(0) { $0 + $1.key.flops * $1.value }
+        print(String(repeating: "-", count: 100))
+        print("GEMM shapes of one step: \(shapes.count) shapes, \(shapes.values.reduce(0, +)) calls, "
+              + String(format: "%.1f GFLOP; the top %d hold %.1f %%", Double(total) / 1e9, chosen.count, 100 * Double(covered) / Double(total)))
+        print("shape".padding(toLength: 30, withPad: " ", startingAt: 0) + "calls   share   OpenBLAS   oneDNN fp32   oneDNN bf16   (GFLOP/s)")
+        var rng = RNG(seed: 9)
+        var seconds = (blas: 0.0, dnnl: 0.0, best: 0.0, bf16: 0.0)
+        for (shape, calls) in chosen {
+            let (m, n, k) = (shape.m, shape.n, shape.k)
+            let a = Tensor.uniform([m * k], rng: &rng), b = Tensor.uniform([k * n], rng: &rng), c = Tensor(uninitialized: [m * n])
+            let lda = shape.transA ? m : k, ldb = shape.transB ? k : n
+            var failure: Error?
+            func time(_ body: () throws -> Void) -> Double {
+                var best = Double.infinity, spent = 0.0, runs = 0
+                while spent < 0.2 || runs < 3 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    do { try body() } catch { failure = error }
+                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    best = min(best, dt); spent += dt; runs += 1
+                }
+                return best
+            }
+            let blas = time { sgemm(transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, a: a.data, lda: lda, b: b.data,
+                                    ldb: ldb, c: c.data, ldc: n) }
+            func dnnl(_ input: DNNLType) -> Double {
+                time { try dnnlGemm(input: input, transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, a: a.data, lda: lda,
+                                    b: b.data, ldb: ldb, c: c.data, ldc: n) }
+            }
+            let f32 = dnnl(.f32), b16 = dnnl(.bf16)
+            if let failure { throw RuntimeError("bench step --gemm-shapes: \(failure)") }
+            let times = Double(calls)
+            seconds.blas += times * blas; seconds.dnnl += times * f32; seconds.best += times * min(blas, f32)
+            seconds.bf16 += times * b16
+            let rate = { (t: Double) in String(format: "%.1f", Double(shape.flops) / t / 1e9) }
+            print(shape.description.padding(toLength: 30, withPad: " ", startingAt: 0)
+                  + String(format: "%5d  %5.1f %%  ", calls, 100 * Double(shape.flops * calls) / Double(total))
+                  + rate(blas).leftPadded(9) + rate(f32).leftPadded(14) + rate(b16).leftPadded(14))
+        }
+        print(String(format: "these shapes' time per step: OpenBLAS %.3f s, oneDNN fp32 %.3f s, the faster of the two per shape %.3f s, "
+                     + "oneDNN bf16 %.3f s", seconds.blas, seconds.dnnl, seconds.best, seconds.bf16))
     }
 
     /// Single-thread-or-configured GEMM GFLOP/s at n = 512 in `precision` (best of 5).
@@ -128,6 +186,10 @@ struct BenchStep: ParsableCommand {
         }
         return 2 * Double(n * n * n) / best / 1e9
     }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
 }
 
 /// Random images with 3 rectangles per image (random classes) as targets, for benchmarks.

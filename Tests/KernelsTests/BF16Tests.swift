@@ -73,13 +73,39 @@ import Testing
         }
     }
 
-    @Test func fp32ThroughOneDNNMatchesOpenBLAS() throws {
-        let m = 31, n = 17, k = 45
-        let a = testTensor([m * k], seed: 5).values, b = testTensor([k * n], seed: 6).values
-        var blas = [Float](repeating: 0, count: m * n), dnnl = blas
-        sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &blas, ldc: n)
-        try dnnlGemm(input: .f32, transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &dnnl, ldc: n)
-        #expect(allClose(dnnl, blas, rtol: 1e-5, atol: 1e-5).passed)
+    /// fp32 `sgemm` runs oneDNN's matmul (bit for bit `dnnlGemm(input: .f32)`), which agrees with OpenBLAS up to
+    /// fp32 accumulation order (2·k·2⁻²⁴ of Σ|products|) for every transpose, padded strides, alpha and beta, and
+    /// leaves the padding alone.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func fp32ThroughOneDNNMatchesOpenBLAS(_ transA: Bool, _ transB: Bool) throws {
+        let m = 31, n = 17, k = 45, pad = 2
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
+        let a = testTensor([aRows * lda], seed: 5).values, b = testTensor([bRows * ldb], seed: 6).values
+        let c0 = testTensor([m * ldc], seed: 7).values
+        for (alpha, beta) in [(Float(1), Float(0)), (Float(0.5), Float(1)), (Float(-3), Float(0.25))] {
+            var blas = c0, dnnl = c0, viaSgemm = c0, magnitude = [Float](repeating: 0, count: m * ldc)
+            withKernelLibrary(.openBLAS) {
+                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: beta, c: &blas, ldc: ldc)
+            }
+            try dnnlGemm(input: .f32, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                         ldb: ldb, beta: beta, c: &dnnl, ldc: ldc)
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+                  c: &viaSgemm, ldc: ldc)
+            sgemmReference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: abs(alpha), a: a.map(abs), lda: lda,
+                           b: b.map(abs), ldb: ldb, c: &magnitude, ldc: ldc)
+            for i in 0..<m {
+                for j in 0..<n {
+                    let e = i * ldc + j
+                    let bound = (2 * Double(k) * Double(magnitude[e]) + 4 * abs(Double(beta * c0[e]))) / 16_777_216 + 1e-30
+                    #expect(abs(Double(dnnl[e]) - Double(blas[e])) <= bound, "(\(i), \(j)) alpha \(alpha) beta \(beta)")
+                    #expect(viaSgemm[e].bitPattern == dnnl[e].bitPattern)
+                }
+                for j in n..<ldc { #expect(viaSgemm[i * ldc + j] == c0[i * ldc + j], "padding written") }
+            }
+        }
     }
 
     @Test func thisMachineRunsBF16() throws {

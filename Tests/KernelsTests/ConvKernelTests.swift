@@ -1,16 +1,20 @@
-// Tests of the im2col + sgemm convolution kernels against the direct-loop reference twin.
+// Tests of the convolution kernels (oneDNN's direct convolution where chosen, im2col + sgemm) against the direct-loop
+// reference twin.
 // Reference semantics: torch.nn.functional.conv2d (NHWC activations, OHWI weights here).
 import Kernels
 import Testing
 import _TestSupport
 
 @Suite struct ConvKernelTests {
-    /// (B, H, W, Cin, Cout, k, stride, padding): pointwise, strided 1×1, 3×3 and 7×7, odd sizes, C = 1.
+    /// (B, H, W, Cin, Cout, k, stride, padding): pointwise, strided 1×1, 3×3 and 7×7, odd sizes, C = 1; the last four
+    /// with enough channels for oneDNN's backward data (a stem-like 7×7 from 3 channels, strided and padded 3×3s).
     static let cases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
         (2, 5, 6, 3, 4, 1, 1, 0), (1, 7, 5, 2, 3, 1, 2, 0), (2, 6, 7, 3, 5, 3, 1, 1), (1, 7, 6, 4, 2, 3, 2, 1),
         (1, 9, 8, 3, 2, 7, 2, 3), (1, 8, 7, 2, 3, 7, 1, 3), (1, 5, 5, 1, 1, 3, 1, 0), (1, 8, 8, 2, 3, 3, 2, 0),
         (2, 3, 4, 2, 2, 3, 1, 2), (1, 4, 4, 1, 1, 1, 1, 1),
+        (2, 9, 7, 16, 24, 3, 1, 1), (1, 10, 9, 32, 16, 3, 2, 1), (1, 13, 11, 3, 16, 7, 2, 3), (1, 6, 7, 20, 8, 3, 2, 0),
     ]
+    static let libraries: [KernelLibrary] = [.oneDNN, .openBLAS]
 
     static func geometry(_ c: (Int, Int, Int, Int, Int, Int, Int, Int)) -> ConvGeometry {
         ConvGeometry(batch: c.0, height: c.1, width: c.2, inChannels: c.3, outChannels: c.4,
@@ -26,8 +30,8 @@ import _TestSupport
                              kernelWidth: 1).isPointwise)
     }
 
-    @Test(arguments: 0..<cases.count)
-    func forwardMatchesReference(_ index: Int) {
+    @Test(arguments: 0..<cases.count, libraries)
+    func forwardMatchesReference(_ index: Int, _ library: KernelLibrary) { withKernelLibrary(library) {
         let g = Self.geometry(Self.cases[index])
         let x = randomFloats(g.inputCount, seed: 1), w = randomFloats(g.weightCount, seed: 2)
         let b = randomFloats(g.outChannels, seed: 3)
@@ -46,10 +50,10 @@ import _TestSupport
             let rep2 = allClose(y, refNoBias)
             #expect(rep2.passed, "\(g) no bias, maxBytes \(maxBytes): \(rep2)")
         }
-    }
+    } }
 
-    @Test(arguments: 0..<cases.count)
-    func backwardMatchesReference(_ index: Int) {
+    @Test(arguments: 0..<cases.count, libraries)
+    func backwardMatchesReference(_ index: Int, _ library: KernelLibrary) { withKernelLibrary(library) {
         let g = Self.geometry(Self.cases[index])
         let x = randomFloats(g.inputCount, seed: 4), w = randomFloats(g.weightCount, seed: 5)
         let dy = randomFloats(g.outputCount, seed: 6)
@@ -75,6 +79,29 @@ import _TestSupport
             conv2dBackward(x: x, weight: w, dy: dy, dx: nil, dWeight: &dw2, dBias: nil, geometry: g,
                            workspace: &ws, workspaceCount: ws.count)
             #expect(dw2 == dw, "dW alone \(g)")
+        }
+    } }
+
+    /// The oneDNN library really runs oneDNN (an optimized kernel, not its reference one) for every non-pointwise
+    /// case, in both precisions, except backward data from few channels; pointwise convs and `.openBLAS` never do.
+    @Test func oneDNNRunsWhereChosen() {
+        for precision in GEMMPrecision.allCases {
+            withGEMMPrecision(precision) {
+                for c in Self.cases {
+                    let g = Self.geometry(c)
+                    let impl = convolutionImplementations(for: g)
+                    if g.isPointwise {
+                        #expect(impl.forward == "im2col" && impl.backwardWeights == "im2col", "\(g)")
+                        continue
+                    }
+                    for name in [impl.forward, impl.backwardWeights] {
+                        #expect(name != "im2col" && !name.hasPrefix("ref"), "\(precision) \(g): \(impl)")
+                    }
+                    #expect((impl.backwardData == "im2col") == (g.inChannels < 16), "\(precision) \(g): \(impl)")
+                    let forced = withKernelLibrary(.openBLAS) { convolutionImplementations(for: g) }
+                    #expect(forced.forward == "im2col" && forced.backwardData == "im2col" && forced.backwardWeights == "im2col")
+                }
+            }
         }
     }
 

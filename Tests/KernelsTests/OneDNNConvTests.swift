@@ -1,0 +1,130 @@
+// Tests of oneDNN's convolution in bf16 (against the emulated twin and the fp32 reference, within bounds derived from
+// bf16's precision) and of the parameter cache (copies made once per scope, made again in the next).
+// Reference semantics: torch.nn.functional.conv2d under torch.autocast("cpu", dtype=torch.bfloat16).
+import Kernels
+import Testing
+import _TestSupport
+
+@Suite struct OneDNNConvTests {
+    /// (B, H, W, Cin, Cout, k, stride, padding), all run by oneDNN (backward data from 16 channels on).
+    static let cases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
+        (2, 9, 7, 16, 24, 3, 1, 1), (1, 10, 9, 32, 16, 3, 2, 1), (1, 13, 11, 3, 16, 7, 2, 3), (1, 6, 7, 20, 8, 3, 2, 0),
+    ]
+
+    static func geometry(_ c: (Int, Int, Int, Int, Int, Int, Int, Int)) -> ConvGeometry {
+        ConvGeometry(batch: c.0, height: c.1, width: c.2, inChannels: c.3, outChannels: c.4,
+                     kernelHeight: c.5, kernelWidth: c.5, stride: c.6, padding: c.7)
+    }
+
+    /// Every entry of `got` within `bound(i)` of `want`; the worst case in the message.
+    static func within(_ got: [Float], _ want: [Float], _ bound: (Int) -> Double) -> (Bool, String) {
+        var worst = 0.0, at = -1
+        for i in got.indices {
+            let excess = Swift.abs(Double(got[i]) - Double(want[i])) / bound(i)
+            if !(excess <= worst) { worst = excess; at = i }
+        }
+        return (worst <= 1, "worst |Δ| / bound \(worst) at \(at)")
+    }
+
+    /// Forward and backward in bf16: oneDNN equals the emulated twin (bf16 operands, fp32 accumulation through
+    /// OpenBLAS) up to fp32 accumulation order (2·k·2⁻²⁴ of Σ|products|), and the fp32 reference within
+    /// `bf16ProductBound`.
+    @Test(arguments: 0..<cases.count)
+    func bf16MatchesTwinAndReference(_ index: Int) {
+        let g = Self.geometry(Self.cases[index])
+        let x = randomFloats(g.inputCount, seed: 11), w = randomFloats(g.weightCount, seed: 12, low: -0.5, high: 0.5)
+        let b = randomFloats(g.outChannels, seed: 13), dy = randomFloats(g.outputCount, seed: 14)
+        // fp32 references and the sums of magnitudes (the same convolutions of absolute values).
+        var ref = [Float](repeating: 0, count: g.outputCount), mag = ref
+        conv2dForwardReference(x: x, weight: w, bias: b, y: &ref, geometry: g)
+        conv2dForwardReference(x: x.map(abs), weight: w.map(abs), bias: b.map(abs), y: &mag, geometry: g)
+        var rdx = [Float](repeating: 0, count: g.inputCount), rdw = [Float](repeating: 0, count: g.weightCount)
+        var mdx = rdx, mdw = rdw
+        conv2dBackwardReference(x: x, weight: w, dy: dy, dx: &rdx, dWeight: &rdw, dBias: nil, geometry: g)
+        conv2dBackwardReference(x: x.map(abs), weight: w.map(abs), dy: dy.map(abs), dx: &mdx, dWeight: &mdw, dBias: nil,
+                                geometry: g)
+
+        func run() -> (y: [Float], dx: [Float], dw: [Float]) {
+            var ws = [Float](repeating: .nan, count: Swift.max(1, g.workspaceCount()))
+            var y = [Float](repeating: .nan, count: g.outputCount)
+            var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
+            conv2dForward(x: x, weight: w, bias: b, y: &y, geometry: g, workspace: &ws, workspaceCount: ws.count)
+            conv2dBackward(x: x, weight: w, dy: dy, dx: &dx, dWeight: &dw, dBias: nil, geometry: g, workspace: &ws,
+                           workspaceCount: ws.count)
+            return (y, dx, dw)
+        }
+        let onednn = withGEMMPrecision(.bf16) { run() }
+        let twin = withGEMMPrecision(.bf16) { withEmulatedBF16 { run() } }
+        let fp32 = 1.0 / 16_777_216
+        let kForward = g.patchSize, kData = g.outChannels * g.kernelHeight * g.kernelWidth, kWeights = g.outPixels
+        for (name, got, emulated, want, magnitude, k) in [
+            ("y", onednn.y, twin.y, ref, mag, kForward), ("dx", onednn.dx, twin.dx, rdx, mdx, kData),
+            ("dW", onednn.dw, twin.dw, rdw, mdw, kWeights),
+        ] {
+            let (twinOK, twinWorst) = Self.within(got, emulated) { 2 * Double(k) * fp32 * Double(magnitude[$0]) + 1e-30 }
+            #expect(twinOK, "\(name) \(g) vs emulated twin: \(twinWorst)")
+            let (refOK, refWorst) = Self.within(got, want) { bf16ProductBound(magnitude: Double(magnitude[$0]), k: k) }
+            #expect(refOK, "\(name) \(g) vs fp32 reference: \(refWorst)")
+            #expect(got != want, "\(name) \(g): bf16 gave exactly the fp32 result, so it did not round")
+        }
+    }
+
+    /// `count` floats at a fixed address (parameters must not move between calls).
+    final class Parameters {
+        let pointer: UnsafeMutablePointer<Float>
+        let count: Int
+        init(_ values: [Float]) {
+            count = values.count
+            pointer = .allocate(capacity: count)
+            pointer.initialize(from: values, count: count)
+        }
+        deinit { pointer.deallocate() }
+        func scale(by s: Float) { for i in 0..<count { pointer[i] *= s } }
+    }
+
+    /// In bf16, inside one scope a parameter's converted copy is made once (a change to the parameter inside the scope
+    /// is not seen: the documented contract), the next scope makes it again, and outside any scope nothing is cached.
+    /// In fp32 nothing is cached (the GEMM reads the parameter, the convolution reorders it per call).
+    @Test(arguments: GEMMPrecision.allCases)
+    func parameterCacheLivesForOneScope(_ precision: GEMMPrecision) {
+        let g = ConvGeometry(batch: 1, height: 8, width: 7, inChannels: 16, outChannels: 8, kernelHeight: 3, kernelWidth: 3,
+                             padding: 1)
+        let x = randomFloats(g.inputCount, seed: 21)
+        let a = randomFloats(5 * g.patchSize, seed: 22)
+        let params = Parameters(randomFloats(g.weightCount + 3, seed: 23))
+        let w = params.pointer + 3   // a parameter that is not the first in the buffer
+        var ws = [Float](repeating: 0, count: g.workspaceCount())
+        func conv() -> [Float] {
+            var y = [Float](repeating: .nan, count: g.outputCount)
+            conv2dForward(x: x, weight: w, bias: nil, y: &y, geometry: g, workspace: &ws, workspaceCount: ws.count)
+            return y
+        }
+        func gemm() -> [Float] {   // a · wᵀ: w as the transposed B operand, as a linear layer uses its weight
+            var c = [Float](repeating: .nan, count: 5 * g.outChannels)
+            sgemm(transA: false, transB: true, m: 5, n: g.outChannels, k: g.patchSize, a: a, lda: g.patchSize, b: w,
+                  ldb: g.patchSize, c: &c, ldc: g.outChannels)
+            return c
+        }
+        withGEMMPrecision(precision) {
+            let plain = (conv(), gemm())
+            // Doubling is exact in bf16 and fp32 and commutes with every product and sum.
+            let doubled = (plain.0.map { 2 * $0 }, plain.1.map { 2 * $0 })
+            withParameterCache(params.pointer, count: params.count) {
+                #expect(conv() == plain.0 && gemm() == plain.1, "a cached copy computes what the parameter does")
+                params.scale(by: 2)
+                let stale = (conv(), gemm())
+                if precision == .bf16 {
+                    #expect(stale.0 == plain.0, "the convolution's bf16 weights were reordered once in the scope")
+                    #expect(stale.1 == plain.1, "the GEMM's bf16 operand was converted once in the scope")
+                } else {
+                    #expect(stale.0 == doubled.0 && stale.1 == doubled.1, "fp32 caches nothing")
+                }
+            }
+            withParameterCache(params.pointer, count: params.count) {
+                #expect(conv() == doubled.0 && gemm() == doubled.1, "the next scope makes the copies again")
+            }
+            params.scale(by: 0.5)
+            #expect(conv() == plain.0 && gemm() == plain.1, "outside a scope nothing is cached")
+        }
+    }
+}
