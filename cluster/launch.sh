@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Launch `maskpilot train` (or any maskpilot command) across MPI ranks with mpirun.
-# Usage: cluster/launch.sh -n RANKS [--hostfile FILE] [--bin PATH] [--dry-run] -- train --config configs/x.yaml [...]
+# Usage: cluster/launch.sh [-n RANKS] [-t THREADS] [--hostfile FILE] [--bin PATH] [--dry-run] -- train --config x.yaml [...]
 #
 # Cores per node come from the compute nodes, not from this machine: a hostfile's `slots=` (one slot per core),
 # else the Slurm allocation (SLURM_JOB_CPUS_PER_NODE / SLURM_CPUS_ON_NODE, SLURM_JOB_NUM_NODES) when launched
 # inside one, else this machine's `nproc`. Ranks per node = ⌈ranks ÷ nodes⌉ and threads per rank
 # T = cores ÷ ranks per node (at least 1); OPENBLAS_NUM_THREADS and OMP_NUM_THREADS are set to T and each rank
 # is bound to T cores (mpirun --use-hwthread-cpus --map-by ppr:R:node:PE=T, R ranks per node). With more ranks than cores, ranks are not
-# bound (--oversubscribe --bind-to none). Adds Open MPI's run-as-root settings when run as root.
+# bound (--oversubscribe --bind-to none). `-t THREADS` alone fills every node with cores ÷ THREADS ranks of THREADS
+# threads (e.g. `-t 8` on 4 nodes of 32 cores: 16 ranks, 4 per node); with -n too, THREADS per rank as given (ranks
+# per node × THREADS must fit the cores). Without either, 2 ranks. Adds Open MPI's run-as-root settings when run as root.
 # --dry-run prints the mpirun command instead of running it. SIGTERM to this script stops training cleanly (exit 0).
 set -euo pipefail
-ranks=2; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"; dry=0
+ranks=""; want_threads=""; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"; dry=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) ranks="$2"; shift 2 ;;
+    -t|--threads) want_threads="$2"; shift 2 ;;
     --hostfile) hostfile="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     --dry-run) dry=1; shift ;;
@@ -21,10 +24,16 @@ while [ $# -gt 0 ]; do
     *) echo "launch.sh: unknown option $1 (use -- before the maskpilot arguments)" >&2; exit 2 ;;
   esac
 done
-case "$ranks" in ''|*[!0-9]*|0) echo "launch.sh: -n needs a positive number of ranks, got '$ranks'" >&2; exit 2 ;; esac
+if [ -n "$want_threads" ]; then
+  case "$want_threads" in *[!0-9]*|0) echo "launch.sh: -t needs a positive number of threads, got '$want_threads'" >&2; exit 2 ;; esac
+fi
+[ -n "$ranks" ] || [ -n "$want_threads" ] || ranks=2
+if [ -n "$ranks" ]; then
+  case "$ranks" in *[!0-9]*|0) echo "launch.sh: -n needs a positive number of ranks, got '$ranks'" >&2; exit 2 ;; esac
+fi
 [ "$dry" -eq 1 ] || [ -x "$bin" ] || { echo "launch.sh: $bin not found; run 'make build' first" >&2; exit 2; }
 
-args=(-np "$ranks")
+args=()
 if [ -n "$hostfile" ]; then
   [ -r "$hostfile" ] || { echo "launch.sh: cannot read the hostfile $hostfile" >&2; exit 2; }
   args+=(--hostfile "$hostfile")
@@ -44,12 +53,20 @@ else
 fi
 [ "$nodes" -ge 1 ] 2>/dev/null || nodes=1
 [ "$cores" -ge 1 ] 2>/dev/null || cores=1
+if [ -z "$ranks" ]; then
+  [ "$want_threads" -le "$cores" ] || { echo "launch.sh: -t $want_threads is more than the $cores core(s) per node ($source)" >&2; exit 2; }
+  ranks=$(( nodes * (cores / want_threads) ))
+fi
+args=(-np "$ranks" "${args[@]}")
 per_node=$(( (ranks + nodes - 1) / nodes ))
+if [ -n "$want_threads" ] && [ $(( per_node * want_threads )) -gt "$cores" ]; then
+  echo "launch.sh: $per_node rank(s) per node × $want_threads thread(s) is more than the $cores core(s) per node ($source)" >&2; exit 2
+fi
 if [ "$per_node" -gt "$cores" ]; then
   threads=1
   args+=(--oversubscribe --bind-to none)
 else
-  threads=$(( cores / per_node ))
+  threads=${want_threads:-$(( cores / per_node ))}
   # Hardware threads are the CPUs here (as nproc and Slurm count them), so PE=T means T of them on any machine,
   # with or without SMT.
   args+=(--use-hwthread-cpus --map-by "ppr:$per_node:node:PE=$threads" --bind-to hwthread)

@@ -39,6 +39,25 @@ check_ranks "1 rank on $cores cores: $cores thread(s), bound to $cores core(s)" 
 cluster/launch.sh -n "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/full" 2>&1
 check_ranks "$cores ranks on $cores cores: 1 thread each, one core each" 1 "$tmp/full" "$cores"
 
+cluster/launch.sh -t "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/bythreads" 2>&1
+check_ranks "-t $cores: one rank of $cores threads per node" "$cores" "$tmp/bythreads" 1
+cluster/launch.sh -t 1 --bin /bin/sh -- -c "$probe" >"$tmp/bythreads1" 2>&1
+check_ranks "-t 1: $cores ranks of 1 thread" 1 "$tmp/bythreads1" "$cores"
+printf 'node1 slots=32\nnode2 slots=32\n' >"$tmp/two-nodes"
+out=$(cluster/launch.sh -t 8 --hostfile "$tmp/two-nodes" --dry-run -- train 2>&1)
+if echo "$out" | grep -q "8 rank(s) on 2 node(s) of 32 core(s).*4 per node, 8 thread(s) each" && echo "$out" | grep -q "ppr:4:node:PE=8"; then
+  ok "-t 8 on 2 nodes of 32 cores: 8 ranks, 4 per node, bound to 8 cores each"
+else
+  bad "-t 8 placement" "$out"
+fi
+if cluster/launch.sh -n 4 -t "$cores" --bin /bin/sh -- -c true >"$tmp/toomany" 2>&1; then
+  bad "-n × -t beyond the cores refused" "it ran"
+elif grep -q "more than the $cores core(s)" "$tmp/toomany"; then
+  ok "-n 4 -t $cores beyond the cores is refused"
+else
+  bad "-n × -t beyond the cores refused" "$(cat "$tmp/toomany")"
+fi
+
 printf 'localhost slots=%s\n' "$cores" >"$tmp/hostfile"
 cluster/launch.sh -n 1 --hostfile "$tmp/hostfile" --bin /bin/sh -- -c "$probe" >"$tmp/hostfile.out" 2>&1
 check_ranks "hostfile 'localhost slots=$cores', 1 rank: $cores thread(s)" "$cores" "$tmp/hostfile.out" 1

@@ -3,7 +3,9 @@
 #  1. N steps + --resume + N steps equals 2N steps straight, bitwise (maskpilot checkpoint diff);
 #  2. a different world size resumes, with a warning that the data order changes;
 #  3. a config change that alters the model is refused, naming the key;
-#  4. SIGTERM mid-run leaves a complete checkpoint and exits 0.
+#  4. SIGTERM mid-run leaves a complete checkpoint and exits 0;
+#  5. on one rank, 20 steps on 1 thread + --resume on 2 threads equals 40 steps on 2 threads, bitwise (results do
+#     not depend on the thread count).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/maskpilot
@@ -52,6 +54,15 @@ if [ "$code" -eq 0 ] && [ -n "$latest" ] && "$bin" checkpoint inspect "$tmp/sign
   ok "SIGTERM mid-run: exit 0 and a complete checkpoint ($latest)"
 else
   bad "SIGTERM" "exit $code, pointer '$latest'; $(tail -3 "$tmp/signal.log")"
+fi
+"$bin" train "${common[@]}" --threads 2 --output "$tmp/t2" >"$tmp/t2.log" 2>&1
+"$bin" train "${common[@]}" --threads 1 --output "$tmp/t12" --iterations 20 >"$tmp/t12a.log" 2>&1
+"$bin" train "${common[@]}" --threads 2 --output "$tmp/t12" --resume >"$tmp/t12b.log" 2>&1
+if grep -q "threads: 2 compute" "$tmp/t12b.log" && grep -q "threads: 1 compute" "$tmp/t12a.log" \
+   && "$bin" checkpoint diff "$tmp/t2/model_final.h5" "$tmp/t12/model_final.h5" 2>&1 | grep -q "tensors: all identical"; then
+  ok "20 steps on 1 thread + resume on 2 threads == 40 steps on 2 threads, bitwise"
+else
+  bad "resume across --threads" "$(tail -2 "$tmp/t12b.log"; "$bin" checkpoint diff "$tmp/t2/model_final.h5" "$tmp/t12/model_final.h5" 2>&1 | tail -3)"
 fi
 echo "resume: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,12 +24,29 @@ static inline void *mp_gomp(const char *name) {
     return lib ? dlsym(lib, name) : 0;
 }
 static inline int mp_dnnl_set_threads(int n) {
-    void (*f)(int) = (void (*)(int))mp_gomp("omp_set_num_threads");
+    static void (*f)(int) = 0;
+    static int looked = 0;
+    if (!looked) { f = (void (*)(int))mp_gomp("omp_set_num_threads"); looked = 1; }
     if (!f) return -1;
     f(n > 0 ? n : 1);
     return 0;
 }
 static inline int mp_dnnl_get_threads(void) {
-    int (*f)(void) = (int (*)(void))mp_gomp("omp_get_max_threads");
+    static int (*f)(void) = 0;
+    static int looked = 0;
+    if (!looked) { f = (int (*)(void))mp_gomp("omp_get_max_threads"); looked = 1; }
     return f ? f() : -1;
+}
+
+/// libgomp's entry for `#pragma omp parallel` (GCC's ABI: fn(data) runs on every thread of a team of `threads`,
+/// the caller among them), so that MaskPilot's own parallel loops run on the same OpenMP threads as oneDNN's instead
+/// of a second pool competing with them. -1 when libgomp is not loaded.
+typedef void (*mp_omp_body)(void *);
+static inline int mp_omp_parallel(mp_omp_body fn, void *data, unsigned threads) {
+    static void (*entry)(mp_omp_body, void *, unsigned, unsigned) = 0;
+    static int looked = 0;
+    if (!looked) { entry = (void (*)(mp_omp_body, void *, unsigned, unsigned))mp_gomp("GOMP_parallel"); looked = 1; }
+    if (!entry) return -1;
+    entry(fn, data, threads, 0);
+    return 0;
 }

@@ -155,6 +155,7 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     precondition(g.isPointwise || (workspace != nil && workspaceCount >= wo * k),
                  "conv2dForward needs a workspace of at least \(wo * k) floats for \(g)")
     if lines == 0 { return }
+    logConvolution(g)
     if let conv = DNNLConvolution.chosen(for: g) {
         do {
             if try conv.forward(x: x, weight: weight, bias: bias, y: y) { return }

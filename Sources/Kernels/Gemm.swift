@@ -24,6 +24,7 @@ public enum GEMMPrecision: String, Sendable, CaseIterable, Codable {
         var value = GEMMPrecision.fp32, emulated = false
         var library = KernelLibrary.oneDNN
         var shapes: [GEMMShape: Int]?   // calls per shape while `withGEMMShapeLog` runs
+        var convolutions: [ConvGeometry: Int]?
     }
     fileprivate static let perThread = ThreadLocal { Box() }
 
@@ -94,26 +95,45 @@ private func emulatedBF16Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int
                 Int32(m), Int32(n), Int32(k), alpha, ra, Int32(aCols), rb, Int32(bCols), beta, c, Int32(ldc))
 }
 
-/// A GEMM's shape as `sgemm` receives it (strides aside).
+/// A GEMM as `sgemm` receives it: shape, row strides, alpha and beta.
 public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
     public let transA: Bool, transB: Bool
     public let m: Int, n: Int, k: Int
-    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+    public let lda: Int, ldb: Int, ldc: Int
+    public let alpha: Float, beta: Float
+    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil,
+                alpha: Float = 1, beta: Float = 0) {
         self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+        self.lda = lda ?? (transA ? m : k); self.ldb = ldb ?? (transB ? k : n); self.ldc = ldc ?? n
+        self.alpha = alpha; self.beta = beta
     }
     public var flops: Int { 2 * m * n * k }
-    public var description: String { "\(m)×\(k)\(transA ? "ᵀ" : "")·\(k)×\(n)\(transB ? "ᵀ" : "")" }
+    /// `M×Kᵀ·K×N` with the strides, alpha and beta where they are not the packed defaults.
+    public var description: String {
+        var s = "\(m)×\(k)\(transA ? "ᵀ" : "")·\(k)×\(n)\(transB ? "ᵀ" : "")"
+        if lda != (transA ? m : k) || ldb != (transB ? k : n) || ldc != n { s += " ld \(lda),\(ldb),\(ldc)" }
+        if alpha != 1 { s += " α\(alpha)" }
+        if beta != 0 { s += " β\(beta)" }
+        return s
+    }
 }
 
-/// Runs `body` and returns, with its result, how many `sgemm` calls of each shape it made on this thread (for
-/// benchmarks: which shapes a step's GEMM time is spent on).
-public func withGEMMShapeLog<T>(_ body: () throws -> T) rethrows -> (T, [GEMMShape: Int]) {
+/// Runs `body` and returns, with its result, how many `sgemm` calls of each shape and convolution forwards of each
+/// geometry it made on this thread (for benchmarks: which shapes a step's GEMM time is spent on).
+public func withGEMMShapeLog<T>(_ body: () throws -> T) rethrows -> (T, [GEMMShape: Int], [ConvGeometry: Int]) {
     let box = GEMMPrecision.perThread.value
-    let saved = box.shapes
+    let saved = (box.shapes, box.convolutions)
     box.shapes = [:]
-    defer { box.shapes = saved }
+    box.convolutions = [:]
+    defer { (box.shapes, box.convolutions) = saved }
     let result = try body()
-    return (result, box.shapes ?? [:])
+    return (result, box.shapes ?? [:], box.convolutions ?? [:])
+}
+
+/// Counts a convolution forward of `geometry` while `withGEMMShapeLog` runs.
+func logConvolution(_ geometry: ConvGeometry) {
+    let box = GEMMPrecision.perThread.value
+    if box.convolutions != nil { box.convolutions![geometry, default: 0] += 1 }
 }
 
 /// Runs `body` with this thread's GEMMs in `precision`, then restores the previous one.
@@ -147,7 +167,10 @@ public func sgemm(
         return
     }
     let precision = GEMMPrecision.perThread.value   // one thread-local lookup per call
-    if precision.shapes != nil { precision.shapes![GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k), default: 0] += 1 }
+    if precision.shapes != nil {
+        precision.shapes![GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha,
+                                    beta: beta), default: 0] += 1
+    }
     if precision.value == .bf16 {
         if precision.emulated {
             emulatedBF16Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -202,13 +225,18 @@ public enum BLASThreads {
     public static var current: Int { Int(mp_blas_get_threads()) }
 }
 
-/// The threads of both GEMM libraries, set together so that OpenBLAS and oneDNN (OpenMP) never oversubscribe the
-/// cores a rank is given. oneDNN's count applies to the calling thread's calls (the step runs on one thread).
+/// A rank's compute threads: OpenBLAS's, oneDNN's (OpenMP) and MaskPilot's own parallel loops (`parallelFor`, run on
+/// the same OpenMP threads), set together so that they never oversubscribe the cores a rank is given. oneDNN's count
+/// applies to the calling thread's calls (the step runs on one thread).
 public enum ComputeThreads {
     public static func set(_ n: Int) {
         BLASThreads.set(n)
         DNNLThreads.set(n)
+        IntraOpThreads.set(n)
     }
+
+    /// The count last set (MaskPilot's loops; the GEMM libraries were given the same).
+    public static var current: Int { IntraOpThreads.current }
 }
 
 /// Throws (naming oneDNN's call and status) unless this machine runs a bf16 matmul, so that choosing bf16 fails at

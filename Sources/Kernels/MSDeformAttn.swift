@@ -103,9 +103,11 @@ public func msDeformAttnForward(value: UnsafePointer<Float>, locations: UnsafePo
     zeros.initialize(repeating: 0, count: d)
     defer { table.deallocate(); zeros.deallocate() }
     let zp = UnsafePointer(zeros)
-    for b in 0..<s.batch {
+    // Queries in chunks (each writes its own output rows).
+    parallelFor(s.batch * nq, grain: Swift.max(1, 16_384 / Swift.max(1, nh * nl * np * d))) { chunk in for bq in chunk {
+        let b = bq / nq, q = bq % nq
         let vb = value + b * tokenFloats
-        for q in 0..<nq {
+        do {
             for h in 0..<nh {
                 let row = (b * nq + q) * nh + h
                 let o = out + row * d
@@ -143,7 +145,7 @@ public func msDeformAttnForward(value: UnsafePointer<Float>, locations: UnsafePo
                 }
             }
         }
-    }
+    } }
 }
 
 /// MSDA backward. Each requested gradient is overwritten (pass nil to skip one):
@@ -166,18 +168,22 @@ public func msDeformAttnBackward(value: UnsafePointer<Float>, locations: UnsafeP
     if let dValue, s.valueCount > 0 { dValue.update(repeating: 0, count: s.valueCount) }
     let needReductions = dLocations != nil || dWeights != nil
     let table = levelTable(s)
-    // Taps outside the map read `zeros` and scatter into `sink` (whose contents are never read).
+    // Taps outside the map read `zeros` and scatter into a chunk's `sink` (whose contents are never read).
     let zeros = UnsafeMutablePointer<Float>.allocate(capacity: d)
     zeros.initialize(repeating: 0, count: d)
-    let sink = UnsafeMutablePointer<Float>.allocate(capacity: d)
-    sink.initialize(repeating: 0, count: d)
-    defer { table.deallocate(); zeros.deallocate(); sink.deallocate() }
+    defer { table.deallocate(); zeros.deallocate() }
     let zp = UnsafePointer(zeros)
-    for b in 0..<s.batch {
+    // One chunk per (image, head): a head's value gradient is its own channel slice, so chunks never write the same
+    // element, and within a chunk the queries scatter in the order they always did (q, then level, then point).
+    parallelChunks(s.batch * nh) { bh in
+        let b = bh / nh, h = bh % nh
+        let sink = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        sink.initialize(repeating: 0, count: d)
+        defer { sink.deallocate() }
         let vb = value + b * tokenFloats
         let gb = dValue.map { $0 + b * tokenFloats }
         for q in 0..<nq {
-            for h in 0..<nh {
+            do {
                 let row = (b * nq + q) * nh + h
                 let g = dOut + row * d
                 let locRow = locations + row * nl * np * 2, wRow = weights + row * nl * np

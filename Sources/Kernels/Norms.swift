@@ -157,7 +157,7 @@ public func layerNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
     precondition(rows >= 0 && dim > 0, "layerNorm: \(rows) rows × \(dim)")
     let d = dim
     let invD = 1 / Double(dim)
-    for r in 0..<rows {
+    parallelFor(rows, grain: rowGrain(d)) { chunk in for r in chunk {
         let xr = x + r * d, yr = y + r * d
         // Shifted two-pass statistics: a first mean m, then deviations from it give the exact
         // mean μ = m + Σ(x − m)/D and variance Σ(x − m)²/D − (μ − m)² (no cancellation).
@@ -172,7 +172,7 @@ public func layerNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
         rstd?[r] = rs
         let a = Float(rs)
         for k in 0..<d { yr[k] = (xr[k] - m) * a * weight[k] + bias[k] }
-    }
+    } }
 }
 
 /// Layer norm backward from the saved `mean`/`rstd` `[rows]`; each requested gradient is overwritten.
@@ -188,28 +188,32 @@ public func layerNormBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Flo
     let invD = 1 / Double(dim)
     let needParams = dWeight != nil || dBias != nil
     let acc = UnsafeMutablePointer<Double>.allocate(capacity: 2 * d)
-    let xhat = UnsafeMutablePointer<Float>.allocate(capacity: d)
-    let gw = UnsafeMutablePointer<Float>.allocate(capacity: d)
-    defer { acc.deallocate(); xhat.deallocate(); gw.deallocate() }
-    acc.update(repeating: 0, count: 2 * d)
-    let accW = acc, accB = acc + d
-    for r in 0..<rows {
-        let xr = x + r * d, gr = dy + r * d
-        let rs = Float(rstd[r]), m = Float(mean[r])
-        for k in 0..<d { xhat[k] = (xr[k] - m) * rs; gw[k] = gr[k] * weight[k] }
-        if needParams {
-            for k in 0..<d { let gv = Double(gr[k]); accW[k] += gv * Double(xhat[k]); accB[k] += gv }
-        }
-        if let dx {
-            // Row sums of w·dy and w·dy·x̂.
-            let (sa, sb) = laneDot(gw, xhat, d)
-            let c1 = Float(sa * invD), c2 = Float(sb * invD)
-            let dr = dx + r * d
-            for k in 0..<d { dr[k] = rs * (gw[k] - c1 - xhat[k] * c2) }
+    defer { acc.deallocate() }
+    // Rows in chunks (fixed by the row count); each chunk adds dy·x̂ and dy into its own accumulators, combined in
+    // chunk order, so the parameter gradients do not depend on the thread count.
+    parallelColumnSums(rows: rows, columns: 2 * d, grain: rowGrain(4 * d), into: acc) { chunk, partial in
+        let xhat = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        let gw = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        defer { xhat.deallocate(); gw.deallocate() }
+        let accW = partial, accB = partial + d
+        for r in chunk {
+            let xr = x + r * d, gr = dy + r * d
+            let rs = Float(rstd[r]), m = Float(mean[r])
+            for k in 0..<d { xhat[k] = (xr[k] - m) * rs; gw[k] = gr[k] * weight[k] }
+            if needParams {
+                for k in 0..<d { let gv = Double(gr[k]); accW[k] += gv * Double(xhat[k]); accB[k] += gv }
+            }
+            if let dx {
+                // Row sums of w·dy and w·dy·x̂.
+                let (sa, sb) = laneDot(gw, xhat, d)
+                let c1 = Float(sa * invD), c2 = Float(sb * invD)
+                let dr = dx + r * d
+                for k in 0..<d { dr[k] = rs * (gw[k] - c1 - xhat[k] * c2) }
+            }
         }
     }
-    if let dWeight { for k in 0..<d { dWeight[k] = Float(accW[k]) } }
-    if let dBias { for k in 0..<d { dBias[k] = Float(accB[k]) } }
+    if let dWeight { for k in 0..<d { dWeight[k] = Float(acc[k]) } }
+    if let dBias { for k in 0..<d { dBias[k] = Float(acc[d + k]) } }
 }
 
 // MARK: - Reference twins (tests only)

@@ -38,6 +38,9 @@ public enum DNNLThreads {
     /// Sets the OpenMP thread count of this thread's oneDNN calls (ignored if libgomp cannot be found).
     public static func set(_ n: Int) { _ = mp_dnnl_set_threads(Int32(max(1, n))) }
     public static var current: Int { Int(mp_dnnl_get_threads()) }
+
+    /// Matmuls with fewer output elements than this run on one thread (see `dnnlGemm`).
+    static let minimumParallelOutput = 1 << 18
 }
 
 /// The CPU engine (one per process) and one stream per thread.
@@ -328,6 +331,13 @@ final class DNNLWorkspace {
 public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                      c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+    // Products with small outputs run on one thread: oneDNN splits their reduction over threads on some of them (the
+    // attention scores with strided operands, `bench step --gemm-shapes`), which would make results depend on the
+    // thread count; larger ones were measured bitwise stable, and so are made and run with the rank's threads.
+    let threads = DNNLThreads.current
+    let serial = threads > 1 && m * n < DNNLThreads.minimumParallelOutput
+    if serial { DNNLThreads.set(1) }
+    defer { if serial { DNNLThreads.set(threads) } }
     let ws = DNNLWorkspace.perThread.value
     var key = MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
                         alpha: alpha.bitPattern, beta: beta.bitPattern, input: input)

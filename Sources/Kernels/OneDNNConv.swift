@@ -220,32 +220,94 @@ final class DNNLConvolution {
     }
 
     /// Whichever of `dx = convᵀ(dy, weight)` and `dWeight = dyᵀ ⋆ x` is asked for and oneDNN can run, overwriting
-    /// it (shapes as `conv2dBackward`'s; `dy` is converted once for both). Returns which of the two it computed.
+    /// it (shapes as `conv2dBackward`'s). Returns which of the two it computed.
+    ///
+    /// oneDNN's backward weights splits its reduction over the threads it runs on, so its result depends on their
+    /// number (`bench step --gemm-shapes` shows which geometries); to keep results independent of the thread count,
+    /// the weight gradient is computed image by image, each on one thread by a batch-1 primitive, the images in
+    /// parallel, and summed in image order.
     func backward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?) throws -> (dx: Bool, dWeight: Bool) {
         let dataPass = dx == nil ? nil : pass(.backwardData)
-        let weightsPass = dWeight == nil ? nil : pass(.backwardWeights)
-        if dataPass == nil && weightsPass == nil { return (false, false) }
-        let ws = DNNLWorkspace.perThread.value
+        let image = dWeight == nil ? nil : DNNLConvolution.perImage(geometry, input: input)
+        if dataPass == nil && image == nil { return (false, false) }
         let flops = 2 * geometry.outputCount * geometry.patchSize
-        let diffDst = operand(dy, count: geometry.outputCount) { ws.reserve(b: $0) }
         if let dx, let pass = dataPass {
+            let ws = DNNLWorkspace.perThread.value
             GEMMCounter.flops.add(flops, ordering: .relaxed)
+            let diffDst = operand(dy, count: geometry.outputCount) { ws.reserve(b: $0) }
             try pass.primitive.execute([diffDst, try weights(weight, for: pass, kind: 2, workspace: ws), UnsafeRawPointer(dx)],
                                        workspace: ws)
         }
-        if let dWeight, let pass = weightsPass {
+        if let dWeight, image != nil {
             GEMMCounter.flops.add(flops, ordering: .relaxed)
-            let src = operand(x, count: geometry.inputCount) { ws.reserve(a: $0) }
-            if let reorder = pass.reorder {
-                let blocked = ws.reserve(weights: byteCount(pass.weights))
-                try pass.primitive.execute([src, diffDst, UnsafeRawPointer(blocked)], workspace: ws)
-                try reorder.execute([UnsafeRawPointer(blocked), UnsafeRawPointer(dWeight)], workspace: ws)
-            } else {
-                try pass.primitive.execute([src, diffDst, UnsafeRawPointer(dWeight)], workspace: ws)
+            try weightGradientByImage(x: x, dy: dy, dWeight: dWeight)
+        }
+        return (dataPass != nil, image != nil)
+    }
+
+    /// `dWeight = Σ_b dWeight_b` over the images in order, each image's on one thread (see `backward`).
+    private func weightGradientByImage(x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                       dWeight: UnsafeMutablePointer<Float>) throws {
+        let g = geometry, batch = g.batch, count = g.weightCount
+        let inputStride = g.inputCount / batch, outputStride = g.outputCount / batch
+        let single = batch == 1
+        let partials = single ? dWeight : UnsafeMutablePointer<Float>.allocate(capacity: batch * count)
+        defer { if !single { partials.deallocate() } }
+        let failure = FirstError()
+        let input = self.input
+        parallelChunks(batch) { b in
+            do {
+                // On this thread, with one OpenMP thread (made and run so), whichever thread the chunk landed on.
+                let threads = DNNLThreads.current
+                DNNLThreads.set(1)
+                defer { DNNLThreads.set(threads) }
+                guard let conv = DNNLConvolution.perImage(g, input: input) else {
+                    throw DNNLError(call: "convolution backward weights (per image)", status: dnnl_unimplemented)
+                }
+                try conv.weightGradient(x: x + b * inputStride, dy: dy + b * outputStride, into: partials + b * count)
+            } catch {
+                failure.record(error)
             }
         }
-        return (dataPass != nil, weightsPass != nil)
+        if let error = failure.error { throw error }
+        if single { return }
+        dWeight.update(from: partials, count: count)
+        for b in 1..<batch {
+            let p = partials + b * count
+            for i in 0..<count { dWeight[i] += p[i] }
+        }
+    }
+
+    /// This batch-1 convolution's weight gradient from one image, overwriting `dWeight`.
+    private func weightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, into dWeight: UnsafeMutablePointer<Float>) throws {
+        guard let pass = pass(.backwardWeights) else {
+            throw DNNLError(call: "convolution backward weights (per image)", status: dnnl_unimplemented)
+        }
+        let ws = DNNLWorkspace.perThread.value
+        let src = operand(x, count: geometry.inputCount) { ws.reserve(a: $0) }
+        let diffDst = operand(dy, count: geometry.outputCount) { ws.reserve(b: $0) }
+        if let reorder = pass.reorder {
+            let blocked = ws.reserve(weights: byteCount(pass.weights))
+            try pass.primitive.execute([src, diffDst, UnsafeRawPointer(blocked)], workspace: ws)
+            try reorder.execute([UnsafeRawPointer(blocked), UnsafeRawPointer(dWeight)], workspace: ws)
+        } else {
+            try pass.primitive.execute([src, diffDst, UnsafeRawPointer(dWeight)], workspace: ws)
+        }
+    }
+
+    /// This thread's batch-1 convolution of `geometry`'s shape in `input`, or nil when oneDNN has no optimized backward
+    /// weights for it (the weight gradient then runs as im2col). Made with the thread's current OpenMP count.
+    static func perImage(_ geometry: ConvGeometry, input: DNNLType) -> DNNLConvolution? {
+        let g = geometry
+        let single = ConvGeometry(batch: 1, height: g.height, width: g.width, inChannels: g.inChannels, outChannels: g.outChannels,
+                                  kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, stride: g.stride, padding: g.padding)
+        let conv = cached(single, input: input)
+        // Whether the pass exists is decided once, on one thread, so that every thread agrees.
+        let threads = DNNLThreads.current
+        if threads != 1 { DNNLThreads.set(1) }
+        defer { if threads != 1 { DNNLThreads.set(threads) } }
+        return conv.pass(.backwardWeights) == nil ? nil : conv
     }
 
     // MARK: choice
@@ -255,11 +317,11 @@ final class DNNLConvolution {
     static let minimumBackwardDataChannels = 16
 
     /// This thread's convolutions by geometry and operand type.
-    private static let perThread = ThreadLocal { Cache() }
-    private final class Cache {
+    fileprivate static let perThread = ThreadLocal { Cache() }
+    fileprivate final class Cache {
         var convolutions: [Key: DNNLConvolution] = [:]
     }
-    private struct Key: Hashable { var geometry: ConvGeometry; var input: DNNLType }
+    fileprivate struct Key: Hashable { var geometry: ConvGeometry; var input: DNNLType }
 
     /// The oneDNN convolution for `geometry` in this thread's precision, or nil when im2col + `sgemm` runs it:
     /// pointwise convolutions (one GEMM already), empty batches, `KernelLibrary.openBLAS`, the emulated bf16 twin.
@@ -267,12 +329,17 @@ final class DNNLConvolution {
     static func chosen(for geometry: ConvGeometry) -> DNNLConvolution? {
         if geometry.isPointwise || geometry.batch == 0 || KernelLibrary.current == .openBLAS { return nil }
         guard let input = GEMMPrecision.dnnlConvolutionInput else { return nil }
+        return cached(geometry, input: input)
+    }
+
+    /// This thread's convolution of `geometry` in `input` (made on first use).
+    static func cached(_ geometry: ConvGeometry, input: DNNLType) -> DNNLConvolution {
         let cache = perThread.value
         let key = Key(geometry: geometry, input: input)
         if let known = cache.convolutions[key] { return known }
         if cache.convolutions.count >= DNNLWorkspace.capacity { cache.convolutions.removeAll() }
         let conv = DNNLConvolution(geometry: geometry, input: input)
-        cache.convolutions[key] = .some(conv)
+        cache.convolutions[key] = conv
         return conv
     }
 }
@@ -283,6 +350,22 @@ public func convolutionImplementations(for geometry: ConvGeometry)
     -> (forward: String, backwardData: String, backwardWeights: String) {
     guard let conv = DNNLConvolution.chosen(for: geometry) else { return ("im2col", "im2col", "im2col") }
     let data = geometry.inChannels >= DNNLConvolution.minimumBackwardDataChannels ? conv.pass(.backwardData) : nil
+    let weights = DNNLConvolution.perImage(geometry, input: conv.input)?.pass(.backwardWeights)
     return (conv.pass(.forward(bias: false))?.implementation ?? "im2col", data?.implementation ?? "im2col",
-            conv.pass(.backwardWeights)?.implementation ?? "im2col")
+            weights?.implementation ?? "im2col")
+}
+
+/// Drops this thread's oneDNN matmul and convolution primitives, so that the next calls make them again (with the
+/// thread count then in effect: oneDNN fixes a primitive's parallel split when it is made). For benchmarks that
+/// compare thread counts.
+public func dnnlDropPrimitives() {
+    DNNLConvolution.perThread.value.convolutions.removeAll()
+    DNNLWorkspace.perThread.value.matmuls.removeAll()
+}
+
+/// The first error thrown by the chunks of a parallel loop.
+final class FirstError: @unchecked Sendable {
+    private let lock = Mutex<Error?>(nil)
+    func record(_ error: Error) { lock.withLock { if $0 == nil { $0 = error } } }
+    var error: Error? { lock.withLock { $0 } }
 }

@@ -166,9 +166,11 @@ public func gridSampleForward(x: UnsafePointer<Float>, points: UnsafePointer<Flo
                  "gridSample: N \(batch) \(height)×\(width)×\(channels), P \(pointCount)")
     let c = channels, rowStride = width * c
     let fw = Float(width), fh = Float(height), uMax = Float(width - 1), vMax = Float(height - 1)
-    for b in 0..<batch {
-        let img = x + b * height * width * c
-        for p in 0..<pointCount {
+    // Points in chunks (each writes its own output rows).
+    parallelFor(batch * pointCount, grain: rowGrain(4 * c)) { chunk in for bp in chunk {
+        let b = bp / pointCount, p = bp % pointCount
+        do {
+            let img = x + b * height * width * c
             let pt = points + (b * pointCount + p) * 2
             let o = y + (b * pointCount + p) * c
             // Float coordinates as the reference computes them (see `pointSampleCoordinates`).
@@ -197,7 +199,7 @@ public func gridSampleForward(x: UnsafePointer<Float>, points: UnsafePointer<Flo
             addTap(img, x0, y0 + 1, w10, o, height, width, c)
             addTap(img, x0 + 1, y0 + 1, w11, o, height, width, c)
         }
-    }
+    } }
 }
 
 /// `o += map[iy, ix, :]·w` when `(iy, ix)` is inside the map.
@@ -209,13 +211,13 @@ private func addTap(_ img: UnsafePointer<Float>, _ ix: Int, _ iy: Int, _ w: Floa
     for j in 0..<c { o[j] += s[j] * w }
 }
 
-/// `map[iy, ix, :] += g·w` when `(iy, ix)` is inside the map.
+/// `map[iy, ix, 0..<count] += g·w` (pixels `c` floats apart) when `(iy, ix)` is inside the map.
 @inline(__always)
 private func scatterTap(_ img: UnsafeMutablePointer<Float>, _ ix: Int, _ iy: Int, _ w: Float, _ g: UnsafePointer<Float>,
-                        _ height: Int, _ width: Int, _ c: Int) {
+                        _ height: Int, _ width: Int, _ c: Int, count: Int) {
     guard ix >= 0 && ix < width && iy >= 0 && iy < height else { return }
     let d = img + (iy * width + ix) * c
-    for j in 0..<c { d[j] += w * g[j] }
+    for j in 0..<count { d[j] += w * g[j] }
 }
 
 /// Point sampling backward. Each requested gradient is overwritten:
@@ -237,11 +239,15 @@ public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<F
     let n = batch * height * width * c
     if n > 0 { dx.update(repeating: 0, count: n) }
     let fw = Float(width), fh = Float(height), uMax = Float(width - 1), vMax = Float(height - 1)
-    for b in 0..<batch {
-        let img = dx + b * height * width * c
+    // One chunk per (map, block of channels): chunks write disjoint elements, and each element receives its points'
+    // contributions in point order, as serially.
+    let block = c == 1 ? 1 : Swift.max(8, c / 8), blocks = (c + block - 1) / block
+    parallelChunks(batch * blocks) { task in
+        let b = task / blocks, c0 = (task % blocks) * block, cn = Swift.min(block, c - c0)
+        let img = dx + b * height * width * c + c0
         for p in 0..<pointCount {
             let pt = points + (b * pointCount + p) * 2
-            let g = dy + (b * pointCount + p) * c
+            let g = dy + (b * pointCount + p) * c + c0
             let gx: Float = 2 * pt[0] - 1, gy: Float = 2 * pt[1] - 1
             let u: Float = (gx + 1) * (fw / 2) - 0.5, v: Float = (gy + 1) * (fh / 2) - 0.5
             if u >= 0 && u < uMax && v >= 0 && v < vMax {
@@ -255,7 +261,7 @@ public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<F
                     r0[0] += w00 * gv; r0[1] += w01 * gv; r1[0] += w10 * gv; r1[1] += w11 * gv
                 } else {
                     let r01 = r0 + c, r11 = r1 + c
-                    for j in 0..<c {
+                    for j in 0..<cn {
                         let gv = g[j]
                         r0[j] += w00 * gv; r01[j] += w01 * gv; r1[j] += w10 * gv; r11[j] += w11 * gv
                     }
@@ -264,10 +270,10 @@ public func gridSampleBackward(dy: UnsafePointer<Float>, points: UnsafePointer<F
             }
             let (x0, y0, ax, ay) = pointSampleCoordinates(pt[0], pt[1], height: height, width: width)
             let w00 = (1 - ay) * (1 - ax), w01 = (1 - ay) * ax, w10 = ay * (1 - ax), w11 = ay * ax
-            scatterTap(img, x0, y0, w00, g, height, width, c)
-            scatterTap(img, x0 + 1, y0, w01, g, height, width, c)
-            scatterTap(img, x0, y0 + 1, w10, g, height, width, c)
-            scatterTap(img, x0 + 1, y0 + 1, w11, g, height, width, c)
+            scatterTap(img, x0, y0, w00, g, height, width, c, count: cn)
+            scatterTap(img, x0 + 1, y0, w01, g, height, width, c, count: cn)
+            scatterTap(img, x0, y0 + 1, w10, g, height, width, c, count: cn)
+            scatterTap(img, x0 + 1, y0 + 1, w11, g, height, width, c, count: cn)
         }
     }
 }
@@ -294,9 +300,10 @@ public func gridSamplePointsBackward(x: UnsafePointer<Float>, dy: UnsafePointer<
     zeros.initialize(repeating: 0, count: c)
     defer { zeros.deallocate() }
     let zp = UnsafePointer(zeros)
-    for b in 0..<batch {
-        let img = x + b * height * width * c
-        for p in 0..<pointCount {
+    parallelFor(batch * pointCount, grain: rowGrain(8 * c)) { chunk in for bp in chunk {
+        let b = bp / pointCount, p = bp % pointCount
+        do {
+            let img = x + b * height * width * c
             let pt = points + (b * pointCount + p) * 2
             let g = dy + (b * pointCount + p) * c
             let (x0, y0, ax, ay) = pointSampleCoordinates(pt[0], pt[1], height: height, width: width)
@@ -317,7 +324,7 @@ public func gridSamplePointsBackward(x: UnsafePointer<Float>, dy: UnsafePointer<
             d[0] = gx * (fw / 2) * 2
             d[1] = gy * (fh / 2) * 2
         }
-    }
+    } }
 }
 
 // MARK: - Reference twins (tests only)

@@ -40,7 +40,7 @@ public func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
                            fullyMasked: FullyMaskedRow, logOutput: Bool) {
     if n == 0 { return }
     if inner == 1 {
-        for o in 0..<outer {
+        parallelFor(outer, grain: rowGrain(n)) { rows in for o in rows {
             let base = o * n
             var rowMask = mask.map { $0 + base }
             if let mk = rowMask {
@@ -55,10 +55,10 @@ public func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
                 }
             }
             softmaxRow(x + base, y + base, n, rowMask, logOutput: logOutput)
-        }
+        } }
         return
     }
-    for o in 0..<outer {
+    parallelFor(outer, grain: rowGrain(n * inner)) { rows in for o in rows {
         for k in 0..<inner {
             let base = o * n * inner + k
             var useMask = mask != nil
@@ -92,7 +92,7 @@ public func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
                 for j in 0..<n { y[base + j * inner] *= inv }
             }
         }
-    }
+    } }
 }
 
 /// Backward of `softmaxForward`: `dx = y ⊙ (dy − Σ dy⊙y)` (softmax) or `dx = dy − softmax·Σ dy`
@@ -100,7 +100,7 @@ public func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
 public func softmaxBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                             outer: Int, n: Int, inner: Int, logOutput: Bool) {
     if inner == 1 {
-        for o in 0..<outer {
+        parallelFor(outer, grain: rowGrain(n)) { rows in for o in rows {
             let yr = y + o * n, gr = dy + o * n, xr = dx + o * n
             if logOutput {
                 // Blocked entries hold −∞: exp gives 0 there, and their incoming gradient is ignored.
@@ -128,10 +128,10 @@ public func softmaxBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float
                 while j < n { sf += gr[j] * yr[j]; j += 1 }
                 for i in 0..<n { xr[i] = yr[i] * (gr[i] - sf) }
             }
-        }
+        } }
         return
     }
-    for o in 0..<outer {
+    parallelFor(outer, grain: rowGrain(n * inner)) { rows in for o in rows {
         for k in 0..<inner {
             let base = o * n * inner + k
             var s: Double = 0
@@ -148,7 +148,7 @@ public func softmaxBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float
                 for j in 0..<n { let i = base + j * inner; dx[i] = y[i] * (dy[i] - sf) }
             }
         }
-    }
+    } }
 }
 
 /// Naive twin of `softmaxForward` for `inner == 1` (Double arithmetic), for tests.

@@ -139,7 +139,7 @@ public struct HungarianMatcher: Sendable {
             let pos = Tensor(uninitialized: x.shape), neg = Tensor(uninitialized: x.shape)
             let s = Tensor(uninitialized: x.shape)
             let xp = x.data, pp = pos.data, np = neg.data, sp = s.data
-            for i in 0..<x.count {
+            parallelFor(x.count, grain: elementwiseGrain / 4) { chunk in for i in chunk {
                 let v = xp[i]
                 let e = fastExp(-Swift.abs(v))
                 let l = fastLog1p(e)
@@ -147,7 +147,7 @@ public struct HungarianMatcher: Sendable {
                 np[i] = (Swift.max(v, 0) + l) / p
                 let r = 1 / (1 + e)
                 sp[i] = v >= 0 ? r : e * r
-            }
+            } }
             let maskCost = Tensor.matmul(pos, t, transB: true) + Tensor.matmul(neg, 1 - t, transB: true)
             let numerator = 2 * Tensor.matmul(s, t, transB: true)
             let denominator = s.sum(axis: 1, keepDims: true) + t.sum(axis: 1).reshaped([1, n])

@@ -1,6 +1,7 @@
 // AdamW over the flat parameter buffer, with per-parameter lr multipliers and weight decays chosen by name rules.
 // Corresponds to torch.optim.AdamW (single-tensor path) and Mask2Former's train_net.build_optimizer param groups.
 import Foundation
+import Kernels
 import TensorCore
 
 /// The learning-rate multiplier and weight decay resolved for one parameter.
@@ -173,7 +174,7 @@ public final class AdamW {
             let decay = Float(1 - groupLR * run.hyper.weightDecay)
             let applyDecay = run.hyper.weightDecay != 0
             let negStep = Float(-(groupLR / bc1))
-            for i in run.start..<run.end {
+            parallelFor(run.end - run.start, grain: elementwiseGrain / 4) { chunk in for i in (run.start + chunk.lowerBound) ..< (run.start + chunk.upperBound) {
                 let gi = g[i]
                 var pi = p[i]
                 if applyDecay { pi = pi * decay }
@@ -183,7 +184,7 @@ public final class AdamW {
                 v[i] = vi
                 let denom = vi.squareRoot() / bc2Sqrt + epsF
                 p[i] = pi + negStep * mi / denom
-            }
+            } }
         }
     }
 

@@ -1,9 +1,16 @@
 // Global L2-norm gradient clipping over the flat gradient buffer (Double accumulation).
 // Corresponds to torch.nn.utils.clip_grad_norm_ (norm_type 2), as detectron2's "full_model" clipping calls it.
+import Kernels
 import TensorCore
 
 /// The L2 norm of `count` floats at `base`, summed in Double.
 public func l2Norm(_ base: UnsafePointer<Float>, count: Int) -> Double {
+    // Chunks of 64 Ki floats summed in parallel, combined in chunk order: the same at any thread count.
+    parallelSum(count, grain: 1 << 16) { r in squareSum(base + r.lowerBound, count: r.count) }.squareRoot()
+}
+
+/// Σ x² over `count` floats in 4 Double lanes, added as (s0 + s1) + (s2 + s3).
+private func squareSum(_ base: UnsafePointer<Float>, count: Int) -> Double {
     var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     var i = 0
     while i + 4 <= count {
@@ -12,7 +19,7 @@ public func l2Norm(_ base: UnsafePointer<Float>, count: Int) -> Double {
         i += 4
     }
     while i < count { let a = Double(base[i]); s0 += a * a; i += 1 }
-    return ((s0 + s1) + (s2 + s3)).squareRoot()
+    return (s0 + s1) + (s2 + s3)
 }
 
 /// Scales the gradients in `grads` so their global L2 norm is at most `maxNorm`, as
@@ -27,7 +34,7 @@ public func clipGradNorm(_ grads: Storage, maxNorm: Double) -> Double {
     let coef = maxNorm / (norm + 1e-6)
     if norm.isFinite && coef < 1 {
         let c = Float(coef)
-        for i in 0..<n { base[i] *= c }
+        parallelFor(n, grain: elementwiseGrain) { r in for i in r { base[i] *= c } }
     }
     return norm
 }

@@ -1,6 +1,7 @@
 // Elementwise ops: broadcasting add/sub/mul/div, scalar forms, and unary math, each with its backward.
 // Corresponds to torch's pointwise ops (+, -, *, /, relu, sigmoid, softplus, exp, log, sqrt, abs, neg).
 import Foundation
+import Kernels
 
 enum BinaryOp { case add, sub, mul, div }
 
@@ -40,7 +41,11 @@ func broadcastBinary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     let n = out.count
     if n == 0 { return out }
     if a.count == n && b.count == n {
-        binaryRow(op, a.data, 1, b.data, 1, out.data, n); return out
+        let pa = a.data, pb = b.data, po = out.data
+        parallelFor(n, grain: elementwiseGrain) { r in
+            binaryRow(op, pa + r.lowerBound, 1, pb + r.lowerBound, 1, po + r.lowerBound, r.count)
+        }
+        return out
     }
     // Collapse to rows over the last output dimension with per-input strides over the outer index.
     let r = outShape.count
@@ -55,18 +60,26 @@ func broadcastBinary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     let inner = outShape[r - 1]
     let ia = aStr[r - 1], ib = bStr[r - 1]
     let rows = n / inner
-    var idx = [Int](repeating: 0, count: max(r - 1, 0))
-    var offA = 0, offB = 0
     let pa = a.data, pb = b.data, po = out.data
-    for row in 0..<rows {
-        binaryRow(op, pa + offA, ia, pb + offB, ib, po + row * inner, inner)
-        // Odometer increment over the outer dimensions.
-        var d = r - 2
-        while d >= 0 {
-            idx[d] += 1; offA += aStr[d]; offB += bStr[d]
-            if idx[d] < outShape[d] { break }
-            offA -= aStr[d] * idx[d]; offB -= bStr[d] * idx[d]; idx[d] = 0
-            d -= 1
+    // Rows in chunks of about `elementwiseGrain` elements; each chunk starts its odometer at its first row.
+    parallelFor(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(inner, 1))) { chunk in
+        var idx = [Int](repeating: 0, count: max(r - 1, 0))
+        var offA = 0, offB = 0
+        var rest = chunk.lowerBound
+        for d in stride(from: r - 2, through: 0, by: -1) {
+            idx[d] = rest % outShape[d]; rest /= outShape[d]
+            offA += idx[d] * aStr[d]; offB += idx[d] * bStr[d]
+        }
+        for row in chunk {
+            binaryRow(op, pa + offA, ia, pb + offB, ib, po + row * inner, inner)
+            // Odometer increment over the outer dimensions.
+            var d = r - 2
+            while d >= 0 {
+                idx[d] += 1; offA += aStr[d]; offB += bStr[d]
+                if idx[d] < outShape[d] { break }
+                offA -= aStr[d] * idx[d]; offB -= bStr[d] * idx[d]; idx[d] = 0
+                d -= 1
+            }
         }
     }
     return out
@@ -106,7 +119,7 @@ extension Tensor {
     public static func / (s: Float, a: Tensor) -> Tensor {
         let out = Tensor(uninitialized: a.shape)
         let x = a.data, o = out.data
-        for i in 0..<a.count { o[i] = s / x[i] }
+        parallelFor(a.count, grain: elementwiseGrain) { r in for i in r { o[i] = s / x[i] } }
         return Autograd.record("rdiv", out, [a]) { g in [-(g * out / a)] }
     }
     public static prefix func - (a: Tensor) -> Tensor { a.affine(scale: -1, shift: 0) }
@@ -115,47 +128,44 @@ extension Tensor {
     public func affine(scale: Float, shift: Float) -> Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, o = out.data
-        if shift == 0 { for i in 0..<count { o[i] = x[i] * scale } } else { for i in 0..<count { o[i] = x[i] * scale + shift } }
+        parallelFor(count, grain: elementwiseGrain) { r in
+            if shift == 0 { for i in r { o[i] = x[i] * scale } } else { for i in r { o[i] = x[i] * scale + shift } }
+        }
         return Autograd.record("affine", out, [self]) { g in [scale == 1 ? g : g.affine(scale: scale, shift: 0)] }
     }
 
-    /// Elementwise map with a derivative expressed through the input `x` and output `y`.
+    /// Elementwise map with a derivative expressed through the input `x` and output `y`. Generic over the function's
+    /// type (not a closure) so that each map is specialized and vectorized inside the parallel chunks.
     @inline(__always)
-    private func unary(_ name: String, _ f: (Float) -> Float,
-                       derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
+    private func unary<F: PointwiseFunction>(_ name: String, _ fn: F) -> Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, o = out.data
-        for i in 0..<count { o[i] = f(x[i]) }
+        parallelFor(count, grain: elementwiseGrain) { r in for i in r { o[i] = fn.value(x[i]) } }
         let input = self
         return Autograd.record(name, out, [self]) { g in
             let gi = Tensor(uninitialized: input.shape)
             let gp = g.data, xp = input.data, yp = out.data, d = gi.data
-            for i in 0..<input.count { d[i] = gp[i] * derivative(xp[i], yp[i]) }
+            parallelFor(input.count, grain: elementwiseGrain) { r in
+                for i in r { d[i] = gp[i] * fn.derivative(xp[i], yp[i]) }
+            }
             return [gi]
         }
     }
 
-    public func relu() -> Tensor { unary("relu", { Swift.max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
-    public func sigmoid() -> Tensor {
-        unary("sigmoid", { 1 / (1 + Foundation.exp(-$0)) }, derivative: { _, y in y * (1 - y) })
-    }
+    public func relu() -> Tensor { unary("relu", Pointwise.ReLU()) }
+    public func sigmoid() -> Tensor { unary("sigmoid", Pointwise.Sigmoid()) }
     /// log(1 + exp(x)), computed stably.
-    public func softplus() -> Tensor {
-        unary("softplus", { Swift.max($0, 0) + Foundation.log1p(Foundation.exp(-Swift.abs($0))) },
-              derivative: { x, _ in 1 / (1 + Foundation.exp(-x)) })
-    }
-    public func exp() -> Tensor { unary("exp", { Foundation.exp($0) }, derivative: { _, y in y }) }
-    public func log() -> Tensor { unary("log", { Foundation.log($0) }, derivative: { x, _ in 1 / x }) }
-    public func sqrt() -> Tensor { unary("sqrt", { $0.squareRoot() }, derivative: { _, y in 0.5 / y }) }
+    public func softplus() -> Tensor { unary("softplus", Pointwise.Softplus()) }
+    public func exp() -> Tensor { unary("exp", Pointwise.Exp()) }
+    public func log() -> Tensor { unary("log", Pointwise.Log()) }
+    public func sqrt() -> Tensor { unary("sqrt", Pointwise.Sqrt()) }
     /// |x|; the derivative at 0 is taken as 0 (as torch.sign).
-    public func abs() -> Tensor {
-        unary("abs", { Swift.abs($0) }, derivative: { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) })
-    }
+    public func abs() -> Tensor { unary("abs", Pointwise.Abs()) }
     public func neg() -> Tensor { -self }
-    public func square() -> Tensor { unary("square", { $0 * $0 }, derivative: { x, _ in 2 * x }) }
+    public func square() -> Tensor { unary("square", Pointwise.Square()) }
     /// Clamps to `[low, high]`; the gradient passes where the input is inside the range.
     public func clamped(min low: Float = -.infinity, max high: Float = .infinity) -> Tensor {
-        unary("clamp", { Swift.min(Swift.max($0, low), high) }, derivative: { x, _ in x >= low && x <= high ? 1 : 0 })
+        unary("clamp", Pointwise.Clamp(low: low, high: high))
     }
 
     /// Elementwise `cond ? a : b`; `cond` has `a`'s element count, `b` broadcasts to `a`.
@@ -185,6 +195,53 @@ extension Tensor {
     public var isFinite: Bool {
         for i in 0..<count where !data[i].isFinite { return false }
         return true
+    }
+}
+
+/// A pointwise function and its derivative through the input `x` and the output `y`.
+protocol PointwiseFunction: Sendable {
+    func value(_ x: Float) -> Float
+    func derivative(_ x: Float, _ y: Float) -> Float
+}
+
+/// The unary maps of `Tensor`.
+enum Pointwise {
+    struct ReLU: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { Swift.max(x, 0) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : 0 }
+    }
+    struct Sigmoid: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { y * (1 - y) }
+    }
+    struct Softplus: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x))) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
+    }
+    struct Exp: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { Foundation.exp(x) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { y }
+    }
+    struct Log: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { Foundation.log(x) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 1 / x }
+    }
+    struct Sqrt: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { x.squareRoot() }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 0.5 / y }
+    }
+    struct Abs: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { Swift.abs(x) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : 0) }
+    }
+    struct Square: PointwiseFunction {
+        @inline(__always) func value(_ x: Float) -> Float { x * x }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { 2 * x }
+    }
+    struct Clamp: PointwiseFunction {
+        let low: Float, high: Float
+        @inline(__always) func value(_ x: Float) -> Float { Swift.min(Swift.max(x, low), high) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { x >= low && x <= high ? 1 : 0 }
     }
 }
 

@@ -2,7 +2,6 @@
 // Corresponds to torch.sum / mean / max / argmax / topk.
 import Kernels
 
-
 extension Tensor {
     /// Sum over one axis, accumulating in Double (`rowSum` / `addColumns`, Kernels' Reductions.swift).
     private func sumAxisKernel(_ ax: Int) -> Tensor {
@@ -10,19 +9,20 @@ extension Tensor {
         var outShape = shape; outShape[ax] = 1
         let out = Tensor(uninitialized: outShape)
         let x = data, o = out.data
+        // Each output row is its own sum (in the order it always had), so rows go to threads in chunks.
         if inner == 1 {
-            for i in 0..<outer {
-                o[i] = Float(rowSum(x + i * n, n))
-            }
+            parallelFor(outer, grain: rowGrain(n)) { rows in for i in rows { o[i] = Float(rowSum(x + i * n, n)) } }
         } else {
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: inner)
-            defer { acc.deallocate() }
-            for i in 0..<outer {
-                acc.update(repeating: 0, count: inner)
-                for j in 0..<n {
-                    addColumns(x + (i * n + j) * inner, into: acc, inner)
+            parallelFor(outer, grain: rowGrain(n * inner)) { rows in
+                let acc = UnsafeMutablePointer<Double>.allocate(capacity: inner)
+                defer { acc.deallocate() }
+                for i in rows {
+                    acc.update(repeating: 0, count: inner)
+                    for j in 0..<n {
+                        addColumns(x + (i * n + j) * inner, into: acc, inner)
+                    }
+                    for k in 0..<inner { o[i * inner + k] = Float(acc[k]) }
                 }
-                for k in 0..<inner { o[i * inner + k] = Float(acc[k]) }
             }
         }
         return out

@@ -1,5 +1,6 @@
 // Shape ops: reshape, expand, permute/transpose, slice, concat, stack, pad, index-select, gather, embedding.
 // Corresponds to torch's view/reshape/expand/permute/narrow/cat/stack/F.pad/index_select/gather.
+import Kernels
 
 extension Tensor {
     /// Same elements under a new shape (one dimension may be -1). Shares storage.
@@ -212,22 +213,27 @@ func permuteCopy(src: UnsafePointer<Float>, srcShape: [Int], dims: [Int], dst: U
     for i in stride(from: r - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * srcShape[i + 1] }
     let outShape = dims.map { srcShape[$0] }
     let st = dims.map { srcStrides[$0] }
-    // Innermost output dim is copied with a strided loop; the outer dims by odometer.
+    // Innermost output dim is copied with a strided loop; the outer dims by odometer, from each chunk's first row.
     let inner = outShape[r - 1], innerStride = st[r - 1]
-    var idx = [Int](repeating: 0, count: r)
-    var off = 0
-    var o = 0
-    while o < n {
-        let s = src + off
-        let d = dst + o
-        if innerStride == 1 { d.update(from: s, count: inner) } else { for k in 0..<inner { d[k] = s[k * innerStride] } }
-        o += inner
-        var dd = r - 2
-        while dd >= 0 {
-            idx[dd] += 1; off += st[dd]
-            if idx[dd] < outShape[dd] { break }
-            off -= st[dd] * idx[dd]; idx[dd] = 0
-            dd -= 1
+    parallelFor(n / inner, grain: rowGrain(inner)) { rows in
+        var idx = [Int](repeating: 0, count: r)
+        var off = 0
+        var rest = rows.lowerBound
+        for d in stride(from: r - 2, through: 0, by: -1) {
+            idx[d] = rest % outShape[d]; rest /= outShape[d]
+            off += idx[d] * st[d]
+        }
+        for row in rows {
+            let s = src + off
+            let d = dst + row * inner
+            if innerStride == 1 { d.update(from: s, count: inner) } else { for k in 0..<inner { d[k] = s[k * innerStride] } }
+            var dd = r - 2
+            while dd >= 0 {
+                idx[dd] += 1; off += st[dd]
+                if idx[dd] < outShape[dd] { break }
+                off -= st[dd] * idx[dd]; idx[dd] = 0
+                dd -= 1
+            }
         }
     }
 }

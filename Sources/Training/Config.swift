@@ -102,6 +102,11 @@ public struct CheckpointConfig: Sendable, Equatable, Codable {
 public struct TrainConfig: Sendable, Equatable, Codable {
     /// Plain progress lines every this many steps when stdout is not a terminal.
     public var logPeriod = 20
+    /// Compute threads per rank (MaskPilot's kernels, oneDNN and OpenBLAS together; `--threads`). 0 = automatic:
+    /// `OMP_NUM_THREADS` when set (`cluster/launch.sh` sets it to the cores per node ÷ the ranks per node and binds
+    /// each rank to that many cores), otherwise the CPUs this process may run on ÷ the ranks on this node. Results do
+    /// not depend on it (docs/perf.md#threads-within-a-rank), so a run resumes under another count.
+    public var threads = 0
     public init() {}
 }
 

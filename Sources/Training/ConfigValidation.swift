@@ -112,6 +112,7 @@ extension MaskPilotConfig {
         nonNegative(checkpoint.period, "checkpoint.period")
         positive(checkpoint.keep, "checkpoint.keep")
         positive(train.logPeriod, "train.log_period")
+        nonNegative(train.threads, "train.threads")
         nonNegative(eval.period, "eval.period")
         nonNegative(eval.maxImages, "eval.max_images")
         fraction(eval.objectMaskThreshold, "eval.object_mask_threshold")

@@ -74,6 +74,9 @@ public final class Trainer {
         try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
         // Everything about the configuration is checked before the model or the loader allocate anything.
         try Trainer.refuse(config.violations(worldSize: comm.size))
+        let threads = computeThreads(configured: config.train.threads)
+        ComputeThreads.set(threads)
+        if comm.isCoordinator { Console.message("threads: \(threads) compute thread(s) per rank") }
         try Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
         data = try TrainingData(config: config)
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
@@ -123,10 +126,8 @@ public final class Trainer {
 
     deinit { loader.stop() }
 
-    /// Gives oneDNN the thread count OpenBLAS has (`OPENBLAS_NUM_THREADS`, as `cluster/launch.sh` sets it), and for
-    /// bf16 checks that this machine runs a bf16 matmul, so a CPU without it fails here with a clear message.
+    /// For bf16, checks that this machine runs a bf16 matmul, so a CPU without it fails here with a clear message.
     public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) throws {
-        DNNLThreads.set(BLASThreads.current)
         guard precision == .bf16 else { return }
         do { try checkBF16Support() } catch {
             throw TrainingError("solver.precision: bf16 cannot run on this machine: \(error)")
@@ -318,4 +319,15 @@ public func peakResidentBytes() -> Int {
     guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
     return Int(usage.ru_maxrss)          // bytes on Darwin
     #endif
+}
+
+/// The compute threads of this rank for `train.threads` = `configured` (see `TrainConfig.threads`): `configured` when
+/// positive, else `OMP_NUM_THREADS` when it is a positive number, else the CPUs this process may run on (its affinity
+/// mask, as mpirun's binding sets it) ÷ the ranks Open MPI reports on this node, at least 1.
+public func computeThreads(configured: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
+                           availableCPUs: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+    if configured > 0 { return configured }
+    if let omp = environment["OMP_NUM_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), omp > 0 { return omp }
+    let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
+    return max(1, availableCPUs / max(1, local))
 }

@@ -119,8 +119,9 @@ struct BenchStep: ParsableCommand {
         }
         print(String(format: "final loss %.4f (%d terms)", reports.last!.total, reports.last!.losses.count))
         if gemmShapes > 0 {
-            let (_, shapes) = try withGEMMShapeLog { try trainer.train(on: batch) }
+            let (_, shapes, convolutions) = try withGEMMShapeLog { try trainer.train(on: batch) }
             try printGEMMShapes(shapes, top: gemmShapes)
+            printConvolutionStability(convolutions)
         }
     }
 
@@ -138,8 +139,9 @@ struct BenchStep: ParsableCommand {
         var seconds = (blas: 0.0, dnnl: 0.0, best: 0.0, bf16: 0.0)
         for (shape, calls) in chosen {
             let (m, n, k) = (shape.m, shape.n, shape.k)
-            let a = Tensor.uniform([m * k], rng: &rng), b = Tensor.uniform([k * n], rng: &rng), c = Tensor(uninitialized: [m * n])
-            let lda = shape.transA ? m : k, ldb = shape.transB ? k : n
+            let lda = shape.lda, ldb = shape.ldb, ldc = shape.ldc
+            let a = Tensor.uniform([(shape.transA ? k : m) * lda], rng: &rng), b = Tensor.uniform([(shape.transB ? n : k) * ldb], rng: &rng)
+            let c = Tensor.uniform([m * ldc], rng: &rng), c0 = c.values
             var failure: Error?
             func time(_ body: () throws -> Void) -> Double {
                 var best = Double.infinity, spent = 0.0, runs = 0
@@ -151,21 +153,36 @@ struct BenchStep: ParsableCommand {
                 }
                 return best
             }
-            let blas = time { sgemm(transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, a: a.data, lda: lda, b: b.data,
-                                    ldb: ldb, c: c.data, ldc: n) }
+            let blas = time { withKernelLibrary(.openBLAS) {
+                sgemm(transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, alpha: shape.alpha, a: a.data, lda: lda, b: b.data,
+                      ldb: ldb, beta: shape.beta, c: c.data, ldc: ldc)
+            } }
             func dnnl(_ input: DNNLType) -> Double {
-                time { try dnnlGemm(input: input, transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, a: a.data, lda: lda,
-                                    b: b.data, ldb: ldb, c: c.data, ldc: n) }
+                time { try dnnlGemm(input: input, transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, alpha: shape.alpha,
+                                    a: a.data, lda: lda, b: b.data, ldb: ldb, beta: shape.beta, c: c.data, ldc: ldc) }
             }
             let f32 = dnnl(.f32), b16 = dnnl(.bf16)
             if let failure { throw RuntimeError("bench step --gemm-shapes: \(failure)") }
+            // Bitwise the same at 1 and 2 oneDNN threads?
+            func product(_ t: Int, _ input: DNNLType) -> [UInt32] {
+                let saved = DNNLThreads.current
+                DNNLThreads.set(t)
+                dnnlDropPrimitives()
+                defer { DNNLThreads.set(saved); dnnlDropPrimitives() }
+                c.storage.buffer.baseAddress!.update(from: c0, count: c0.count)
+                try? dnnlGemm(input: input, transA: shape.transA, transB: shape.transB, m: m, n: n, k: k, alpha: shape.alpha,
+                              a: a.data, lda: lda, b: b.data, ldb: ldb, beta: shape.beta, c: c.data, ldc: ldc)
+                return c.values.map(\.bitPattern)
+            }
+            let stable = product(1, .f32) == product(2, .f32) && product(1, .bf16) == product(2, .bf16)
             let times = Double(calls)
             seconds.blas += times * blas; seconds.dnnl += times * f32; seconds.best += times * min(blas, f32)
             seconds.bf16 += times * b16
             let rate = { (t: Double) in String(format: "%.1f", Double(shape.flops) / t / 1e9) }
             print(shape.description.padding(toLength: 30, withPad: " ", startingAt: 0)
                   + String(format: "%5d  %5.1f %%  ", calls, 100 * Double(shape.flops * calls) / Double(total))
-                  + rate(blas).leftPadded(9) + rate(f32).leftPadded(14) + rate(b16).leftPadded(14))
+                  + rate(blas).leftPadded(9) + rate(f32).leftPadded(14) + rate(b16).leftPadded(14)
+                  + (stable ? "   1 = 2 threads" : "   DIFFERS at 2 threads"))
         }
         print(String(format: "these shapes' time per step: OpenBLAS %.3f s, oneDNN fp32 %.3f s, the faster of the two per shape %.3f s, "
                      + "oneDNN bf16 %.3f s", seconds.blas, seconds.dnnl, seconds.best, seconds.bf16))
@@ -185,6 +202,39 @@ struct BenchStep: ParsableCommand {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         return 2 * Double(n * n * n) / best / 1e9
+    }
+}
+
+/// Whether each convolution of a step gives bitwise the same forward, backward data and backward weights at 1 and
+/// 2 oneDNN threads, in fp32 and bf16.
+func printConvolutionStability(_ convolutions: [ConvGeometry: Int]) {
+    print("convolutions of one step (1 = 2 oneDNN threads, bitwise; fp32 and bf16; forward / backward data / backward weights):")
+    var rng = RNG(seed: 10)
+    for g in convolutions.keys.sorted(by: { $0.description < $1.description }) {
+        let x = Tensor.uniform([g.inputCount], low: -1, high: 1, rng: &rng)
+        let w = Tensor.uniform([g.weightCount], low: -0.05, high: 0.05, rng: &rng)
+        let bias = Tensor.uniform([g.outChannels], low: -1, high: 1, rng: &rng)
+        let dy = Tensor.uniform([g.outputCount], low: -1, high: 1, rng: &rng)
+        let wsCount = g.workspaceCount(), ws = Tensor(uninitialized: [max(1, wsCount)])
+        func passes(_ threads: Int, _ precision: GEMMPrecision) -> [[UInt32]] {
+            let saved = DNNLThreads.current
+            DNNLThreads.set(threads)
+            dnnlDropPrimitives()
+            defer { DNNLThreads.set(saved); dnnlDropPrimitives() }
+            return withGEMMPrecision(precision) {
+                let y = Tensor(uninitialized: [g.outputCount]), dx = Tensor(uninitialized: [g.inputCount])
+                let dw = Tensor(uninitialized: [g.weightCount])
+                conv2dForward(x: x.data, weight: w.data, bias: bias.data, y: y.data, geometry: g, workspace: ws.data,
+                              workspaceCount: wsCount)
+                conv2dBackward(x: x.data, weight: w.data, dy: dy.data, dx: dx.data, dWeight: dw.data, dBias: nil, geometry: g,
+                               workspace: ws.data, workspaceCount: wsCount)
+                return [y, dx, dw].map { $0.values.map(\.bitPattern) }
+            }
+        }
+        let cells = GEMMPrecision.allCases.map { p in
+            zip(passes(1, p), passes(2, p)).map { $0 == $1 ? "=" : "DIFFERS" }.joined(separator: "/")
+        }
+        print("  \(g): " + cells.joined(separator: "  "))
     }
 }
 

@@ -27,13 +27,18 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Start over in an OUTPUT that holds a run: delete its checkpoints, last_checkpoint, metrics.jsonl, tb/ and model_best.* first.")
     var overwrite = false
 
+    @Option(help: "Compute threads per rank (train.threads; default: OMP_NUM_THREADS as cluster/launch.sh sets it, else the CPUs ÷ the ranks on this node).")
+    var threads: Int?
+
     func validate() throws {
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
         if overwrite && resume != nil { throw ValidationError("--overwrite starts the run over and --resume continues it: give one of them") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
     func run() throws {
-        let cfg = try configOptions.load()
+        var cfg = try configOptions.load()
+        if let threads { cfg.train.threads = threads }
         let comm = try makeCommunicator()
         do {
             try train(cfg, comm: comm)

@@ -6,6 +6,8 @@ import NN
 import Testing
 import TensorCore
 import Training
+import Kernels
+import _TestSupport
 
 /// A few synthetic 64×64 images: class c is a rectangle of colour c on a grey background.
 func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
@@ -86,6 +88,33 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         }
         let end = last.reduce(0, +) / Float(last.count)
         #expect(end * 5 < first, "MP \(maskPiloting), \(precision): loss \(first) → \(end)")
+    }
+
+    /// A whole training run (mask piloting on) gives bitwise the same losses and parameters at 1, 2 and 8 threads, in
+    /// both precisions: MaskPilot's kernels cut their work by data size, and oneDNN's matmul and convolutions were
+    /// measured to be bitwise stable across thread counts on these shapes (docs/perf.md#threads-within-a-rank).
+    @Test(arguments: ["fp32", "bf16"])
+    func trainingIsIndependentOfTheThreadCount(precision: String) throws {
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/tiny.yaml").path
+        let config = try MaskPilotConfig.load(path: tiny, overrides: [
+            "model.mask_piloting.enabled=true", "loss.num_points=64", "seed=5", "solver.precision=\(precision)",
+        ])
+        let batch = synthesizeBatch(images: 2, seed: 11)
+        // Chunks 256× smaller than by default, so that the tiny model's kernels run in parallel.
+        let runs = try atThreadCounts(grainDivisor: 256) { () throws -> [Float] in
+            let saved = DNNLThreads.current
+            DNNLThreads.set(IntraOpThreads.current)
+            defer { DNNLThreads.set(saved) }
+            let step = TrainingStep(config: config)
+            var out: [Float] = []
+            for _ in 0..<3 {
+                let r = try step.train(on: batch)
+                out += [r.total, Float(r.gradNorm)]
+            }
+            return out + Array(step.parameters.values.buffer)
+        }
+        #expect(bitwiseEqual(runs), "\(precision): losses \(runs.map { Array($0.prefix(6)) })")
     }
 }
 

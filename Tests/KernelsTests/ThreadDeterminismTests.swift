@@ -1,0 +1,137 @@
+// Every parallel kernel gives bitwise the same result at 1, 2 and 8 threads: the chunks are cut by the data size and
+// every reduction over chunks is combined in chunk order.
+// Reference semantics: none (a property of MaskPilot's parallel layer, `Kernels/Parallel.swift`).
+import Foundation
+import Kernels
+import Testing
+import _TestSupport
+
+@Suite struct ThreadDeterminismTests {
+    @Test func parallelLoopsCoverEveryIndexOnceAndSumInChunkOrder() {
+        let n = 100_003, grain = 1_000
+        let counts = atThreadCounts { () -> [Float] in
+            var hits = [Float](repeating: 0, count: n)
+            hits.withUnsafeMutableBufferPointer { h in parallelFor(n, grain: grain) { r in for i in r { h[i] += 1 } } }
+            return hits
+        }
+        #expect(counts.allSatisfy { $0.allSatisfy { $0 == 1 } })
+        // Terms of very different magnitudes with full 53-bit significands, so that any other grouping of the sum
+        // (a cut that followed the thread count) would change its last bits.
+        let values = (0..<n).map { i in Foundation.sin(Double(i) * 0.7) * Foundation.pow(10, Double(i % 13) - 6) }
+        let sums = atThreadCounts { () -> [UInt64] in
+            let s = values.withUnsafeBufferPointer { v in
+                parallelSum(n, grain: grain) { r in r.reduce(0.0) { $0 + v[$1] } }
+            }
+            return [s.bitPattern]
+        }
+        #expect(Set(sums).count == 1, "\(sums)")
+        // Nested loops run serially inside a chunk and still cover everything.
+        let nested = atThreadCounts { () -> [Float] in
+            var out = [Float](repeating: 0, count: 64 * 64)
+            out.withUnsafeMutableBufferPointer { o in
+                parallelFor(64, grain: 1) { rows in for r in rows { parallelFor(64, grain: 1) { cs in for c in cs { o[r * 64 + c] = Float(r * 64 + c) } } } }
+            }
+            return out
+        }
+        #expect(bitwiseEqual(nested) && nested[0] == (0..<4096).map(Float.init))
+    }
+
+    @Test(arguments: [false, true])
+    func softmax(_ logOutput: Bool) {
+        for (outer, n, inner) in [(700, 300, 1), (40, 30, 50)] {
+            let count = outer * n * inner
+            let x = randomFloats(count, seed: 5, low: -4, high: 4), dy = randomFloats(count, seed: 6)
+            let mask = (0..<count).map { $0 % 7 == 3 || ($0 / n) % 50 == 1 }
+            let results = atThreadCounts { () -> [Float] in
+                var y = [Float](repeating: 0, count: count), dx = y
+                mask.withUnsafeBufferPointer { m in
+                    softmaxForward(x, &y, outer: outer, n: n, inner: inner, mask: m.baseAddress, fullyMasked: .zeros,
+                                   logOutput: logOutput)
+                }
+                softmaxBackward(y, dy, &dx, outer: outer, n: n, inner: inner, logOutput: logOutput)
+                return y + dx
+            }
+            #expect(bitwiseEqual(results), "outer \(outer) n \(n) inner \(inner) log \(logOutput)")
+        }
+    }
+
+    @Test func layerNorm() {
+        let rows = 5_000, d = 64
+        let x = randomFloats(rows * d, seed: 7, low: -3, high: 3), w = randomFloats(d, seed: 8), b = randomFloats(d, seed: 9)
+        let dy = randomFloats(rows * d, seed: 10)
+        let results = atThreadCounts { () -> [Float] in
+            var y = [Float](repeating: 0, count: rows * d), dx = y
+            var mean = [Double](repeating: 0, count: rows), rstd = mean
+            var dw = [Float](repeating: 0, count: d), db = dw
+            layerNormForward(x: x, weight: w, bias: b, y: &y, mean: &mean, rstd: &rstd, rows: rows, dim: d, eps: 1e-5)
+            layerNormBackward(x: x, weight: w, dy: dy, mean: mean, rstd: rstd, dx: &dx, dWeight: &dw, dBias: &db,
+                              rows: rows, dim: d)
+            return y + dx + dw + db + mean.map(Float.init) + rstd.map(Float.init)
+        }
+        #expect(bitwiseEqual(results))
+    }
+
+    @Test func msDeformAttn() {
+        let s = MSDeformAttnShape(batch: 2, queries: 300, heads: 4, headDim: 8, points: 2,
+                                  levelShapes: [(6, 7), (3, 4)])
+        let value = randomFloats(s.valueCount, seed: 11)
+        let locations = randomFloats(2 * s.sampleCount, seed: 12, low: -0.1, high: 1.1)
+        let weights = randomFloats(s.sampleCount, seed: 13, low: 0, high: 1)
+        let dOut = randomFloats(s.outputCount, seed: 14)
+        let results = atThreadCounts { () -> [Float] in
+            var out = [Float](repeating: 0, count: s.outputCount)
+            var dv = [Float](repeating: 0, count: s.valueCount), dl = [Float](repeating: 0, count: 2 * s.sampleCount)
+            var dw = [Float](repeating: 0, count: s.sampleCount)
+            msDeformAttnForward(value: value, locations: locations, weights: weights, out: &out, shape: s)
+            msDeformAttnBackward(value: value, locations: locations, weights: weights, dOut: dOut, dValue: &dv,
+                                 dLocations: &dl, dWeights: &dw, shape: s)
+            return out + dv + dl + dw
+        }
+        #expect(bitwiseEqual(results))
+    }
+
+    @Test func gridSample() {
+        let (n, h, w, c, points) = (2, 13, 17, 24, 3_000)
+        let x = randomFloats(n * h * w * c, seed: 15), pts = randomFloats(n * points * 2, seed: 16, low: -0.05, high: 1.05)
+        let dy = randomFloats(n * points * c, seed: 17)
+        let results = atThreadCounts { () -> [Float] in
+            var y = [Float](repeating: 0, count: n * points * c), dx = [Float](repeating: 0, count: n * h * w * c)
+            var dp = [Float](repeating: 0, count: n * points * 2)
+            gridSampleForward(x: x, points: pts, y: &y, batch: n, height: h, width: w, channels: c, pointCount: points)
+            gridSampleBackward(dy: dy, points: pts, dx: &dx, batch: n, height: h, width: w, channels: c, pointCount: points,
+                               x: x, dPoints: &dp)
+            return y + dx + dp
+        }
+        #expect(bitwiseEqual(results))
+    }
+
+    /// oneDNN's convolutions and matmuls, made and run at 1, 2 and 8 OpenMP threads (primitives made again for each
+    /// count, since oneDNN fixes a primitive's split when it makes it), give bitwise the same results: the weight
+    /// gradient is computed image by image on one thread each, and small matmuls run on one thread.
+    @Test(arguments: GEMMPrecision.allCases)
+    func oneDNNAcrossThreadCounts(_ precision: GEMMPrecision) {
+        let g = ConvGeometry(batch: 3, height: 20, width: 18, inChannels: 32, outChannels: 48, kernelHeight: 3, kernelWidth: 3,
+                             stride: 1, padding: 1)
+        let x = randomFloats(g.inputCount, seed: 18), wt = randomFloats(g.weightCount, seed: 19, low: -0.1, high: 0.1)
+        let dy = randomFloats(g.outputCount, seed: 20)
+        let (m, n, k) = (96, 40, 700)
+        let a = randomFloats(k * m, seed: 21), b = randomFloats(k * n, seed: 22)
+        let results = determinismThreadCounts.map { threads -> [Float] in
+            let saved = DNNLThreads.current
+            DNNLThreads.set(threads)
+            dnnlDropPrimitives()
+            defer { DNNLThreads.set(saved); dnnlDropPrimitives() }
+            return withIntraOpThreads(threads) { withGEMMPrecision(precision) {
+                var ws = [Float](repeating: 0, count: g.workspaceCount())
+                var y = [Float](repeating: 0, count: g.outputCount), dx = [Float](repeating: 0, count: g.inputCount)
+                var dw = [Float](repeating: 0, count: g.weightCount), c = [Float](repeating: 0, count: m * n)
+                conv2dForward(x: x, weight: wt, bias: nil, y: &y, geometry: g, workspace: &ws, workspaceCount: ws.count)
+                conv2dBackward(x: x, weight: wt, dy: dy, dx: &dx, dWeight: &dw, dBias: nil, geometry: g, workspace: &ws,
+                               workspaceCount: ws.count)
+                sgemm(transA: true, transB: false, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: &c, ldc: n)
+                return y + dx + dw + c
+            } }
+        }
+        #expect(bitwiseEqual(results), "\(precision)")
+    }
+}
