@@ -21,8 +21,10 @@ public func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v
                              shape s: AttentionShape, scale: Float,
                              mask: UnsafePointer<Bool>?, maskPerHead: Bool) {
     let w = s.width, tq = s.queries, tk = s.keys, d = s.headDim
-    for b in 0..<s.batch {
-        for h in 0..<s.heads {
+    // One chunk per (item, head): each writes its own probabilities and output columns.
+    parallelChunks(s.batch * s.heads) { bh in
+        let b = bh / s.heads, h = bh % s.heads
+        do {
             let p = probs + (b * s.heads + h) * tq * tk
             let qb = q + b * tq * w + h * d, kb = k + b * tk * w + h * d, vb = v + b * tk * w + h * d
             sgemm(transA: false, transB: true, m: tq, n: tk, k: d, alpha: scale, a: qb, lda: w, b: kb, ldb: w,
@@ -36,15 +38,20 @@ public func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v
 }
 
 /// Backward of `attentionForward`. Writes (not accumulates) dq, dk, dv; any may be nil.
-/// `scratch` holds at least `Tq·Tk` floats.
+/// `scratch` holds at least `Tq·Tk` floats (the calling thread's; threads running other heads use their own).
 public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
                               dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?,
-                              dv: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
+                              dv: UnsafeMutablePointer<Float>?, scratch callerScratch: UnsafeMutablePointer<Float>,
                               shape s: AttentionShape, scale: Float) {
     let w = s.width, tq = s.queries, tk = s.keys, d = s.headDim
-    for b in 0..<s.batch {
-        for h in 0..<s.heads {
+    let caller = AttentionScratch.perThread.value
+    // One chunk per (item, head): each writes its own columns of dq, dk, dv.
+    parallelChunks(s.batch * s.heads) { bh in
+        let b = bh / s.heads, h = bh % s.heads
+        let local = AttentionScratch.perThread.value
+        let scratch = local === caller ? callerScratch : local.buffer(tq * tk)
+        do {
             let p = probs + (b * s.heads + h) * tq * tk
             let off = h * d
             let qb = q + b * tq * w + off, kb = k + b * tk * w + off, vb = v + b * tk * w + off
@@ -53,7 +60,7 @@ public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
                 sgemm(transA: true, transB: false, m: tk, n: d, k: tq, a: p, lda: tk, b: gb, ldb: w,
                       c: dv + b * tk * w + off, ldc: w)
             }
-            guard dq != nil || dk != nil else { continue }
+            guard dq != nil || dk != nil else { return }
             // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
             sgemm(transA: false, transB: true, m: tq, n: tk, k: d, a: gb, lda: w, b: vb, ldb: w, c: scratch, ldc: tk)
             softmaxBackward(p, scratch, scratch, outer: tq, n: tk, inner: 1, logOutput: false)
@@ -67,6 +74,18 @@ public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
             }
         }
     }
+}
+
+/// A thread's scratch for the heads of `attentionBackward` it runs for other threads.
+final class AttentionScratch {
+    private var storage = UnsafeMutablePointer<Float>.allocate(capacity: 0), capacity = 0
+    static let perThread = ThreadLocal { AttentionScratch() }
+
+    func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity { storage.deallocate(); storage = .allocate(capacity: count); capacity = count }
+        return storage
+    }
+    deinit { storage.deallocate() }
 }
 
 /// Naive twin of `attentionForward` (Double arithmetic, direct loops), for tests. Returns the output.

@@ -60,6 +60,26 @@ public func withKernelLibrary<T>(_ library: KernelLibrary, _ body: () throws -> 
     return try body()
 }
 
+/// This thread's GEMM settings (precision, the emulated twin, the library), carried by a parallel loop to the threads
+/// that run its chunks, so that a GEMM inside a chunk computes what it would on the calling thread.
+struct GEMMSettings {
+    var precision: GEMMPrecision, emulated: Bool, library: KernelLibrary
+
+    static var current: GEMMSettings {
+        let box = GEMMPrecision.perThread.value
+        return GEMMSettings(precision: box.value, emulated: box.emulated, library: box.library)
+    }
+
+    /// Runs `body` with these settings on this thread, then restores the thread's own.
+    func apply(_ body: () -> Void) {
+        let box = GEMMPrecision.perThread.value
+        let saved = (box.value, box.emulated, box.library)
+        (box.value, box.emulated, box.library) = (precision, emulated, library)
+        defer { (box.value, box.emulated, box.library) = saved }
+        body()
+    }
+}
+
 extension GEMMPrecision {
     /// The operand type of oneDNN's convolutions on this thread; nil under the emulated bf16 twin (whose convolutions
     /// run as im2col + its GEMMs).

@@ -8,10 +8,10 @@ public func channelAffineForward(x: UnsafePointer<Float>, scale: UnsafePointer<F
                                  y: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
     precondition(rows >= 0 && channels > 0, "channelAffine: \(rows) rows × \(channels) channels")
     let c = channels
-    for r in 0..<rows {
+    parallelFor(rows, grain: rowGrain(c)) { chunk in for r in chunk {
         let xr = x + r * c, yr = y + r * c
         for j in 0..<c { yr[j] = xr[j] * scale[j] + shift[j] }
-    }
+    } }
 }
 
 /// Backward of `channelAffineForward`; each requested gradient is overwritten:
@@ -22,25 +22,27 @@ public func channelAffineBackward(x: UnsafePointer<Float>, scale: UnsafePointer<
     precondition(rows >= 0 && channels > 0, "channelAffine backward: \(rows) rows × \(channels) channels")
     let c = channels
     if let dx {
-        for r in 0..<rows {
+        parallelFor(rows, grain: rowGrain(c)) { chunk in for r in chunk {
             let gr = dy + r * c, dr = dx + r * c
             for j in 0..<c { dr[j] = gr[j] * scale[j] }
-        }
+        } }
     }
     if dScale == nil && dShift == nil { return }
     let acc = UnsafeMutablePointer<Double>.allocate(capacity: 2 * c)
     defer { acc.deallocate() }
-    acc.update(repeating: 0, count: 2 * c)
-    let sxy = acc, sy = acc + c
-    for r in 0..<rows {
-        let gr = dy + r * c, xr = x + r * c
-        for j in 0..<c {
-            let gv = Double(gr[j])
-            sxy[j] += gv * Double(xr[j]); sy[j] += gv
+    // Rows in chunks fixed by the row count, each chunk's sums combined in chunk order.
+    parallelColumnSums(rows: rows, columns: 2 * c, grain: rowGrain(4 * c), into: acc) { chunk, partial in
+        let sxy = partial, sy = partial + c
+        for r in chunk {
+            let gr = dy + r * c, xr = x + r * c
+            for j in 0..<c {
+                let gv = Double(gr[j])
+                sxy[j] += gv * Double(xr[j]); sy[j] += gv
+            }
         }
     }
-    if let dScale { for j in 0..<c { dScale[j] = Float(sxy[j]) } }
-    if let dShift { for j in 0..<c { dShift[j] = Float(sy[j]) } }
+    if let dScale { for j in 0..<c { dScale[j] = Float(acc[j]) } }
+    if let dShift { for j in 0..<c { dShift[j] = Float(acc[c + j]) } }
 }
 
 // MARK: - Group norm

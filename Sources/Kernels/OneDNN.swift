@@ -40,7 +40,7 @@ public enum DNNLThreads {
     public static var current: Int { Int(mp_dnnl_get_threads()) }
 
     /// Matmuls with fewer output elements than this run on one thread (see `dnnlGemm`).
-    static let minimumParallelOutput = 1 << 18
+    static let minimumParallelOutput = 1 << 15
 }
 
 /// The CPU engine (one per process) and one stream per thread.
@@ -331,11 +331,14 @@ final class DNNLWorkspace {
 public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                      c: UnsafeMutablePointer<Float>, ldc: Int) throws {
-    // Products with small outputs run on one thread: oneDNN splits their reduction over threads on some of them (the
-    // attention scores with strided operands, `bench step --gemm-shapes`), which would make results depend on the
-    // thread count; larger ones were measured bitwise stable, and so are made and run with the rank's threads.
+    // Products with small outputs or strided operands run on one thread: oneDNN splits the reduction of some of them
+    // over its threads (a 1×1 convolution's 256×64 weight gradient over 8192 pixels; the attention scores, whose
+    // operands are head slices), which would make results depend on the thread count. The others were measured
+    // bitwise stable at 1 and 2 threads (`bench step --gemm-shapes` re-makes each primitive per thread count and
+    // compares), and run on the rank's threads.
     let threads = DNNLThreads.current
-    let serial = threads > 1 && m * n < DNNLThreads.minimumParallelOutput
+    let packed = lda == (transA ? m : k) && ldb == (transB ? k : n) && ldc == n
+    let serial = threads > 1 && (m * n < DNNLThreads.minimumParallelOutput || !packed)
     if serial { DNNLThreads.set(1) }
     defer { if serial { DNNLThreads.set(threads) } }
     let ws = DNNLWorkspace.perThread.value

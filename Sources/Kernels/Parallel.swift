@@ -67,22 +67,26 @@ private final class ChunkTeam {
     let chunks: Int
     let body: (Int) -> Void
     let next = Atomic<Int>(0)
+    /// The calling thread's GEMM settings, for GEMMs inside chunks that other threads run.
+    let settings = GEMMSettings.current
 
     init(chunks: Int, body: @escaping (Int) -> Void) {
         self.chunks = chunks
         self.body = body
     }
 
-    /// Runs chunks until none is left, with nested loops serial on this thread.
+    /// Runs chunks until none is left, with nested loops serial on this thread and the caller's GEMM settings.
     func work() {
         let flag = IntraOpThreads.flag.value
         let saved = flag.inside
         flag.inside = true
         defer { flag.inside = saved }
-        while true {
-            let c = next.add(1, ordering: .relaxed).oldValue
-            if c >= chunks { break }
-            body(c)
+        settings.apply {
+            while true {
+                let c = next.add(1, ordering: .relaxed).oldValue
+                if c >= chunks { break }
+                body(c)
+            }
         }
     }
 }

@@ -169,11 +169,11 @@ public enum Autograd {
             if t.gradIsOwned {
                 precondition(existing.count == g.count, "grad of \(existing.shape) accumulating \(g.shape)")
                 let d = existing.data, s = g.data
-                for i in 0..<g.count { d[i] += s[i] }
+                parallelFor(g.count, grain: elementwiseGrain) { r in for i in r { d[i] += s[i] } }
             } else {
                 let sum = existing.copy()
                 let d = sum.data, s = g.data
-                for i in 0..<g.count { d[i] += s[i] }
+                parallelFor(g.count, grain: elementwiseGrain) { r in for i in r { d[i] += s[i] } }
                 t.grad = sum
                 t.gradIsOwned = true
             }

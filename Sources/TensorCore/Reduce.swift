@@ -92,22 +92,28 @@ extension Tensor {
         let out = Tensor(uninitialized: outShape)
         var idx = [Int](repeating: 0, count: rows * k)
         if k == 0 || rows == 0 { return (out, idx) }
-        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
-        defer { keys.deallocate() }
-        for r in 0..<rows {
-            let row = data + r * n
-            for i in 0..<n {
-                let bits = (row[i] + 0).bitPattern   // + 0 turns −0 into +0
-                let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
-                keys[i] = UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(i))
-            }
-            selectLargestKeys(keys, n, k)
-            var head = UnsafeMutableBufferPointer(start: keys, count: k)
-            head.sort(by: >)
-            for j in 0..<k {
-                let i = Int(UInt32.max - UInt32(truncatingIfNeeded: head[j]))
-                idx[r * k + j] = i
-                out.data[r * k + j] = row[i]
+        // Rows are independent: chunks of rows go to threads, each with its own key buffer.
+        let o = out.data, x = data
+        idx.withUnsafeMutableBufferPointer { ix in
+            parallelFor(rows, grain: rowGrain(4 * n)) { chunk in
+                let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+                defer { keys.deallocate() }
+                for r in chunk {
+                    let row = x + r * n
+                    for i in 0..<n {
+                        let bits = (row[i] + 0).bitPattern   // + 0 turns −0 into +0
+                        let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+                        keys[i] = UInt64(ordered) << 32 | UInt64(UInt32.max - UInt32(i))
+                    }
+                    selectLargestKeys(keys, n, k)
+                    var head = UnsafeMutableBufferPointer(start: keys, count: k)
+                    head.sort(by: >)
+                    for j in 0..<k {
+                        let i = Int(UInt32.max - UInt32(truncatingIfNeeded: head[j]))
+                        ix[r * k + j] = i
+                        o[r * k + j] = row[i]
+                    }
+                }
             }
         }
         return (out, idx)

@@ -134,4 +134,31 @@ import _TestSupport
         }
         #expect(bitwiseEqual(results), "\(precision)")
     }
+
+    @Test(arguments: GEMMPrecision.allCases)
+    func attentionAndChannelAffine(_ precision: GEMMPrecision) {
+        let s = AttentionShape(batch: 2, heads: 4, queries: 30, keys: 70, headDim: 8)
+        let q = randomFloats(s.batch * s.queries * s.width, seed: 23), k = randomFloats(s.batch * s.keys * s.width, seed: 24)
+        let v = randomFloats(s.batch * s.keys * s.width, seed: 25), dOut = randomFloats(s.batch * s.queries * s.width, seed: 26)
+        let mask = (0..<(s.batch * s.queries * s.keys)).map { $0 % 5 == 2 }
+        let (rows, c) = (3_000, 40)
+        let x = randomFloats(rows * c, seed: 27), scale = randomFloats(c, seed: 28), shift = randomFloats(c, seed: 29)
+        let dy = randomFloats(rows * c, seed: 30)
+        let results = atThreadCounts { () -> [Float] in withGEMMPrecision(precision) {
+            var out = [Float](repeating: 0, count: q.count), probs = [Float](repeating: 0, count: s.batch * s.heads * s.queries * s.keys)
+            var dq = q, dk = k, dv = v, scratch = [Float](repeating: 0, count: s.queries * s.keys)
+            mask.withUnsafeBufferPointer { m in
+                attentionForward(q: q, k: k, v: v, out: &out, probs: &probs, shape: s, scale: 0.3, mask: m.baseAddress,
+                                 maskPerHead: false)
+            }
+            attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dq: &dq, dk: &dk, dv: &dv, scratch: &scratch,
+                              shape: s, scale: 0.3)
+            var y = [Float](repeating: 0, count: rows * c), dx = y
+            var ds = [Float](repeating: 0, count: c), dsh = ds
+            channelAffineForward(x: x, scale: scale, shift: shift, y: &y, rows: rows, channels: c)
+            channelAffineBackward(x: x, scale: scale, dy: dy, dx: &dx, dScale: &ds, dShift: &dsh, rows: rows, channels: c)
+            return out + probs + dq + dk + dv + y + dx + ds + dsh
+        } }
+        #expect(bitwiseEqual(results), "\(precision)")
+    }
 }
