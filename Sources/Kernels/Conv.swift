@@ -202,8 +202,9 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     if let dBias {
         let acc = UnsafeMutablePointer<Double>.allocate(capacity: cout)
         defer { acc.deallocate() }
-        acc.update(repeating: 0, count: cout)
-        for r in 0..<rows { addColumns(dy + r * cout, into: acc, cout) }
+        parallelColumnSums(rows: rows, columns: cout, grain: rowGrain(cout), into: acc) { chunk, partial in
+            for r in chunk { addColumns(dy + r * cout, into: partial, cout) }
+        }
         for j in 0..<cout { dBias[j] = Float(acc[j]) }
     }
     if dx == nil && dWeight == nil { return }

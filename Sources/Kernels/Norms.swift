@@ -68,10 +68,13 @@ public func groupNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
     let sum = buf, sq = buf + c, a = coef, d = coef + c
     for b in 0..<batch {
         let xb = x + b * s * c, yb = y + b * s * c
-        buf.update(repeating: 0, count: 2 * c)
-        for i in 0..<s {
-            let xr = xb + i * c
-            for j in 0..<c { let v = Double(xr[j]); sum[j] += v; sq[j] += v * v }
+        // Positions in chunks fixed by S, each chunk's channel sums combined in chunk order.
+        parallelColumnSums(rows: s, columns: 2 * c, grain: rowGrain(2 * c), into: buf) { rows, partial in
+            let ps = partial, pq = partial + c
+            for i in rows {
+                let xr = xb + i * c
+                for j in 0..<c { let v = Double(xr[j]); ps[j] += v; pq[j] += v * v }
+            }
         }
         for gi in 0..<groups {
             var gs = 0.0, gq = 0.0
@@ -86,9 +89,11 @@ public func groupNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
                 a[j] = Float(aw); d[j] = Float(Double(bias[j]) - mu * aw)
             }
         }
-        for i in 0..<s {
-            let xr = xb + i * c, yr = yb + i * c
-            for j in 0..<c { yr[j] = xr[j] * a[j] + d[j] }
+        parallelFor(s, grain: rowGrain(c)) { rows in
+            for i in rows {
+                let xr = xb + i * c, yr = yb + i * c
+                for j in 0..<c { yr[j] = xr[j] * a[j] + d[j] }
+            }
         }
     }
 }
@@ -114,10 +119,12 @@ public func groupNormBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Flo
     (buf + 2 * c).update(repeating: 0, count: 2 * c)
     for b in 0..<batch {
         let xb = x + b * s * c, gb = dy + b * s * c
-        buf.update(repeating: 0, count: 2 * c)
-        for i in 0..<s {
-            let xr = xb + i * c, gr = gb + i * c
-            for j in 0..<c { let gv = Double(gr[j]); sdy[j] += gv; sdyx[j] += gv * Double(xr[j]) }
+        parallelColumnSums(rows: s, columns: 2 * c, grain: rowGrain(2 * c), into: buf) { rows, partial in
+            let pdy = partial, pdyx = partial + c
+            for i in rows {
+                let xr = xb + i * c, gr = gb + i * c
+                for j in 0..<c { let gv = Double(gr[j]); pdy[j] += gv; pdyx[j] += gv * Double(xr[j]) }
+            }
         }
         for gi in 0..<groups {
             let mu = mean[b * groups + gi], r = rstd[b * groups + gi]
@@ -136,9 +143,11 @@ public func groupNormBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Flo
         }
         if let dx {
             let db = dx + b * s * c
-            for i in 0..<s {
-                let xr = xb + i * c, gr = gb + i * c, dr = db + i * c
-                for j in 0..<c { dr[j] = gr[j] * ca[j] + xr[j] * cb[j] + cd[j] }
+            parallelFor(s, grain: rowGrain(c)) { rows in
+                for i in rows {
+                    let xr = xb + i * c, gr = gb + i * c, dr = db + i * c
+                    for j in 0..<c { dr[j] = gr[j] * ca[j] + xr[j] * cb[j] + cd[j] }
+                }
             }
         }
     }

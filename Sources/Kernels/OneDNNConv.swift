@@ -272,10 +272,12 @@ final class DNNLConvolution {
         }
         if let error = failure.error { throw error }
         if single { return }
-        dWeight.update(from: partials, count: count)
-        for b in 1..<batch {
-            let p = partials + b * count
-            for i in 0..<count { dWeight[i] += p[i] }
+        parallelFor(count, grain: elementwiseGrain) { r in
+            for i in r {
+                var sum = partials[i]
+                for b in 1..<batch { sum += partials[b * count + i] }
+                dWeight[i] = sum
+            }
         }
     }
 

@@ -12,6 +12,15 @@ extension Tensor {
         // Each output row is its own sum (in the order it always had), so rows go to threads in chunks.
         if inner == 1 {
             parallelFor(outer, grain: rowGrain(n)) { rows in for i in rows { o[i] = Float(rowSum(x + i * n, n)) } }
+        } else if outer == 1 {
+            // One output row (e.g. a bias gradient summed over all positions): the n input rows in chunks, each
+            // chunk's column sums combined in chunk order.
+            let acc = UnsafeMutablePointer<Double>.allocate(capacity: inner)
+            defer { acc.deallocate() }
+            parallelColumnSums(rows: n, columns: inner, grain: rowGrain(inner), into: acc) { rows, partial in
+                for j in rows { addColumns(x + j * inner, into: partial, inner) }
+            }
+            for k in 0..<inner { o[k] = Float(acc[k]) }
         } else {
             parallelFor(outer, grain: rowGrain(n * inner)) { rows in
                 let acc = UnsafeMutablePointer<Double>.allocate(capacity: inner)

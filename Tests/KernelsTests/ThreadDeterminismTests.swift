@@ -161,4 +161,27 @@ import _TestSupport
         } }
         #expect(bitwiseEqual(results), "\(precision)")
     }
+
+    @Test func groupNormAndConvBias() {
+        let (b, sp, c, g) = (2, 1_500, 32, 8)
+        let x = randomFloats(b * sp * c, seed: 31, low: -2, high: 2), w = randomFloats(c, seed: 32), bias = randomFloats(c, seed: 33)
+        let dy = randomFloats(b * sp * c, seed: 34)
+        let geo = ConvGeometry(batch: 2, height: 40, width: 30, inChannels: 8, outChannels: 16, kernelHeight: 1, kernelWidth: 1)
+        let cx = randomFloats(geo.inputCount, seed: 35), cw = randomFloats(geo.weightCount, seed: 36)
+        let cdy = randomFloats(geo.outputCount, seed: 37)
+        let results = atThreadCounts { () -> [Float] in
+            var y = [Float](repeating: 0, count: b * sp * c), dx = y
+            var mean = [Double](repeating: 0, count: b * g), rstd = mean
+            var dw = [Float](repeating: 0, count: c), db = dw
+            groupNormForward(x: x, weight: w, bias: bias, y: &y, mean: &mean, rstd: &rstd, batch: b, spatial: sp, channels: c,
+                             groups: g, eps: 1e-5)
+            groupNormBackward(x: x, weight: w, dy: dy, mean: mean, rstd: rstd, dx: &dx, dWeight: &dw, dBias: &db, batch: b,
+                              spatial: sp, channels: c, groups: g)
+            var cdb = [Float](repeating: 0, count: geo.outChannels)
+            conv2dBackward(x: cx, weight: cw, dy: cdy, dx: nil, dWeight: nil, dBias: &cdb, geometry: geo, workspace: nil,
+                           workspaceCount: 0)
+            return y + dx + dw + db + mean.map(Float.init) + rstd.map(Float.init) + cdb
+        }
+        #expect(bitwiseEqual(results))
+    }
 }
