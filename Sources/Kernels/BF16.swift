@@ -16,8 +16,13 @@ public func bfloat16(_ x: Float) -> UInt16 {
 @inlinable @inline(__always)
 public func float(bfloat16 h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
 
-/// `dst[i] = bfloat16(src[i])` for i < count.
+/// `dst[i] = bfloat16(src[i])` for i < count (in parallel chunks of `elementwiseGrain`).
 public func convertToBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+    parallelFor(count, grain: elementwiseGrain) { r in convertSpanToBF16(src + r.lowerBound, dst + r.lowerBound, count: r.count) }
+}
+
+/// `convertToBF16` of one span, 16 lanes at a time.
+private func convertSpanToBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
     var i = 0
     let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), infinity = SIMD16<UInt32>(repeating: 0x7F80_0000)
     let half = SIMD16<UInt32>(repeating: 0x7FFF), one = SIMD16<UInt32>(repeating: 1), quiet = SIMD16<UInt32>(repeating: 0x0040_0000)
@@ -35,7 +40,9 @@ public func convertToBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePoint
 /// The `rows × cols` matrix at `src` (row stride `ld`) converted to bf16 and packed at `dst` (row stride `cols`).
 public func convertToBF16(rows: Int, cols: Int, _ src: UnsafePointer<Float>, ld: Int, _ dst: UnsafeMutablePointer<UInt16>) {
     if ld == cols { convertToBF16(src, dst, count: rows * cols); return }
-    for r in 0..<rows { convertToBF16(src + r * ld, dst + r * cols, count: cols) }
+    parallelFor(rows, grain: rowGrain(cols)) { chunk in
+        for r in chunk { convertSpanToBF16(src + r * ld, dst + r * cols, count: cols) }
+    }
 }
 
 /// `dst[i] = float(bfloat16: src[i])` for i < count.

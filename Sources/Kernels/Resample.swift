@@ -30,10 +30,12 @@ public func resizeBilinearForward(x: UnsafePointer<Float>, y: UnsafeMutablePoint
         xl[2 * ox] = t.l0; xl[2 * ox + 1] = t.l1
     }
     if c >= 8 {
-        // Many channels: the per-pixel loop over channels vectorizes; read the four taps directly.
-        for b in 0..<batch {
+        // Many channels: the per-pixel loop over channels vectorizes; read the four taps directly. Output lines
+        // (image, row) in parallel chunks.
+        parallelFor(batch * outHeight, grain: rowGrain(outWidth * c)) { lines in for line in lines {
+            let b = line / outHeight, oy = line % outHeight
             let img = x + b * inHeight * inWidth * c
-            for oy in 0..<outHeight {
+            do {
                 let ty = bilinearSourceTaps(oy, inSize: inHeight, outSize: outHeight)
                 let r0 = img + ty.i0 * inWidth * c, r1 = img + ty.i1 * inWidth * c
                 let h0 = ty.l0, h1 = ty.l1
@@ -46,20 +48,24 @@ public func resizeBilinearForward(x: UnsafePointer<Float>, y: UnsafeMutablePoint
                     for j in 0..<c { o[j] = h0 * (w0 * p00[j] + w1 * p01[j]) + h1 * (w0 * p10[j] + w1 * p11[j]) }
                 }
             }
-        }
+        } }
         return
     }
     // Few channels (masks): separable. Each needed source row is interpolated horizontally once into
     // a row buffer (`w0·x[i0] + w1·x[i1]`), then output rows blend two buffers vertically
     // (`h0·A + h1·B`); the operation order is the same `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)`.
+    // Output lines (image, row) in parallel chunks, each chunk with its own row buffers (recomputing a buffered
+    // row gives the same values, so the cut does not change the result).
     let rowCount = outWidth * c
-    let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowCount)
-    defer { rows.deallocate() }
-    var lo = rows, hi = rows + rowCount
-    for b in 0..<batch {
-        let img = x + b * inHeight * inWidth * c
-        var loTag = -1, hiTag = -1
-        for oy in 0..<outHeight {
+    parallelFor(batch * outHeight, grain: rowGrain(2 * rowCount)) { lines in
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowCount)
+        defer { rows.deallocate() }
+        var lo = rows, hi = rows + rowCount
+        var loTag = -1, hiTag = -1, image = -1
+        for line in lines {
+            let b = line / outHeight, oy = line % outHeight
+            if b != image { image = b; loTag = -1; hiTag = -1 }
+            let img = x + b * inHeight * inWidth * c
             let ty = bilinearSourceTaps(oy, inSize: inHeight, outSize: outHeight)
             if ty.i0 == hiTag && ty.i0 != loTag { swap(&lo, &hi); swap(&loTag, &hiTag) }
             if loTag != ty.i0 {
@@ -111,23 +117,27 @@ public func resizeBilinearBackward(dy: UnsafePointer<Float>, dx: UnsafeMutablePo
         xi0[2 * ox] = t.i0 * c; xi0[2 * ox + 1] = t.i1 * c
         xl[2 * ox] = t.l0; xl[2 * ox + 1] = t.l1
     }
-    for b in 0..<batch {
-        let img = dx + b * inHeight * inWidth * c
+    // One chunk per (image, block of channels): chunks write disjoint elements, each element receiving its
+    // contributions in the serial order.
+    let block = c < 16 ? c : Swift.max(8, c / 8), blocks = (c + block - 1) / block
+    parallelChunks(batch * blocks) { task in
+        let b = task / blocks, c0 = (task % blocks) * block, cn = Swift.min(block, c - c0)
+        let img = dx + b * inHeight * inWidth * c + c0
         for oy in 0..<outHeight {
             let ty = bilinearSourceTaps(oy, inSize: inHeight, outSize: outHeight)
             let r0 = img + ty.i0 * inWidth * c, r1 = img + ty.i1 * inWidth * c
             let h0 = ty.l0, h1 = ty.l1
-            let gRow = dy + (b * outHeight + oy) * outWidth * c
+            let gRow = dy + (b * outHeight + oy) * outWidth * c + c0
             for ox in 0..<outWidth {
                 let a = xi0[2 * ox], e = xi0[2 * ox + 1]
                 let w0 = xl[2 * ox], w1 = xl[2 * ox + 1]
                 let gp = gRow + ox * c
                 let p00 = r0 + a, p01 = r0 + e, p10 = r1 + a, p11 = r1 + e
                 // Sequential updates: the taps may coincide at the borders.
-                for j in 0..<c { p00[j] += h0 * w0 * gp[j] }
-                for j in 0..<c { p01[j] += h0 * w1 * gp[j] }
-                for j in 0..<c { p10[j] += h1 * w0 * gp[j] }
-                for j in 0..<c { p11[j] += h1 * w1 * gp[j] }
+                for j in 0..<cn { p00[j] += h0 * w0 * gp[j] }
+                for j in 0..<cn { p01[j] += h0 * w1 * gp[j] }
+                for j in 0..<cn { p10[j] += h1 * w0 * gp[j] }
+                for j in 0..<cn { p11[j] += h1 * w1 * gp[j] }
             }
         }
     }

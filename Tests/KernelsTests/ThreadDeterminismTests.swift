@@ -184,4 +184,27 @@ import _TestSupport
         }
         #expect(bitwiseEqual(results))
     }
+
+    @Test func resizeAndBF16Conversion() {
+        var results: [[Float]] = []
+        for (c, b, ih, iw, oh, ow) in [(1, 3, 33, 47, 130, 190), (24, 2, 20, 30, 64, 96), (24, 2, 64, 96, 20, 30)] {
+            let x = randomFloats(b * ih * iw * c, seed: 38), dy = randomFloats(b * oh * ow * c, seed: 39)
+            results = atThreadCounts { () -> [Float] in
+                var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+                resizeBilinearForward(x: x, y: &y, batch: b, inHeight: ih, inWidth: iw, channels: c, outHeight: oh, outWidth: ow)
+                resizeBilinearBackward(dy: dy, dx: &dx, batch: b, inHeight: ih, inWidth: iw, channels: c, outHeight: oh,
+                                       outWidth: ow)
+                return y + dx
+            }
+            #expect(bitwiseEqual(results), "C \(c) \(ih)×\(iw) → \(oh)×\(ow)")
+        }
+        let v = randomFloats(200_003, seed: 40, low: -1e3, high: 1e3)
+        let converted = atThreadCounts { () -> [Float] in
+            var a = [UInt16](repeating: 0, count: v.count), b = [UInt16](repeating: 0, count: 1_000 * 150)
+            convertToBF16(v, &a, count: v.count)
+            convertToBF16(rows: 1_000, cols: 150, v, ld: 199, &b)
+            return (a + b).map { float(bfloat16: $0) }
+        }
+        #expect(bitwiseEqual(converted) && converted[0][5] == float(bfloat16: bfloat16(v[5])))
+    }
 }
