@@ -39,7 +39,9 @@ public enum DNNLThreads {
     public static func set(_ n: Int) { _ = mp_dnnl_set_threads(Int32(max(1, n))) }
     public static var current: Int { Int(mp_dnnl_get_threads()) }
 
-    /// Matmuls with fewer output elements than this run on one thread (see `dnnlGemm`).
+    /// Matmuls with fewer output elements than this many per thread run on one thread (see `dnnlGemm`): oneDNN
+    /// splits the reduction of a product whose output gives its threads too few blocks (measured: 256×8192ᵀ·8192×64
+    /// at 2 threads, 512×4096ᵀ·4096×128 at 4), which a per-thread bound follows.
     static let minimumParallelOutput = 1 << 15
 }
 
@@ -108,6 +110,9 @@ struct MatmulKey: Hashable {
     var lda, ldb, ldc: Int
     var alpha, beta: UInt32   // bit patterns
     var input: DNNLType
+    /// oneDNN's thread count when the primitive is made: it fixes the primitive's split, and must be the count it
+    /// runs with.
+    var threads: Int
 }
 
 /// `dnnl_memory_desc_init_by_tag` with `dnnl_format_tag_any`: the primitive chooses the layout (e.g. blocked
@@ -331,19 +336,19 @@ final class DNNLWorkspace {
 public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                      c: UnsafeMutablePointer<Float>, ldc: Int) throws {
-    // Products with small outputs or strided operands run on one thread: oneDNN splits the reduction of some of them
-    // over its threads (a 1×1 convolution's 256×64 weight gradient over 8192 pixels; the attention scores, whose
-    // operands are head slices), which would make results depend on the thread count. The others were measured
-    // bitwise stable at 1 and 2 threads (`bench step --gemm-shapes` re-makes each primitive per thread count and
-    // compares), and run on the rank's threads.
+    // Products with small outputs (per thread) or strided operands run on one thread: oneDNN splits the reduction of
+    // some of them over its threads (a 1×1 convolution's weight gradient over many pixels; the attention scores,
+    // whose operands are head slices), which would make results depend on the thread count. The others were
+    // measured bitwise equal at 1, 2 and 4 threads (`bench step --gemm-shapes` re-makes each primitive per thread
+    // count and compares), and run on the rank's threads.
     let threads = DNNLThreads.current
     let packed = lda == (transA ? m : k) && ldb == (transB ? k : n) && ldc == n
-    let serial = threads > 1 && (m * n < DNNLThreads.minimumParallelOutput || !packed)
+    let serial = threads > 1 && (m * n < DNNLThreads.minimumParallelOutput * threads || !packed)
     if serial { DNNLThreads.set(1) }
     defer { if serial { DNNLThreads.set(threads) } }
     let ws = DNNLWorkspace.perThread.value
     var key = MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
-                        alpha: alpha.bitPattern, beta: beta.bitPattern, input: input)
+                        alpha: alpha.bitPattern, beta: beta.bitPattern, input: input, threads: DNNLThreads.current)
     let pa: UnsafeRawPointer, pb: UnsafeRawPointer
     if input == .bf16 {
         // Stored A is [M, K] (or [K, M] transposed), B is [K, N] (or [N, K]); packed with their row length as stride.

@@ -304,11 +304,11 @@ final class DNNLConvolution {
         let g = geometry
         let single = ConvGeometry(batch: 1, height: g.height, width: g.width, inChannels: g.inChannels, outChannels: g.outChannels,
                                   kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, stride: g.stride, padding: g.padding)
-        let conv = cached(single, input: input)
-        // Whether the pass exists is decided once, on one thread, so that every thread agrees.
+        // Made and run with one OpenMP thread, whichever thread asks.
         let threads = DNNLThreads.current
         if threads != 1 { DNNLThreads.set(1) }
         defer { if threads != 1 { DNNLThreads.set(threads) } }
+        let conv = cached(single, input: input)
         return conv.pass(.backwardWeights) == nil ? nil : conv
     }
 
@@ -323,7 +323,8 @@ final class DNNLConvolution {
     fileprivate final class Cache {
         var convolutions: [Key: DNNLConvolution] = [:]
     }
-    fileprivate struct Key: Hashable { var geometry: ConvGeometry; var input: DNNLType }
+    /// The thread count is part of the key: oneDNN fixes a primitive's split when it makes it (see `MatmulKey`).
+    fileprivate struct Key: Hashable { var geometry: ConvGeometry; var input: DNNLType; var threads: Int }
 
     /// The oneDNN convolution for `geometry` in this thread's precision, or nil when im2col + `sgemm` runs it:
     /// pointwise convolutions (one GEMM already), empty batches, `KernelLibrary.openBLAS`, the emulated bf16 twin.
@@ -337,7 +338,7 @@ final class DNNLConvolution {
     /// This thread's convolution of `geometry` in `input` (made on first use).
     static func cached(_ geometry: ConvGeometry, input: DNNLType) -> DNNLConvolution {
         let cache = perThread.value
-        let key = Key(geometry: geometry, input: input)
+        let key = Key(geometry: geometry, input: input, threads: DNNLThreads.current)
         if let known = cache.convolutions[key] { return known }
         if cache.convolutions.count >= DNNLWorkspace.capacity { cache.convolutions.removeAll() }
         let conv = DNNLConvolution(geometry: geometry, input: input)

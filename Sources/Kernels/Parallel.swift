@@ -69,6 +69,8 @@ private final class ChunkTeam {
     let next = Atomic<Int>(0)
     /// The calling thread's GEMM settings, for GEMMs inside chunks that other threads run.
     let settings = GEMMSettings.current
+    /// The calling thread's grain divisor (`withIntraOpThreads`), so nested loops cut the same way on every thread.
+    let grainDivisor = IntraOpThreads.flag.value.grainDivisor
 
     init(chunks: Int, body: @escaping (Int) -> Void) {
         self.chunks = chunks
@@ -78,9 +80,16 @@ private final class ChunkTeam {
     /// Runs chunks until none is left, with nested loops serial on this thread and the caller's GEMM settings.
     func work() {
         let flag = IntraOpThreads.flag.value
-        let saved = flag.inside
-        flag.inside = true
-        defer { flag.inside = saved }
+        let saved = (flag.inside, flag.grainDivisor)
+        (flag.inside, flag.grainDivisor) = (true, grainDivisor)
+        // oneDNN calls inside a chunk run on one thread (OpenMP does not nest); its primitives are made with that
+        // count too, so that they are made and run alike.
+        let dnnlThreads = DNNLThreads.current
+        if dnnlThreads != 1 { DNNLThreads.set(1) }
+        defer {
+            (flag.inside, flag.grainDivisor) = saved
+            if dnnlThreads != 1 { DNNLThreads.set(dnnlThreads) }
+        }
         settings.apply {
             while true {
                 let c = next.add(1, ordering: .relaxed).oldValue

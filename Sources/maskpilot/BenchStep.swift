@@ -174,7 +174,7 @@ struct BenchStep: ParsableCommand {
                               a: a.data, lda: lda, b: b.data, ldb: ldb, beta: shape.beta, c: c.data, ldc: ldc)
                 return c.values.map(\.bitPattern)
             }
-            let stable = product(1, .f32) == product(2, .f32) && product(1, .bf16) == product(2, .bf16)
+            let stable = [DNNLType.f32, .bf16].allSatisfy { t in let one = product(1, t); return product(2, t) == one && product(4, t) == one }
             let times = Double(calls)
             seconds.blas += times * blas; seconds.dnnl += times * f32; seconds.best += times * min(blas, f32)
             seconds.bf16 += times * b16
@@ -182,7 +182,7 @@ struct BenchStep: ParsableCommand {
             print(shape.description.padding(toLength: 30, withPad: " ", startingAt: 0)
                   + String(format: "%5d  %5.1f %%  ", calls, 100 * Double(shape.flops * calls) / Double(total))
                   + rate(blas).leftPadded(9) + rate(f32).leftPadded(14) + rate(b16).leftPadded(14)
-                  + (stable ? "   1 = 2 threads" : "   DIFFERS at 2 threads"))
+                  + (stable ? "   1 = 2 = 4 threads" : "   DIFFERS at 2 or 4 threads"))
         }
         print(String(format: "these shapes' time per step: OpenBLAS %.3f s, oneDNN fp32 %.3f s, the faster of the two per shape %.3f s, "
                      + "oneDNN bf16 %.3f s", seconds.blas, seconds.dnnl, seconds.best, seconds.bf16))
@@ -208,7 +208,7 @@ struct BenchStep: ParsableCommand {
 /// Whether each convolution of a step gives bitwise the same forward, backward data and backward weights at 1 and
 /// 2 oneDNN threads, in fp32 and bf16.
 func printConvolutionStability(_ convolutions: [ConvGeometry: Int]) {
-    print("convolutions of one step (1 = 2 oneDNN threads, bitwise; fp32 and bf16; forward / backward data / backward weights):")
+    print("convolutions of one step (1 = 2 = 4 oneDNN threads, bitwise; fp32 and bf16; forward / backward data / backward weights):")
     var rng = RNG(seed: 10)
     for g in convolutions.keys.sorted(by: { $0.description < $1.description }) {
         let x = Tensor.uniform([g.inputCount], low: -1, high: 1, rng: &rng)
@@ -232,7 +232,8 @@ func printConvolutionStability(_ convolutions: [ConvGeometry: Int]) {
             }
         }
         let cells = GEMMPrecision.allCases.map { p in
-            zip(passes(1, p), passes(2, p)).map { $0 == $1 ? "=" : "DIFFERS" }.joined(separator: "/")
+            let one = passes(1, p), two = passes(2, p), four = passes(4, p)
+            return (0..<3).map { one[$0] == two[$0] && one[$0] == four[$0] ? "=" : "DIFFERS" }.joined(separator: "/")
         }
         print("  \(g): " + cells.joined(separator: "  "))
     }

@@ -116,6 +116,9 @@ import _TestSupport
         let dy = randomFloats(g.outputCount, seed: 20)
         let (m, n, k) = (96, 40, 700)
         let a = randomFloats(k * m, seed: 21), b = randomFloats(k * n, seed: 22)
+        // A packed product with a large output and a long reduction: it runs on oneDNN's threads.
+        let (bm, bn, bk) = (384, 320, 2_048)
+        let ba = randomFloats(bm * bk, seed: 41), bb = randomFloats(bk * bn, seed: 42)
         let results = determinismThreadCounts.map { threads -> [Float] in
             let saved = DNNLThreads.current
             DNNLThreads.set(threads)
@@ -129,7 +132,9 @@ import _TestSupport
                 conv2dBackward(x: x, weight: wt, dy: dy, dx: &dx, dWeight: &dw, dBias: nil, geometry: g, workspace: &ws,
                                workspaceCount: ws.count)
                 sgemm(transA: true, transB: false, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: &c, ldc: n)
-                return y + dx + dw + c
+                var big = [Float](repeating: 0, count: bm * bn)
+                sgemm(transA: false, transB: false, m: bm, n: bn, k: bk, a: ba, lda: bk, b: bb, ldb: bn, c: &big, ldc: bn)
+                return y + dx + dw + c + big
             } }
         }
         #expect(bitwiseEqual(results), "\(precision)")
