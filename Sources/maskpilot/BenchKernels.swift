@@ -98,7 +98,6 @@ struct BenchKernels: ParsableCommand {
               + bf16Rates.map { "\($0.0) \(String(format: "%.0f", 100 * $0.1 / bf16Peak)) %" }.joined(separator: ", "))
 
         try convolutionTable()
-        threadStabilityTable()
 
         // Fused attention: B·heads = 16, Q = 100, keys 4096, head dim 32, forward + backward.
         do {
@@ -192,78 +191,6 @@ struct BenchKernels: ParsableCommand {
             fflush(nil)
         }
         print("oneDNN implementations used: " + impls.filter { $0 != "im2col" }.sorted().joined(separator: ", "))
-    }
-
-    /// Whether oneDNN's passes give bitwise the same result at 1 and at `max(2, threads)` threads, per shape and
-    /// precision (MaskPilot's own kernels are tested to; the GEMM libraries are measured here): "identical", or the
-    /// largest difference relative to the largest magnitude of the output.
-    func threadStabilityTable() {
-        let many = max(2, threads)
-        print(String(repeating: "-", count: 90))
-        print("oneDNN at 1 vs \(many) threads (bitwise, or max |Δ| ÷ max |y|): forward / backward data / backward weights")
-        var rng = RNG(seed: 4)
-        func compare(_ body: () -> [[Float]]) -> [String] {
-            let saved = DNNLThreads.current
-            DNNLThreads.set(1)
-            dnnlDropPrimitives()
-            let one = body()
-            DNNLThreads.set(many)
-            dnnlDropPrimitives()
-            let more = body()
-            DNNLThreads.set(saved)
-            dnnlDropPrimitives()
-            return zip(one, more).map { a, b in
-                if zip(a, b).allSatisfy({ $0.bitPattern == $1.bitPattern }) { return "identical" }
-                let scale = a.map { abs($0) }.max() ?? 1
-                let diff = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-                return String(format: "%.1e", Double(diff / max(scale, .leastNormalMagnitude)))
-            }
-        }
-        let convs: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
-            ("stem 7×7/2 3→64 @256², B=2", 2, 256, 256, 3, 64, 7, 2, 3),
-            ("res2 3×3 64→64 @64², B=2", 2, 64, 64, 64, 64, 3, 1, 1),
-            ("res3 3×3/2 64→128 @64², B=2", 2, 64, 64, 64, 128, 3, 2, 1),
-            ("res5 3×3 512→512 @8², B=2", 2, 8, 8, 512, 512, 3, 1, 1),
-            ("pixel decoder 3×3 256→256 @64², B=2", 2, 64, 64, 256, 256, 3, 1, 1),
-        ]
-        for precision in GEMMPrecision.allCases {
-            for (name, b, h, w, cin, cout, k, st, p) in convs {
-                let g = ConvGeometry(batch: b, height: h, width: w, inChannels: cin, outChannels: cout, kernelHeight: k,
-                                     kernelWidth: k, stride: st, padding: p)
-                let x = Tensor.uniform([g.inputCount], low: -1, high: 1, rng: &rng)
-                let wt = Tensor.uniform([g.weightCount], low: -0.05, high: 0.05, rng: &rng)
-                let dy = Tensor.uniform([g.outputCount], low: -1, high: 1, rng: &rng)
-                let wsCount = g.workspaceCount(), ws = Tensor(uninitialized: [max(1, wsCount)])
-                let cells = withGEMMPrecision(precision) {
-                    compare {
-                        let y = Tensor(uninitialized: [g.outputCount]), dx = Tensor(uninitialized: [g.inputCount])
-                        let dw = Tensor(uninitialized: [g.weightCount])
-                        conv2dForward(x: x.data, weight: wt.data, bias: nil, y: y.data, geometry: g, workspace: ws.data,
-                                      workspaceCount: wsCount)
-                        conv2dBackward(x: x.data, weight: wt.data, dy: dy.data, dx: dx.data, dWeight: dw.data, dBias: nil,
-                                       geometry: g, workspace: ws.data, workspaceCount: wsCount)
-                        return [y.values, dx.values, dw.values]
-                    }
-                }
-                print(pad("conv \(name), \(precision)", 52) + cells.joined(separator: " / "))
-            }
-            for (m, n, kk, ta, tb) in [(2688, 256, 1024, false, true), (256, 1024, 2688, true, false), (100, 256, 4096, false, false),
-                                       (4096, 256, 100, true, false), (200, 256, 256, false, true),
-                                       (256, 64, 8192, true, false), (256, 256, 8192, true, false), (100, 3, 12544, false, true),
-                                       (100, 100, 12544, false, true)] {
-                let a = Tensor.uniform([m * kk], low: -1, high: 1, rng: &rng), bm = Tensor.uniform([kk * n], low: -1, high: 1, rng: &rng)
-                let cells = withGEMMPrecision(precision) {
-                    compare {
-                        let c = Tensor(uninitialized: [m * n])
-                        sgemm(transA: ta, transB: tb, m: m, n: n, k: kk, a: a.data, lda: ta ? m : kk, b: bm.data, ldb: tb ? kk : n,
-                              c: c.data, ldc: n)
-                        return [c.values]
-                    }
-                }
-                let shape = GEMMShape(transA: ta, transB: tb, m: m, n: n, k: kk)
-                print(pad("matmul \(shape), \(precision)", 52) + cells.joined())
-            }
-        }
     }
 
     func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
