@@ -1,6 +1,7 @@
 // RNG: a seeded counter-based generator (Philox4x32-10) whose whole state is four integers.
 // Corresponds to the random streams of the reference (torch.Generator); saving/restoring is exact.
 import Foundation
+import Kernels
 
 /// The complete state of an `RNG`: restoring it replays the same stream exactly.
 public struct RNGState: Hashable, Codable, Sendable {
@@ -94,7 +95,39 @@ public struct RNG: Sendable {
 
     /// Uniform in [0, 1) with 24 random bits.
     @inline(__always)
-    public mutating func nextFloat() -> Float { Float(nextUInt32() >> 8) * (1.0 / 16_777_216.0) }
+    public mutating func nextFloat() -> Float { RNG.uniform(nextUInt32(), 0, 1) }
+
+    /// Writes the next `count` values `low + (high - low) · nextFloat()` to `out` and advances the stream past
+    /// them. Philox is counter-based, so value i is lane (lane + i) mod 4 of block counter + (lane + i) / 4:
+    /// the fill runs in chunks of whole blocks (cut by `count`, not by the thread count) and gives bitwise what
+    /// `count` calls of `nextFloat()` give.
+    public mutating func fillUniform(_ out: UnsafeMutablePointer<Float>, count: Int, low: Float = 0, high: Float = 1) {
+        guard count > 0 else { return }
+        let start = Int(state.lane), first = state.counter
+        let seed = state.seed, stream = state.stream, span = high - low
+        let blocks = (start + count + 3) / 4
+        parallelFor(blocks, grain: elementwiseGrain / 4) { range in
+            for b in range {
+                let v = RNG.philox(counter: first &+ UInt64(b), stream: stream, seed: seed)
+                let base = 4 * b - start
+                if base >= 0 && base + 4 <= count {
+                    out[base] = RNG.uniform(v.0, low, span); out[base + 1] = RNG.uniform(v.1, low, span)
+                    out[base + 2] = RNG.uniform(v.2, low, span); out[base + 3] = RNG.uniform(v.3, low, span)
+                } else {
+                    for (lane, word) in [v.0, v.1, v.2, v.3].enumerated() where (0..<count).contains(base + lane) {
+                        out[base + lane] = RNG.uniform(word, low, span)
+                    }
+                }
+            }
+        }
+        let end = start + count
+        self = RNG(state: RNGState(seed: seed, stream: stream, counter: first &+ UInt64(end / 4), lane: UInt32(end % 4)))
+    }
+
+    /// `low + span · u` for the 24-bit uniform u of `word` (what `nextFloat()` returns).
+    @inline(__always) static func uniform(_ word: UInt32, _ low: Float, _ span: Float) -> Float {
+        low + span * (Float(word >> 8) * (1.0 / 16_777_216.0))
+    }
 
     /// Uniform in [0, 1) with 53 random bits.
     public mutating func nextDouble() -> Double { Double(nextUInt64() >> 11) * (1.0 / 9_007_199_254_740_992.0) }

@@ -80,7 +80,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, rng: inout RNG,
                                requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitialized: shape)
-        for i in 0..<t.count { t.data[i] = low + (high - low) * rng.nextFloat() }
+        rng.fillUniform(t.data, count: t.count, low: low, high: high)
         t.requiresGrad = requiresGrad
         return t
     }

@@ -84,8 +84,7 @@ public final class KeyedPointSource: PointSource {
             let pair = within[image, default: 0]
             within[image] = pair + 1
             var rng = RNG(seed: seed, stream: stream(image: image, prediction: prediction, kind: kind, pair: pair, pass: pass))
-            let t = Tensor.uniform([count, 2], rng: &rng)
-            (out.data + j * count * 2).update(from: t.data, count: count * 2)
+            rng.fillUniform(out.data + j * count * 2, count: count * 2)
         }
         return out
     }

@@ -2,6 +2,7 @@
 // Reference: Salmon et al. (SC'11) Random123 known-answer tests for philox4x32-10.
 import Testing
 import TensorCore
+import _TestSupport
 
 @Suite struct RNGTests {
     @Test func philoxKnownAnswers() {
@@ -47,5 +48,30 @@ import TensorCore
         #expect(counts.allSatisfy { abs($0 - 10_000) < 400 })
         let p = rng.permutation(100)
         #expect(p.sorted() == Array(0..<100) && p != Array(0..<100))
+    }
+
+    /// The block-addressed fill gives what `nextFloat()` one by one gives, from any lane, for short and multi-chunk
+    /// counts, at every thread count, and leaves the stream where the one-by-one draws leave it.
+    @Test func fillUniformEqualsSequentialDraws() {
+        for skip in 0..<4 {
+            for count in [0, 1, 2, 3, 5, 8, 13, 300_001] {
+                var sequential = RNG(seed: 7, stream: 11)
+                for _ in 0..<skip { _ = sequential.nextUInt32() }
+                let before = sequential
+                let expected = (0..<count).map { _ in -2 + 5 * sequential.nextFloat() }
+                let after = sequential
+                var nextExpected = after
+                let next = nextExpected.nextUInt32()
+                let results = atThreadCounts {
+                    var rng = before
+                    var out = [Float](repeating: .nan, count: count)
+                    out.withUnsafeMutableBufferPointer { rng.fillUniform($0.baseAddress!, count: count, low: -2, high: 3) }
+                    #expect(rng.state == after.state, "skip \(skip) count \(count)")
+                    #expect(rng.nextUInt32() == next, "the draw after the fill, skip \(skip) count \(count)")
+                    return out
+                }
+                #expect(bitwiseEqual(results + [expected]), "skip \(skip) count \(count)")
+            }
+        }
     }
 }
