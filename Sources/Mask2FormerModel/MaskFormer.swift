@@ -1,11 +1,11 @@
-// The whole Mask2Former model: ResNet backbone → MSDA pixel decoder → masked-attention decoder.
+// The whole Mask2Former model: ResNet or Swin backbone → MSDA pixel decoder → masked-attention decoder.
 // Corresponds to Mask2Former maskformer_model.py MaskFormer + mask_former_head.py MaskFormerHead (docs/model.md).
 import NN
 import TensorCore
 
 /// Everything that shapes the model (the `model.*` part of a MaskPilot config).
 public struct Mask2FormerConfig: Sendable, Equatable, Codable {
-    public var backbone: ResNetConfig
+    public var backbone: BackboneConfig
     public var pixelDecoder: PixelDecoderConfig
     public var decoder: TransformerDecoderConfig
     /// MP-Former's mask piloting (`model.mask_piloting.*`); off gives Mask2Former.
@@ -19,7 +19,7 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
     /// any other pattern matches keys containing it as a plain substring.
     public var weightsIgnore: [String] = []
 
-    public init(backbone: ResNetConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig,
+    public init(backbone: BackboneConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig,
                 maskPiloting: MaskPilotingConfig = MaskPilotingConfig()) {
         self.backbone = backbone; self.pixelDecoder = pixelDecoder; self.decoder = decoder
         self.maskPiloting = maskPiloting
@@ -45,9 +45,9 @@ public final class MaskFormerHead: Module {
         let pd: any PixelDecoder
         switch config.pixelDecoder.name {
         case .msdeformattn:
-            pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.widths, rng: &rng)
+            pd = MSDeformAttnPixelDecoder(config.pixelDecoder, inChannels: config.backbone.outputChannels, rng: &rng)
         case .fpn:
-            pd = FPNPixelDecoder(FPNPixelDecoderConfig(config.pixelDecoder), inChannels: config.backbone.widths, rng: &rng)
+            pd = FPNPixelDecoder(FPNPixelDecoderConfig(config.pixelDecoder), inChannels: config.backbone.outputChannels, rng: &rng)
         }
         predictor = MultiScaleMaskedTransformerDecoder(config.decoder, maskPiloting: config.maskPiloting, rng: &rng)
         super.init()
@@ -66,14 +66,19 @@ public struct Mask2FormerOutput {
 /// Mask2Former with keys `backbone.*` and `sem_seg_head.*` (the reference's `state_dict` names).
 public final class Mask2Former: Module {
     public let config: Mask2FormerConfig
-    public let backbone: ResNet
+    @Child(key: "backbone") public var backbone: any Backbone
     @Child(key: "sem_seg_head") public var head: MaskFormerHead
 
     public init(_ config: Mask2FormerConfig, rng: inout RNG) {
         self.config = config
-        backbone = ResNet(config.backbone, rng: &rng)
+        let b: any Backbone
+        switch config.backbone.name {
+        case .resnet: b = ResNet(config.backbone, rng: &rng)
+        case .swin: b = SwinTransformer(config.backbone.swin, rng: &rng)
+        }
         let h = MaskFormerHead(config, rng: &rng)
         super.init()
+        backbone = b
         head = h
     }
 
@@ -87,8 +92,10 @@ public final class Mask2Former: Module {
 
     /// The training forward: the matching queries' predictions and, when mask piloting is on and `maskPiloting`
     /// gives the batch's ground truth, the piloted queries' predictions (docs/model.md#mp-forward).
-    public func trainingForward(_ images: Tensor, maskPiloting targets: MaskPilotingTargets?) -> TrainingPredictions {
-        let (_, p) = encode(images)
+    /// `stochasticDepth`: the step's drop-path draws (Swin; nil runs every branch).
+    public func trainingForward(_ images: Tensor, maskPiloting targets: MaskPilotingTargets?,
+                                stochasticDepth: StochasticDepthDraws? = nil) -> TrainingPredictions {
+        let (_, p) = encode(images, stochasticDepth: stochasticDepth)
         if let targets, config.maskPiloting.enabled {
             return head.predictor(features: p.multiScaleFeatures, maskFeatures: p.maskFeatures, maskPiloting: targets)
         }
@@ -96,10 +103,10 @@ public final class Mask2Former: Module {
     }
 
     /// Backbone and pixel decoder, after checking the input's shape.
-    private func encode(_ images: Tensor) -> (BackboneFeatures, PixelDecoderOutput) {
+    private func encode(_ images: Tensor, stochasticDepth: StochasticDepthDraws? = nil) -> (BackboneFeatures, PixelDecoderOutput) {
         precondition(images.rank == 4 && images.shape[3] == 3, "images must be [B, H, W, 3], got \(images.shape)")
         precondition(images.shape[1] % 32 == 0 && images.shape[2] % 32 == 0, "image size \(images.shape[1])×\(images.shape[2]) is not a multiple of 32")
-        let f = backbone(images)
+        let f = backbone(images, stochasticDepth: stochasticDepth)
         return (f, head.pixelDecoder(f))
     }
 }

@@ -3,9 +3,13 @@
 import NN
 import TensorCore
 
-/// Depths, widths and block type of a ResNet.
-public struct ResNetConfig: Sendable, Equatable, Codable {
+/// The backbone (`model.backbone.*`): a ResNet (`name: resnet`, the keys below) or a Swin Transformer
+/// (`name: swin`, the keys under `swin`). The ResNet keys stay at this level so that existing configs and
+/// checkpoints read unchanged; with `name: swin` they are unused.
+public struct BackboneConfig: Sendable, Equatable, Codable {
+    public enum Name: String, Sendable, Codable { case resnet, swin }
     public enum Block: String, Sendable, Codable { case basic, bottleneck }
+    public var name: Name = .resnet
     public var block: Block
     /// Blocks per stage res2…res5.
     public var depths: [Int]
@@ -14,19 +18,32 @@ public struct ResNetConfig: Sendable, Equatable, Codable {
     public var stemChannels: Int
     /// detectron2 `STRIDE_IN_1X1`: put a bottleneck's stride in the 1×1 reduction conv (Caffe) instead of the 3×3.
     public var strideInReduction: Bool = false
+    /// `model.backbone.swin.*` (Mask2Former's `MODEL.SWIN.*`), used when `name` is `swin`.
+    public var swin = SwinConfig()
 
     public init(block: Block, depths: [Int], widths: [Int], stemChannels: Int, strideInReduction: Bool = false) {
         self.block = block; self.depths = depths; self.widths = widths
         self.stemChannels = stemChannels; self.strideInReduction = strideInReduction
     }
 
+    /// A Swin backbone (the ResNet keys keep R50's values, unused).
+    public static func swin(_ swin: SwinConfig) -> BackboneConfig {
+        var c = BackboneConfig.standard(depth: 50)
+        c.name = .swin
+        c.swin = swin
+        return c
+    }
+
+    /// Channels of res2…res5, whichever backbone.
+    public var outputChannels: [Int] { name == .swin ? swin.outputChannels : widths }
+
     /// Standard depths 18, 34, 50, 101 (torchvision-style, stem 64).
-    public static func standard(depth: Int) -> ResNetConfig {
+    public static func standard(depth: Int) -> BackboneConfig {
         switch depth {
-        case 18: return ResNetConfig(block: .basic, depths: [2, 2, 2, 2], widths: [64, 128, 256, 512], stemChannels: 64)
-        case 34: return ResNetConfig(block: .basic, depths: [3, 4, 6, 3], widths: [64, 128, 256, 512], stemChannels: 64)
-        case 50: return ResNetConfig(block: .bottleneck, depths: [3, 4, 6, 3], widths: [256, 512, 1024, 2048], stemChannels: 64)
-        case 101: return ResNetConfig(block: .bottleneck, depths: [3, 4, 23, 3], widths: [256, 512, 1024, 2048], stemChannels: 64)
+        case 18: return BackboneConfig(block: .basic, depths: [2, 2, 2, 2], widths: [64, 128, 256, 512], stemChannels: 64)
+        case 34: return BackboneConfig(block: .basic, depths: [3, 4, 6, 3], widths: [64, 128, 256, 512], stemChannels: 64)
+        case 50: return BackboneConfig(block: .bottleneck, depths: [3, 4, 6, 3], widths: [256, 512, 1024, 2048], stemChannels: 64)
+        case 101: return BackboneConfig(block: .bottleneck, depths: [3, 4, 23, 3], widths: [256, 512, 1024, 2048], stemChannels: 64)
         default: preconditionFailure("ResNet depth \(depth) is not one of 18, 34, 50, 101")
         }
     }
@@ -115,14 +132,14 @@ public struct BackboneFeatures {
 
 /// ResNet with keys `stem.*`, `res2.<i>.*` … `res5.<i>.*` (detectron2 names, under `backbone.`).
 public final class ResNet: Module {
-    public let config: ResNetConfig
+    public let config: BackboneConfig
     public let stem: BasicStem
     public let res2: [ResNetBlock]
     public let res3: [ResNetBlock]
     public let res4: [ResNetBlock]
     public let res5: [ResNetBlock]
 
-    public init(_ config: ResNetConfig, inChannels: Int = 3, rng: inout RNG) {
+    public init(_ config: BackboneConfig, inChannels: Int = 3, rng: inout RNG) {
         precondition(config.depths.count == 4 && config.widths.count == 4, "ResNet needs 4 stages, got \(config)")
         self.config = config
         stem = BasicStem(inChannels, config.stemChannels, rng: &rng)

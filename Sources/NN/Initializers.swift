@@ -32,6 +32,18 @@ public enum Init {
         for i in 0..<t.count { d[i] = m + s * rng.nextNormal() }
     }
 
+    /// Every element drawn from N(mean, std²) restricted to [low, high] (timm's `trunc_normal_`; redrawn until
+    /// inside). Swin's `trunc_normal_(std=.02)` keeps timm's absolute bounds ±2, i.e. ±100 σ.
+    public static func truncatedNormal(_ t: Tensor, mean: Double = 0, std: Double, low: Double = -2, high: Double = 2,
+                                       rng: inout RNG) {
+        let d = t.data
+        for i in 0..<t.count {
+            var v: Double
+            repeat { v = mean + std * Double(rng.nextNormal()) } while v < low || v > high
+            d[i] = Float(v)
+        }
+    }
+
     /// Every element set to `value`.
     public static func constant(_ t: Tensor, _ value: Float) {
         t.data.update(repeating: value, count: t.count)

@@ -153,6 +153,8 @@ extension Tensor {
     }
 
     public func relu() -> Tensor { unary("relu", Pointwise.ReLU()) }
+    /// Exact GELU, `x·Φ(x)` with the normal CDF through erf (nn.GELU(), approximate="none").
+    public func gelu() -> Tensor { unary("gelu", Pointwise.GELU()) }
     public func sigmoid() -> Tensor { unary("sigmoid", Pointwise.Sigmoid()) }
     /// log(1 + exp(x)), computed stably.
     public func softplus() -> Tensor { unary("softplus", Pointwise.Softplus()) }
@@ -209,6 +211,13 @@ enum Pointwise {
     struct ReLU: PointwiseFunction {
         @inline(__always) func value(_ x: Float) -> Float { Swift.max(x, 0) }
         @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : 0 }
+    }
+    struct GELU: PointwiseFunction {
+        /// 0.5·x·(1 + erf(x/√2)); derivative Φ(x) + x·φ(x).
+        @inline(__always) func value(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752)) }
+        @inline(__always) func derivative(_ x: Float, _ y: Float) -> Float {
+            0.5 * (1 + Foundation.erf(x * 0.70710678118654752)) + x * Foundation.exp(-0.5 * x * x) * 0.39894228040143268
+        }
     }
     struct Sigmoid: PointwiseFunction {
         @inline(__always) func value(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }

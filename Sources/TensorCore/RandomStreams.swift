@@ -7,6 +7,8 @@ public enum RandomStreams {
     public static let maskPiloting: UInt64 = 0x4D50        // "MP"
     /// The criterion's random points (`KeyedPointSource`).
     public static let criterionPoints: UInt64 = 0x5054     // "PT"
+    /// Swin's stochastic depth: per (image key, iteration, block, branch) (`StochasticDepthDraws`).
+    public static let dropPath: UInt64 = 0x4450           // "DP"
     /// The layer-consistency matcher's points during evaluation, one stream per image id.
     public static let layerConsistency: UInt64 = 0x4C43    // "LC"
 }

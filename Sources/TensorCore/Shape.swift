@@ -94,6 +94,14 @@ extension Tensor {
         return t
     }
 
+    /// Rolled by `shift` along `axis` (torch.roll): `out[i] = self[(i − shift) mod n]`.
+    public func rolled(_ shift: Int, axis: Int) -> Tensor {
+        let ax = normalizeAxis(axis, rank), n = shape[ax]
+        let s = n == 0 ? 0 : ((shift % n) + n) % n
+        if s == 0 { return self }
+        return Tensor.concat([slice(axis: ax, (n - s)..<n), slice(axis: ax, 0..<(n - s))], axis: ax)
+    }
+
     /// Rows `indices` along `axis` (torch.index_select); the backward scatter-adds.
     public func indexSelect(axis: Int, _ indices: [Int]) -> Tensor {
         let ax = normalizeAxis(axis, rank)

@@ -32,11 +32,32 @@ extension MaskPilotConfig {
         func fraction(_ value: Double, _ key: String) { require(value.isFinite && (0...1).contains(value), key, "must be within 0…1, got \(value)") }
 
         let b = model.backbone
-        require(b.depths.count == 4, "model.backbone.depths", "needs 4 stages (res2…res5), got \(b.depths.count): \(b.depths)")
-        require(b.widths.count == 4, "model.backbone.widths", "needs 4 stages (res2…res5), got \(b.widths.count): \(b.widths)")
-        require(b.depths.allSatisfy { $0 >= 1 }, "model.backbone.depths", "every stage needs at least 1 block, got \(b.depths)")
-        require(b.widths.allSatisfy { $0 >= 1 }, "model.backbone.widths", "every width must be at least 1, got \(b.widths)")
-        positive(b.stemChannels, "model.backbone.stem_channels")
+        switch b.name {
+        case .resnet:
+            require(b.depths.count == 4, "model.backbone.depths", "needs 4 stages (res2…res5), got \(b.depths.count): \(b.depths)")
+            require(b.widths.count == 4, "model.backbone.widths", "needs 4 stages (res2…res5), got \(b.widths.count): \(b.widths)")
+            require(b.depths.allSatisfy { $0 >= 1 }, "model.backbone.depths", "every stage needs at least 1 block, got \(b.depths)")
+            require(b.widths.allSatisfy { $0 >= 1 }, "model.backbone.widths", "every width must be at least 1, got \(b.widths)")
+            positive(b.stemChannels, "model.backbone.stem_channels")
+        case .swin:
+            let w = b.swin
+            positive(w.embedDim, "model.backbone.swin.embed_dim")
+            require(w.depths.count == 4, "model.backbone.swin.depths", "needs 4 stages (res2…res5), got \(w.depths.count): \(w.depths)")
+            require(w.depths.allSatisfy { $0 >= 1 }, "model.backbone.swin.depths", "every stage needs at least 1 block, got \(w.depths)")
+            require(w.numHeads.count == 4, "model.backbone.swin.num_heads", "needs one head count per stage (4), got \(w.numHeads.count): \(w.numHeads)")
+            if w.numHeads.count == 4, w.embedDim >= 1 {
+                for (s, heads) in w.numHeads.enumerated() {
+                    require(heads >= 1 && (w.embedDim << s) % heads == 0, "model.backbone.swin.num_heads",
+                            "stage \(s) has \(w.embedDim << s) channels (embed_dim · 2^\(s)), not divisible by \(heads) heads")
+                }
+            }
+            positive(w.windowSize, "model.backbone.swin.window_size")
+            positive(w.mlpRatio, "model.backbone.swin.mlp_ratio")
+            require(w.dropPathRate.isFinite && (0..<1).contains(w.dropPathRate), "model.backbone.swin.drop_path_rate",
+                    "must be within 0 ≤ rate < 1, got \(w.dropPathRate)")
+            require(w.patchSize == 4, "model.backbone.swin.patch_size",
+                    "res2 must be at stride 4 for the pixel decoder, so the patch size must be 4, got \(w.patchSize)")
+        }
 
         let p = model.pixelDecoder, d = model.decoder
         positive(p.convDim, "model.pixel_decoder.conv_dim")
@@ -153,9 +174,22 @@ extension MaskPilotConfig {
     public func activationBytesLowerBound(imagesPerRank: Int) -> Double {
         let b = model.backbone
         let pixels = Double(input.cropSize) * Double(input.cropSize)
-        var floatsPerPixel = Double(b.stemChannels) / 4 * 2          // stem conv + norm output at stride 2
-        for (s, (width, depth)) in zip(b.widths, b.depths).enumerated() {
-            floatsPerPixel += 3 * Double(width * depth) / Double(1 << (2 * (s + 2)))   // stride 4, 8, 16, 32
+        var floatsPerPixel: Double
+        switch b.name {
+        case .resnet:
+            floatsPerPixel = Double(b.stemChannels) / 4 * 2          // stem conv + norm output at stride 2
+            for (s, (width, depth)) in zip(b.widths, b.depths).enumerated() {
+                floatsPerPixel += 3 * Double(width * depth) / Double(1 << (2 * (s + 2)))   // stride 4, 8, 16, 32
+            }
+        case .swin:
+            // Per block about ten tensors of the stage's width (norms, qkv ×3, attention output, MLP 4× twice)
+            // and the window attention's scores and probabilities (heads × window² per token), at strides 4…32.
+            let w = b.swin
+            floatsPerPixel = 0
+            for s in 0..<min(4, w.depths.count, w.numHeads.count) {
+                let perToken = 10 * Double(w.embedDim << s) + 2 * Double(w.numHeads[s] * w.windowSize * w.windowSize)
+                floatsPerPixel += perToken * Double(w.depths[s]) / Double(1 << (2 * (s + 2)))
+            }
         }
         return Double(max(0, imagesPerRank)) * pixels * floatsPerPixel * 4
     }

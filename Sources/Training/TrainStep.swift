@@ -133,7 +133,8 @@ public final class TrainingStep {
         let mp = config.model.maskPiloting
         let pilotTargets = mp.enabled
             ? MaskPilotingTargets(labels: batch.targets.map(\.labels), masks: batch.targets.map(\.masks), rngs: batch.rngs) : nil
-        let predictions = withGrad { model.trainingForward(batch.images, maskPiloting: pilotTargets) }
+        let drops = StochasticDepthDraws(seed: config.seed &+ RandomStreams.dropPath, imageKeys: batch.imageKeys, iteration: iteration)
+        let predictions = withGrad { model.trainingForward(batch.images, maskPiloting: pilotTargets, stochasticDepth: drops) }
         let t0 = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         let numMasks = try synchronizer.averageOverRanks(SetCriterion.targetCount(batch.targets))
         points.begin(imageKeys: batch.imageKeys, iteration: iteration)

@@ -6,7 +6,7 @@ extension Mask2FormerConfig {
     /// A tiny R50-style configuration with `numClasses` classes (a few milliseconds per forward at 64×64).
     public static func testTiny(numClasses: Int) -> Mask2FormerConfig {
         var c = Mask2FormerConfig.r50(numClasses: numClasses)
-        c.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.backbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
         c.pixelDecoder.convDim = 32; c.pixelDecoder.maskDim = 32; c.pixelDecoder.encoderLayers = 1
         c.pixelDecoder.encoderFeedforwardDim = 32
         c.decoder.hiddenDim = 32; c.decoder.maskDim = 32; c.decoder.numQueries = 4

@@ -27,7 +27,7 @@ import _TestSupport
     /// from a 1-channel ResNet and replace its (public, mutable) tensors.
     func backbone(_ res2: Tensor, _ res3: Tensor, _ res4: Tensor, _ res5: Tensor) -> BackboneFeatures {
         var rng = RNG(seed: 0)
-        let net = ResNet(ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [1, 1, 1, 1], stemChannels: 1), rng: &rng)
+        let net = ResNet(BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [1, 1, 1, 1], stemChannels: 1), rng: &rng)
         var f = withNoGrad { net(Tensor.zeros([1, 32, 32, 3])) }
         f.res2 = res2; f.res3 = res3; f.res4 = res4; f.res5 = res5
         return f

@@ -38,7 +38,7 @@ struct FixtureWeights {
 func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
 
 @Suite struct FixtureParityTests {
-    static let tinyBackbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+    static let tinyBackbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
 
     /// The fixture's model (see Tests/Fixtures/README.md) in our configuration types.
     static var tinyConfig: Mask2FormerConfig {

@@ -36,9 +36,9 @@ import _TestSupport
     }
 
     @Test func tinyBackboneGradients() {
-        for block in [ResNetConfig.Block.basic, .bottleneck] {
+        for block in [BackboneConfig.Block.basic, .bottleneck] {
             var rng = RNG(seed: 4)
-            let cfg = ResNetConfig(block: block, depths: [1, 1, 1, 1], widths: [8, 8, 16, 16], stemChannels: 4)
+            let cfg = BackboneConfig(block: block, depths: [1, 1, 1, 1], widths: [8, 8, 16, 16], stemChannels: 4)
             let net = ResNet(cfg, rng: &rng)
             let x = testTensor([1, 32, 32, 3], seed: 5)
             let w = net.namedParameters().first { $0.0 == "res3.0.conv1.weight" }!.1

@@ -30,7 +30,7 @@ import _TestSupport
             ("relu", { $0.relu() }), ("sigmoid", { $0.sigmoid() }), ("softplus", { $0.softplus() }),
             ("exp", { $0.exp() }), ("log", { ($0 * $0 + 0.5).log() }), ("sqrt", { ($0 * $0 + 0.5).sqrt() }),
             ("abs", { $0.abs() }), ("neg", { $0.neg() }), ("affine", { 3 * $0 - 2 }), ("rdiv", { 1 / ($0 * $0 + 1) }),
-            ("square", { $0.square() }), ("clamp", { $0.clamped(min: -0.5, max: 0.5) }),
+            ("square", { $0.square() }), ("clamp", { $0.clamped(min: -0.5, max: 0.5) }), ("gelu", { (3 * $0).gelu() }),
         ]
         for (name, f) in fs {
             let x = testTensor([3, 5], seed: 3)
@@ -41,5 +41,12 @@ import _TestSupport
             let rep = gradCheck([x]) { f($0[0]) }
             #expect(rep.passed, "\(name): \(rep)")
         }
+    }
+
+    /// Exact GELU x·Φ(x) at points where Φ is known to many digits (torch.nn.functional.gelu gives the same).
+    @Test func geluValues() {
+        let x = Tensor([-3, -1, -0.5, 0, 0.5, 1, 3], shape: [7])
+        let expected: [Float] = [-0.0040496, -0.15865525, -0.15426877, 0, 0.34573123, 0.84134475, 2.9959502]
+        #expect(allClose(x.gelu().values, expected, rtol: 1e-6, atol: 1e-7).passed)
     }
 }

@@ -98,6 +98,24 @@ import Training
         #expect(MaskPilotConfig().violations().isEmpty)
     }
 
+    /// A Swin backbone's keys are checked under `model.backbone.swin`, and the ResNet keys are then unused.
+    @Test func swinKeysAreValidated() throws {
+        var c = MaskPilotConfig()
+        c.model.backbone = .swin(.large)
+        c.model.backbone.depths = [1]                                     // a ResNet key: unused with name swin
+        #expect(c.violations().isEmpty, "\(c.violations())")
+        #expect(c.model.backbone.outputChannels == [192, 384, 768, 1536])
+        c.model.backbone.swin.numHeads = [6, 12, 24, 50]
+        c.model.backbone.swin.windowSize = 0
+        c.model.backbone.swin.dropPathRate = 1
+        c.model.backbone.swin.patchSize = 2
+        #expect(Set(c.violations().map(\.key)) == ["model.backbone.swin.num_heads", "model.backbone.swin.window_size",
+                                                   "model.backbone.swin.drop_path_rate", "model.backbone.swin.patch_size"])
+        let yaml = try MaskPilotConfig.parse(yaml: "model:\n  backbone:\n    name: swin\n    swin:\n      embed_dim: 128\n", file: "t.yaml")
+        #expect(yaml.model.backbone.name == .swin && yaml.model.backbone.swin.embedDim == 128 && yaml.model.backbone.swin.depths == [2, 2, 6, 2])
+        #expect(throws: ConfigError.self) { try MaskPilotConfig.parse(yaml: "model:\n  backbone:\n    name: vit\n", file: "t.yaml") }
+    }
+
     /// Every bad value is named, all at once; run-dependent checks (ranks, dataset classes, memory) come on top.
     @Test func violationsNameEveryBadKey() {
         var c = MaskPilotConfig()

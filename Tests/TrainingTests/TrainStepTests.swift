@@ -53,7 +53,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
     @Test func fpnPixelDecoderModelTrains() throws {
         var c = MaskPilotConfig()
         c.model = .r50(numClasses: 5)
-        c.model.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.model.backbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
         c.model.pixelDecoder.name = .fpn
         c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32
         c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 4
@@ -124,7 +124,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
     /// the full batch's (the same condition as for ranks).
     @Test func accumulateEqualsTheFullBatch() throws {
         var c = MaskPilotConfig()
-        c.model.backbone = ResNetConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.model.backbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
         c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32; c.model.pixelDecoder.encoderLayers = 1
         c.model.pixelDecoder.encoderFeedforwardDim = 32
         c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 6
