@@ -42,18 +42,24 @@ import numpy as np
 import scipy
 import torch
 import transformers
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig, SwinConfig
 from transformers.models.mask2former import modeling_mask2former as hf_m2f
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "Tests", "Fixtures", "mask2former-tiny.h5"))
+FIXTURES = os.path.normpath(os.path.join(HERE, "..", "Tests", "Fixtures"))
+DEFAULT_OUT = {"resnet": os.path.join(FIXTURES, "mask2former-tiny.h5"),
+               "swin": os.path.join(FIXTURES, "mask2former-tiny-swin.h5")}
 
 # ---------------------------------------------------------------------------------------------------------
 # The problem: configuration, random weights, inputs
 # ---------------------------------------------------------------------------------------------------------
 
 BATCH = 2
-IMAGE_SIZE = 64
+# (height, width) of the input. The Swin fixture's is non-square and its token maps (32x48, 16x24, 8x12, 4x6) are
+# not all multiples of the window (3), so the padding to window multiples and the shifted-window masks run; every
+# map stays larger than the window, where HF's Swin (which then shrinks the window and drops the shift) and the
+# original D2SwinTransformer (which pads) agree.
+IMAGE_SIZE = {"resnet": (64, 64), "swin": (128, 192)}
 TARGETS_PER_IMAGE = (3, 2)          # N_b: number of ground-truth masks in image b
 NUM_CLASSES = 5
 
@@ -72,21 +78,35 @@ TOLERANCE = {"forward": 1e-4, "loss": 1e-4, "grads": 1e-3}
 # The seed of the checked-in fixture. Among seeds 0-15 it leaves the loss's discrete choices farthest from a
 # tie (see decision_margins): best vs second-best matching cost >= 6e-3, uncertainty gap at the top-k cut
 # ~1e-4. Seed 0, say, has a top-k gap of 5e-6, which a float32 port could cross with rounding alone.
-DEFAULT_SEED = 1
+# The Swin fixture's seed, chosen the same way among seeds 0-8: matching gap 2.0e-3, top-k gap 2.8e-5.
+DEFAULT_SEED = {"resnet": 1, "swin": 3}
 # Below these margins generate() warns that the fixture may be fragile.
 MIN_MATCH_GAP = 1e-3
 MIN_TOPK_GAP = 1e-5
 
 
-def tiny_config():
-    """The tiny Mask2Former: ResNet (basic blocks, depths 1,1,1,1, widths 16..128) + 32-wide heads."""
-    backbone = ResNetConfig(
-        embedding_size=16,
-        hidden_sizes=[16, 32, 64, 128],
-        depths=[1, 1, 1, 1],
-        layer_type="basic",
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
+def tiny_config(backbone_kind="resnet"):
+    """The tiny Mask2Former: ResNet (basic blocks, depths 1,1,1,1, widths 16..128) or Swin (embed 16, depths
+    2,2,2,2, heads 1,2,2,4, window 3, MLP ratio 2, no drop path) + 32-wide heads."""
+    if backbone_kind == "swin":
+        backbone = SwinConfig(
+            embed_dim=16,
+            depths=[2, 2, 2, 2],
+            num_heads=[1, 2, 2, 4],
+            window_size=3,
+            mlp_ratio=2.0,
+            qkv_bias=True,
+            drop_path_rate=0.0,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )
+    else:
+        backbone = ResNetConfig(
+            embedding_size=16,
+            hidden_sizes=[16, 32, 64, 128],
+            depths=[1, 1, 1, 1],
+            layer_type="basic",
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )
     return Mask2FormerConfig(
         backbone_config=backbone,
         feature_size=32,              # pixel decoder width
@@ -123,21 +143,22 @@ def randomize_(model):
             module.running_var.copy_(low + (high - low) * torch.rand_like(module.running_var))
 
 
-def make_inputs(seed):
-    """A normalized image batch [2,3,64,64] and ground truth: non-overlapping binary masks with distinct
+def make_inputs(seed, size=(64, 64)):
+    """A normalized image batch [2,3,H,W] and ground truth: non-overlapping binary masks with distinct
     classes in [0, 5). Image 0 has two blobs and a band along the bottom border (regions touching the border
     exercise the zero padding of point sampling); image 1 has a large and a small blob."""
+    height, width = size
     rng = np.random.default_rng(seed)
-    pixel_values = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE)
+    pixel_values = torch.randn(BATCH, 3, height, width)
 
-    yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
+    yy, xx = np.mgrid[0:height, 0:width]
 
     def blob(min_radius, max_radius):
-        cy, cx = rng.uniform(14, IMAGE_SIZE - 14, size=2)
+        cy, cx = rng.uniform(14, [height - 14, width - 14], size=2)
         ry, rx = rng.uniform(min_radius, max_radius, size=2)
         return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
-    band = yy >= IMAGE_SIZE - 8
+    band = yy >= height - 8
     shapes_per_image = [
         [lambda: blob(6, 14), lambda: blob(6, 14), lambda: band],
         [lambda: blob(14, 22), lambda: blob(5, 9)],
@@ -146,7 +167,7 @@ def make_inputs(seed):
     for count, makers in zip(TARGETS_PER_IMAGE, shapes_per_image):
         assert len(makers) == count
         for _ in range(100):  # redraw until every mask keeps a reasonable area after removing overlaps
-            taken = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+            taken = np.zeros((height, width), dtype=bool)
             image_masks = []
             for make in makers:
                 region = make() & ~taken        # earlier shapes win where shapes overlap
@@ -332,8 +353,9 @@ def loss_suffixes(config):
 def model_state(model):
     """weights/<name> for every parameter, buffers/<name> for every buffer except BN's batch counters."""
     data = {f"weights/{name}": to_numpy(p) for name, p in model.named_parameters()}
+    persistent = set(model.state_dict())          # Swin's relative_position_index is derived, not saved
     for name, buf in model.named_buffers():
-        if not name.endswith("num_batches_tracked"):
+        if name in persistent and not name.endswith("num_batches_tracked"):
             data[f"buffers/{name}"] = to_numpy(buf)
     return data
 
@@ -408,7 +430,7 @@ DESCRIPTION = (
 ORDER_NOTE = "prediction{k}: k=0 is the first (query-feature) prediction, the last is the final layer"
 
 
-def write_fixture(path, config, data, terms, total, seed):
+def write_fixture(path, config, data, terms, total, seed, backbone_kind="resnet"):
     """Writes every dataset uncompressed (contiguous), plus the root, `loss` and `predictions` attributes."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = path + ".tmp"
@@ -424,7 +446,8 @@ def write_fixture(path, config, data, terms, total, seed):
         f.attrs["numpy_version"] = str(np.__version__)
         f.attrs["scipy_version"] = str(scipy.__version__)
         f.attrs["seed"] = np.int64(seed)
-        f.attrs["generator"] = "tools/make_reference_fixtures.py --seed %d" % seed
+        f.attrs["generator"] = "tools/make_reference_fixtures.py %s--seed %d" % (
+            "" if backbone_kind == "resnet" else "--backbone %s " % backbone_kind, seed)
         f["loss"].attrs["note"] = LOSS_NOTE
         f["loss"].attrs["total"] = np.float64(total)
         f["predictions"].attrs["order"] = ORDER_NOTE
@@ -457,18 +480,18 @@ def inputs_from(data, batch):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def generate(out_path, seed):
+def generate(out_path, seed, backbone_kind="resnet"):
     torch.manual_seed(seed)
-    config = tiny_config()
+    config = tiny_config(backbone_kind)
     model = build_model(config)          # HF initialisation draws from the global torch RNG
     randomize_(model)
-    inputs = make_inputs(seed)           # pixels from torch's RNG, mask shapes from numpy's
+    inputs = make_inputs(seed, IMAGE_SIZE[backbone_kind])   # pixels from torch's RNG, mask shapes from numpy's
     torch.manual_seed(seed + 1)          # the loss's point draws depend only on the seed
     tape = PointTape(config, BATCH)
     data, terms, total = run_reference(model, inputs, tape)
     data.update(model_state(model))
     data.update(input_datasets(inputs))
-    write_fixture(out_path, config, data, terms, total, seed)
+    write_fixture(out_path, config, data, terms, total, seed, backbone_kind)
 
     match_gap, topk_gap = decision_margins(config, data, inputs)
     print(f"wrote {out_path} ({os.path.getsize(out_path) / 1e6:.2f} MB): {len(data)} datasets, "
@@ -654,9 +677,12 @@ def bf16_deviation(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=DEFAULT_OUT, help="fixture to write (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="seed for weights, inputs and points (default: %(default)s)")
+    parser.add_argument("--backbone", choices=["resnet", "swin"], default="resnet",
+                        help="the tiny model's backbone (default: %(default)s)")
+    parser.add_argument("--out", help="fixture to write (default: Tests/Fixtures/mask2former-tiny.h5, "
+                                      "or mask2former-tiny-swin.h5 with --backbone swin)")
+    parser.add_argument("--seed", type=int,
+                        help="seed for weights, inputs and points (default: 1 for resnet, 3 for swin)")
     parser.add_argument("--check-against", metavar="PATH", help="replay PATH and compare instead of writing")
     parser.add_argument("--compare-layout", nargs=2, metavar=("A", "B"), help="compare two files' layout")
     parser.add_argument("--bf16-deviation", metavar="PATH", help="replay PATH in float32 and bf16 autocast and compare")
@@ -671,7 +697,8 @@ def main():
         return check_against(args.check_against)
     if args.bf16_deviation:
         return bf16_deviation(args.bf16_deviation)
-    generate(args.out, args.seed)
+    seed = DEFAULT_SEED[args.backbone] if args.seed is None else args.seed
+    generate(args.out or DEFAULT_OUT[args.backbone], seed, args.backbone)
     return 0
 
 

@@ -11,8 +11,8 @@ struct FixtureWeights {
     let fixture: Fixture
     let imported: HFImportResult
 
-    init() throws {
-        fixture = try Fixture(named: "mask2former-tiny.h5")
+    init(_ file: String = "mask2former-tiny.h5") throws {
+        fixture = try Fixture(named: file)
         var source: [String: Tensor] = [:]
         for group in ["weights", "buffers"] {
             for path in try fixture.names(under: group) {
@@ -40,6 +40,23 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
 @Suite struct FixtureParityTests {
     static let tinyBackbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
 
+    /// The Swin fixture's backbone: embed 16, depths 2-2-2-2, heads 1-2-2-4, window 3, MLP ratio 2, no drop path.
+    static var tinySwin: SwinConfig {
+        var c = SwinConfig(embedDim: 16, depths: [2, 2, 2, 2], numHeads: [1, 2, 2, 4], windowSize: 3, dropPathRate: 0)
+        c.mlpRatio = 2
+        return c
+    }
+
+    /// Both fixtures: the ResNet one and the Swin one (non-square 128×192 input, token maps not all window multiples).
+    static let fixtures = ["mask2former-tiny.h5", "mask2former-tiny-swin.h5"]
+
+    /// The configuration of `file`'s model (see Tests/Fixtures/README.md).
+    static func config(for file: String) -> Mask2FormerConfig {
+        var c = tinyConfig
+        if file.contains("swin") { c.backbone = .swin(tinySwin) }
+        return c
+    }
+
     /// The fixture's model (see Tests/Fixtures/README.md) in our configuration types.
     static var tinyConfig: Mask2FormerConfig {
         var pd = PixelDecoderConfig()
@@ -52,18 +69,22 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
     }
 
     /// The tiny model with the fixture's weights loaded; every model tensor must be provided.
-    static func loadedModel(_ w: FixtureWeights) throws -> Mask2Former {
+    static func loadedModel(_ w: FixtureWeights, file: String = "mask2former-tiny.h5") throws -> Mask2Former {
         var rng = RNG(seed: 0)
-        let model = Mask2Former(tinyConfig, rng: &rng)
+        let model = Mask2Former(config(for: file), rng: &rng)
         try model.load(w.imported.tensors, layout: .pytorch)
         return model
     }
 
-    @Test func forwardMatchesEveryRecordedActivation() throws {
-        let w = try FixtureWeights()
-        let model = try Self.loadedModel(w)
+    @Test(arguments: fixtures) func forwardMatchesEveryRecordedActivation(file: String) throws {
+        let w = try FixtureWeights(file)
+        let model = try Self.loadedModel(w, file: file)
         let pixels = try w.fixture.tensor("input/pixel_values")
         let out = withNoGrad { model(pixels.permuted(0, 2, 3, 1)) }
+        for (i, ours) in [out.backbone.res2, out.backbone.res3, out.backbone.res4, out.backbone.res5].enumerated() {
+            let rep = allClose(nchw(ours), try w.fixture.tensor("backbone/stage\(i + 1)"), rtol: 1e-4, atol: 1e-4)
+            #expect(rep.passed, "backbone stage\(i + 1): \(rep)")
+        }
         for (l, ours) in out.pixelDecoder.multiScaleFeatures.enumerated() {
             let rep = allClose(nchw(ours), try w.fixture.tensor("pixel_decoder/multi_scale_\(l)"), rtol: 1e-4, atol: 1e-4)
             #expect(rep.passed, "multi_scale_\(l): \(rep)")
@@ -95,9 +116,9 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
 
     /// The full training computation on the fixture: forward with grad, the criterion on the recorded
     /// points, backward. Loss terms, assignments and every parameter gradient must match.
-    @Test func lossesAssignmentsAndEveryGradientMatch() throws {
-        let w = try FixtureWeights()
-        let model = try Self.loadedModel(w)
+    @Test(arguments: fixtures) func lossesAssignmentsAndEveryGradientMatch(file: String) throws {
+        let w = try FixtureWeights(file)
+        let model = try Self.loadedModel(w, file: file)
         let fx = w.fixture
         let pixels = try fx.tensor("input/pixel_values")
         let out = withGrad { model(pixels.permuted(0, 2, 3, 1)) }
@@ -151,10 +172,17 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
         #expect(compared == ours.count, "compared \(compared) of \(ours.count) parameters")
     }
 
-    @Test func everyFixtureKeyIsMapped() throws {
-        let w = try FixtureWeights()
+    @Test(arguments: fixtures) func everyFixtureKeyIsMapped(file: String) throws {
+        let w = try FixtureWeights(file)
         #expect(w.imported.unmapped.isEmpty, "unmapped: \(w.imported.unmapped)")
         #expect(w.imported.tensors.count > 150)
+        // Only HF SwinModel's unused final layer norm is left out, and our model takes every other tensor.
+        #expect(w.imported.ignored.map(\.key).allSatisfy { $0.hasSuffix("swin.layernorm.weight") || $0.hasSuffix("swin.layernorm.bias") },
+                "\(w.imported.ignored)")
+        var rng = RNG(seed: 0)
+        let model = Mask2Former(Self.config(for: file), rng: &rng)
+        let ours = Set(model.stateDict().map(\.0))
+        #expect(Set(w.imported.tensors.keys).subtracting(ours).isEmpty, "\(Set(w.imported.tensors.keys).subtracting(ours))")
     }
 
     @Test func backboneStagesMatch() throws {

@@ -56,4 +56,60 @@ import TensorCore
         let r = importHuggingFaceMask2Former(["model.transformer_module.decoder.layers.0.self_attn.q_proj.bias": Tensor.zeros([2])])
         #expect(r.tensors.isEmpty && r.unmapped.count == 1 && r.unmapped[0].contains("q_proj.bias"))
     }
+
+    /// HF Swin backbone keys in transformers 5 naming (`swin.` prefix, q/k/v/o_proj, mlp.fc1/fc2) and in 4.x naming
+    /// (attention.self.query…, intermediate/output.dense, the saved relative_position_index) map onto the same keys.
+    @Test func swinKeysOfBothTransformersGenerations() {
+        func t(_ v: Float, _ shape: [Int]) -> Tensor { Tensor.full(shape, v) }
+        let enc = "model.pixel_level_module.encoder."
+        let v5: [String: Tensor] = [
+            enc + "swin.embeddings.patch_embeddings.projection.weight": t(1, [8, 3, 4, 4]),
+            enc + "swin.embeddings.norm.bias": t(1, [8]),
+            enc + "swin.encoder.layers.1.blocks.0.layernorm_before.weight": t(1, [16]),
+            enc + "swin.encoder.layers.1.blocks.0.attention.relative_position_bias.relative_position_bias_table": t(1, [25, 2]),
+            enc + "swin.encoder.layers.1.blocks.0.attention.q_proj.weight": t(1, [16, 16]),
+            enc + "swin.encoder.layers.1.blocks.0.attention.k_proj.weight": t(2, [16, 16]),
+            enc + "swin.encoder.layers.1.blocks.0.attention.v_proj.weight": t(3, [16, 16]),
+            enc + "swin.encoder.layers.1.blocks.0.attention.o_proj.bias": t(1, [16]),
+            enc + "swin.encoder.layers.1.blocks.0.layernorm_after.bias": t(1, [16]),
+            enc + "swin.encoder.layers.1.blocks.0.mlp.fc1.weight": t(1, [32, 16]),
+            enc + "swin.encoder.layers.1.blocks.0.mlp.fc2.bias": t(1, [16]),
+            enc + "swin.encoder.layers.0.downsample.reduction.weight": t(1, [16, 32]),
+            enc + "swin.encoder.layers.0.downsample.norm.weight": t(1, [32]),
+            enc + "hidden_states_norms.stage3.weight": t(1, [32]),
+            enc + "swin.layernorm.weight": t(1, [64]),
+        ]
+        let v4: [String: Tensor] = [
+            enc + "embeddings.patch_embeddings.projection.weight": t(1, [8, 3, 4, 4]),
+            enc + "embeddings.norm.bias": t(1, [8]),
+            enc + "encoder.layers.1.blocks.0.layernorm_before.weight": t(1, [16]),
+            enc + "encoder.layers.1.blocks.0.attention.self.relative_position_bias_table": t(1, [25, 2]),
+            enc + "encoder.layers.1.blocks.0.attention.self.relative_position_index": t(1, [81]),
+            enc + "encoder.layers.1.blocks.0.attention.self.query.weight": t(1, [16, 16]),
+            enc + "encoder.layers.1.blocks.0.attention.self.key.weight": t(2, [16, 16]),
+            enc + "encoder.layers.1.blocks.0.attention.self.value.weight": t(3, [16, 16]),
+            enc + "encoder.layers.1.blocks.0.attention.output.dense.bias": t(1, [16]),
+            enc + "encoder.layers.1.blocks.0.layernorm_after.bias": t(1, [16]),
+            enc + "encoder.layers.1.blocks.0.intermediate.dense.weight": t(1, [32, 16]),
+            enc + "encoder.layers.1.blocks.0.output.dense.bias": t(1, [16]),
+            enc + "encoder.layers.0.downsample.reduction.weight": t(1, [16, 32]),
+            enc + "encoder.layers.0.downsample.norm.weight": t(1, [32]),
+            enc + "hidden_states_norms.stage3.weight": t(1, [32]),
+        ]
+        let expected: Set<String> = [
+            "backbone.patch_embed.proj.weight", "backbone.patch_embed.norm.bias", "backbone.layers.1.blocks.0.norm1.weight",
+            "backbone.layers.1.blocks.0.attn.relative_position_bias_table", "backbone.layers.1.blocks.0.attn.qkv.weight",
+            "backbone.layers.1.blocks.0.attn.proj.bias", "backbone.layers.1.blocks.0.norm2.bias",
+            "backbone.layers.1.blocks.0.mlp.fc1.weight", "backbone.layers.1.blocks.0.mlp.fc2.bias",
+            "backbone.layers.0.downsample.reduction.weight", "backbone.layers.0.downsample.norm.weight", "backbone.norm2.weight",
+        ]
+        for (generation, source) in [("transformers 5", v5), ("transformers 4", v4)] {
+            let r = importHuggingFaceMask2Former(source)
+            #expect(Set(r.tensors.keys) == expected, "\(generation): \(Set(r.tensors.keys).symmetricDifference(expected))")
+            #expect(r.unmapped.isEmpty, "\(generation): \(r.unmapped)")
+            #expect(r.ignored.count == 1, "\(generation): \(r.ignored)")
+            let qkv = r.tensors["backbone.layers.1.blocks.0.attn.qkv.weight"]!
+            #expect(qkv.shape == [48, 16] && qkv.values[0] == 1 && qkv.values[16 * 16] == 2 && qkv.values[32 * 16] == 3)
+        }
+    }
 }
