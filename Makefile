@@ -60,13 +60,15 @@ bench: build
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/maskpilot bench kernels --threads 1
 
 ## bench-compare: MaskPilot vs HF transformers' Mask2Former in PyTorch (fp32 and bf16 autocast), alternately in one
-## run, 1 and 2 threads, bench and R50 configs: step and inference times, ratios, peak RSS. Creates a venv with torch
-## and transformers from PyPI on first use (several GB; COMPARE_VENV=DIR uses another). Takes about 15 minutes.
+## run, 1 and 2 threads, bench and R50 configs (COMPARE_CONFIGS=swin-t,swin-l for the Swin ones): step and inference
+## times, ratios, peak RSS. Creates a venv with torch and transformers from PyPI on first use (several GB;
+## COMPARE_VENV=DIR uses another). Takes about 15 minutes for bench,r50.
 COMPARE_VENV ?= .build/venv-compare
+COMPARE_CONFIGS ?= bench,r50
 bench-compare: build
 	@[ -x $(COMPARE_VENV)/bin/python ] && $(COMPARE_VENV)/bin/python -c "import torch, transformers" 2>/dev/null || \
 	  { python3 -m venv $(COMPARE_VENV) && $(COMPARE_VENV)/bin/pip install --quiet torch transformers; }
-	$(COMPARE_VENV)/bin/python tools/compare_pytorch.py --maskpilot $(BIN)/maskpilot
+	$(COMPARE_VENV)/bin/python tools/compare_pytorch.py --maskpilot $(BIN)/maskpilot --configs $(COMPARE_CONFIGS)
 
 clean:
 	rm -rf .build

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Converter and pretrained-weight tests run by `make test`: the Python converters in tools/ (numpy + h5py;
 # h5py is installed from PyPI when missing — a failed install fails this script, it is never skipped), h5py
-# listing the reference names of a checkpoint written by maskpilot, and `model.weights` end to end:
-# checkpoint → fake model-zoo .pkl → convert_pkl_to_h5.py → `maskpilot train --set model.weights=…`.
+# listing the reference names of a checkpoint written by maskpilot, `model.weights` end to end:
+# checkpoint → fake model-zoo .pkl → convert_pkl_to_h5.py → `maskpilot train --set model.weights=…`, and
+# `maskpilot model import` / `model run` on HF save_pretrained folders (Tests/Fixtures/hf, made by
+# tools/make_hf_checkpoints.py): the imported model reproduces HF's logits; ImageNet Swin pickles; bad sources.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/maskpilot
@@ -68,5 +70,81 @@ if "$bin" train "${common[@]}" --set solver.max_iter=3 --set model.weights="$tmp
   ok "resume with model.weights set: allowed (not a model change), the checkpoint's model is used"
 else
   bad "resume with model.weights" "$(tail -3 "$tmp/resume.log")"
+fi
+
+# model import + model run against HF transformers' own outputs (Swin with safetensors; ResNet with a torch zip pickle,
+# read without torch). `compare` prints the largest deviation relative to each tensor's largest magnitude.
+compare() {
+  python3 - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+ours, ref = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+names = []
+ref.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+worst = max(float(np.abs(ours[n][()] - ref[n][()]).max() / max(np.abs(ref[n][()]).max(), 1e-12)) for n in names)
+print(f"{len(names)} tensors, worst relative deviation {worst:.2e}")
+sys.exit(0 if worst <= 1e-4 and all(ours[n].shape == ref[n].shape for n in names) else 1)
+PY
+}
+for case in swin resnet-bin; do
+  src=Tests/Fixtures/hf/$case
+  if "$bin" model import --from "$src" --output "$tmp/hf-$case.h5" --config-out "$tmp/hf-$case.yaml" >"$tmp/import-$case.log" 2>&1 \
+     && grep -q "0 missing, .* 0 unused" "$tmp/import-$case.log" \
+     && "$bin" model run --config "$tmp/hf-$case.yaml" --weights "$tmp/hf-$case.h5" --input "$src/expected.h5" \
+          --output "$tmp/out-$case.h5" >"$tmp/run-$case.log" 2>&1 \
+     && result=$(compare "$tmp/out-$case.h5" "$src/expected.h5"); then
+    ok "model import $src + model run reproduce HF's logits ($result; $(head -1 "$tmp/import-$case.log" | sed 's/.*: \([0-9]* tensor\)/\1/'))"
+  else
+    bad "model import/run $src" "$(cat "$tmp/import-$case.log" "$tmp/run-$case.log" 2>/dev/null | tail -5) ${result:-}"
+  fi
+done
+
+# A standalone .safetensors file with --config, then images through model run (test-time resize, padding).
+if "$bin" model import --from Tests/Fixtures/hf/swin/model.safetensors --config "$tmp/hf-swin.yaml" --output "$tmp/st.h5" >"$tmp/st.log" 2>&1 \
+   && cmp -s <(h5dump -d /model/backbone.layers.1.blocks.0.attn.qkv.weight "$tmp/st.h5" | tail -n +3) \
+             <(h5dump -d /model/backbone.layers.1.blocks.0.attn.qkv.weight "$tmp/hf-swin.h5" | tail -n +3) \
+   && "$bin" model run --config "$tmp/hf-swin.yaml" --weights "$tmp/st.h5" --input "$tmp/data/train2017/"*.jpg --output "$tmp/imgs.h5" >"$tmp/imgs.log" 2>&1 \
+   && grep -q "run: 8 image(s) of" "$tmp/imgs.log"; then
+  ok "model import of a .safetensors file with --config; model run on 8 images ($(cut -c6- "$tmp/imgs.log"))"
+else
+  bad "model import .safetensors / model run on images" "$(cat "$tmp/st.log" "$tmp/imgs.log" 2>/dev/null | tail -4)"
+fi
+
+# A detectron2-style ImageNet Swin pickle (classification names: no backbone. prefix, the classifier head and final
+# norm, attn_mask and relative_position_index buffers): prefixed, the buffers and the classifier reported as ignored,
+# the backbone loaded with the same values, the per-stage norms and the head missing.
+python3 - "$tmp/hf-swin.h5" "$tmp/swin_imagenet.pkl" <<'PY'
+import pickle, sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    model = {n[len("backbone."):]: f["model"][n][()] for n in f["model"] if n.startswith("backbone.") and not n.startswith("backbone.norm")}
+model["norm.weight"], model["norm.bias"] = np.ones(128, np.float32), np.zeros(128, np.float32)
+model["head.weight"], model["head.bias"] = np.zeros((1000, 128), np.float32), np.zeros(1000, np.float32)
+model["layers.0.blocks.1.attn_mask"] = np.zeros((1, 9, 9), np.float32)
+model["layers.0.blocks.0.attn.relative_position_index"] = np.zeros(81, np.int64)
+with open(sys.argv[2], "wb") as out:
+    pickle.dump({"model": model, "__author__": "third_party", "matching_heuristics": True}, out)
+PY
+if "$bin" model import --from "$tmp/swin_imagenet.pkl" --config "$tmp/hf-swin.yaml" --output "$tmp/swin_in.h5" >"$tmp/in.log" 2>&1 \
+   && grep -q "6 ignored, 0 unused" "$tmp/in.log" && grep -q "missing: backbone.norm0.weight" "$tmp/in.log" \
+   && grep -q "missing: sem_seg_head.predictor.class_embed.bias" "$tmp/in.log" \
+   && grep -q "ignored: backbone.head.weight — the ImageNet classifier head" "$tmp/in.log" \
+   && cmp -s <(h5dump -d /model/backbone.layers.2.blocks.1.mlp.fc1.weight "$tmp/swin_in.h5" | tail -n +3) \
+             <(h5dump -d /model/backbone.layers.2.blocks.1.mlp.fc1.weight "$tmp/hf-swin.h5" | tail -n +3); then
+  ok "an ImageNet Swin .pkl imports into backbone.* ($(head -1 "$tmp/in.log" | sed 's/.*: \([0-9]* tensor\)/\1/'))"
+else
+  bad "ImageNet Swin .pkl" "$(head -12 "$tmp/in.log")"
+fi
+
+# Bad sources: a file that maps onto no parameter, a folder without weights, a .pkl without --config.
+python3 -c "import pickle; pickle.dump({'model': {'foo.weight': __import__('numpy').zeros(3, 'float32')}}, open('$tmp/foo.pkl', 'wb'))"
+mkdir -p "$tmp/empty-folder"
+"$bin" model import --from "$tmp/foo.pkl" --config "$tmp/hf-swin.yaml" --output "$tmp/foo.h5" >"$tmp/foo.log" 2>&1; s1=$?
+"$bin" model import --from "$tmp/empty-folder" --output "$tmp/e.h5" >"$tmp/e.log" 2>&1; s2=$?
+"$bin" model import --from "$tmp/swin_imagenet.pkl" --output "$tmp/n.h5" >"$tmp/n.log" 2>&1; s3=$?
+if [ $s1 -eq 1 ] && grep -q "none of its 1 tensor(s) maps onto a parameter" "$tmp/foo.log" && [ ! -e "$tmp/foo.h5" ] \
+   && [ $s2 -eq 1 ] && grep -q "no model.safetensors, pytorch_model.bin or shard index" "$tmp/e.log" \
+   && [ $s3 -eq 1 ] && grep -q "give --config" "$tmp/n.log"; then
+  ok "model import refuses a file that maps onto nothing, a folder without weights and a pickle without --config (exit 1, named)"
+else
+  bad "model import errors" "exit $s1/$s2/$s3: $(cat "$tmp/foo.log" "$tmp/e.log" "$tmp/n.log" | head -6)"
 fi
 finish

@@ -7,6 +7,10 @@ Configurations (MaskPilot's config file; the PyTorch model is built to the same 
     bench  configs/bench.yaml: ResNet-18, 256x256, batch 2, 100 queries, 6 encoder layers, 10 predictions,
            12544 points, 150 classes
     r50    configs/mask2former-ade20k-semantic-r50.yaml at 512x512, batch 1
+    swin-t configs/mask2former-ade20k-semantic-swin-t.yaml at 512x512, batch 1 (Swin-T, window 7, 150 classes)
+    swin-l configs/mask2former-coco-panoptic-swin-l.yaml at 512x512, batch 1 (Swin-L, window 12, 200 queries,
+           133 classes); at 512 every stage's map (128 ... 16) is larger than the window, where HF's Swin and the
+           original (MaskPilot's) compute the same thing
 
 Usage (`make bench-compare` creates the venv and runs this):
     python3 -m venv VENV && VENV/bin/pip install torch transformers
@@ -34,6 +38,12 @@ CONFIGS = {
               dict(depth=18, size=256, batch=2, queries=100, encoder_layers=6, predictions=10, points=12544, classes=150)),
     "r50": ("configs/mask2former-ade20k-semantic-r50.yaml", ["solver.ims_per_batch=1", "input.crop_size=512"],
             dict(depth=50, size=512, batch=1, queries=100, encoder_layers=6, predictions=10, points=12544, classes=150)),
+    "swin-t": ("configs/mask2former-ade20k-semantic-swin-t.yaml", ["solver.ims_per_batch=1", "input.crop_size=512"],
+               dict(swin=dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
+                    size=512, batch=1, queries=100, encoder_layers=6, predictions=10, points=12544, classes=150)),
+    "swin-l": ("configs/mask2former-coco-panoptic-swin-l.yaml", ["solver.ims_per_batch=1", "input.crop_size=512"],
+               dict(swin=dict(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48], window_size=12),
+                    size=512, batch=1, queries=200, encoder_layers=6, predictions=10, points=12544, classes=133)),
 }
 
 
@@ -41,17 +51,20 @@ def torch_worker(spec, threads, precision, steps):
     """Runs in a child process: times the HF model and prints one JSON line."""
     import torch
     import transformers
-    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig, SwinConfig
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
-    basic = spec["depth"] in (18, 34)
-    depths = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[spec["depth"]]
-    widths = [64, 128, 256, 512] if basic else [256, 512, 1024, 2048]
-    backbone = ResNetConfig(embedding_size=64, hidden_sizes=widths, depths=depths,
-                            layer_type="basic" if basic else "bottleneck",
-                            out_features=["stage1", "stage2", "stage3", "stage4"])
+    if "swin" in spec:              # drop path 0.3 as MaskPilot's Swin configs
+        backbone = SwinConfig(**spec["swin"], drop_path_rate=0.3, out_features=["stage1", "stage2", "stage3", "stage4"])
+    else:
+        basic = spec["depth"] in (18, 34)
+        depths = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[spec["depth"]]
+        widths = [64, 128, 256, 512] if basic else [256, 512, 1024, 2048]
+        backbone = ResNetConfig(embedding_size=64, hidden_sizes=widths, depths=depths,
+                                layer_type="basic" if basic else "bottleneck",
+                                out_features=["stage1", "stage2", "stage3", "stage4"])
     config = Mask2FormerConfig(backbone_config=backbone, num_queries=spec["queries"], num_labels=spec["classes"],
                                encoder_layers=spec["encoder_layers"], decoder_layers=spec["predictions"],
                                train_num_points=spec["points"])

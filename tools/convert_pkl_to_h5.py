@@ -7,52 +7,135 @@ Inputs:
     `stem.conv1.weight`, `res2.0.conv1.norm.weight` without the `backbone.` prefix). Backbone-only files are
     detected (no name starts with `backbone.` / `sem_seg_head.` and names start with `stem.` / `res`) and
     get the prefix `backbone.`; `--prefix P` forces a prefix, `--prefix ""` disables it.
-  * PyTorch files (`.pth` / `.pt`): a state_dict or `{"model": state_dict}`; only this path imports torch.
+  * PyTorch files (`.pth` / `.pt` / `.bin`, e.g. HF `pytorch_model.bin`): a state_dict or `{"model": state_dict}` /
+    `{"state_dict": state_dict}`. Files in torch's zip format (every torch >= 1.6) are read without torch: a
+    restricted unpickler rebuilds each tensor from its storage record (`archive/data/<key>`) with numpy; only the
+    legacy non-zip format needs torch.
+  * ImageNet Swin backbones (`swin_*_patch4_window*.pkl` / `.pth`: `patch_embed.*`, `layers.*`) also get the
+    prefix `backbone.`.
 
 Output: `/model/<name>` float32 datasets (PyTorch layout, as the reference; Fletcher32 checksums on every
 non-scalar dataset), `/model` attribute `names` (the input order, newline-separated) and `/meta` attributes
 `source` (the input file) and `converter`. Non-array entries are skipped; `pixel_mean` / `pixel_std` (input
 normalization, not weights) and `num_batches_tracked` counters are dropped with a note.
 
-Needs numpy and h5py only (torch for .pth inputs). See docs/checkpoint-format.md.
+Needs numpy and h5py only (torch for legacy non-zip .pth inputs). See docs/checkpoint-format.md.
 """
 import argparse
+import collections
 import os
 import pickle
 import sys
+import zipfile
 
 import numpy as np
 
 DROPPED = ("pixel_mean", "pixel_std")
 
 
-def load_state(path):
-    """{name: ndarray-like} and a description of the container, from a .pkl or .pth file."""
-    if path.endswith((".pth", ".pt")):
-        import torch  # only for PyTorch files
+# torch storage class name -> numpy dtype of its elements (bfloat16 is read as its 16 high bits of a float32).
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16, "BFloat16Storage": "bfloat16",
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
+    "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+}
 
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-            obj = obj["model"]
-        elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            obj = obj["state_dict"]
-        return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in obj.items()}
+
+class _Storage:
+    """A storage class named in a torch pickle (`torch.FloatStorage` ...): only its element type matters."""
+
+    def __init__(self, name):
+        if name not in STORAGE_DTYPES:
+            raise SystemExit(f"unsupported torch storage type torch.{name}")
+        self.dtype = STORAGE_DTYPES[name]
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_):
+    """torch._utils._rebuild_tensor_v2 with numpy: a strided view of the flat storage, copied."""
+    if not size:
+        return np.array(storage[offset])
+    itemsize = storage.itemsize
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride))
+    return np.array(view)
+
+
+class _TorchZipUnpickler(pickle.Unpickler):
+    """Reads `data.pkl` of a torch zip checkpoint, allowing only the globals a state_dict needs."""
+
+    def __init__(self, archive, prefix, stream):
+        super().__init__(stream)
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module, name):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return lambda data, requires_grad, hooks, *rest: data
+        if module == "torch" and name.endswith("Storage"):
+            return _Storage(name)
+        if module == "torch" and name in ("float32", "float16", "bfloat16", "float64", "int64"):
+            return name
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+    def persistent_load(self, pid):
+        kind, storage, key, _location, count = pid[:5]
+        if kind != "storage":
+            raise pickle.UnpicklingError(f"unknown persistent record {kind!r}")
+        raw = self.archive.read(f"{self.prefix}data/{key}")
+        if storage.dtype == "bfloat16":
+            return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)[:count]
+        return np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))[:count]
+
+
+def load_torch_zip(path):
+    """The object saved by torch.save in a zip checkpoint, tensors as numpy arrays (no torch needed)."""
+    with zipfile.ZipFile(path) as archive:
+        pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+        if len(pickles) != 1:
+            raise SystemExit(f"{path}: a torch zip checkpoint has one data.pkl, found {len(pickles)}")
+        prefix = pickles[0][: -len("data.pkl")]
+        with archive.open(pickles[0]) as stream:
+            return _TorchZipUnpickler(archive, prefix, stream).load()
+
+
+def unwrap(obj):
+    """The state dict inside {"model": ...} / {"state_dict": ...} / {"blobs": ...} containers."""
+    for key in ("model", "state_dict", "blobs"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            return obj[key]
+    return obj
+
+
+def load_state(path):
+    """{name: ndarray-like} from a .pkl, or a .pth/.pt/.bin (torch zip read without torch; legacy format via torch)."""
+    if path.endswith((".pth", ".pt", ".bin", ".ckpt")):
+        if zipfile.is_zipfile(path):
+            obj = unwrap(load_torch_zip(path))
+        else:
+            import torch  # only for legacy (pre-1.6, non-zip) PyTorch files
+
+            obj = unwrap(torch.load(path, map_location="cpu", weights_only=False))
+            obj = {k: (v.detach().cpu().float().numpy() if hasattr(v, "detach") else v) for k, v in obj.items()}
+        if not isinstance(obj, dict):
+            raise SystemExit(f"{path}: expected a state dict (or {{'model': dict}}), found {type(obj).__name__}")
+        return obj
     with open(path, "rb") as f:
-        obj = pickle.load(f, encoding="latin1")
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    elif isinstance(obj, dict) and isinstance(obj.get("blobs"), dict):
-        obj = obj["blobs"]
+        obj = unwrap(pickle.load(f, encoding="latin1"))
     if not isinstance(obj, dict):
         raise SystemExit(f"{path}: expected a dict of arrays (or {{'model': dict}}), found {type(obj).__name__}")
     return obj
 
 
 def detect_prefix(names):
-    """'backbone.' for a backbone-only file (e.g. R-50.pkl), else ''."""
-    if any(n.startswith(("backbone.", "sem_seg_head.")) for n in names):
+    """'backbone.' for a backbone-only file (R-50.pkl; an ImageNet Swin with its classifier), else ''."""
+    if any(n.startswith(("backbone.", "sem_seg_head.", "model.", "class_predictor.")) for n in names):
         return ""
     if names and all(n.startswith(("stem.", "res")) for n in names):
+        return "backbone."
+    swin = ("patch_embed.", "layers.", "norm.", "head.", "absolute_pos_embed")
+    if names and all(n.startswith(swin) for n in names) and any(n.startswith("layers.") for n in names):
         return "backbone."
     return ""
 
@@ -113,7 +196,7 @@ def convert(src, dst, prefix=None, quiet=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("input", help="detectron2 .pkl (model zoo or R-50.pkl) or PyTorch .pth")
+    p.add_argument("input", help="detectron2 .pkl (model zoo, R-50.pkl, Swin) or PyTorch .pth/.pt/.bin")
     p.add_argument("output", help="MaskPilot weights file (.h5)")
     p.add_argument("--prefix", default=None,
                    help="prefix added to every name (default: 'backbone.' for backbone-only files, else none)")

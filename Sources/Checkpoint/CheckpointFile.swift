@@ -216,7 +216,7 @@ private func writeCheckpointFile(_ c: CheckpointContents, path: String) throws {
 /// Creates `path`, lets `fill` write it, and closes it. Every group and dataset `fill` opens is released when it
 /// returns, before the file is closed: after a failed write (a full disk) HDF5 cannot close the file cleanly, and
 /// a group still open then crashed the process at exit (SIGSEGV in HDF5's clean-up) after the error was printed.
-func writeHDF5File(_ path: String, _ fill: (HDF5File) throws -> Void) throws {
+public func writeHDF5File(_ path: String, _ fill: (HDF5File) throws -> Void) throws {
     let file = try HDF5File(create: path, mode: .truncate)
     do {
         try fill(file)

@@ -64,11 +64,12 @@ func packedHFKey(_ key: String) -> (String, Int)? {
 }
 
 /// HF keys with no counterpart by design, and why.
-func ignoredHFKey(_ key: String) -> String? {
+public func ignoredHFKey(_ key: String) -> String? {
     if key.hasSuffix(".relative_position_index") {
         return "Swin's relative position index: derived from the window size, not a weight"
     }
     if key.hasSuffix("num_batches_tracked") { return "BatchNorm's batch counter: unused in eval-mode (frozen) BN" }
+    if key == "criterion.empty_weight" { return "the loss's class weights, not a model tensor (set by loss.no_object_weight)" }
     let p = key.split(separator: ".").map(String.init)
     if let rest = hfBackbonePath(p), rest.first == "layernorm" {
         return "HF SwinModel's final layer norm: the backbone's outputs go through hidden_states_norms instead"

@@ -4,6 +4,7 @@ import Datasets
 import Evaluation
 import Foundation
 import Mask2FormerModel
+import TensorCore
 
 extension EvaluationSplit {
     /// Opens `split` (default `eval.split`, else `data.test_split`) of `config.data`, limited to `maxImages`
@@ -13,14 +14,34 @@ extension EvaluationSplit {
     public init(config: MaskPilotConfig, split: String? = nil, maxImages: Int? = nil) throws {
         let split = split ?? (config.eval.split.isEmpty ? config.data.testSplit : config.eval.split)
         let format = config.data.format.descriptor
-        var (shortEdge, maxSize) = (format.testResize.shortEdge, format.testResize.maxSize)
-        if config.input.minSizeTest > 0 { shortEdge = config.input.minSizeTest }
-        if config.input.maxSizeTest > 0 { maxSize = config.input.maxSizeTest }
+        var resize = TestTimeResize(config: config)
+        resize.keepTargets = config.eval.layerConsistency
         try self.init(data: try format.evaluationData(config: config, split: split), task: format.task,
-                      root: config.data.root, split: split,
-                      resize: TestTimeResize(shortEdge: shortEdge, maxSize: maxSize, keepTargets: config.eval.layerConsistency),
-                      maxImages: maxImages ?? config.eval.maxImages)
+                      root: config.data.root, split: split, resize: resize, maxImages: maxImages ?? config.eval.maxImages)
     }
+}
+
+extension TestTimeResize {
+    /// The data format's test-time resize, or `input.min_size_test` / `max_size_test` where they are set.
+    public init(config: MaskPilotConfig) {
+        let format = config.data.format.descriptor.testResize
+        self.init(shortEdge: config.input.minSizeTest > 0 ? config.input.minSizeTest : format.shortEdge,
+                  maxSize: config.input.maxSizeTest > 0 ? config.input.maxSizeTest : format.maxSize)
+    }
+}
+
+/// The model of `config` in eval mode with every tensor from `weights` (a checkpoint, weights file, .safetensors or run
+/// folder); a file that lacks any model tensor is an error, since those would keep random values.
+public func loadInferenceModel(config: MaskPilotConfig, weights: String) throws -> Mask2Former {
+    var rng = RNG(seed: config.seed, stream: 0)
+    let model = Mask2Former(config.model, rng: &rng)
+    model.eval()
+    let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
+    guard report.missing.isEmpty else {
+        throw TrainingError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. "
+                            + "\(report.missing.prefix(3).joined(separator: ", "))); they would keep random values")
+    }
+    return model
 }
 
 extension EvaluationOptions {

@@ -113,7 +113,8 @@ func readPretrainedWeights(path: String, option: String) throws -> (tensors: [(S
         guard isHF else { return (tensors, skipped.map { "\($0) (not a float tensor)" }) }
         let imported = importHuggingFaceMask2Former(Dictionary(tensors, uniquingKeysWith: { a, _ in a }))
         return (imported.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                imported.unmapped.map { "\($0) (HF name without a MaskPilot counterpart)" } + skipped.map { "\($0) (not a float tensor)" })
+                imported.unmapped.map { "\($0) (HF name without a MaskPilot counterpart)" }
+                    + imported.ignored.map { "\($0.key) (ignored: \($0.reason))" } + skipped.map { "\($0) (not a float tensor)" })
     } catch let e as TrainingError { throw e } catch {
         throw TrainingError("\(option): \(error)")
     }

@@ -1,7 +1,13 @@
-// `maskpilot model summary`: the module tree of a configured model with parameter counts.
-// Corresponds to printing a detectron2 model and counting `p.numel()` over `model.parameters()`.
+// `maskpilot model summary | import | run`: the module tree with parameter counts; weights from HF, detectron2 and
+// PyTorch files; raw outputs for comparison with other implementations.
+// Corresponds to printing a detectron2 model and counting `p.numel()`, to HF's from_pretrained, and to calling
+// Mask2FormerForUniversalSegmentation on pixel_values.
 import ArgumentParser
+import Checkpoint
+import Datasets
+import Evaluation
 import Foundation
+import Kernels
 import Mask2FormerModel
 import NN
 import TensorCore
@@ -9,7 +15,7 @@ import Training
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Inspect model configurations.",
-                                                    subcommands: [ModelSummary.self])
+                                                    subcommands: [ModelSummary.self, ModelImportCommand.self, ModelRunCommand.self])
 }
 
 struct ModelSummary: ParsableCommand {
@@ -56,4 +62,140 @@ func summary(of model: Module, depth: Int) -> String {
     lines.append("trainable parameters: \(total.formatted()) (\(total))")
     lines.append("buffers (frozen BN): \(buffers.formatted())")
     return lines.joined(separator: "\n")
+}
+
+struct ModelImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Convert weights from HF transformers, detectron2 or PyTorch into a MaskPilot weights file.",
+        discussion: """
+        --from takes an HF save_pretrained folder (config.json + model.safetensors, pytorch_model.bin or shards; ResNet \
+        or Swin backbone; the model configuration is derived from config.json), a .safetensors file, a detectron2 \
+        model-zoo .pkl (Mask2Former / MP-Former checkpoints, ImageNet R-50 and Swin backbones, which get the prefix \
+        backbone.), a PyTorch .pth/.pt/.bin, or a MaskPilot .h5. Pickles are read by tools/convert_pkl_to_h5.py \
+        (python3 with numpy and h5py; no torch needed for torch's zip format). Every source tensor is mapped onto a \
+        parameter of the model or reported (ignored with its reason, or unused); a source that maps onto no \
+        parameter is an error. The output is a weights-only HDF5 for --weights and model.weights.
+        """)
+
+    @Option(help: "The source: an HF folder, .safetensors, .pkl, .pth/.pt/.bin or .h5.")
+    var from: String
+
+    @Option(help: "The MaskPilot weights file to write (.h5).")
+    var output: String
+
+    @Option(help: "Write the model's MaskPilot configuration (YAML) here (derived from config.json for HF folders).")
+    var configOut: String?
+
+    @Option(help: "The MaskPilot configuration the weights are for (required unless --from is an HF folder with config.json).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: "Override a key of --config: key.path=value (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Python interpreter for pickles (needs numpy and h5py).")
+    var python: String = "python3"
+
+    func run() throws {
+        do {
+            let given = try config.map { path -> MaskPilotConfig in
+                do { return try MaskPilotConfig.load(path: path, overrides: overrides) } catch let e as ConfigError { throw RuntimeError(e.description) }
+            }
+            if config == nil && !overrides.isEmpty { throw ValidationError("--set needs --config") }
+            let imported = try importModel(from: from, config: given, python: python)
+            print(imported.report)
+            try writeModelWeights(imported.tensors, to: output, source: from)
+            print("import: wrote \(output) (\(imported.tensors.count) tensors, PyTorch layout)")
+            if let configOut {
+                let text = "# MaskPilot configuration of the weights imported from \(from) (maskpilot model import).\n"
+                    + "# Its data, input and solver sections are the defaults: set them for training or evaluation.\n"
+                    + (try imported.config.yaml())
+                do { try text.write(toFile: configOut, atomically: true, encoding: .utf8) } catch {
+                    throw RuntimeError("--config-out \(configOut): \(error.localizedDescription)")
+                }
+                print("import: wrote \(configOut)")
+            }
+        } catch let e as ValidationError { throw e } catch let e as RuntimeError { throw e } catch {
+            throw RuntimeError("\(error)")
+        }
+    }
+}
+
+struct ModelRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a model on images or pixel values and write its raw outputs (HF layout) to HDF5.",
+        discussion: """
+        --input takes image files (JPEG/PNG; resized as eval does — input.min_size_test / max_size_test or the data \
+        format's default —, normalized and padded to multiples of 32 in one batch) or one HDF5 file with a dataset \
+        pixel_values [B, 3, H, W] already normalized (H, W multiples of 32), used as is. OUT.h5 holds pixel_values \
+        (the batch the model saw), class_queries_logits [B, Q, K+1] and masks_queries_logits [B, Q, H/4, W/4] of \
+        the final prediction in PyTorch layout (HF transformers' names), and every auxiliary prediction under \
+        aux/<i>/ (i = 0 the query features' prediction, as HF's auxiliary_logits).
+        """)
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "Model weights: a MaskPilot checkpoint or weights file, a .safetensors file, or a run folder.")
+    var weights: String
+
+    @Option(parsing: .upToNextOption, help: "Image files, or one .h5 file with a pixel_values dataset.")
+    var input: [String]
+
+    @Option(help: "The HDF5 file to write.")
+    var output: String
+
+    @OptionGroup var precisionOption: PrecisionOption
+
+    func run() throws {
+        do { try runModel() } catch let e as ValidationError { throw e } catch let e as RuntimeError { throw e } catch {
+            throw RuntimeError("\(error)")
+        }
+    }
+
+    func runModel() throws {
+        var cfg = try configOptions.load()
+        try precisionOption.apply(to: &cfg)
+        guard !input.isEmpty else { throw ValidationError("--input: nothing given") }
+        let pixels: Tensor   // [B, H, W, 3]
+        if input.count == 1, ["h5", "hdf5"].contains((input[0] as NSString).pathExtension.lowercased()) {
+            let file: HDF5File
+            do { file = try HDF5File(open: input[0]) } catch { throw RuntimeError("--input \(input[0]): cannot open as HDF5: \(error)") }
+            defer { try? file.close() }
+            guard (try? file.contains("pixel_values")) == true else {
+                throw RuntimeError("--input \(input[0]): no dataset pixel_values ([B, 3, H, W], normalized)")
+            }
+            let t = try file.readTensor("pixel_values")
+            guard t.rank == 4, t.shape[1] == 3 else {
+                throw RuntimeError("--input \(input[0]): pixel_values has shape \(t.shape), expected [B, 3, H, W]")
+            }
+            guard t.shape[2] % 32 == 0, t.shape[3] % 32 == 0, t.shape[0] > 0 else {
+                throw RuntimeError("--input \(input[0]): pixel_values is \(t.shape[2])×\(t.shape[3]); the model needs multiples of 32 (pad first)")
+            }
+            pixels = withNoGrad { t.permuted(0, 2, 3, 1) }
+        } else {
+            let resize = TestTimeResize(config: cfg)
+            var noRNG = RNG(seed: 0)
+            let samples = try input.enumerated().map { n, path in
+                try resize.apply(Sample(imageId: n, image: try loadImage(path: path), targets: .none), rng: &noRNG)
+            }
+            pixels = Batch.collate(samples).images
+        }
+        let model = try loadInferenceModel(config: cfg, weights: weights)
+        let predictions = withGEMMPrecision(cfg.solver.precision) { withNoGrad { model(pixels).predictions } }
+        try writeAtomically(to: output) { tmp in try writeHDF5File(tmp) { file in
+            _ = try file.write(withNoGrad { pixels.permuted(0, 3, 1, 2) }, to: "pixel_values")
+            func put(_ p: MaskPrediction, _ prefix: String) throws {
+                _ = try file.write(p.classLogits, to: prefix + "class_queries_logits")
+                _ = try file.write(p.maskLogits, to: prefix + "masks_queries_logits")
+            }
+            try put(predictions.last!, "")
+            for (i, p) in predictions.dropLast().enumerated() {
+                _ = try file.createGroup("aux/\(i)")
+                try put(p, "aux/\(i)/")
+            }
+            try file.root.setAttribute("weights", string: weights)
+            try file.root.setAttribute("config", string: try cfg.yaml())
+        } }
+        print("run: \(pixels.shape[0]) image(s) of \(pixels.shape[1])×\(pixels.shape[2]) → \(output) (final prediction and "
+              + "\(predictions.count - 1) auxiliary)")
+    }
 }

@@ -81,19 +81,8 @@ struct PredictCommand: ParsableCommand {
             }
             post = split.postProcessor
         }
-        let resize = split?.resize ?? {
-            let d = cfg.data.format.descriptor.testResize
-            return TestTimeResize(shortEdge: cfg.input.minSizeTest > 0 ? cfg.input.minSizeTest : d.shortEdge,
-                                  maxSize: cfg.input.maxSizeTest > 0 ? cfg.input.maxSizeTest : d.maxSize)
-        }()
-
-        var rng = RNG(seed: cfg.seed, stream: 0)
-        let model = Mask2Former(cfg.model, rng: &rng)
-        model.eval()
-        let report = try loadPretrainedWeights(into: model, path: weights, ignore: [], option: "--weights")
-        guard report.missing.isEmpty else {
-            throw RuntimeError("\(weights): \(report.missing.count) tensor(s) of the model are not in the file (e.g. \(report.missing.prefix(3).joined(separator: ", "))); predicting with random weights there would be meaningless")
-        }
+        let resize = split?.resize ?? TestTimeResize(config: cfg)
+        let model = try loadInferenceModel(config: cfg, weights: weights)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
         for (n, path) in input.enumerated() {
