@@ -5,7 +5,10 @@
 #  3. a config change that alters the model is refused, naming the key;
 #  4. SIGTERM mid-run leaves a complete checkpoint and exits 0;
 #  5. on one rank, 20 steps on 1 thread + --resume on 2 threads equals 40 steps on 2 threads, bitwise (results do
-#     not depend on the thread count).
+#     not depend on the thread count);
+#  6. a tiny Swin backbone with drop path 0.5: 10 + --resume + 10 steps equals 20 steps straight, bitwise (the
+#     drop-path draws are keyed by image, iteration and block, so the resumed steps drop what the straight run did),
+#     and differs from the same run without drop path.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/maskpilot
@@ -63,6 +66,19 @@ if grep -q "threads: 2 compute" "$tmp/t12b.log" && grep -q "threads: 1 compute" 
   ok "20 steps on 1 thread + resume on 2 threads == 40 steps on 2 threads, bitwise"
 else
   bad "resume across --threads" "$(tail -2 "$tmp/t12b.log"; "$bin" checkpoint diff "$tmp/t2/model_final.h5" "$tmp/t12/model_final.h5" 2>&1 | tail -3)"
+fi
+swin=(--set model.backbone.name=swin --set model.backbone.swin.embed_dim=16 --set "model.backbone.swin.depths=[2,2,2,2]"
+      --set "model.backbone.swin.num_heads=[1,2,2,4]" --set model.backbone.swin.window_size=3
+      --set model.backbone.swin.drop_path_rate=0.5 --set solver.max_iter=20 --set checkpoint.period=10)
+cluster/launch.sh -n 2 -- train "${common[@]}" "${swin[@]}" --output "$tmp/swin" >"$tmp/swin.log" 2>&1
+cluster/launch.sh -n 2 -- train "${common[@]}" "${swin[@]}" --output "$tmp/swin-split" --iterations 10 >"$tmp/swin1.log" 2>&1
+cluster/launch.sh -n 2 -- train "${common[@]}" "${swin[@]}" --output "$tmp/swin-split" --resume >"$tmp/swin2.log" 2>&1
+cluster/launch.sh -n 2 -- train "${common[@]}" "${swin[@]}" --set model.backbone.swin.drop_path_rate=0 --output "$tmp/swin-nodrop" >"$tmp/swin0.log" 2>&1
+if "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_final.h5" 2>&1 | grep -q "tensors: all identical" \
+   && ! "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-nodrop/model_final.h5" 2>&1 | grep -q "tensors: all identical"; then
+  ok "Swin with drop path 0.5: 10 + resume + 10 steps == 20 steps, bitwise (and differs from drop path 0)"
+else
+  bad "Swin resume" "$(tail -2 "$tmp/swin.log" "$tmp/swin2.log"; "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_final.h5" 2>&1 | tail -3)"
 fi
 echo "resume: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -13,13 +13,25 @@ public struct AttentionShape: Sendable, Equatable {
     public var width: Int { heads * headDim }
 }
 
-/// Forward: `P = softmax(scale·Q_h·K_hᵀ, masked)`, `O_h = P·V_h` for every batch item and head.
+/// Additive terms of the scores before the softmax (Swin's window attention): `bias` `[heads, Tq, Tk]` shared by
+/// every batch item (the relative position bias), and `windowMask` `[period, Tq, Tk]` added to batch item b at
+/// b mod `period` (the shifted windows' mask: items are (image, window) pairs, windows fastest).
+public struct AttentionScoreTerms {
+    public var bias: UnsafePointer<Float>?
+    public var windowMask: UnsafePointer<Float>?
+    public var period: Int
+    public init(bias: UnsafePointer<Float>?, windowMask: UnsafePointer<Float>?, period: Int) {
+        self.bias = bias; self.windowMask = windowMask; self.period = max(1, period)
+    }
+}
+
+/// Forward: `P = softmax(scale·Q_h·K_hᵀ [+ terms], masked)`, `O_h = P·V_h` for every batch item and head.
 /// `probs` receives P (needed by the backward). A fully blocked row attends everywhere.
 /// `maskPerHead`: the mask's first dimension is B·heads (else B, shared by the heads).
 public func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              shape s: AttentionShape, scale: Float,
-                             mask: UnsafePointer<Bool>?, maskPerHead: Bool) {
+                             mask: UnsafePointer<Bool>?, maskPerHead: Bool, terms: AttentionScoreTerms? = nil) {
     let w = s.width, tq = s.queries, tk = s.keys, d = s.headDim
     // One chunk per (item, head): each writes its own probabilities and output columns.
     parallelChunks(s.batch * s.heads) { bh in
@@ -29,6 +41,10 @@ public func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v
             let qb = q + b * tq * w + h * d, kb = k + b * tk * w + h * d, vb = v + b * tk * w + h * d
             sgemm(transA: false, transB: true, m: tq, n: tk, k: d, alpha: scale, a: qb, lda: w, b: kb, ldb: w,
                   c: p, ldc: tk)
+            if let terms {
+                if let bias = terms.bias { addRow(p, bias + h * tq * tk, tq * tk) }
+                if let wm = terms.windowMask { addRow(p, wm + (b % terms.period) * tq * tk, tq * tk) }
+            }
             let m = mask.map { $0 + (maskPerHead ? b * s.heads + h : b) * tq * tk }
             softmaxForward(p, p, outer: tq, n: tk, inner: 1, mask: m, fullyMasked: .unmasked, logOutput: false)
             sgemm(transA: false, transB: false, m: tq, n: d, k: tk, a: p, lda: tk, b: vb, ldb: w,
@@ -37,13 +53,20 @@ public func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v
     }
 }
 
+/// `x[i] += y[i]` for `n` elements.
+@inline(__always) private func addRow(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { x[i] += y[i] }
+}
+
 /// Backward of `attentionForward`. Writes (not accumulates) dq, dk, dv; any may be nil.
 /// `scratch` holds at least `Tq·Tk` floats (the calling thread's; threads running other heads use their own).
+/// `dScores` (`[B·heads, Tq, Tk]`, optional) receives each item's and head's score gradient dS, from which the
+/// caller sums the gradient of additive score terms (`attentionBiasGradient`).
 public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
                               dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?,
                               dv: UnsafeMutablePointer<Float>?, scratch callerScratch: UnsafeMutablePointer<Float>,
-                              shape s: AttentionShape, scale: Float) {
+                              shape s: AttentionShape, scale: Float, dScores: UnsafeMutablePointer<Float>? = nil) {
     let w = s.width, tq = s.queries, tk = s.keys, d = s.headDim
     let caller = AttentionScratch.perThread.value
     // One chunk per (item, head): each writes its own columns of dq, dk, dv.
@@ -60,10 +83,11 @@ public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
                 sgemm(transA: true, transB: false, m: tk, n: d, k: tq, a: p, lda: tk, b: gb, ldb: w,
                       c: dv + b * tk * w + off, ldc: w)
             }
-            guard dq != nil || dk != nil else { return }
+            guard dq != nil || dk != nil || dScores != nil else { return }
             // dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
             sgemm(transA: false, transB: true, m: tq, n: tk, k: d, a: gb, lda: w, b: vb, ldb: w, c: scratch, ldc: tk)
             softmaxBackward(p, scratch, scratch, outer: tq, n: tk, inner: 1, logOutput: false)
+            if let dScores { (dScores + (b * s.heads + h) * tq * tk).update(from: scratch, count: tq * tk) }
             if let dq {  // dQ = scale·dS·K
                 sgemm(transA: false, transB: false, m: tq, n: d, k: tk, alpha: scale, a: scratch, lda: tk,
                       b: kb, ldb: w, c: dq + b * tq * w + off, ldc: w)
@@ -72,6 +96,19 @@ public func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
                 sgemm(transA: true, transB: false, m: tk, n: d, k: tq, alpha: scale, a: scratch, lda: tk,
                       b: qb, ldb: w, c: dk + b * tk * w + off, ldc: w)
             }
+        }
+    }
+}
+
+/// The gradient of a `[heads, Tq, Tk]` score bias shared by the batch items: `dBias[h] = Σ_b dScores[b, h]`, summed in
+/// item order for every element (chunks over elements, so the result does not depend on the thread count).
+public func attentionBiasGradient(dScores: UnsafePointer<Float>, dBias: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let per = s.queries * s.keys, n = s.heads * per, stride = n
+    parallelFor(n, grain: elementwiseGrain) { r in
+        for i in r { dBias[i] = dScores[i] }
+        for b in 1..<max(1, s.batch) {
+            let src = dScores + b * stride
+            for i in r { dBias[i] += src[i] }
         }
     }
 }

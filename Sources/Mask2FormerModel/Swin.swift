@@ -169,23 +169,20 @@ public final class SwinWindowAttention: Module {
     }
 
     /// `x`: `[B·nW, ws², C]` windows; `mask`: `[nW, ws², ws²]` additive (shifted windows) → same shape as `x`.
-    public func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
-        let bw = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads
-        let packed = qkv(x)                                                          // [B·nW, T, 3C]
-        func split(_ i: Int) -> Tensor {                                             // [B·nW, heads, T, d]
-            packed.slice(axis: 2, (i * c)..<((i + 1) * c)).reshaped([bw, t, heads, d]).permuted(0, 2, 1, 3)
-        }
-        let q = split(0) * (1 / Float(d).squareRoot()), k = split(1), v = split(2)
+    /// The attention itself is the fused `Tensor.windowAttention` (`composed` runs `windowAttentionComposed`, its
+    /// primitive-op statement, for tests and measurements: docs/perf.md#swin).
+    public func callAsFunction(_ x: Tensor, mask: Tensor?, composed: Bool = false) -> Tensor {
+        let t = x.shape[1], c = x.shape[2]
+        let packed = qkv(x)                                                          // [B·nW, T, 3C]: q, k, v
+        let q = packed.slice(axis: 2, 0..<c), k = packed.slice(axis: 2, c..<(2 * c)), v = packed.slice(axis: 2, (2 * c)..<(3 * c))
         let bias = relativePositionBiasTable.indexSelect(axis: 0, relativePositionIndex)
             .reshaped([t, t, heads]).permuted(2, 0, 1)                                 // [heads, T, T]
-        var scores = Tensor.matmul(q, k, transB: true) + bias                        // [B·nW, heads, T, T]
-        if let mask {
-            let nW = mask.shape[0]
-            scores = (scores.reshaped([bw / nW, nW, heads, t, t]) + mask.reshaped([1, nW, 1, t, t])).reshaped([bw, heads, t, t])
-        }
-        let out = Tensor.matmul(scores.softmax(axis: -1), v).permuted(0, 2, 1, 3).reshaped([bw, t, c])
-        return proj(out)
+        let attend = composed || SwinWindowAttention.useComposed ? Tensor.windowAttentionComposed : Tensor.windowAttention
+        return proj(attend(q, k, v, heads, bias, mask, nil))
     }
+
+    /// Runs every window attention composed (for measuring fused against composed in a whole step).
+    nonisolated(unsafe) public static var useComposed = false
 }
 
 /// Swin's MLP: `fc1` (C → r·C), exact GELU, `fc2` (r·C → C).

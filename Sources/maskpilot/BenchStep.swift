@@ -26,6 +26,9 @@ struct BenchStep: ParsableCommand {
     @Flag(help: "Run fp32 GEMMs on OpenBLAS and convolutions as im2col + GEMM instead of on oneDNN (for comparison).")
     var openblas = false
 
+    @Flag(help: "Swin: run the window attention composed from primitive ops instead of fused (for comparison).")
+    var composedWindowAttention = false
+
     @Option(help: "After the steps, time the N GEMM shapes of a step with the most work in OpenBLAS and oneDNN (fp32, bf16).")
     var gemmShapes: Int = 0
 
@@ -33,6 +36,7 @@ struct BenchStep: ParsableCommand {
         var cfg = try configOptions.load()
         ComputeThreads.set(threads)
         if openblas { KernelLibrary.current = .openBLAS }
+        SwinWindowAttention.useComposed = composedWindowAttention
         try precisionOption.apply(to: &cfg)
         // Under mpirun: data parallelism as `maskpilot train` runs it — solver.ims_per_batch is the global
         // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
@@ -50,7 +54,7 @@ struct BenchStep: ParsableCommand {
         if comm.isCoordinator { print("maskpilot bench step — \(configOptions.config): batch \(b), \(s)×\(s), \(cfg.model.decoder.numQueries) queries, "
               + "\(cfg.model.pixelDecoder.encoderLayers) encoder layers, \(cfg.model.decoder.decLayers) predictions, "
               + "\(cfg.loss.numPoints) points, \(cfg.model.decoder.numClasses) classes, MP \(cfg.model.maskPiloting.enabled ? "on" : "off"), "
-              + "\(threads) thread(s), \(cfg.solver.precision.rawValue)\(openblas ? ", OpenBLAS + im2col" : "")") }
+              + "\(threads) thread(s), \(cfg.solver.precision.rawValue)\(openblas ? ", OpenBLAS + im2col" : "")\(composedWindowAttention ? ", composed window attention" : "")") }
         let trainer = TrainingStep(config: cfg, communicator: comm)
         let bucketer = (trainer.synchronizer as? BucketedAllReduce)?.bucketer
         if ranks > 1 {

@@ -105,9 +105,12 @@ import _TestSupport
         let x = testTensor([1, 32, 64, 3], seed: 5)
         let checked = ["layers.0.blocks.1.attn.relative_position_bias_table", "layers.0.blocks.1.attn.qkv.weight",
                        "layers.1.downsample.reduction.weight", "layers.2.blocks.1.mlp.fc1.weight", "patch_embed.proj.weight"]
-        let rep = gradCheck([x] + checked.map { params[$0]! }, rtol: 2e-2, atol: 5e-3) { t in
+        // A few hundred outputs (two rows of res2, res4, res5) and ε = 3e-3: the float32 rounding of a forward through
+        // six blocks, divided by 2ε, was ~4e-3 at the default ε = 1e-3 (as large as the tolerance, with the composed
+        // attention as with the fused one) and ~1e-3 here; at ε = 1e-2 the curvature of the MLPs shows (3 %).
+        let rep = gradCheck([x] + checked.map { params[$0]! }, eps: 3e-3, rtol: 2e-2, atol: 5e-3) { t in
             let f = swin(t[0])
-            return Tensor.concat([f.res2.reshaped([-1]), f.res4.reshaped([-1]), f.res5.reshaped([-1])], axis: 0)
+            return Tensor.concat([f.res2.slice(axis: 1, 3..<5).reshaped([-1]), f.res4.reshaped([-1]), f.res5.reshaped([-1])], axis: 0)
         }
         #expect(rep.passed, "\(rep)")
     }

@@ -69,4 +69,43 @@ import _TestSupport
         let open = Tensor.attention(q: q, k: k, v: v, heads: 1)
         #expect(blocked.values == open.values)
     }
+
+    /// Window attention (Swin): the fused op equals its composed statement, forward and every gradient (the bias's too),
+    /// with and without the shifted-window mask; finite differences on the fused op; the same bits at 1, 2 and 8
+    /// threads (the bias gradient is summed over the windows in a fixed order).
+    @Test func windowAttentionFusedEqualsComposedAndIsThreadIndependent() {
+        let images = 2, nW = 3, h = 2, t = 4, d = 3
+        let mask = Tensor((0..<(nW * t * t)).map { $0 % 5 == 1 ? -100 : 0 }, shape: [nW, t, t])
+        for windowMask in [nil, mask] {
+            var outs: [[Float]] = [], grads: [[[Float]]] = []
+            for fused in [true, false] {
+                let q = testTensor([images * nW, t, h * d], seed: 31), k = testTensor([images * nW, t, h * d], seed: 32)
+                let v = testTensor([images * nW, t, h * d], seed: 33), bias = testTensor([h, t, t], seed: 34)
+                let out = withGrad {
+                    fused ? Tensor.windowAttention(q: q, k: k, v: v, heads: h, bias: bias, windowMask: windowMask)
+                          : Tensor.windowAttentionComposed(q: q, k: k, v: v, heads: h, bias: bias, windowMask: windowMask)
+                }
+                withGrad { (out * testTensor(out.shape, seed: 35, requiresGrad: false)).sum() }.backward()
+                outs.append(out.values)
+                grads.append([q, k, v, bias].map { $0.grad!.values })
+            }
+            #expect(allClose(outs[0], outs[1], rtol: 1e-4, atol: 1e-6).passed, "mask \(windowMask != nil)")
+            for i in 0..<4 { #expect(allClose(grads[0][i], grads[1][i], rtol: 1e-4, atol: 1e-5).passed, "grad \(i), mask \(windowMask != nil)") }
+        }
+        let q = testTensor([nW, t, h * d], seed: 41), k = testTensor([nW, t, h * d], seed: 42)
+        let v = testTensor([nW, t, h * d], seed: 43), bias = testTensor([h, t, t], seed: 44)
+        let rep = gradCheck([q, k, v, bias]) {
+            Tensor.windowAttention(q: $0[0], k: $0[1], v: $0[2], heads: h, bias: $0[3], windowMask: mask)
+        }
+        #expect(rep.passed, "\(rep)")
+        let runs = atThreadCounts(grainDivisor: 4096) { () -> [Float] in
+            let q = testTensor([8 * nW, t, h * d], seed: 51), k = testTensor([8 * nW, t, h * d], seed: 52)
+            let v = testTensor([8 * nW, t, h * d], seed: 53), bias = testTensor([h, t, t], seed: 54)
+            let out = withGrad { Tensor.windowAttention(q: q, k: k, v: v, heads: h, bias: bias, windowMask: mask) }
+            withGrad { (out * out).sum() }.backward()
+            return out.values + bias.grad!.values + q.grad!.values
+        }
+        #expect(bitwiseEqual(runs))
+    }
 }
+

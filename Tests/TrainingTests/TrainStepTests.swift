@@ -93,13 +93,17 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
     /// A whole training run (mask piloting on) gives bitwise the same losses and parameters at 1, 2 and 8 threads, in
     /// both precisions: MaskPilot's kernels cut their work by data size, and oneDNN's matmul and convolutions were
     /// measured to be bitwise stable across thread counts on these shapes (docs/perf.md#threads-within-a-rank).
-    @Test(arguments: ["fp32", "bf16"])
-    func trainingIsIndependentOfTheThreadCount(precision: String) throws {
+    /// With a Swin backbone (window 3, drop path 0.5) too: its window attention, rolls and drop-path draws.
+    @Test(arguments: [("fp32", "resnet"), ("bf16", "resnet"), ("fp32", "swin")])
+    func trainingIsIndependentOfTheThreadCount(precision: String, backbone: String) throws {
         let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("configs/tiny.yaml").path
+        let swin = ["model.backbone.name=swin", "model.backbone.swin.embed_dim=16", "model.backbone.swin.depths=[2,2,2,2]",
+                    "model.backbone.swin.num_heads=[1,2,2,4]", "model.backbone.swin.window_size=3",
+                    "model.backbone.swin.drop_path_rate=0.5"]
         let config = try MaskPilotConfig.load(path: tiny, overrides: [
             "model.mask_piloting.enabled=true", "loss.num_points=64", "seed=5", "solver.precision=\(precision)",
-        ])
+        ] + (backbone == "swin" ? swin : []))
         let batch = synthesizeBatch(images: 2, seed: 11)
         // Chunks 256× smaller than by default, so that the tiny model's kernels run in parallel.
         let runs = try atThreadCounts(grainDivisor: 256) { () throws -> [Float] in
@@ -114,7 +118,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
             }
             return out + Array(step.parameters.values.buffer)
         }
-        #expect(bitwiseEqual(runs), "\(precision): losses \(runs.map { Array($0.prefix(6)) })")
+        #expect(bitwiseEqual(runs), "\(precision), \(backbone): losses \(runs.map { Array($0.prefix(6)) })")
     }
 }
 
