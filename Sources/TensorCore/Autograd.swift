@@ -6,14 +6,32 @@ import Kernels
 /// gradients of its inputs (returned in input order; `nil` where an input needs none), and the GEMM
 /// precision its forward ran in, which its backward runs in too (as under torch.autocast: an op kept in
 /// fp32, such as the criterion, stays fp32 in backward whatever precision the backward is called in).
+/// Where a tensor's gradient accumulates during backward. A non-leaf's slot is separate from the tensor: the tape
+/// keeps slots (a few words each) alive, not the tensors, so an intermediate result that no backward rule captured
+/// is freed as soon as the forward drops it — as PyTorch's graph keeps only what its backward functions saved. A
+/// leaf's slot points (weakly) at the leaf, whose `grad` receives the gradient; it is made once per leaf.
+final class GradSlot {
+    let shape: [Int]
+    /// The leaf this slot accumulates into (leaf slots only).
+    weak var leaf: Tensor?
+    let isLeafSlot: Bool
+    /// A non-leaf's gradient while backward runs.
+    var grad: Tensor?
+    var gradIsOwned = false
+
+    init(nonLeaf shape: [Int]) { self.shape = shape; isLeafSlot = false }
+    init(leaf: Tensor) { shape = leaf.shape; self.leaf = leaf; isLeafSlot = true }
+}
+
 final class TapeNode {
     let op: String
-    let inputs: [Tensor]
-    weak var output: Tensor?
+    /// One slot per input; nil for an input that did not require a gradient.
+    let inputs: [GradSlot?]
+    let output: GradSlot
     let backward: (Tensor) -> [Tensor?]
     let precision: GEMMPrecision
 
-    init(op: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor) -> [Tensor?]) {
+    init(op: String, inputs: [GradSlot?], output: GradSlot, backward: @escaping (Tensor) -> [Tensor?]) {
         self.op = op
         self.inputs = inputs
         self.output = output
@@ -23,6 +41,17 @@ final class TapeNode {
 
     /// The input gradients for `g`, computed in the precision the forward ran in.
     func gradients(_ g: Tensor) -> [Tensor?] { withGEMMPrecision(precision) { backward(g) } }
+}
+
+extension Tensor {
+    /// This tensor's slot on the tape: a leaf's (made on first use), or the one `record` gave a non-leaf.
+    var tapeSlot: GradSlot {
+        if let gradSlot { return gradSlot }
+        precondition(isLeaf, "a non-leaf tensor without a gradient slot")
+        let slot = GradSlot(leaf: self)
+        gradSlot = slot
+        return slot
+    }
 }
 
 /// The autodiff state of one thread: whether ops record, and the tape of recorded nodes.
@@ -66,7 +95,10 @@ public enum Autograd {
         guard needsRecord(inputs) else { return output }
         output.requiresGrad = true
         output.isLeaf = false
-        context.tape.append(TapeNode(op: op, inputs: inputs, output: output, backward: backward))
+        let slot = GradSlot(nonLeaf: output.shape)
+        output.gradSlot = slot
+        context.tape.append(TapeNode(op: op, inputs: inputs.map { $0.requiresGrad ? $0.tapeSlot : nil }, output: slot,
+                                     backward: backward))
         return output
     }
 
@@ -96,14 +128,14 @@ public enum Autograd {
             backwardWithHooks(root, seedGrad: seedGrad, tape: tape, leafReady: leafReady, afterNode: afterNode)
             return
         }
-        accumulate(seedGrad, into: root)
+        accumulate(seedGrad, into: root.tapeSlot)
         for node in tape.reversed() {
-            guard let out = node.output, let g = out.grad else { continue }
+            guard let g = node.output.grad else { continue }
             let grads = node.gradients(g)
             precondition(grads.count == node.inputs.count, "\(node.op): \(grads.count) grads for \(node.inputs.count) inputs")
-            if !out.isLeaf { out.grad = nil; out.gradIsOwned = false }
+            node.output.grad = nil; node.output.gradIsOwned = false
             for (input, gi) in zip(node.inputs, grads) {
-                guard input.requiresGrad, let gi else { continue }
+                guard let input, let gi else { continue }
                 accumulate(gi, into: input)
             }
         }
@@ -121,43 +153,64 @@ public enum Autograd {
         var leaves: [Tensor] = []
         if leafReady != nil {
             for node in tape {
-                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                for case let input? in node.inputs where input.isLeafSlot {
+                    guard let leaf = input.leaf else { continue }
                     let id = ObjectIdentifier(input)
                     if let k = slot[id] { pending[k] += 1 } else {
                         slot[id] = leaves.count
-                        leaves.append(input); pending.append(1); received.append(false)
+                        leaves.append(leaf); pending.append(1); received.append(false)
                     }
                 }
             }
         }
-        accumulate(seedGrad, into: root)
+        let rootSlot = root.tapeSlot
+        accumulate(seedGrad, into: rootSlot)
         if let leafReady, root.isLeaf {
-            if let k = slot[ObjectIdentifier(root)] { received[k] = true } else { leafReady(root) }
+            if let k = slot[ObjectIdentifier(rootSlot)] { received[k] = true } else { leafReady(root) }
         }
         for node in tape.reversed() {
-            if let out = node.output, let g = out.grad {
+            if let g = node.output.grad {
                 let grads = node.gradients(g)
                 precondition(grads.count == node.inputs.count, "\(node.op): \(grads.count) grads for \(node.inputs.count) inputs")
-                if !out.isLeaf { out.grad = nil; out.gradIsOwned = false }
+                node.output.grad = nil; node.output.gradIsOwned = false
                 for (input, gi) in zip(node.inputs, grads) {
-                    guard input.requiresGrad, let gi else { continue }
+                    guard let input, let gi else { continue }
                     accumulate(gi, into: input)
-                    if leafReady != nil, input.isLeaf, let k = slot[ObjectIdentifier(input)] { received[k] = true }
+                    if leafReady != nil, input.isLeafSlot, let k = slot[ObjectIdentifier(input)] { received[k] = true }
                 }
             }
             if let leafReady {
-                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                for case let input? in node.inputs where input.isLeafSlot {
                     guard let k = slot[ObjectIdentifier(input)] else { continue }
                     pending[k] -= 1
                 }
                 // Report after every use in this node has been decremented (an input may repeat).
-                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                for case let input? in node.inputs where input.isLeafSlot {
                     guard let k = slot[ObjectIdentifier(input)], pending[k] == 0, received[k] else { continue }
                     received[k] = false   // reported: never again
                     leafReady(leaves[k])
                 }
             }
             afterNode?()
+        }
+    }
+
+    /// Adds `g` to a slot's gradient: a leaf's `grad` (`accumulate(_:into: Tensor)`), or a non-leaf's running sum.
+    static func accumulate(_ gIn: Tensor, into slot: GradSlot) {
+        if slot.isLeafSlot {
+            if let leaf = slot.leaf { accumulate(gIn, into: leaf) }
+            return
+        }
+        let g = gIn.shape == slot.shape ? gIn : reduceToShape(gIn, slot.shape)
+        if let existing = slot.grad {
+            let sum = slot.gradIsOwned ? existing : existing.copy()
+            let d = sum.data, s = g.data
+            parallelFor(g.count, grain: elementwiseGrain) { r in for i in r { d[i] += s[i] } }
+            slot.grad = sum
+            slot.gradIsOwned = true
+        } else {
+            slot.grad = g
+            slot.gradIsOwned = false
         }
     }
 

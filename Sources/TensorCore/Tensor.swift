@@ -24,6 +24,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     var gradIsOwned: Bool = false
     /// Whether `grad` is bound to a caller-owned buffer (see `bindGrad(to:)`).
     public private(set) var gradIsBound: Bool = false
+    /// Where the tape accumulates this tensor's gradient (`Autograd`; a leaf's is made on first use).
+    var gradSlot: GradSlot?
 
     /// Wraps an existing storage (must hold exactly `shape.product` elements).
     public init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {

@@ -59,4 +59,25 @@ import _TestSupport
         w.zeroGrad()
         #expect(Array(flat.buffer) == [0, 0, 0, 0, 0])
     }
+
+    /// The tape keeps gradient slots, not tensors: an intermediate that no backward rule captured (pad and slice
+    /// capture only shapes) is freed when the forward drops it, and the gradient still flows through its slot.
+    @Test func uncapturedIntermediatesAreFreedBeforeBackward() {
+        let x = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
+        weak var padded: Tensor?
+        weak var sliced: Tensor?
+        let loss: Tensor = withGrad {
+            let p = x.padded(axis: 0, before: 2, after: 1)      // [0, 0, 1, 2, 3, 0]
+            padded = p
+            let s = p.slice(axis: 0, 1..<5)                     // [0, 1, 2, 3]
+            sliced = s
+            return (s * s).sum()                                // mul captures s: it stays
+        }
+        #expect(padded == nil, "the padded tensor is still alive")
+        #expect(sliced != nil)
+        loss.backward()
+        #expect(x.grad!.values == [2, 4, 6])
+        #expect(sliced == nil || sliced!.grad == nil)
+    }
 }
+
