@@ -134,6 +134,16 @@ else
   bad "ImageNet Swin .pkl" "$(head -12 "$tmp/in.log")"
 fi
 
+# The fake model-zoo .pkl of the first test (a whole Mask2Former under detectron2 names) through `model import`.
+if "$bin" model import --from "$tmp/zoo.pkl" --config configs/smoke.yaml --set data.root="$tmp/data" --output "$tmp/zoo-import.h5" \
+     >"$tmp/zoo-import.log" 2>&1 && grep -q "0 missing, 0 ignored, 0 unused" "$tmp/zoo-import.log" \
+   && cmp -s <(h5dump -d /model/sem_seg_head.predictor.class_embed.weight "$tmp/zoo-import.h5" | tail -n +3) \
+             <(h5dump -d /model/sem_seg_head.predictor.class_embed.weight "$tmp/zoo.h5" | tail -n +3); then
+  ok "a detectron2 model-zoo .pkl through model import: $(head -1 "$tmp/zoo-import.log" | sed 's/.*: \([0-9]* tensor\)/\1/')"
+else
+  bad "model-zoo .pkl through model import" "$(head -5 "$tmp/zoo-import.log")"
+fi
+
 # Bad sources: a file that maps onto no parameter, a folder without weights, a .pkl without --config.
 python3 -c "import pickle; pickle.dump({'model': {'foo.weight': __import__('numpy').zeros(3, 'float32')}}, open('$tmp/foo.pkl', 'wb'))"
 mkdir -p "$tmp/empty-folder"
