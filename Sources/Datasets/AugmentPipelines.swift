@@ -140,13 +140,6 @@ public func augmentationStream(epoch: Int, imageId: Int) -> UInt64 {
     splitMix64(splitMix64(UInt64(bitPattern: Int64(epoch)) ^ 0x4155_474D_454E_5400) ^ UInt64(bitPattern: Int64(imageId)))
 }
 
-@inline(__always) func splitMix64(_ x: UInt64) -> UInt64 {
-    var z = x &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
-
 // MARK: - Random augmentations (each returns a recorded Transform)
 
 /// detectron2 `ResizeShortestEdge` geometry: short side → `shortEdge`, long side capped at `maxSize`,

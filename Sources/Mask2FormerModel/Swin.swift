@@ -63,21 +63,12 @@ public struct StochasticDepthDraws: Sendable {
     /// 0 (dropped, probability `rate`) or 1/(1 − rate) (kept), as timm's `drop_path`.
     public func scales(block: Int, branch: Int, rate: Double) -> [Float] {
         imageKeys.map { key in
-            var h: UInt64 = 0x5344_5031   // "SDP1"
-            for v in [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: block), UInt64(branch)] {
-                h = splitmix(h ^ v)
-            }
-            var rng = RNG(seed: seed, stream: h)
+            let stream = RandomStreams.streamKey(salt: 0x5344_5031,   // "SDP1"
+                                                 [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: block), UInt64(branch)])
+            var rng = RNG(seed: seed, stream: stream)
             let keep = 1 - rate
             return Double(rng.nextFloat()) < keep ? Float(1 / keep) : 0
         }
-    }
-
-    private func splitmix(_ x: UInt64) -> UInt64 {
-        var z = x &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -274,7 +265,8 @@ public final class SwinStage: Module {
     public let blocks: [SwinBlock]
     public let downsample: SwinPatchMerging?
     public let windowSize: Int
-    private var maskCache: [Int: Tensor] = [:]
+    /// The shifted-window mask of the last padded size (one entry: evaluation sees many sizes).
+    private var maskCache: (height: Int, width: Int, mask: Tensor)?
 
     init(dim: Int, depth: Int, heads: Int, config: SwinConfig, firstBlock: Int, downsample: Bool, rng: inout RNG) {
         let rates = config.blockDropPathRates
@@ -293,9 +285,11 @@ public final class SwinStage: Module {
     func callAsFunction(_ x: Tensor, stochasticDepth: StochasticDepthDraws?) -> (Tensor, Tensor?) {
         let ws = windowSize, h = x.shape[1], w = x.shape[2]
         let hp = (h + ws - 1) / ws * ws, wp = (w + ws - 1) / ws * ws
-        let key = hp << 32 | wp
-        let mask = maskCache[key] ?? shiftedWindowMask(height: hp, width: wp, window: ws, shift: ws / 2)
-        maskCache[key] = mask
+        let mask: Tensor
+        if let c = maskCache, c.height == hp, c.width == wp { mask = c.mask } else {
+            mask = shiftedWindowMask(height: hp, width: wp, window: ws, shift: ws / 2)
+            maskCache = (hp, wp, mask)
+        }
         let out = blocks.reduce(x) { $1($0, mask: mask, stochasticDepth: stochasticDepth) }
         return (out, downsample.map { $0(out) })
     }

@@ -12,3 +12,19 @@ public enum RandomStreams {
     /// The layer-consistency matcher's points during evaluation, one stream per image id.
     public static let layerConsistency: UInt64 = 0x4C43    // "LC"
 }
+
+/// The splitmix64 finalizer (Steele et al.): a bijective mix of 64 bits, used to fold keys into stream numbers.
+@inline(__always) public func splitMix64(_ x: UInt64) -> UInt64 {
+    var z = x &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+extension RandomStreams {
+    /// A stream number from `values` (image key, iteration, …) folded in order into `salt` with `splitMix64`:
+    /// the keyed draws' streams (`KeyedPointSource`, `StochasticDepthDraws`).
+    public static func streamKey(salt: UInt64, _ values: [UInt64]) -> UInt64 {
+        values.reduce(salt) { splitMix64($0 ^ $1) }
+    }
+}

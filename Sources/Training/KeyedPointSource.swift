@@ -40,23 +40,14 @@ public final class KeyedPointSource: PointSource {
     /// The points of criterion pass `pass` (its draws never coincide with another pass's).
     public func points(for pass: CriterionPass) -> PointSource { PassPoints(source: self, pass: pass) }
 
-    @inline(__always) static func mix(_ x: UInt64) -> UInt64 {   // splitmix64 finalizer
-        var z = x &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
     /// The stream of one draw.
     public func stream(image: Int, prediction: Int, kind: Int, pair: Int, pass: CriterionPass = .matching) -> UInt64 {
         let key = image < imageKeys.count ? imageKeys[image] : UInt64(truncatingIfNeeded: image)
         precondition(imageKeys.isEmpty || image < imageKeys.count, "KeyedPointSource: image \(image) of \(imageKeys.count) keys")
-        var h: UInt64 = 0x4B50_5331   // "KPS1"
-        for v in [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: prediction),
-                  UInt64(truncatingIfNeeded: kind), UInt64(truncatingIfNeeded: pass.rawValue), UInt64(truncatingIfNeeded: pair)] {
-            h = KeyedPointSource.mix(h ^ v)
-        }
-        return h
+        return RandomStreams.streamKey(salt: 0x4B50_5331,   // "KPS1"
+                                       [key, UInt64(truncatingIfNeeded: iteration), UInt64(truncatingIfNeeded: prediction),
+                                        UInt64(truncatingIfNeeded: kind), UInt64(truncatingIfNeeded: pass.rawValue),
+                                        UInt64(truncatingIfNeeded: pair)])
     }
 
     public func matcherPoints(prediction: Int, image: Int, count: Int) -> Tensor {
