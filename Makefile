@@ -25,7 +25,8 @@ build: deps
 	swift build -c release
 
 ## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, the failure tests
-## (a failing rank ends the job naming itself; mismatched configs stop at start), resume, converters, evaluation,
+## (a failing rank ends the job naming itself; mismatched configs stop at start), resume, converters, evaluation, Cityscapes (reader,
+## training, the three official evaluators against cityscapesscripts),
 ## rank placement by cluster/launch.sh, and preemption + resubmission under a real one-node Slurm.
 test: deps
 	swift build -c release --build-tests
@@ -35,6 +36,7 @@ test: deps
 	cluster/test-resume.sh
 	cluster/test-converters.sh
 	cluster/test-eval.sh
+	cluster/test-cityscapes.sh
 	cluster/test-launch.sh
 	cluster/test-slurm.sh
 	cluster/test-faults.sh

@@ -204,6 +204,34 @@ static inline int mp_png_decoder_decode(mp_png_decoder *d, unsigned char *out, s
     }
     return 0;
 }
+/// Decodes a gray PNG (bit depth 1…16, no alpha) into `out` (`width·height` values exactly as stored; 8-bit and
+/// lower depths as their sample values, 16-bit big-endian samples as numbers): Cityscapes' 16-bit `instanceIds`.
+static inline int mp_png_decoder_decode_gray16(mp_png_decoder *d, unsigned short *out, size_t count) {
+    if (setjmp(d->jump)) return -1;
+    d->call = "png_set_transforms";
+    png_structp p = d->png; png_infop info = d->info;
+    int ct = png_get_color_type(p, info), bd = png_get_bit_depth(p, info);
+    png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
+    if (ct != PNG_COLOR_TYPE_GRAY) png_error(p, "expected a single-channel gray PNG");
+    if ((size_t)w * h != count) png_error(p, "output buffer size mismatch");
+    if (bd < 8) png_set_packing(p);
+    (void)png_set_interlace_handling(p);
+    d->call = "png_read_update_info";
+    png_read_update_info(p, info);
+    size_t rowbytes = png_get_rowbytes(p, info);
+    size_t bytes = bd == 16 ? 2 : 1;
+    if (rowbytes != (size_t)w * bytes) png_error(p, "unexpected row size after transforms");
+    d->rows = (png_bytep *)malloc((h ? h : 1) * sizeof(png_bytep));
+    d->scratch = (unsigned char *)malloc(rowbytes * h + 1);
+    if (!d->rows || !d->scratch) png_error(p, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) d->rows[y] = d->scratch + (size_t)y * rowbytes;
+    d->call = "png_read_image";
+    png_read_image(p, d->rows);
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++)
+        out[i] = bytes == 2 ? (unsigned short)(((unsigned)d->scratch[2*i] << 8) | d->scratch[2*i + 1]) : d->scratch[i];
+    return 0;
+}
 static inline const char *mp_png_decoder_message(const mp_png_decoder *d) { return d->message; }
 static inline const char *mp_png_decoder_call(const mp_png_decoder *d) { return d->call ? d->call : "libpng"; }
 

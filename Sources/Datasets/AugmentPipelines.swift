@@ -308,25 +308,44 @@ private func requireRGB(_ sample: Sample) throws {
 
 // MARK: - Recipes
 
-/// ADE20K semantic training augmentation (M2F `mask_former_semantic` mapper, docs/model.md#augmentation):
-/// ResizeShortestEdge (choice of `shortEdges`, max `maxSize`) → RandomCrop absolute `cropSize`
-/// → ColorAugSSD → horizontal flip (p 0.5) → pad to `cropSize` (image 128, label 255).
-/// Targets: one mask per class present (labels ≠ 255) at the padded size.
+/// The short-edge-resize + crop training augmentation of Mask2Former's `mask_former_semantic`,
+/// `mask_former_instance` and `mask_former_panoptic` mappers (ADE20K semantic, the three Cityscapes tasks;
+/// docs/model.md#augmentation): ResizeShortestEdge (choice of `shortEdges`, max `maxSize`) → RandomCrop absolute
+/// `cropSize` (under the single-category max-area rule for semantic targets) → ColorAugSSD → horizontal flip
+/// (p 0.5) → with `padToCrop`, pad to `cropSize` (image 128, label 255; ADE20K's `SIZE_DIVISIBILITY` 512; Cityscapes
+/// pads nothing). Targets: semantic → one mask per class present (labels ≠ 255); instances → the non-crowd ones;
+/// panoptic → the non-crowd segments. Masks left empty by the crop are kept, as the reference mappers keep them.
 ///
-/// Draw order of one image's stream: short-edge choice, crop y0, crop x0, ColorAugSSD, flip.
-public struct ADE20KTrainAugmentation: SampleAugmentation {
+/// Draw order of one image's stream: short-edge choice, crop y0, crop x0 (up to 10 pairs under the area rule),
+/// ColorAugSSD, flip.
+public struct ShortEdgeCropAugmentation: SampleAugmentation {
     /// `int(x·0.1·512)` for x = 5…20.
-    public static let defaultShortEdges: [Int] = (5...20).map { Int(Double($0) * 0.1 * 512) }
-    public var shortEdges: [Int] = ADE20KTrainAugmentation.defaultShortEdges
+    public static let defaultShortEdges: [Int] = shortEdgeChoices(base: 512)
+    /// detectron2's `[int(x * 0.1 * base) for x in range(5, 21)]` (ADE20K 512, Cityscapes 1024).
+    public static func shortEdgeChoices(base: Int) -> [Int] { (5...20).map { Int(Double($0) * 0.1 * Double(base)) } }
+    public var shortEdges: [Int] = ShortEdgeCropAugmentation.defaultShortEdges
     public var maxSize: Int = 2048
     public var cropSize: ImageSize = ImageSize(height: 512, width: 512)
+    /// `RandomCrop_CategoryAreaConstraint`: with semantic targets, redraw the crop (up to 10 times) until no class
+    /// covers this share or more of its non-ignored pixels; 1.0 turns the rule off (a plain RandomCrop).
+    public var singleCategoryMaxArea: Double = 1.0
     public var colorAugSSD: Bool = true
     public var flipProbability: Double = 0.5
+    public var padToCrop: Bool = true
     public var imagePad: UInt8 = 128
     public var ignoreLabel: UInt8 = 255
     public var labelRule: NearestRule = .torch
 
     public init() {}
+
+    /// Cityscapes (Mask2Former's Cityscapes configs): short edge 512…2048 in steps of 102.4, max 4096, crop
+    /// 512×1024, no pad.
+    public static var cityscapes: ShortEdgeCropAugmentation {
+        var a = ShortEdgeCropAugmentation()
+        a.shortEdges = shortEdgeChoices(base: 1024); a.maxSize = 4096
+        a.cropSize = ImageSize(height: 512, width: 1024); a.padToCrop = false
+        return a
+    }
 
     public func apply(_ sample: Sample, rng: inout RNG) throws -> AugmentedSample {
         try requireRGB(sample)
@@ -334,18 +353,51 @@ public struct ADE20KTrainAugmentation: SampleAugmentation {
         var list = TransformList(inputSize: size)
         let short = shortEdges[rng.nextInt(below: shortEdges.count)]
         list.append(.resize(shortestEdgeResize(size, shortEdge: short, maxSize: maxSize)))
-        list.append(.crop(randomAbsoluteCrop(list.outputSize, height: cropSize.height, width: cropSize.width, rng: &rng)))
+        if singleCategoryMaxArea < 1, case .semantic(let labels) = sample.targets {
+            let resized = list.apply(to: labels, rule: labelRule)
+            list.append(.crop(categoryAreaCrop(resized, height: cropSize.height, width: cropSize.width,
+                                               maxArea: singleCategoryMaxArea, ignore: ignoreLabel, rng: &rng)))
+        } else {
+            list.append(.crop(randomAbsoluteCrop(list.outputSize, height: cropSize.height, width: cropSize.width, rng: &rng)))
+        }
         if colorAugSSD { list.append(.colorAugSSD(ColorAugSSDParams.sample(rng: &rng), list.outputSize)) }
         if rng.nextDouble() < flipProbability { list.append(.hflip(list.outputSize)) }
-        let o = list.outputSize
-        list.append(.pad(PadTransform(input: o, right: max(cropSize.width - o.width, 0),
-                                      bottom: max(cropSize.height - o.height, 0),
-                                      imageValue: imagePad, labelValue: ignoreLabel)))
+        if padToCrop {
+            let o = list.outputSize
+            list.append(.pad(PadTransform(input: o, right: max(cropSize.width - o.width, 0),
+                                          bottom: max(cropSize.height - o.height, 0),
+                                          imageValue: imagePad, labelValue: ignoreLabel)))
+        }
         let image = list.apply(to: sample.image)
-        let t = try transformTargets(sample.targets, with: list, labelRule: labelRule)
+        let t = try transformTargets(sample.targets, with: list, dropEmpty: false, labelRule: labelRule)
         return AugmentedSample(imageId: sample.imageId, image: image, classes: t.classes, masks: t.masks,
                                targetIds: t.ids, originalSize: size, transforms: list)
     }
+}
+
+/// The ADE20K semantic recipe is the short-edge crop recipe at its defaults.
+public typealias ADE20KTrainAugmentation = ShortEdgeCropAugmentation
+
+/// detectron2 `RandomCrop_CategoryAreaConstraint.get_transform`: with `maxArea` ≥ 1 one plain draw; else up to 10 draws of an absolute
+/// crop (y0 then x0, as `randomAbsoluteCrop`), stopping at the first whose window holds more than one non-ignored
+/// label and no label with `maxArea` or more of them; otherwise the last draw.
+public func categoryAreaCrop(_ labels: LabelMap, height: Int, width: Int, maxArea: Double, ignore: UInt8,
+                             rng: inout RNG) -> CropTransform {
+    var crop = randomAbsoluteCrop(labels.size, height: height, width: width, rng: &rng)
+    if maxArea >= 1 { return crop }
+    for attempt in 0..<10 {
+        if attempt > 0 { crop = randomAbsoluteCrop(labels.size, height: height, width: width, rng: &rng) }
+        var counts = [Int](repeating: 0, count: 256)
+        for y in crop.y0..<(crop.y0 + crop.height) {
+            let row = y * labels.width
+            for x in crop.x0..<(crop.x0 + crop.width) { counts[Int(labels.labels[row + x])] += 1 }
+        }
+        counts[Int(ignore)] = 0
+        let present = counts.filter { $0 > 0 }
+        let total = present.reduce(0, +)
+        if present.count > 1, Double(present.max()!) < Double(total) * maxArea { break }
+    }
+    return crop
 }
 
 /// COCO large-scale-jitter training augmentation (M2F `coco_instance_lsj` / `coco_panoptic_lsj`):
@@ -388,7 +440,7 @@ public struct LSJTrainAugmentation: SampleAugmentation {
 }
 
 /// Test-time resize: detectron2 `ResizeShortestEdge(short, max)` on the image only (the evaluation
-/// compares predictions at the original size). ADE20K: 512 / 2048; COCO: 800 / 1333.
+/// compares predictions at the original size). ADE20K: 512 / 2048; COCO: 800 / 1333; Cityscapes: 1024 / 2048.
 /// Targets are left empty unless `keepTargets` (then resized like the image, as the layer-consistency metrics
 /// need ground truth at the network's input size); `transforms` records the resize for mapping predictions back.
 public struct TestTimeResize: SampleAugmentation {
@@ -400,6 +452,7 @@ public struct TestTimeResize: SampleAugmentation {
     }
     public static let ade20k = TestTimeResize(shortEdge: 512, maxSize: 2048)
     public static let coco = TestTimeResize(shortEdge: 800, maxSize: 1333)
+    public static let cityscapes = TestTimeResize(shortEdge: 1024, maxSize: 2048)
 
     public func apply(_ sample: Sample, rng: inout RNG) throws -> AugmentedSample {
         try requireRGB(sample)

@@ -67,26 +67,7 @@ public struct COCOPanopticDataset: Sendable {
     /// a non-zero id missing from `segments_info` or a PNG of the wrong size is an error naming the PNG.
     public func idMap(_ i: Int) throws -> [UInt32] {
         let r = records[i]
-        let png = try loadImage(path: r.pngFile, mode: .rgb)
-        guard png.width == r.width && png.height == r.height else {
-            throw DataError(file: r.pngFile, record: "image \(r.imageId)",
-                            problem: "segment PNG is \(png.width)×\(png.height) but the image is \(r.width)×\(r.height)")
-        }
-        let known = Set(r.segments.map(\.id))
-        var ids = [UInt32](repeating: 0, count: r.width * r.height)
-        png.pixels.withUnsafeBufferPointer { p in
-            for j in 0..<ids.count {
-                ids[j] = UInt32(p[3 * j]) | UInt32(p[3 * j + 1]) << 8 | UInt32(p[3 * j + 2]) << 16
-            }
-        }
-        var previous: UInt32 = 0
-        for id in ids where id != 0 && id != previous {
-            if !known.contains(id) {
-                throw DataError(file: r.pngFile, record: "image \(r.imageId)", problem: "pixel segment id \(id) is not in segments_info")
-            }
-            previous = id
-        }
-        return ids
+        return try readPanopticIDMap(pngFile: r.pngFile, width: r.width, height: r.height, segments: r.segments, record: "image \(r.imageId)")
     }
 
     /// Record `i` decoded: the RGB image and its panoptic targets.
@@ -100,6 +81,30 @@ public struct COCOPanopticDataset: Sendable {
         let targets = PanopticTargets(width: r.width, height: r.height, ids: try idMap(i), segments: r.segments)
         return Sample(imageId: r.imageId, image: image, targets: .panoptic(targets))
     }
+}
+
+/// The segment-id map of a panoptic PNG (`[height, width]`, id = R + 256·G + 256²·B, 0 = void), checked against its
+/// segments: a non-zero id missing from `segments` or a PNG of another size is an error naming the PNG and `record`.
+public func readPanopticIDMap(pngFile: String, width: Int, height: Int, segments: [PanopticSegment], record: String) throws -> [UInt32] {
+    let png = try loadImage(path: pngFile, mode: .rgb)
+    guard png.width == width && png.height == height else {
+        throw DataError(file: pngFile, record: record, problem: "segment PNG is \(png.width)×\(png.height) but the image is \(width)×\(height)")
+    }
+    let known = Set(segments.map(\.id))
+    var ids = [UInt32](repeating: 0, count: width * height)
+    png.pixels.withUnsafeBufferPointer { p in
+        for j in 0..<ids.count {
+            ids[j] = UInt32(p[3 * j]) | UInt32(p[3 * j + 1]) << 8 | UInt32(p[3 * j + 2]) << 16
+        }
+    }
+    var previous: UInt32 = 0
+    for id in ids where id != 0 && id != previous {
+        if !known.contains(id) {
+            throw DataError(file: pngFile, record: record, problem: "pixel segment id \(id) is not in segments_info")
+        }
+        previous = id
+    }
+    return ids
 }
 
 // MARK: - loading

@@ -7,7 +7,7 @@ import Foundation
 
 /// A libpng read struct + info struct reading from memory; destroyed in `deinit`.
 final class PNGReader {
-    private let handle: UnsafeMutablePointer<mp_png_decoder>
+    let handle: UnsafeMutablePointer<mp_png_decoder>
     let file: String
 
     init(file: String) throws {
@@ -26,7 +26,7 @@ final class PNGReader {
     deinit { mp_png_decoder_destroy(handle) }
 
     /// The failed call's name (recorded by the shim) and libpng's message.
-    private func failure() -> DataError {
+    func failure() -> DataError {
         DataError(file: file, problem: "\(String(cString: mp_png_decoder_call(handle))): \(String(cString: mp_png_decoder_message(handle)))")
     }
 
@@ -212,4 +212,76 @@ func encodePNG(_ image: Image8, file: String) throws -> [UInt8] {
 public func writePNG(_ image: Image8, to path: String) throws {
     let bytes = try encodePNG(image, file: path)
     try ImageFileIO.writeAtomically(bytes, to: path)
+}
+
+// MARK: - 16-bit gray (Cityscapes instance ids)
+
+/// A row-major map of 16-bit values, as a 16-bit gray PNG stores them (Cityscapes `*_gtFine_instanceIds.png`:
+/// class·1000 + index for instances, the label id elsewhere).
+public struct Gray16Map: Sendable, Equatable {
+    public var width: Int, height: Int
+    public var values: [UInt16]
+    public init(width: Int, height: Int, values: [UInt16]) {
+        precondition(values.count == width * height, "Gray16Map: \(values.count) values for \(width)×\(height)")
+        self.width = width; self.height = height; self.values = values
+    }
+}
+
+/// Decodes a single-channel gray PNG of any bit depth to its stored sample values (PIL's "I;16"/"L" as numbers,
+/// what `np.array(Image.open(f))` gives). Any other colour type is an error naming `file`.
+public func decodeGray16PNG(_ data: [UInt8], file: String) throws -> Gray16Map {
+    try data.withUnsafeBufferPointer { bytes in
+        let reader = try PNGReader(file: file)
+        try reader.readInfo(bytes)
+        let w = reader.width, h = reader.height
+        try checkPixelBudget(width: w, height: h, file: file)
+        guard reader.colorType == mp_png_color_type_gray() else {
+            throw DataError(file: file, problem: "expected a single-channel gray PNG of ids, found a PNG of color type \(reader.colorTypeName), \(reader.bitDepth)-bit")
+        }
+        var values = [UInt16](repeating: 0, count: w * h)
+        try reader.decodeGray16(into: &values)
+        return Gray16Map(width: w, height: h, values: values)
+    }
+}
+
+/// Reads a gray PNG file as 16-bit values (see `decodeGray16PNG`).
+public func loadGray16PNG(path: String) throws -> Gray16Map {
+    try decodeGray16PNG(try ImageFileIO.readAll(path: path), file: path)
+}
+
+extension PNGReader {
+    /// `mp_png_decoder_decode_gray16`: every sample as stored.
+    func decodeGray16(into out: inout [UInt16]) throws {
+        let ok = out.withUnsafeMutableBufferPointer { mp_png_decoder_decode_gray16(handle, $0.baseAddress, $0.count) }
+        guard ok == 0 else { throw failure() }
+    }
+}
+
+/// Encodes a 16-bit gray PNG (libpng's simplified writer, `PNG_FORMAT_LINEAR_Y`: samples written as given).
+public func encodeGray16PNG(_ map: Gray16Map, file: String = "<PNG in memory>") throws -> [UInt8] {
+    guard map.width > 0, map.height > 0, map.width < 1 << 24, map.height < 1 << 24 else {
+        throw DataError(file: file, problem: "cannot encode a \(map.width)×\(map.height) PNG")
+    }
+    var png = png_image()
+    png.version = UInt32(mp_png_image_version())
+    png.width = UInt32(map.width)
+    png.height = UInt32(map.height)
+    png.format = mp_png_format_linear_y()
+    let bound = mp_png_image_png_size_max(&png)
+    defer { png_image_free(&png) }
+    return try makePixelBuffer(count: bound) { out in
+        var size = bound
+        let ok = map.values.withUnsafeBufferPointer { px in
+            png_image_write_to_memory(&png, out, &size, 0, px.baseAddress, 0, nil)
+        }
+        guard ok != 0, size <= bound else {
+            throw DataError(file: file, problem: "png_image_write_to_memory: \(pngImageMessage(png))")
+        }
+        return size
+    }
+}
+
+/// Writes a 16-bit gray PNG atomically (see `encodeGray16PNG`).
+public func writeGray16PNG(_ map: Gray16Map, to path: String) throws {
+    try ImageFileIO.writeAtomically(try encodeGray16PNG(map, file: path), to: path)
 }

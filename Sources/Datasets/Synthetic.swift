@@ -8,6 +8,9 @@ public enum SyntheticFormat: String, Sendable, CaseIterable {
     case cocoInstance = "coco-instance"
     case cocoPanoptic = "coco-panoptic"
     case ade20k
+    /// All three Cityscapes readings at once: leftImg8bit + gtFine (labelIds, instanceIds, color, polygons) + the
+    /// panoptic JSON and PNGs.
+    case cityscapes
 }
 
 /// Options of `maskpilot data synth`.
@@ -24,7 +27,7 @@ public struct SyntheticOptions: Sendable {
     public init(format: SyntheticFormat, images: Int, width: Int, height: Int, seed: UInt64, split: String? = nil,
                 difficulty: SyntheticDifficulty = .standard) {
         self.format = format; self.images = images; self.width = width; self.height = height; self.seed = seed
-        self.split = split ?? (format == .ade20k ? "training" : "train2017")
+        self.split = split ?? (format == .ade20k ? "training" : format == .cityscapes ? "train" : "train2017")
         self.difficulty = difficulty
     }
 }
@@ -154,6 +157,8 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
     let w = o.width, h = o.height
     var annotationCount = 0
     switch o.format {
+    case .cityscapes:
+        annotationCount = try writeSyntheticCityscapes(root: root, options: o)
     case .ade20k:
         let tag = o.split == "validation" ? "val" : "train"
         try mkdir("\(root)/ADEChallengeData2016/images/\(o.split)"); try mkdir("\(root)/ADEChallengeData2016/annotations/\(o.split)")

@@ -88,6 +88,40 @@ public func readCOCOInstanceResults(path: String) throws -> [COCOMaskAPDetection
 
 // MARK: panoptic predictions
 
+/// A panoptic JSON's `image_id`: a number in COCO, the frame name `<city>_<seq>_<frame>` in Cityscapes.
+public enum PanopticImageID: Codable, Sendable, Hashable, Comparable, CustomStringConvertible, ExpressibleByIntegerLiteral,
+                             ExpressibleByStringLiteral {
+    case number(Int), name(String)
+    public init(integerLiteral value: Int) { self = .number(value) }
+    public init(stringLiteral value: String) { self = .name(value) }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int.self) { self = .number(n) } else { self = .name(try c.decode(String.self)) }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let n): try c.encode(n)
+        case .name(let s): try c.encode(s)
+        }
+    }
+    public var description: String {
+        switch self {
+        case .number(let n): "\(n)"
+        case .name(let s): s
+        }
+    }
+    /// Numbers before names; numbers by value, names by text.
+    public static func < (a: PanopticImageID, b: PanopticImageID) -> Bool {
+        switch (a, b) {
+        case (.number(let x), .number(let y)): x < y
+        case (.name(let x), .name(let y)): x < y
+        case (.number, .name): true
+        case (.name, .number): false
+        }
+    }
+}
+
 /// One image's entry of a COCO panoptic prediction JSON (panopticapi's `annotations` item).
 public struct COCOPanopticAnnotation: Codable, Sendable, Equatable {
     public struct Segment: Codable, Sendable, Equatable {
@@ -96,10 +130,10 @@ public struct COCOPanopticAnnotation: Codable, Sendable, Equatable {
         public var area: Int?
         public init(id: Int, category_id: Int, area: Int?) { self.id = id; self.category_id = category_id; self.area = area }
     }
-    public var image_id: Int
+    public var image_id: PanopticImageID
     public var file_name: String
     public var segments_info: [Segment]
-    public init(image_id: Int, file_name: String, segments_info: [Segment]) {
+    public init(image_id: PanopticImageID, file_name: String, segments_info: [Segment]) {
         self.image_id = image_id; self.file_name = file_name; self.segments_info = segments_info
     }
 }
@@ -108,8 +142,14 @@ private struct PanopticPredictionFile: Codable {
     var annotations: [COCOPanopticAnnotation]
 }
 
-/// The default PNG name of an image's panoptic prediction: the COCO image file stem (`%012d.png`).
-public func cocoPanopticPNGName(imageID: Int) -> String { String(format: "%012d.png", imageID) }
+/// The default PNG name of an image's panoptic prediction: the COCO image file stem (`%012d.png`), or for a named
+/// image (Cityscapes) `<name>_panoptic.png`.
+public func panopticPNGName(imageID: PanopticImageID) -> String {
+    switch imageID {
+    case .number(let n): String(format: "%012d.png", n)
+    case .name(let s): "\(s)_panoptic.png"
+    }
+}
 
 /// Writes panoptic predictions in the COCO panoptic format: `directory/<name>.json` with
 /// `{"annotations": [{"image_id", "file_name", "segments_info": [{"id", "category_id", "area"}]}]}` and one RGB
@@ -117,20 +157,20 @@ public func cocoPanopticPNGName(imageID: Int) -> String { String(format: "%012d.
 /// `pred_json_file` / `pred_folder`. `categoryIDs[c]` is the COCO category id of class index c.
 /// `fileNames` overrides the PNG name of an image (default `cocoPanopticPNGName`). Returns the JSON path.
 @discardableResult
-public func writeCOCOPanopticPredictions(_ predictions: [Int: PanopticPrediction], categoryIDs: [Int], directory: String,
-                                         name: String = "panoptic_predictions", fileNames: [Int: String] = [:]) throws -> String {
+public func writeCOCOPanopticPredictions(_ predictions: [PanopticImageID: PanopticPrediction], categoryIDs: [Int], directory: String,
+                                         name: String = "panoptic_predictions", fileNames: [PanopticImageID: String] = [:]) throws -> String {
     let folder = "\(directory)/\(name)", json = "\(directory)/\(name).json"
     var annotations: [COCOPanopticAnnotation] = []
     for imageID in predictions.keys.sorted() {
         annotations.append(try writeCOCOPanopticPNG(predictions[imageID]!, imageID: imageID, categoryIDs: categoryIDs, folder: folder,
-                                                    fileName: fileNames[imageID] ?? cocoPanopticPNGName(imageID: imageID)))
+                                                    fileName: fileNames[imageID] ?? panopticPNGName(imageID: imageID)))
     }
     try writeCOCOPanopticJSON(annotations, to: json)
     return json
 }
 
 /// Writes one image's segment-id PNG as `folder/fileName` (creating `folder`) and returns its JSON entry.
-public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, categoryIDs: [Int], folder: String,
+public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: PanopticImageID, categoryIDs: [Int], folder: String,
                                  fileName: String) throws -> COCOPanopticAnnotation {
     let encoded = try encodeCOCOPanopticPNG(p, imageID: imageID, categoryIDs: categoryIDs, fileName: fileName)
     try writeFile(encoded.png, to: "\(folder)/\(fileName)")
@@ -139,7 +179,7 @@ public func writeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, category
 
 /// One image's panoptic prediction as the bytes of its RGB segment-id PNG and its JSON entry (areas counted from
 /// the id map), so that ranks can encode their images and rank 0 write every file.
-public func encodeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: Int, categoryIDs: [Int],
+public func encodeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: PanopticImageID, categoryIDs: [Int],
                                   fileName: String) throws -> (png: [UInt8], annotation: COCOPanopticAnnotation) {
     var area: [UInt32: Int] = [:]
     var pixels = [UInt8](repeating: 0, count: p.ids.count * 3)
@@ -203,7 +243,7 @@ public func findCOCOPanopticPredictionJSON(in directory: String) throws -> Strin
 /// Reads panoptic predictions written in the COCO panoptic format, keyed by image id. `folder` defaults to the
 /// JSON path without `.json`. `categoryIDs[c]` is the COCO id of class index c; an unknown category id, a
 /// missing or unreadable PNG, or a duplicate image is an error naming the file.
-public func readCOCOPanopticPredictions(json: String, folder: String? = nil, categoryIDs: [Int]) throws -> [Int: PanopticPrediction] {
+public func readCOCOPanopticPredictions(json: String, folder: String? = nil, categoryIDs: [Int]) throws -> [PanopticImageID: PanopticPrediction] {
     let folder = folder ?? (json.lowercased().hasSuffix(".json") ? String(json.dropLast(5)) : json)
     guard let data = FileManager.default.contents(atPath: json) else {
         throw EvaluationError(json, "cannot read the file (missing or unreadable)")
@@ -214,7 +254,7 @@ public func readCOCOPanopticPredictions(json: String, folder: String? = nil, cat
     }
     var classOf: [Int: Int] = [:]
     for (c, id) in categoryIDs.enumerated() { classOf[id] = c }
-    var out: [Int: PanopticPrediction] = [:]
+    var out: [PanopticImageID: PanopticPrediction] = [:]
     for a in file.annotations {
         guard out[a.image_id] == nil else { throw EvaluationError(json, "image \(a.image_id) has two annotations") }
         var segments: [PanopticPrediction.Segment] = []

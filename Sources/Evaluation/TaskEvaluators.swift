@@ -179,17 +179,23 @@ public struct InstanceTaskEvaluator: TaskEvaluator {
     }
 }
 
-/// COCO panoptic segmentation: PQ/SQ/RQ for all, things and stuff and per class, and the predictions in panopticapi's
-/// format (`panoptic_predictions.json` + `panoptic_predictions/<image id>.png`).
+/// COCO (and Cityscapes) panoptic segmentation: PQ/SQ/RQ for all, things and stuff and per class, and the predictions
+/// in panopticapi's format (`<outputName>.json` + `<outputName>/<png>`; COCO: `panoptic_predictions`, PNGs named
+/// `<image id>.png`; Cityscapes: string image ids `<city>_<seq>_<frame>` from `imageNames`).
 public struct PanopticTaskEvaluator: TaskEvaluator {
     public let isThing: [Bool]
     public let categoryIDs: [Int]
     public let classNames: [String]
+    /// The JSON `image_id` of each split index when it is a name (Cityscapes); nil: the dataset's numeric id.
+    public let imageNames: [String]?
+    public let outputName: String
     var evaluator: PanopticEvaluator
     var annotations: [COCOPanopticAnnotation] = []
 
-    public init(isThing: [Bool], categoryIDs: [Int], classNames: [String]) {
+    public init(isThing: [Bool], categoryIDs: [Int], classNames: [String], imageNames: [String]? = nil,
+                outputName: String = "panoptic_predictions") {
         self.isThing = isThing; self.categoryIDs = categoryIDs; self.classNames = classNames
+        self.imageNames = imageNames; self.outputName = outputName
         evaluator = PanopticEvaluator(isThing: isThing)
     }
 
@@ -204,10 +210,11 @@ public struct PanopticTaskEvaluator: TaskEvaluator {
             segments: pan.segments.map { PanopticPrediction.Segment(id: UInt32($0.id), classIndex: $0.categoryId) })
         try evaluator.update(groundTruth: gt, prediction: prediction, context: image.context)
         if files != nil {
-            let name = cocoPanopticPNGName(imageID: image.imageID)
-            let encoded = try encodeCOCOPanopticPNG(prediction, imageID: image.imageID, categoryIDs: categoryIDs, fileName: name)
+            let id: PanopticImageID = imageNames.map { .name($0[image.index]) } ?? .number(image.imageID)
+            let name = panopticPNGName(imageID: id)
+            let encoded = try encodeCOCOPanopticPNG(prediction, imageID: id, categoryIDs: categoryIDs, fileName: name)
             annotations.append(encoded.annotation)
-            files!.append(PredictionFile(path: "panoptic_predictions/\(name)", png: encoded.png))
+            files!.append(PredictionFile(path: "\(outputName)/\(name)", png: encoded.png))
         }
     }
 
@@ -245,7 +252,7 @@ public struct PanopticTaskEvaluator: TaskEvaluator {
             if s.isCounted { row["PQ"] = 100 * s.pq; row["SQ"] = 100 * s.sq; row["RQ"] = 100 * s.rq }
             return row
         }
-        if let outputDirectory { try writeCOCOPanopticJSON(annotations, to: "\(outputDirectory)/panoptic_predictions.json") }
+        if let outputDirectory { try writeCOCOPanopticJSON(annotations, to: "\(outputDirectory)/\(outputName).json") }
         return out
     }
 }

@@ -51,8 +51,18 @@ public struct SolverConfig: Sendable, Equatable, Codable {
 
 /// Training input geometry (docs/model.md#augmentation): the square crop the training images are padded/cropped to.
 public struct InputConfig: Sendable, Equatable, Codable {
-    /// ADE20K 512, COCO LSJ 1024.
-    public var cropSize = 512
+    /// Training crop (`INPUT.CROP.SIZE` / LSJ `IMAGE_SIZE`): one number for a square (ADE20K 512, COCO LSJ 1024) or
+    /// `[height, width]` (Cityscapes `[512, 1024]`). COCO's LSJ crop is square.
+    public var cropSize: CropSize = 512
+    /// Short-edge choices of the resize-and-crop recipes (`INPUT.MIN_SIZE_TRAIN`, ADE20K and Cityscapes); empty takes
+    /// the format's default (ADE20K `int(x·0.1·512)`, Cityscapes `int(x·0.1·1024)`, x = 5…20).
+    public var minSizeTrain: [Int] = []
+    /// Longest-edge cap of that resize (`INPUT.MAX_SIZE_TRAIN`); 0 takes the format's default (ADE20K 2048,
+    /// Cityscapes 4096).
+    public var maxSizeTrain = 0
+    /// `INPUT.CROP.SINGLE_CATEGORY_MAX_AREA` of the semantic recipes: crops are redrawn (up to 10 times) while one
+    /// class covers this share or more of the crop; 1.0 (Mask2Former's value) turns the rule off.
+    public var singleCategoryMaxArea = 1.0
     /// Test-time resize (`INPUT.MIN_SIZE_TEST` / `MAX_SIZE_TEST`): shortest edge and longest-edge cap; 0 takes the
     /// data format's default (ADE20K 512 / 2048, COCO 800 / 1333).
     public var minSizeTest = 0
@@ -60,10 +70,37 @@ public struct InputConfig: Sendable, Equatable, Codable {
     public init() {}
 }
 
+/// A training crop: `height × width`, written as one number when square and as `[height, width]` otherwise.
+public struct CropSize: Sendable, Equatable, Codable, ExpressibleByIntegerLiteral, CustomReflectable {
+    public var height: Int, width: Int
+    public init(height: Int, width: Int) { self.height = height; self.width = width }
+    public init(integerLiteral side: Int) { self.init(height: side, width: side) }
+    public var isSquare: Bool { height == width }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let side = try? c.decode(Int.self) { self.init(integerLiteral: side); return }
+        guard let pair = try? c.decode([Int].self), pair.count == 2 else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "must be a whole number or [height, width]")
+        }
+        self.init(height: pair[0], width: pair[1])
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if isSquare { try c.encode(height) } else { try c.encode([height, width]) }
+    }
+    /// `512` or `[512, 1024]`, as the YAML writes it.
+    public var description: String { isSquare ? "\(height)" : "[\(height), \(width)]" }
+    /// A leaf of the configuration schema (`input.crop_size`), not a mapping of its fields.
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
 /// Where the data comes from and how it is loaded (`data.*`).
 public struct DataConfig: Sendable, Equatable, Codable {
     public enum Format: String, Sendable, Codable {
         case cocoInstance = "coco-instance", cocoPanoptic = "coco-panoptic", ade20k
+        case cityscapesSemantic = "cityscapes-semantic", cityscapesInstance = "cityscapes-instance"
+        case cityscapesPanoptic = "cityscapes-panoptic"
     }
     public enum BadSample: String, Sendable, Codable { case error, skip }
     public var format: Format = .ade20k

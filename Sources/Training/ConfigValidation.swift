@@ -122,7 +122,20 @@ extension MaskPilotConfig {
             require(s.imsPerBatch % s.accumulate == 0, "solver.accumulate", "must divide solver.ims_per_batch \(s.imsPerBatch), got \(s.accumulate)")
         }
 
-        require(input.cropSize >= 32, "input.crop_size", "must be at least 32 (the backbone's largest stride), got \(input.cropSize)")
+        require(min(input.cropSize.height, input.cropSize.width) >= 32, "input.crop_size",
+                "must be at least 32 (the backbone's largest stride), got \(input.cropSize.description)")
+        if !data.format.isShortEdgeCrop {
+            require(input.cropSize.isSquare, "input.crop_size", "must be one number for \(data.format.rawValue) (large-scale jitter crops a square), "
+                    + "got \(input.cropSize.description)")
+        }
+        require(input.minSizeTrain.allSatisfy { $0 >= 1 }, "input.min_size_train", "must be short-edge lengths ≥ 1, got \(input.minSizeTrain)")
+        nonNegative(input.maxSizeTrain, "input.max_size_train")
+        require(input.singleCategoryMaxArea.isFinite && input.singleCategoryMaxArea > 0 && input.singleCategoryMaxArea <= 1,
+                "input.single_category_max_area", "must be within (0, 1], got \(input.singleCategoryMaxArea)")
+        if input.singleCategoryMaxArea < 1, data.format.descriptor.task != .semantic {
+            out.append(ConfigViolation(key: "input.single_category_max_area",
+                                       problem: "applies to semantic formats only (\(data.format.rawValue) crops without it); leave it at 1.0"))
+        }
         nonNegative(input.minSizeTest, "input.min_size_test")
         nonNegative(input.maxSizeTest, "input.max_size_test")
         require(!data.root.isEmpty, "data.root", "is empty")
@@ -161,7 +174,7 @@ extension MaskPilotConfig {
             if need > Double(memoryBytes) {
                 out.append(ConfigViolation(key: "input.crop_size",
                                            problem: String(format: "%d×%d crops (%d image(s) per rank) need at least %.1f GB of activations, "
-                                                           + "more than this machine's %.1f GB", input.cropSize, input.cropSize, perRank,
+                                                           + "more than this machine's %.1f GB", input.cropSize.height, input.cropSize.width, perRank,
                                                            need / 1e9, Double(memoryBytes) / 1e9)))
             }
         }
@@ -173,7 +186,7 @@ extension MaskPilotConfig {
     /// transformer decoder and the losses come on top, so a run can still need more.
     public func activationBytesLowerBound(imagesPerRank: Int) -> Double {
         let b = model.backbone
-        let pixels = Double(input.cropSize) * Double(input.cropSize)
+        let pixels = Double(input.cropSize.height) * Double(input.cropSize.width)
         var floatsPerPixel: Double
         switch b.name {
         case .resnet:

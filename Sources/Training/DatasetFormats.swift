@@ -29,6 +29,18 @@ extension DataConfig.Format {
         case .ade20k: ADE20KFormat()
         case .cocoInstance: COCOInstanceFormat()
         case .cocoPanoptic: COCOPanopticFormat()
+        case .cityscapesSemantic: CityscapesSemanticFormat()
+        case .cityscapesInstance: CityscapesInstanceFormat()
+        case .cityscapesPanoptic: CityscapesPanopticFormat()
+        }
+    }
+
+    /// Whether the format trains with the short-edge resize + crop recipe (ADE20K, Cityscapes; `input.crop_size` may
+    /// be `[height, width]`) rather than COCO's large-scale jitter.
+    public var isShortEdgeCrop: Bool {
+        switch self {
+        case .cocoInstance, .cocoPanoptic: false
+        case .ade20k, .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic: true
         }
     }
 }
@@ -40,11 +52,8 @@ struct ADE20KFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try ADE20KDataset(root: config.data.root, split: split)
-        var aug = ADE20KTrainAugmentation()
-        aug.cropSize = ImageSize(height: config.input.cropSize, width: config.input.cropSize)
-        let a = aug
-        return TrainingData(count: ds.count, numClasses: ADE20KDataset.numClasses, load: { try ds.sample($0) },
-                            augment: { try a.apply($0, rng: &$1) })
+        return shortEdgeCropData(config, recipe: ShortEdgeCropAugmentation(), count: ds.count, numClasses: ADE20KDataset.numClasses,
+                                 load: { try ds.sample($0) })
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
@@ -116,11 +125,99 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
     }
 }
 
+/// Training data augmented with the short-edge resize + crop recipe `recipe` (the format's defaults), with
+/// `input.crop_size`, `input.min_size_train`, `input.max_size_train` and `input.single_category_max_area` applied.
+func shortEdgeCropData(_ config: MaskPilotConfig, recipe: ShortEdgeCropAugmentation, count: Int, numClasses: Int,
+                       load: @escaping @Sendable (Int) throws -> Sample) -> TrainingData {
+    var aug = recipe
+    let input = config.input
+    aug.cropSize = ImageSize(height: input.cropSize.height, width: input.cropSize.width)
+    if !input.minSizeTrain.isEmpty { aug.shortEdges = input.minSizeTrain }
+    if input.maxSizeTrain > 0 { aug.maxSize = input.maxSizeTrain }
+    aug.singleCategoryMaxArea = input.singleCategoryMaxArea
+    let a = aug
+    return TrainingData(count: count, numClasses: numClasses, load: load, augment: { try a.apply($0, rng: &$1) })
+}
+
+/// The class-count check of every evaluation split.
+func requireClasses(_ config: MaskPilotConfig, _ count: Int, _ what: String, at file: String) throws {
+    guard config.model.decoder.numClasses == count else {
+        throw EvaluationError(file, "\(what) has \(count) classes but model.decoder.num_classes is \(config.model.decoder.numClasses)")
+    }
+}
+
+/// Cityscapes semantic (`gtFine` labelIds → 19 training ids): the short-edge crop recipe at 1024, class mIoU.
+struct CityscapesSemanticFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .semantic }
+    var testResize: TestTimeResize { .cityscapes }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try CityscapesDataset(root: config.data.root, split: split, requireLabelIds: true)
+        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: Cityscapes.numClasses,
+                                 load: { try ds.semanticSample($0) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try CityscapesDataset(root: config.data.root, split: split, requireLabelIds: true)
+        try requireClasses(config, Cityscapes.numClasses, "Cityscapes semantic", at: ds.root)
+        let frames = ds.frames
+        return EvaluationData(count: ds.count, load: { try ds.semanticSample($0) }, classNames: Cityscapes.classes.map(\.name),
+                              categoryIDs: Cityscapes.classes.map(\.id), postProcessor: Mask2FormerPostProcessor(.semantic),
+                              imageID: { $0 }, makeEvaluator: { _ in CityscapesSemanticTaskEvaluator(frames: frames) })
+    }
+}
+
+/// Cityscapes instances (`gtFine` instanceIds, 8 classes): the short-edge crop recipe at 1024, AP / AP50.
+struct CityscapesInstanceFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .instance }
+    var testResize: TestTimeResize { .cityscapes }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try CityscapesDataset(root: config.data.root, split: split, requireInstanceIds: true)
+        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: Cityscapes.thingClasses.count,
+                                 load: { try ds.instanceSample($0) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try CityscapesDataset(root: config.data.root, split: split, requireInstanceIds: true)
+        try requireClasses(config, Cityscapes.thingClasses.count, "Cityscapes instance", at: ds.root)
+        return EvaluationData(count: ds.count, load: { try ds.instanceSample($0) }, classNames: Cityscapes.thingClasses.map(\.name),
+                              categoryIDs: Cityscapes.thingClasses.map(\.id), postProcessor: Mask2FormerPostProcessor(.instance),
+                              imageID: { $0 }, makeEvaluator: { _ in CityscapesInstanceTaskEvaluator(dataset: ds) })
+    }
+}
+
+/// Cityscapes panoptic (createPanopticImgs' JSON + PNGs, 19 classes, 8 things): the short-edge crop recipe at 1024, PQ.
+struct CityscapesPanopticFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .panoptic }
+    var testResize: TestTimeResize { .cityscapes }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try CityscapesPanopticDataset(root: config.data.root, split: split)
+        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: Cityscapes.numClasses,
+                                 load: { try ds.sample($0) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try CityscapesPanopticDataset(root: config.data.root, split: split)
+        try requireClasses(config, Cityscapes.numClasses, "Cityscapes panoptic", at: ds.jsonPath)
+        var post = PostProcessingConfig.panoptic(thingClasses: CityscapesPanopticDataset.thingClasses)
+        post.objectMaskThreshold = config.eval.objectMaskThreshold
+        post.overlapThreshold = config.eval.overlapThreshold
+        let names = Cityscapes.classes.map(\.name), ids = Cityscapes.classes.map(\.id), isThing = Cityscapes.classes.map(\.hasInstances)
+        let stems = ds.records.map(\.stem)
+        return EvaluationData(count: ds.count, load: { try ds.sample($0) }, classNames: names, categoryIDs: ids,
+                              postProcessor: Mask2FormerPostProcessor(post), imageID: { $0 },
+                              makeEvaluator: { _ in PanopticTaskEvaluator(isThing: isThing, categoryIDs: ids, classNames: names, imageNames: stems,
+                                                                          outputName: "cityscapes_panoptic_predictions") })
+    }
+}
+
 /// Training data augmented with COCO's large-scale jitter (`LSJTrainAugmentation` at `input.crop_size`).
 func largeScaleJitterData(_ config: MaskPilotConfig, count: Int, numClasses: Int, notes: [String] = [],
                           load: @escaping @Sendable (Int) throws -> Sample) -> TrainingData {
     var aug = LSJTrainAugmentation()
-    aug.imageSize = config.input.cropSize
+    aug.imageSize = config.input.cropSize.height   // square: ConfigValidation refuses [h, w] for COCO
     let a = aug
     return TrainingData(count: count, numClasses: numClasses, notes: notes, load: load, augment: { try a.apply($0, rng: &$1) })
 }

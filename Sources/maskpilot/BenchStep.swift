@@ -45,7 +45,10 @@ struct BenchStep: ParsableCommand {
         guard cfg.solver.imsPerBatch % ranks == 0 else {
             throw ValidationError("solver.ims_per_batch \(cfg.solver.imsPerBatch) is not divisible by the \(ranks) ranks")
         }
-        let b = cfg.solver.imsPerBatch / ranks, s = cfg.input.cropSize
+        guard cfg.input.cropSize.isSquare else {
+            throw ValidationError("bench step synthesizes square images: set input.crop_size to one number (got \(cfg.input.cropSize.description))")
+        }
+        let b = cfg.solver.imsPerBatch / ranks, s = cfg.input.cropSize.height
         func say(_ line: String) { if comm.isCoordinator { print(line) } }
         if ranks > 1 {
             say("data parallel: \(ranks) ranks, global batch \(cfg.solver.imsPerBatch), per-rank batch \(b), "

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import Training
 
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "data", abstract: "Create and inspect datasets.",
@@ -10,17 +11,19 @@ struct DataCommand: ParsableCommand {
 }
 
 extension SyntheticFormat: ExpressibleByArgument {}
+extension DataConfig.Format: ExpressibleByArgument {}
 
 struct DataSynth: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "synth", abstract: "Write a synthetic dataset in the official COCO instances, COCO panoptic or ADE20K layout.")
+        commandName: "synth", abstract: "Write a synthetic dataset in the official COCO instances, COCO panoptic, ADE20K or Cityscapes layout.")
 
-    @Option(help: "coco-instance, coco-panoptic or ade20k.") var format: SyntheticFormat
+    @Option(help: "coco-instance, coco-panoptic, ade20k or cityscapes (all three Cityscapes tasks: leftImg8bit, gtFine and the panoptic JSON).")
+    var format: SyntheticFormat
     @Option(help: "Output folder (the dataset root).") var out: String
     @Option(help: "Number of images.") var images: Int = 16
     @Option(help: "Image size WxH.") var size: String = "128x96"
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Split name (default train2017 for COCO, training for ADE20K).") var split: String?
+    @Option(help: "Split name (default train2017 for COCO, training for ADE20K, train for Cityscapes).") var split: String?
     @Option(help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
     @Option(help: "standard (2–5 objects, class colours) or hard (6–11 smaller objects, jittered colours, grey distractors).")
     var difficulty: String = "standard"
@@ -56,10 +59,21 @@ struct DataSynth: ParsableCommand {
 
 /// The dataset options shared by `data masks` and `data stats`.
 struct DatasetOptions: ParsableArguments {
-    @Option(help: "coco-instance, coco-panoptic or ade20k.") var format: SyntheticFormat
+    @Option(help: "coco-instance, coco-panoptic, ade20k, cityscapes-semantic, cityscapes-instance or cityscapes-panoptic.")
+    var format: DataConfig.Format
     @Option(help: "Dataset root.") var root: String
-    @Option(help: "Split: NAME for annotations/instances_NAME.json or panoptic_NAME.json; training/validation for ADE20K.")
+    @Option(help: "Split: NAME for annotations/instances_NAME.json or panoptic_NAME.json; training/validation for ADE20K; train/val for Cityscapes.")
     var split: String
+
+    /// The split read through the format's descriptor as training reads it (before augmentation), with its class names.
+    func openGeneric() throws -> (data: TrainingData, classNames: [String]) {
+        var cfg = MaskPilotConfig()
+        cfg.data.format = format; cfg.data.root = root
+        let data = try format.descriptor.trainingData(config: cfg, split: split)
+        cfg.model.decoder.numClasses = data.numClasses
+        let names = (try? format.descriptor.evaluationData(config: cfg, split: split).classNames) ?? (0..<data.numClasses).map { "class \($0)" }
+        return (data, names)
+    }
 }
 
 struct DataMasks: ParsableCommand {
@@ -67,7 +81,7 @@ struct DataMasks: ParsableCommand {
         commandName: "masks", abstract: "Write each target mask of one image as a 0/255 PNG named by annotation (segment) id.")
 
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Image id (COCO image id; ADE20K: the number in the file name).") var imageId: Int
+    @Option(help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name).") var imageId: Int
     @Option(help: "Output folder.") var out: String
 
     func run() throws {
@@ -102,6 +116,16 @@ struct DataMasks: ParsableCommand {
             }
             let t = semanticTargets(try ds.load(i).labels)
             for (c, m) in zip(t.classes, t.masks) { try save(m, name: "class_\(c)", cls: "class \(c)") }
+        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic:
+            let (data, names) = try dataset.openGeneric()
+            guard (0..<data.count).contains(imageId) else { throw RuntimeError("image id \(imageId) is not within 0..<\(data.count) (\(dataset.root), split \(dataset.split))") }
+            let sample = try data.load(imageId)
+            let t = try transformTargets(sample.targets, with: TransformList(inputSize: sample.image.size), dropEmpty: false)
+            var crowd = Set<Int>()
+            if case .instances(let a) = sample.targets { crowd = Set(a.filter(\.isCrowd).map(\.id)) }
+            for (c, (m, id)) in zip(t.classes, zip(t.masks, t.ids)) {
+                try save(m, name: dataset.format == .cityscapesSemantic ? "class_\(c)" : "\(id)", cls: names[c] + (crowd.contains(id) ? " (crowd)" : ""))
+            }
         }
         for w in written { print("\(w.name).png  \(w.cls)  \(w.area) px") }
         print("\(written.count) masks written to \(out)")
@@ -132,6 +156,22 @@ struct DataStats: ParsableCommand {
             images = ds.count
             for i in 0..<ds.count {
                 for c in semanticTargets(try ds.load(i).labels).classes { annotations += 1; perClass["class \(c)", default: 0] += 1 }
+            }
+        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic:
+            // Every frame decoded as training reads it; crowd (group) regions counted apart.
+            let (data, names) = try dataset.openGeneric()
+            images = data.count
+            for i in 0..<data.count {
+                let sample = try data.load(i)
+                switch sample.targets {
+                case .semantic(let labels):
+                    for c in semanticTargets(labels).classes { annotations += 1; perClass[names[c], default: 0] += 1 }
+                case .instances(let list):
+                    for a in list { annotations += 1; perClass[names[a.classIndex] + (a.isCrowd ? " (group)" : ""), default: 0] += 1 }
+                case .panoptic(let p):
+                    for s in p.segments { annotations += 1; perClass[names[s.classIndex] + (s.isCrowd ? " (group)" : ""), default: 0] += 1 }
+                case .none: break
+                }
             }
         }
         print("images: \(images)\nannotations: \(annotations)\nclasses present: \(perClass.count)")

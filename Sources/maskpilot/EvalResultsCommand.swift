@@ -23,9 +23,21 @@ struct EvalResultsCommand: ParsableCommand {
         palette label PNGs named like the annotation files (ADE_val_00000001.png), holding class index + 1 as ADE \
         stores labels (1…150; 0 = unlabeled, scored as wrong for every ground-truth class). Prints mIoU, fwIoU, \
         pACC, mACC and per-class IoU.
+        --task cityscapes-semantic / cityscapes-instance / cityscapes-panoptic: --gt is a Cityscapes root (leftImg8bit, gtFine) \
+        and --split its split (val); results are found as cityscapesscripts finds them: semantic, one <city>_<seq>_<frame>*.png \
+        label-id image per frame anywhere under --results; instance, one <city>_<seq>_<frame>*.txt list per frame whose \
+        lines are 'relative/mask.png <labelId> <confidence>' (any non-zero mask pixel is in); panoptic, --results holds \
+        one prediction JSON with string image ids and its PNG folder, as for panoptic. Prints class mIoU (evalPixelLevel\
+        SemanticLabeling), AP and AP50 (evalInstanceLevelSemanticLabeling) or PQ/SQ/RQ (evalPanopticSemanticLabeling).
         """)
 
-    @Option(help: "instance, panoptic or semantic.") var task: EvaluationTask
+    /// What `--task` scores: the tasks of the COCO and ADE20K formats, and the three Cityscapes protocols.
+    enum Task: String, ExpressibleByArgument, CaseIterable {
+        case instance, panoptic, semantic
+        case cityscapesSemantic = "cityscapes-semantic", cityscapesInstance = "cityscapes-instance", cityscapesPanoptic = "cityscapes-panoptic"
+    }
+
+    @Option(help: "instance, panoptic, semantic, cityscapes-semantic, cityscapes-instance or cityscapes-panoptic.") var task: Task
     @Option(help: "Ground-truth dataset root (instance: or its annotation JSON file).") var gt: String
     @Option(help: "Split name (e.g. val2017, validation); not needed when --gt is an annotation file.") var split: String?
     @Option(help: "Results: a JSON file (instance) or a folder (panoptic, semantic).") var results: String
@@ -36,6 +48,17 @@ struct EvalResultsCommand: ParsableCommand {
             case .instance: try instance()
             case .panoptic: try panoptic()
             case .semantic: try semantic()
+            case .cityscapesSemantic:
+                let ds = try CityscapesDataset(root: gt, split: try requiredSplit(), requireLabelIds: true)
+                let scores = try scoreCityscapesSemanticResults(ds, results: results)
+                print("Cityscapes semantic labeling: \(ds.count) images")
+                for line in cityscapesSemanticLines(scores) { print(line) }
+            case .cityscapesInstance:
+                let ds = try CityscapesDataset(root: gt, split: try requiredSplit(), requireInstanceIds: true)
+                let (ap, images) = try scoreCityscapesInstanceResults(ds, results: results)
+                print("Cityscapes instance AP: \(ds.count) images, \(images.reduce(0) { $0 + $1.predictions.count }) predictions of instance classes")
+                for line in ap.lines { print(line) }
+            case .cityscapesPanoptic: try cityscapesPanoptic()
             }
         } catch let e as EvaluationError {
             throw RuntimeError(e.description)
@@ -107,14 +130,35 @@ struct EvalResultsCommand: ParsableCommand {
         var ev = PanopticEvaluator(isThing: ds.categories.map(\.isThing))
         for i in 0..<ds.count {
             let rec = ds.records[i]
-            guard let p = predictions[rec.imageId] else {
+            guard let p = predictions[.number(rec.imageId)] else {
                 throw EvaluationError(json, "no prediction for image \(rec.imageId) (\(rec.pngFile))")
             }
             let gtTargets = PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments)
             try ev.update(groundTruth: gtTargets, prediction: p, context: "\(json): image \(rec.imageId)")
         }
-        let r = ev.result()
         print("COCO panoptic quality: \(ds.count) images, \(ds.numClasses) categories")
+        printPanoptic(ev.result(), categories: ds.categories.map { ($0.id, $0.name, $0.isThing) })
+    }
+
+    func cityscapesPanoptic() throws {
+        let ds = try CityscapesPanopticDataset(root: gt, split: try requiredSplit())
+        let json = try findCOCOPanopticPredictionJSON(in: results)
+        let classes = Cityscapes.classes
+        let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: classes.map(\.id))
+        var ev = PanopticEvaluator(isThing: classes.map(\.hasInstances))
+        for i in 0..<ds.count {
+            let rec = ds.records[i]
+            guard let p = predictions[.name(rec.stem)] else {
+                throw EvaluationError(json, "no prediction for image \(rec.stem) (\(rec.pngFile))")
+            }
+            let gtTargets = PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments)
+            try ev.update(groundTruth: gtTargets, prediction: p, context: "\(json): image \(rec.stem)")
+        }
+        print("Cityscapes panoptic quality: \(ds.count) images, \(classes.count) categories")
+        printPanoptic(ev.result(), categories: classes.map { ($0.id, $0.name, $0.hasInstances) })
+    }
+
+    func printPanoptic(_ r: PanopticResult, categories: [(id: Int, name: String, isThing: Bool)]) {
         print(pad("", 8) + " " + lpad("PQ", 7) + " " + lpad("SQ", 7) + " " + lpad("RQ", 7) + " " + lpad("N", 5))
         for (name, s) in [("All", r.all), ("Things", r.things), ("Stuff", r.stuff)] {
             print(pad(name, 8) + String(format: " %7.2f %7.2f %7.2f %5d", 100 * s.pq, 100 * s.sq, 100 * s.rq, s.count))
@@ -123,7 +167,7 @@ struct EvalResultsCommand: ParsableCommand {
         print(pad("category", 24) + " " + pad("kind", 5) + " " + ["PQ", "SQ", "RQ"].map { lpad($0, 7) }.joined(separator: " ") + " "
               + ["TP", "FP", "FN"].map { lpad($0, 5) }.joined(separator: " "))
         for (c, s) in r.perClass.enumerated() {
-            let cat = ds.categories[c]
+            let cat = categories[c]
             let kind = cat.isThing ? "thing" : "stuff"
             if !s.isCounted {
                 print(pad("\(cat.id) \(cat.name)", 24) + " " + pad(kind, 5) + " " + ["-", "-", "-"].map { lpad($0, 7) }.joined(separator: " ")

@@ -88,14 +88,14 @@ import Testing
         try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoPanoptic, images: 4, width: 64, height: 48,
                                                                          seed: 5, split: "val2017"))
         let ds = try COCOPanopticDataset(root: root, split: "val2017")
-        var preds: [Int: PanopticPrediction] = [:]
-        var targets: [Int: PanopticTargets] = [:]
+        var preds: [PanopticImageID: PanopticPrediction] = [:]
+        var targets: [PanopticImageID: PanopticTargets] = [:]
         for i in 0..<ds.count {
             let r = ds.records[i]
             let ids = try ds.idMap(i)
             let present = Set(ids)
-            targets[r.imageId] = PanopticTargets(width: r.width, height: r.height, ids: ids, segments: r.segments)
-            preds[r.imageId] = PanopticPrediction(width: r.width, height: r.height, ids: ids,
+            targets[.number(r.imageId)] = PanopticTargets(width: r.width, height: r.height, ids: ids, segments: r.segments)
+            preds[.number(r.imageId)] = PanopticPrediction(width: r.width, height: r.height, ids: ids,
                                                   segments: r.segments.filter { present.contains($0.id) }
                                                       .map { .init(id: $0.id, classIndex: $0.classIndex) })
         }

@@ -162,4 +162,23 @@ import Training
         #expect(try MaskPilotConfig.parse(yaml: "loss:\n  class_weight: 2.5\n").loss.classWeight == 2.5)
         #expect(try MaskPilotConfig.parse(yaml: "distributed:\n  bucket_mb: 12.5\n").distributed.bucketMb == 12.5)
     }
+
+    /// `input.crop_size` is one number (square) or `[height, width]`; the latter only for the short-edge crop formats.
+    @Test func rectangularCrops() throws {
+        let c = try MaskPilotConfig.parse(yaml: "data:\n  format: cityscapes-semantic\ninput:\n  crop_size: [512, 1024]\n")
+        #expect(c.input.cropSize == CropSize(height: 512, width: 1024))
+        #expect(try MaskPilotConfig.parse(yaml: try c.yaml()) == c)
+        #expect(try c.flattened()["input.crop_size"] == "[512, 1024]")
+        #expect(try MaskPilotConfig.parse(yaml: "seed: 1\n").flattened()["input.crop_size"] == "512")   // squares stay one number
+        #expect(c.violations().isEmpty)
+        var coco = c
+        coco.data.format = .cocoInstance
+        #expect(coco.violations().map(\.key) == ["input.crop_size"])
+        #expect { _ = try MaskPilotConfig.parse(yaml: "input:\n  crop_size: [1, 2, 3]\n", file: "r.yaml") } throws: { "\($0)".contains("input.crop_size") }
+        var semantic = c
+        semantic.input.singleCategoryMaxArea = 0.75
+        #expect(semantic.violations().isEmpty)
+        semantic.data.format = .cityscapesInstance
+        #expect(semantic.violations().map(\.key) == ["input.single_category_max_area"])
+    }
 }

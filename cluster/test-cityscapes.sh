@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Cityscapes tests run by `make test` (docs/data.md#cityscapes, docs/evaluation.md#cityscapes), on a synthetic split in
+# the official layout (`maskpilot data synth --format cityscapes`):
+#  1. for each task (semantic, instance, panoptic): a 2-rank training (the short-edge crop recipe at [64, 128]) writes
+#     checkpoints; 6 steps + --resume + 6 steps equal 12 steps straight, bitwise; a 2-rank eval writes the metric and
+#     the official result files; eval-results on those files gives the eval's numbers;
+#  2. tools/check_cityscapes.py: our metrics equal cityscapesscripts' official evaluators (to 0.1) on predictions
+#     synthesized from the ground truth with perturbations, and on the model's predictions;
+#  3. bad input (a corrupt instanceIds PNG, a malformed panoptic JSON, a missing labelIds PNG, a prediction list line
+#     with two fields) stops with exit status 1 and a message naming the file.
+# cityscapesscripts comes from PyPI into a venv (.build/venv-cityscapes, numpy < 2; CITYSCAPES_VENV=DIR uses another).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=.build/release/maskpilot
+tmp=$(mktemp -d /tmp/maskpilot-cityscapes-XXXXXX)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+passed=0; failed=0
+ok() { echo "cityscapes test: $1: ok"; passed=$((passed + 1)); }
+bad() { echo "cityscapes test: $1: FAILED — $2"; failed=$((failed + 1)); }
+export OPENBLAS_NUM_THREADS=1
+
+"$bin" data synth --format cityscapes --out "$tmp/data" --split train --images 8 --size 256x128 --seed 5 >"$tmp/synth.log" 2>&1 \
+  && "$bin" data synth --format cityscapes --out "$tmp/data" --split val --images 4 --size 256x128 --seed 6 >>"$tmp/synth.log" 2>&1 \
+  || { bad "synthesizing" "$(tail -3 "$tmp/synth.log")"; echo "cityscapes: $passed passed, $failed failed"; exit 1; }
+
+venv=${CITYSCAPES_VENV:-.build/venv-cityscapes}
+if ! "$venv/bin/python" -c "import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling" >/dev/null 2>&1; then
+  echo "cityscapes test: creating $venv with cityscapesscripts and numpy<2 from PyPI"
+  python3 -m venv "$venv" >"$tmp/venv.log" 2>&1 && "$venv/bin/pip" install --quiet "numpy<2" cityscapesscripts >>"$tmp/venv.log" 2>&1 \
+    || echo "cityscapes test: could not install cityscapesscripts: $(tail -3 "$tmp/venv.log")"
+fi
+python=$venv/bin/python
+
+metric() { python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2" 2>/dev/null; }
+declare -A classes=([semantic]=19 [instance]=8 [panoptic]=19)
+declare -A headline=([semantic]=mIoU [instance]=AP [panoptic]=PQ)
+for task in semantic instance panoptic; do
+  common=(--config configs/smoke.yaml --set data.format=cityscapes-$task --set data.root="$tmp/data" --set data.train_split=train
+          --set data.test_split=val --set model.decoder.num_classes=${classes[$task]} --set "input.crop_size=[64, 128]"
+          --set "input.min_size_train=[64, 80, 96]" --set input.max_size_train=256 --set input.min_size_test=128
+          --set input.max_size_test=256 --set solver.max_iter=12 --set checkpoint.period=6 --set eval.period=0)
+  cluster/launch.sh -n 2 -- train "${common[@]}" --output "$tmp/$task-straight" >"$tmp/$task-straight.log" 2>&1
+  cluster/launch.sh -n 2 -- train "${common[@]}" --output "$tmp/$task-split" --iterations 6 >"$tmp/$task-split1.log" 2>&1
+  cluster/launch.sh -n 2 -- train "${common[@]}" --output "$tmp/$task-split" --resume >"$tmp/$task-split2.log" 2>&1
+  if [ -f "$tmp/$task-split/model_0000006.h5" ] && "$bin" checkpoint diff "$tmp/$task-straight/model_final.h5" "$tmp/$task-split/model_final.h5" 2>&1 \
+       | grep -q "tensors: all identical"; then
+    ok "$task: 2-rank training checkpoints; 6 + resume + 6 steps == 12 steps, bitwise"
+  else
+    bad "$task training / resume" "$(tail -3 "$tmp/$task-straight.log" "$tmp/$task-split2.log")"; continue
+  fi
+  if cluster/launch.sh -n 2 -- eval "${common[@]}" --weights "$tmp/$task-split/model_final.h5" --output "$tmp/$task-eval" >"$tmp/$task-eval.log" 2>&1 \
+     && value=$(metric "$tmp/$task-eval/results.json" ${headline[$task]}) && [ -n "$value" ]; then
+    ok "$task: 2-rank eval: ${headline[$task]} = $value"
+  else
+    bad "$task eval" "$(tail -4 "$tmp/$task-eval.log")"; continue
+  fi
+  case $task in
+    semantic) results=$tmp/$task-eval/cityscapes_semantic; pattern='^mIoU ';;
+    instance) results=$tmp/$task-eval/cityscapes_instance; pattern='^AP ';;
+    panoptic) mkdir -p "$tmp/pan-results" && cp -r "$tmp/$task-eval"/cityscapes_panoptic_predictions* "$tmp/pan-results/"
+              results=$tmp/pan-results; pattern='^All ';;
+  esac
+  if "$bin" eval-results --task cityscapes-$task --gt "$tmp/data" --split val --results "$results" >"$tmp/$task-er.log" 2>&1; then
+    from_files=$(grep -E "$pattern" "$tmp/$task-er.log" | awk '{print $2}')
+    if python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) < 0.005 or (a != a and b != b) else 1)" \
+         "$from_files" "$value" 2>/dev/null; then
+      ok "$task: eval-results on the written files gives the eval's ${headline[$task]} ($from_files)"
+    else
+      bad "$task eval-results" "files: '$from_files', eval: '$value'"
+    fi
+  else
+    bad "$task eval-results" "$(tail -3 "$tmp/$task-er.log")"
+  fi
+done
+
+# Our metrics equal the official scripts' (tools/check_cityscapes.py), on synthesized and on model predictions.
+for seed in 1 2; do
+  if "$python" tools/check_cityscapes.py --root "$tmp/data" --split val --maskpilot "$bin" --seed $seed --require >"$tmp/check$seed.log" 2>&1; then
+    ok "metrics equal cityscapesscripts' on perturbed ground truth (seed $seed): $(tail -1 "$tmp/check$seed.log")"
+  else
+    bad "official scripts (seed $seed)" "$(tail -6 "$tmp/check$seed.log")"
+  fi
+done
+for task in semantic instance panoptic; do
+  [ -d "$tmp/$task-eval" ] || continue
+  if "$python" tools/check_cityscapes.py --root "$tmp/data" --split val --maskpilot "$bin" --tasks $task --eval-output "$tmp/$task-eval" --require \
+       >"$tmp/check-$task.log" 2>&1; then
+    ok "$task: metrics equal cityscapesscripts' on the model's predictions: $(tail -1 "$tmp/check-$task.log")"
+  else
+    bad "official scripts on the model's $task predictions" "$(tail -6 "$tmp/check-$task.log")"
+  fi
+done
+
+# Bad input: exit status 1, the file named.
+expect_error() {  # name, expected text, log (the command's exit status is in $code)
+  if [ "$code" -eq 1 ] && grep -q -- "$2" "$3"; then ok "$1"; else bad "$1" "exit $code: $(tail -2 "$3")"; fi
+}
+cp -r "$tmp/data" "$tmp/bad"
+victim=$(ls "$tmp"/bad/gtFine/val/*/*_gtFine_instanceIds.png | head -1)
+head -c 100 "$victim" >"$victim.part" && mv "$victim.part" "$victim"
+"$bin" data stats --format cityscapes-instance --root "$tmp/bad" --split val >"$tmp/bad1.log" 2>&1; code=$?
+expect_error "a truncated instanceIds PNG is refused, naming it" "$(basename "$victim")" "$tmp/bad1.log"
+echo '{"images": [' >"$tmp/bad/gtFine/cityscapes_panoptic_val.json"
+"$bin" data stats --format cityscapes-panoptic --root "$tmp/bad" --split val >"$tmp/bad2.log" 2>&1; code=$?
+expect_error "a malformed panoptic JSON is refused, naming it" "cityscapes_panoptic_val.json" "$tmp/bad2.log"
+victim=$(ls "$tmp"/bad/gtFine/val/*/*_gtFine_labelIds.png | head -1)
+rm "$victim"
+"$bin" train --config configs/smoke.yaml --set data.format=cityscapes-semantic --set data.root="$tmp/bad" --set data.train_split=val \
+  --set model.decoder.num_classes=19 --set "input.crop_size=[64, 128]" --output "$tmp/bad-run" >"$tmp/bad3.log" 2>&1; code=$?
+expect_error "a missing labelIds PNG stops training at the start, naming it" "$(basename "$victim")" "$tmp/bad3.log"
+if [ -d "$tmp/instance-eval/cityscapes_instance" ]; then
+  cp -r "$tmp/instance-eval/cityscapes_instance" "$tmp/bad-lists"
+  list=$(ls "$tmp"/bad-lists/*/*_pred.txt | head -1)
+  echo "masks/x.png 26" >>"$list"
+  "$bin" eval-results --task cityscapes-instance --gt "$tmp/data" --split val --results "$tmp/bad-lists" >"$tmp/bad4.log" 2>&1; code=$?
+  expect_error "a prediction list line with two fields is refused, naming the list and line" "$(basename "$list"): line" "$tmp/bad4.log"
+fi
+
+echo "cityscapes: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
