@@ -3,7 +3,8 @@
 # the official layout (`maskpilot data synth --format cityscapes`):
 #  1. for each task (semantic, instance, panoptic): a 2-rank training (the short-edge crop recipe at [64, 128]) writes
 #     checkpoints; 6 steps + --resume + 6 steps equal 12 steps straight, bitwise; a 2-rank eval writes the metric and
-#     the official result files; eval-results on those files gives the eval's numbers;
+#     the official result files; eval-results on those files gives the eval's numbers; the instance eval on 1 rank
+#     equals the 2-rank one;
 #  2. tools/check_cityscapes.py: our metrics equal cityscapesscripts' official evaluators (to 0.1) on predictions
 #     synthesized from the ground truth with perturbations, and on the model's predictions;
 #  3. bad input (a corrupt instanceIds PNG, a malformed panoptic JSON, a missing labelIds PNG, a prediction list line
@@ -72,6 +73,21 @@ for task in semantic instance panoptic; do
     bad "$task eval-results" "$(tail -3 "$tmp/$task-er.log")"
   fi
 done
+
+# Sharding does not change the numbers or the files: the instance eval (per-image match records gathered on rank 0)
+# on 1 rank equals the 2-rank one.
+if [ -d "$tmp/instance-eval" ]; then
+  common=(--config configs/smoke.yaml --set data.format=cityscapes-instance --set data.root="$tmp/data" --set data.test_split=val
+          --set model.decoder.num_classes=8 --set input.min_size_test=128 --set input.max_size_test=256)
+  if "$bin" eval "${common[@]}" --weights "$tmp/instance-split/model_final.h5" --output "$tmp/instance-eval1" >"$tmp/instance-eval1.log" 2>&1 \
+     && [ "$(metric "$tmp/instance-eval1/results.json" AP) $(metric "$tmp/instance-eval1/results.json" AP50)" = \
+          "$(metric "$tmp/instance-eval/results.json" AP) $(metric "$tmp/instance-eval/results.json" AP50)" ] \
+     && diff -r "$tmp/instance-eval1/cityscapes_instance" "$tmp/instance-eval/cityscapes_instance" >/dev/null; then
+    ok "instance eval on 1 rank: the same AP/AP50 and byte-identical prediction files as on 2 ranks"
+  else
+    bad "instance eval 1 vs 2 ranks" "$(tail -3 "$tmp/instance-eval1.log")"
+  fi
+fi
 
 # Our metrics equal the official scripts' (tools/check_cityscapes.py), on synthesized and on model predictions.
 for seed in 1 2; do

@@ -73,13 +73,8 @@ public struct COCOPanopticDataset: Sendable {
     /// Record `i` decoded: the RGB image and its panoptic targets.
     public func sample(_ i: Int) throws -> Sample {
         let r = records[i]
-        let image = try loadImage(path: r.imageFile, mode: .rgb)
-        guard image.width == r.width && image.height == r.height else {
-            throw DataError(file: r.imageFile, record: "image \(r.imageId)",
-                            problem: "image is \(image.width)×\(image.height) but the JSON says \(r.width)×\(r.height)")
-        }
-        let targets = PanopticTargets(width: r.width, height: r.height, ids: try idMap(i), segments: r.segments)
-        return Sample(imageId: r.imageId, image: image, targets: .panoptic(targets))
+        return try panopticSample(id: r.imageId, imageFile: r.imageFile, width: r.width, height: r.height, segments: r.segments,
+                                  record: "image \(r.imageId)", idMap: { try idMap(i) })
     }
 }
 
@@ -105,6 +100,16 @@ public func readPanopticIDMap(pngFile: String, width: Int, height: Int, segments
         previous = id
     }
     return ids
+}
+
+/// A panoptic sample: the RGB image (checked against the JSON's size) with the id map `idMap()` and `segments`.
+func panopticSample(id: Int, imageFile: String, width: Int, height: Int, segments: [PanopticSegment], record: String,
+                    idMap: () throws -> [UInt32]) throws -> Sample {
+    let image = try loadImage(path: imageFile, mode: .rgb)
+    guard image.width == width && image.height == height else {
+        throw DataError(file: imageFile, record: record, problem: "image is \(image.width)×\(image.height) but the JSON says \(width)×\(height)")
+    }
+    return Sample(imageId: id, image: image, targets: .panoptic(PanopticTargets(width: width, height: height, ids: try idMap(), segments: segments)))
 }
 
 // MARK: - loading

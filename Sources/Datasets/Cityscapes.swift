@@ -343,12 +343,7 @@ public struct CityscapesPanopticDataset: Sendable {
     /// Record i decoded: the RGB image and its panoptic targets.
     public func sample(_ i: Int) throws -> Sample {
         let r = records[i]
-        let image = try loadImage(path: r.imageFile, mode: .rgb)
-        guard image.width == r.width && image.height == r.height else {
-            throw DataError(file: r.imageFile, record: "image \(r.stem)",
-                            problem: "image is \(image.width)×\(image.height) but the JSON says \(r.width)×\(r.height)")
-        }
-        return Sample(imageId: i, image: image, targets: .panoptic(PanopticTargets(width: r.width, height: r.height, ids: try idMap(i),
-                                                                                   segments: r.segments)))
+        return try panopticSample(id: i, imageFile: r.imageFile, width: r.width, height: r.height, segments: r.segments,
+                                  record: "image \(r.stem)", idMap: { try idMap(i) })
     }
 }

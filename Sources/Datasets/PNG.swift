@@ -183,28 +183,31 @@ func encodePNG(_ image: Image8, file: String) throws -> [UInt8] {
     guard (1...4).contains(image.channels) else {
         throw DataError(file: file, problem: "PNG encoding needs 1…4 channels, got \(image.channels)")
     }
-    guard image.width > 0, image.height > 0, image.width < 1 << 24, image.height < 1 << 24 else {
-        throw DataError(file: file, problem: "cannot encode a \(image.width)×\(image.height) PNG")
+    let formats = [mp_png_format_gray(), mp_png_format_ga(), mp_png_format_rgb(), mp_png_format_rgba()]
+    return try image.pixels.withUnsafeBytes {
+        try writePNGToMemory(width: image.width, height: image.height, format: formats[image.channels - 1], samples: $0.baseAddress, file: file)
+    }
+}
+
+/// `png_image_write_to_memory` of `width × height` samples in libpng's simplified `format` (rows packed).
+private func writePNGToMemory(width: Int, height: Int, format: UInt32, samples: UnsafeRawPointer?, file: String) throws -> [UInt8] {
+    guard width > 0, height > 0, width < 1 << 24, height < 1 << 24 else {
+        throw DataError(file: file, problem: "cannot encode a \(width)×\(height) PNG")
     }
     var png = png_image()
     png.version = UInt32(mp_png_image_version())
-    png.width = UInt32(image.width)
-    png.height = UInt32(image.height)
-    let formats = [mp_png_format_gray(), mp_png_format_ga(), mp_png_format_rgb(), mp_png_format_rgba()]
-    png.format = formats[image.channels - 1]
+    png.width = UInt32(width)
+    png.height = UInt32(height)
+    png.format = format
     let bound = mp_png_image_png_size_max(&png)
     defer { png_image_free(&png) }
-    let bytes = try makePixelBuffer(count: bound) { out in
+    return try makePixelBuffer(count: bound) { out in
         var size = bound
-        let ok = image.pixels.withUnsafeBufferPointer { px in
-            png_image_write_to_memory(&png, out, &size, 0, px.baseAddress, 0, nil)
-        }
-        guard ok != 0, size <= bound else {
+        guard png_image_write_to_memory(&png, out, &size, 0, samples, 0, nil) != 0, size <= bound else {
             throw DataError(file: file, problem: "png_image_write_to_memory: \(pngImageMessage(png))")
         }
         return size
     }
-    return bytes
 }
 
 /// Encodes `image` as PNG (see `encodePNG`) and writes it to `path` atomically (temporary file in the same
@@ -259,25 +262,8 @@ extension PNGReader {
 
 /// Encodes a 16-bit gray PNG (libpng's simplified writer, `PNG_FORMAT_LINEAR_Y`: samples written as given).
 public func encodeGray16PNG(_ map: Gray16Map, file: String = "<PNG in memory>") throws -> [UInt8] {
-    guard map.width > 0, map.height > 0, map.width < 1 << 24, map.height < 1 << 24 else {
-        throw DataError(file: file, problem: "cannot encode a \(map.width)×\(map.height) PNG")
-    }
-    var png = png_image()
-    png.version = UInt32(mp_png_image_version())
-    png.width = UInt32(map.width)
-    png.height = UInt32(map.height)
-    png.format = mp_png_format_linear_y()
-    let bound = mp_png_image_png_size_max(&png)
-    defer { png_image_free(&png) }
-    return try makePixelBuffer(count: bound) { out in
-        var size = bound
-        let ok = map.values.withUnsafeBufferPointer { px in
-            png_image_write_to_memory(&png, out, &size, 0, px.baseAddress, 0, nil)
-        }
-        guard ok != 0, size <= bound else {
-            throw DataError(file: file, problem: "png_image_write_to_memory: \(pngImageMessage(png))")
-        }
-        return size
+    try map.values.withUnsafeBytes {
+        try writePNGToMemory(width: map.width, height: map.height, format: mp_png_format_linear_y(), samples: $0.baseAddress, file: file)
     }
 }
 

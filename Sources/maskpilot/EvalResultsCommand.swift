@@ -125,37 +125,40 @@ struct EvalResultsCommand: ParsableCommand {
 
     func panoptic() throws {
         let ds = try COCOPanopticDataset(root: gt, split: try requiredSplit())
-        let json = try findCOCOPanopticPredictionJSON(in: results)
-        let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: ds.categories.map(\.id))
-        var ev = PanopticEvaluator(isThing: ds.categories.map(\.isThing))
-        for i in 0..<ds.count {
+        let r = try scorePanoptic(categoryIDs: ds.categories.map(\.id), isThing: ds.categories.map(\.isThing), count: ds.count) { i in
             let rec = ds.records[i]
-            guard let p = predictions[.number(rec.imageId)] else {
-                throw EvaluationError(json, "no prediction for image \(rec.imageId) (\(rec.pngFile))")
-            }
-            let gtTargets = PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments)
-            try ev.update(groundTruth: gtTargets, prediction: p, context: "\(json): image \(rec.imageId)")
+            return (.number(rec.imageId), rec.pngFile,
+                    PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments))
         }
         print("COCO panoptic quality: \(ds.count) images, \(ds.numClasses) categories")
-        printPanoptic(ev.result(), categories: ds.categories.map { ($0.id, $0.name, $0.isThing) })
+        printPanoptic(r, categories: ds.categories.map { ($0.id, $0.name, $0.isThing) })
     }
 
     func cityscapesPanoptic() throws {
         let ds = try CityscapesPanopticDataset(root: gt, split: try requiredSplit())
-        let json = try findCOCOPanopticPredictionJSON(in: results)
         let classes = Cityscapes.classes
-        let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: classes.map(\.id))
-        var ev = PanopticEvaluator(isThing: classes.map(\.hasInstances))
-        for i in 0..<ds.count {
+        let r = try scorePanoptic(categoryIDs: classes.map(\.id), isThing: classes.map(\.hasInstances), count: ds.count) { i in
             let rec = ds.records[i]
-            guard let p = predictions[.name(rec.stem)] else {
-                throw EvaluationError(json, "no prediction for image \(rec.stem) (\(rec.pngFile))")
-            }
-            let gtTargets = PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments)
-            try ev.update(groundTruth: gtTargets, prediction: p, context: "\(json): image \(rec.stem)")
+            return (.name(rec.stem), rec.pngFile,
+                    PanopticTargets(width: rec.width, height: rec.height, ids: try ds.idMap(i), segments: rec.segments))
         }
         print("Cityscapes panoptic quality: \(ds.count) images, \(classes.count) categories")
-        printPanoptic(ev.result(), categories: classes.map { ($0.id, $0.name, $0.hasInstances) })
+        printPanoptic(r, categories: classes.map { ($0.id, $0.name, $0.hasInstances) })
+    }
+
+    /// PQ of the prediction JSON in `--results` against `count` ground-truth images (`groundTruth(i)`: the JSON image
+    /// id, the PNG for messages, the targets); every image needs a prediction.
+    func scorePanoptic(categoryIDs: [Int], isThing: [Bool], count: Int,
+                       groundTruth: (Int) throws -> (id: PanopticImageID, png: String, targets: PanopticTargets)) throws -> PanopticResult {
+        let json = try findCOCOPanopticPredictionJSON(in: results)
+        let predictions = try readCOCOPanopticPredictions(json: json, categoryIDs: categoryIDs)
+        var ev = PanopticEvaluator(isThing: isThing)
+        for i in 0..<count {
+            let g = try groundTruth(i)
+            guard let p = predictions[g.id] else { throw EvaluationError(json, "no prediction for image \(g.id) (\(g.png))") }
+            try ev.update(groundTruth: g.targets, prediction: p, context: "\(json): image \(g.id)")
+        }
+        return ev.result()
     }
 
     func printPanoptic(_ r: PanopticResult, categories: [(id: Int, name: String, isThing: Bool)]) {

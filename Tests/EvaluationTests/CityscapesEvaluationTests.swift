@@ -77,6 +77,10 @@ import Testing
         #expect(CityscapesInstanceAP([image]).ap == 1)
         // The same predictions as another class (person, no ground truth): that class is NaN, cars unaffected.
         #expect(CityscapesInstanceAP([image]).perClassAP[0].isNaN)
+        // Ground truth and predictions, but every prediction ignored and every car missed: the script crashes on an
+        // empty cumulative sum; MaskPilot scores 0.
+        let ignoredOnly = try CityscapesInstanceImage(groundTruth: groundTruth(), predictions: [(26, 0.95, rows(12..<16))], context: "y")
+        #expect(CityscapesInstanceAP([ignoredOnly]).perClassAP[2] == 0)
     }
 
     @Test func predictionListFormat() throws {
