@@ -27,6 +27,9 @@ public struct MaskPilotingConfig: Sendable, Equatable, Codable {
     public var perHeadNoise = false
     /// `DN_NO_LB`: drop the MP class loss.
     public var noLabelLoss = false
+    /// A factor on all MP losses (ours; the reference weighs them as the matching losses, i.e. 1). For ablations of how
+    /// much of the clipped step the MP objective takes.
+    public var lossWeight: Double = 1
 
     public init() {}
 

@@ -60,6 +60,10 @@ public struct InputConfig: Sendable, Equatable, Codable {
     /// Longest-edge cap of that resize (`INPUT.MAX_SIZE_TRAIN`); 0 takes the format's default (ADE20K 2048,
     /// Cityscapes 4096).
     public var maxSizeTrain = 0
+    /// The large-scale-jitter scale range (`INPUT.MIN_SCALE` / `MAX_SCALE` of Mask2Former's COCO LSJ recipe): each image
+    /// is fitted into `crop_size · U(min_scale, max_scale)`.
+    public var minScale = 0.1
+    public var maxScale = 2.0
     /// `INPUT.CROP.SINGLE_CATEGORY_MAX_AREA` of the semantic recipes: crops are redrawn (up to 10 times) while one
     /// class covers this share or more of the crop; 1.0 (Mask2Former's value) turns the rule off.
     public var singleCategoryMaxArea = 1.0

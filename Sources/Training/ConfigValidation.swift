@@ -128,6 +128,10 @@ extension MaskPilotConfig {
             require(input.cropSize.isSquare, "input.crop_size", "must be one number for \(data.format.rawValue) (large-scale jitter crops a square), "
                     + "got \(input.cropSize.description)")
         }
+        require(input.minScale.isFinite && input.maxScale.isFinite && input.minScale > 0 && input.minScale <= input.maxScale,
+                "input.min_scale", "must satisfy 0 < input.min_scale ≤ input.max_scale, got \(input.minScale) and \(input.maxScale)")
+        require(model.maskPiloting.lossWeight.isFinite && model.maskPiloting.lossWeight >= 0, "model.mask_piloting.loss_weight",
+                "must be a finite number ≥ 0, got \(model.maskPiloting.lossWeight)")
         require(input.minSizeTrain.allSatisfy { $0 >= 1 }, "input.min_size_train", "must be short-edge lengths ≥ 1, got \(input.minSizeTrain)")
         nonNegative(input.maxSizeTrain, "input.max_size_train")
         require(input.singleCategoryMaxArea.isFinite && input.singleCategoryMaxArea > 0 && input.singleCategoryMaxArea <= 1,

@@ -218,6 +218,8 @@ func largeScaleJitterData(_ config: MaskPilotConfig, count: Int, numClasses: Int
                           load: @escaping @Sendable (Int) throws -> Sample) -> TrainingData {
     var aug = LSJTrainAugmentation()
     aug.imageSize = config.input.cropSize.height   // square: ConfigValidation refuses [h, w] for COCO
+    aug.minScale = config.input.minScale
+    aug.maxScale = config.input.maxScale
     let a = aug
     return TrainingData(count: count, numClasses: numClasses, notes: notes, load: load, augment: { try a.apply($0, rng: &$1) })
 }

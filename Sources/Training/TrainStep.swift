@@ -149,7 +149,7 @@ public final class TrainingStep {
                                                          includeClassLoss: !mp.noLabelLoss, predictionCount: predictions.matching.count,
                                                          points: points.points(for: .maskPiloting))
                 for (name, value) in extra.losses { losses[name] = value.item }
-                total = total + extra.total
+                total = total + (mp.lossWeight == 1 ? extra.total : extra.total * Float(mp.lossWeight))
             }
             return total
         } }

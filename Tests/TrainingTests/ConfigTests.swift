@@ -181,4 +181,14 @@ import Training
         semantic.data.format = .cityscapesInstance
         #expect(semantic.violations().map(\.key) == ["input.single_category_max_area"])
     }
+
+    @Test func lsjScalesAndMPLossWeightAreValidated() throws {
+        var c = MaskPilotConfig()
+        c.input.minScale = 0.5; c.input.maxScale = 2
+        #expect(c.violations().isEmpty)
+        c.input.minScale = 3
+        c.model.maskPiloting.lossWeight = -1
+        #expect(Set(c.violations().map(\.key)) == ["input.min_scale", "model.mask_piloting.loss_weight"])
+        #expect(try MaskPilotConfig.parse(yaml: "input:\n  min_scale: 0.5\n  max_scale: 1.5\n").input.maxScale == 1.5)
+    }
 }

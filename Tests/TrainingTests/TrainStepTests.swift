@@ -90,6 +90,27 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         #expect(end * 5 < first, "MP \(maskPiloting), \(precision): loss \(first) → \(end)")
     }
 
+    /// `model.mask_piloting.loss_weight` scales the MP terms only: the same first step with 1 and 0.5 reports the
+    /// same loss terms, and totals that differ by half the weighted MP terms.
+    @Test func maskPilotingLossWeightScalesOnlyTheMPTerms() throws {
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/tiny.yaml").path
+        func firstStep(_ weight: Double) throws -> (report: StepReport, config: MaskPilotConfig) {
+            let config = try MaskPilotConfig.load(path: tiny, overrides: [
+                "model.mask_piloting.enabled=true", "model.mask_piloting.loss_weight=\(weight)", "loss.num_points=64", "seed=3"])
+            return (try TrainingStep(config: config).train(on: synthesizeBatch(images: 2, seed: 9)), config)
+        }
+        let (one, config) = try firstStep(1), (half, _) = try firstStep(0.5)
+        #expect(one.losses == half.losses)
+        var mp = 0.0
+        for (name, value) in one.losses where name.contains("_dn") {
+            let w = name.contains("cross_entropy") ? config.loss.classWeight : name.contains("dice") ? config.loss.diceWeight : config.loss.maskWeight
+            mp += w * Double(value)
+        }
+        #expect(mp > 0)
+        #expect(abs(Double(one.total - half.total) - 0.5 * mp) < 1e-3 * Double(one.total))
+    }
+
     /// A whole training run (mask piloting on) gives bitwise the same losses and parameters at 1, 2 and 8 threads, in
     /// both precisions: MaskPilot's kernels cut their work by data size, and oneDNN's matmul and convolutions were
     /// measured to be bitwise stable across thread counts on these shapes (docs/perf.md#threads-within-a-rank).
