@@ -23,10 +23,14 @@ public struct SyntheticOptions: Sendable {
     /// Split name: COCO `train2017`-style (`instances_<split>.json`, images in `<split>/`); ADE20K `training`/`validation`.
     public var split: String
     public var difficulty: SyntheticDifficulty
+    /// Thing classes (COCO formats): 5 is the standard label space (`SyntheticClasses`); more gives
+    /// `SyntheticLabelSpace.extended` with look-alike pairs.
+    public var classes: Int
 
     public init(format: SyntheticFormat, images: Int, width: Int, height: Int, seed: UInt64, split: String? = nil,
-                difficulty: SyntheticDifficulty = .standard) {
+                difficulty: SyntheticDifficulty = .standard, classes: Int = SyntheticClasses.thingNames.count) {
         self.format = format; self.images = images; self.width = width; self.height = height; self.seed = seed
+        self.classes = classes
         self.split = split ?? (format == .ade20k ? "training" : format == .cityscapes ? "train" : "train2017")
         self.difficulty = difficulty
     }
@@ -56,6 +60,49 @@ public enum SyntheticClasses {
     public static let adeStuff = [2, 9]
 }
 
+/// The thing classes of a synthetic dataset: each class's shape (0 box, 1 disc, 2 wedge, 3 diamond), colour, name and
+/// COCO category id.
+/// - `standard` (5 classes): `SyntheticClasses` — shape `c % 3`, five saturated colours, ids 1, 2, 3, 5, 7.
+/// - `extended(n)` (6…64 classes, for the powered experiment): classes come in look-alike pairs (2k, 2k + 1) of the
+///   same shape and hue, the second at 70 % of the first's brightness, so only brightness tells them apart (and with
+///   `hard`'s ±45 colour jitter not always); pair k has shape `k % 4` and hue `k · 360° / ⌈n/2⌉`; ids 1…n.
+public struct SyntheticLabelSpace: Sendable, Equatable {
+    public let count: Int
+    public static let standard = SyntheticLabelSpace(count: SyntheticClasses.thingNames.count)
+    public static let maxClasses = 64
+
+    public init(count: Int) { self.count = count }
+
+    var isStandard: Bool { count == SyntheticClasses.thingNames.count }
+
+    public func shape(_ c: Int) -> Int { isStandard ? c % 3 : (c / 2) % 4 }
+
+    public func colour(_ c: Int) -> [UInt8] {
+        if isStandard { return SyntheticClasses.thingColours[c] }
+        let pairs = (count + 1) / 2, hue = Double(c / 2) * 360 / Double(pairs)
+        // HSV (hue, 0.85, 0.9) → RGB, then the pair's second member at 70 % brightness.
+        let v = 0.9 * (c % 2 == 0 ? 1 : 0.7), sat = 0.85
+        let h = hue / 60, x = v * sat * (1 - abs(h.truncatingRemainder(dividingBy: 2) - 1)), chroma = v * sat, m = v - chroma
+        let (r, g, b): (Double, Double, Double)
+        switch Int(h) % 6 {
+        case 0: (r, g, b) = (chroma, x, 0)
+        case 1: (r, g, b) = (x, chroma, 0)
+        case 2: (r, g, b) = (0, chroma, x)
+        case 3: (r, g, b) = (0, x, chroma)
+        case 4: (r, g, b) = (x, 0, chroma)
+        default: (r, g, b) = (chroma, 0, x)
+        }
+        return [r, g, b].map { UInt8(max(0, min(255, (($0 + m) * 255).rounded()))) }
+    }
+
+    public func name(_ c: Int) -> String {
+        if isStandard { return SyntheticClasses.thingNames[c] }
+        return "\(["box", "disc", "wedge", "diamond"][shape(c)]) \(c / 2)\(c % 2 == 0 ? "" : " dark")"
+    }
+
+    public func cocoID(_ c: Int) -> Int { isStandard ? SyntheticClasses.thingIds[c] : c + 1 }
+}
+
 /// One drawn object: its class, polygon parts (COCO [x1, y1, x2, y2, …]), and the pixels it shows.
 struct SyntheticObject {
     var thing: Int
@@ -73,7 +120,8 @@ struct SyntheticScene {
     var objects: [SyntheticObject]
 }
 
-func makeSyntheticScene(width w: Int, height h: Int, difficulty: SyntheticDifficulty = .standard, rng: inout RNG) -> SyntheticScene {
+func makeSyntheticScene(width w: Int, height h: Int, difficulty: SyntheticDifficulty = .standard, classes: SyntheticLabelSpace = .standard,
+                        rng: inout RNG) -> SyntheticScene {
     let hard = difficulty == .hard
     var stuff = [Int8](repeating: 0, count: w * h)
     let horizon = h / 3 + rng.nextInt(below: max(1, h / 3))
@@ -100,13 +148,13 @@ func makeSyntheticScene(width w: Int, height h: Int, difficulty: SyntheticDiffic
     let count = hard ? 6 + rng.nextInt(below: 6) : 2 + rng.nextInt(below: 4)
     let (minSide, sideRange) = hard ? (0.08, 0.22) : (0.15, 0.25)
     for k in 0..<count {
-        let thing = rng.nextInt(below: SyntheticClasses.thingNames.count)
+        let thing = rng.nextInt(below: classes.count)
         let partCount = rng.nextDouble() < 0.2 ? 2 : 1
         var parts: [[Double]] = []
         for _ in 0..<partCount {
             let bw = Double(w) * (minSide + sideRange * rng.nextDouble()), bh = Double(h) * (minSide + sideRange * rng.nextDouble())
             let x0 = Double(rng.nextInt(below: max(1, w - Int(bw)))), y0 = Double(rng.nextInt(below: max(1, h - Int(bh))))
-            switch thing % 3 {
+            switch classes.shape(thing) {
             case 0: parts.append([x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh])
             case 1:
                 var poly: [Double] = []
@@ -115,14 +163,15 @@ func makeSyntheticScene(width w: Int, height h: Int, difficulty: SyntheticDiffic
                     poly += [x0 + bw / 2 * (1 + cos(a)), y0 + bh / 2 * (1 + sin(a))]
                 }
                 parts.append(poly)
-            default: parts.append([x0 + bw / 2, y0, x0 + bw, y0 + bh, x0, y0 + bh])
+            case 2: parts.append([x0 + bw / 2, y0, x0 + bw, y0 + bh, x0, y0 + bh])
+            default: parts.append([x0 + bw / 2, y0, x0 + bw, y0 + bh / 2, x0 + bw / 2, y0 + bh, x0, y0 + bh / 2])
             }
         }
         let full = COCORLE.polygons(parts, height: h, width: w).decode()
         if full.area == 0 { continue }
         objects.append(SyntheticObject(thing: thing, parts: parts, full: full, visible: full,
                                        crowd: k == count - 1 && rng.nextDouble() < 0.15))
-        var colour = SyntheticClasses.thingColours[thing]
+        var colour = classes.colour(thing)
         if hard { colour = colour.map { UInt8(clamping: Int($0) + rng.nextInt(below: 91) - 45) } }
         colours.append(colour)
     }
@@ -153,6 +202,13 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
             throw DataError(file: p, problem: "cannot create folder: \(error.localizedDescription)")
         }
     }
+    let space = SyntheticLabelSpace(count: o.classes)
+    guard o.classes == SyntheticLabelSpace.standard.count || (o.format == .cocoInstance || o.format == .cocoPanoptic) else {
+        throw DataError(file: root, problem: "--classes applies to coco-instance and coco-panoptic (\(o.format.rawValue) has a fixed label space)")
+    }
+    guard (1...SyntheticLabelSpace.maxClasses).contains(o.classes), o.classes >= SyntheticLabelSpace.standard.count else {
+        throw DataError(file: root, problem: "--classes must be within \(SyntheticLabelSpace.standard.count)…\(SyntheticLabelSpace.maxClasses), got \(o.classes)")
+    }
     var rng = RNG(seed: o.seed, stream: 0x5EED)
     let w = o.width, h = o.height
     var annotationCount = 0
@@ -182,7 +238,7 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
         for i in 0..<o.images {
             let imageId = 1000 + i * 7
             let file = String(format: "%012d", imageId)
-            let scene = makeSyntheticScene(width: w, height: h, difficulty: o.difficulty, rng: &rng)
+            let scene = makeSyntheticScene(width: w, height: h, difficulty: o.difficulty, classes: space, rng: &rng)
             try writeJPEG(scene.image, to: "\(root)/\(o.split)/\(file).jpg")
             images.append(["id": imageId, "file_name": "\(file).jpg", "width": w, "height": h])
             if o.format == .cocoInstance {
@@ -204,7 +260,7 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
                         segmentation = obj.parts
                     }
                     let rle = COCORLE(mask: annotated)
-                    annotations.append(["id": nextId, "image_id": imageId, "category_id": SyntheticClasses.thingIds[obj.thing],
+                    annotations.append(["id": nextId, "image_id": imageId, "category_id": space.cocoID(obj.thing),
                                         "segmentation": segmentation, "area": Double(rle.area), "bbox": rle.boundingBox,
                                         "iscrowd": obj.crowd ? 1 : 0])
                     nextId += 1
@@ -226,7 +282,7 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
                 }
                 for (s, cat) in SyntheticClasses.stuffIds.enumerated() { segment({ scene.stuff[$0] == Int8(s) }, category: cat, crowd: false) }
                 for obj in scene.objects {
-                    segment({ obj.visible.bits[$0] != 0 }, category: SyntheticClasses.thingIds[obj.thing], crowd: obj.crowd)
+                    segment({ obj.visible.bits[$0] != 0 }, category: space.cocoID(obj.thing), crowd: obj.crowd)
                 }
                 let rgb = ids.flatMap { [UInt8($0 & 255), UInt8(($0 >> 8) & 255), UInt8($0 >> 16)] }
                 try writePNG(Image8(width: w, height: h, channels: 3, pixels: rgb), to: "\(root)/annotations/panoptic_\(o.split)/\(file).png")
@@ -236,8 +292,8 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
             if o.format == .cocoInstance { annotationCount = annotations.count }
         }
         var categories: [[String: Any]] = []
-        for (i, id) in SyntheticClasses.thingIds.enumerated() {
-            categories.append(["id": id, "name": SyntheticClasses.thingNames[i], "supercategory": "shape", "isthing": 1])
+        for c in 0..<space.count {
+            categories.append(["id": space.cocoID(c), "name": space.name(c), "supercategory": "shape", "isthing": 1])
         }
         if o.format == .cocoPanoptic {
             for (i, id) in SyntheticClasses.stuffIds.enumerated() {

@@ -27,6 +27,8 @@ struct DataSynth: ParsableCommand {
     @Option(help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
     @Option(help: "standard (2–5 objects, class colours) or hard (6–11 smaller objects, jittered colours, grey distractors).")
     var difficulty: String = "standard"
+    @Option(help: "coco-instance / coco-panoptic: thing classes; 5 is the standard set, 6…64 come in look-alike pairs (same shape and hue, one darker).")
+    var classes: Int = 5
     @Flag(help: "coco-instance only: write just annotations/instances_<split>.json (fast, any size; for scale tests).")
     var annotationsOnly = false
 
@@ -38,7 +40,7 @@ struct DataSynth: ParsableCommand {
             throw ValidationError("--difficulty must be one of \(SyntheticDifficulty.allCases.map(\.rawValue).joined(separator: ", ")), got \(difficulty)")
         }
         let options = SyntheticOptions(format: format, images: images, width: parts[0], height: parts[1], seed: seed, split: split,
-                                       difficulty: level)
+                                       difficulty: level, classes: classes)
         let t0 = Date()
         let written: Int
         if annotationsOnly {

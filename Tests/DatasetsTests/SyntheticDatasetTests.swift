@@ -7,6 +7,45 @@ import Testing
 @Suite struct SyntheticDatasetTests {
     func tempRoot() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("synth-\(UUID().uuidString)").path }
 
+    /// `--classes 24`: ids 1…24, look-alike pairs of one shape and hue (the second darker), every class drawn in its
+    /// colour; refused for formats with a fixed label space.
+    @Test func extendedLabelSpaceWithLookAlikePairs() throws {
+        let space = SyntheticLabelSpace(count: 24)
+        for k in 0..<12 {
+            let a = space.colour(2 * k), b = space.colour(2 * k + 1)
+            #expect(space.shape(2 * k) == space.shape(2 * k + 1))
+            #expect(zip(a, b).allSatisfy { abs(Double($1) - 0.7 * Double($0)) <= 1.5 }, "pair \(k): \(a) \(b)")
+        }
+        #expect(Set((0..<24).map { space.colour($0) }).count == 24 && Set((0..<24).map(space.name)).count == 24)
+        let root = tempRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoInstance, images: 20, width: 128, height: 128, seed: 2,
+                                                                        classes: 24))
+        let ds = try COCOInstances(root: root, split: "train2017")
+        #expect(ds.categories.map(\.id) == Array(1...24) && ds.categories[3].name == space.name(3))
+        // Per class, most annotated pixels show the class colour (full-polygon annotations of partly occluded objects,
+        // edges and JPEG noise aside), and closer to
+        // it than to the pair's other member.
+        var close = [Int](repeating: 0, count: 24), total = [Int](repeating: 0, count: 24)
+        for i in 0..<ds.imageCount {
+            let image = try loadImage(path: ds.imagePath(ofImage: i))
+            for (a, m) in zip(ds.annotations(ofImage: i), try ds.masks(ofImage: i)) where !a.isCrowd {
+                let c = a.categoryIndex, own = space.colour(c), twin = space.colour(c ^ 1)
+                for p in 0..<m.bits.count where m.bits[p] != 0 {
+                    total[c] += 1
+                    let d = (0..<3).map { abs(Int(image.pixels[p * 3 + $0]) - Int(own[$0])) }
+                    let e = (0..<3).map { abs(Int(image.pixels[p * 3 + $0]) - Int(twin[$0])) }
+                    if d.allSatisfy({ $0 < 30 }) && d.reduce(0, +) < e.reduce(0, +) { close[c] += 1 }
+                }
+            }
+        }
+        #expect(total.filter { $0 > 0 }.count >= 20)
+        for c in 0..<24 where total[c] > 0 { #expect(close[c] * 2 > total[c], "class \(c): \(close[c]) of \(total[c])") }
+        #expect { try writeSyntheticDataset(root: root + "-ade", options: SyntheticOptions(format: .ade20k, images: 1, width: 32, height: 32,
+                                                                                          seed: 1, classes: 24)) }
+            throws: { "\($0)".contains("--classes applies to coco") }
+    }
+
     @Test func cocoInstancesRoundTrip() throws {
         let root = tempRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
