@@ -345,6 +345,8 @@ public func findCityscapesResultFiles(in folder: String, stems: [String], suffix
     guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
         throw EvaluationError(folder, "no such folder")
     }
+    // A symlinked results folder is followed, as os.walk follows its starting folder.
+    let folder = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
     var byStem: [String: [String]] = [:]
     let wanted = Set(stems)
     let walker = FileManager.default.enumerator(atPath: folder)
@@ -393,15 +395,16 @@ public struct CityscapesInstanceListEntry: Sendable, Equatable {
     public var confidence: Double
 }
 
-/// Reads an instance prediction list as the official script does: lines of exactly three fields separated by single
-/// spaces, the mask path relative to the list's folder (absolute paths refused); a mask listed twice keeps its last
-/// line's values at its first line's place.
-public func readCityscapesInstanceList(_ path: String) throws -> [CityscapesInstanceListEntry] {
+/// Reads an instance prediction list as the official script does: lines (ended by LF, CRLF or CR, as Python's text
+/// mode reads them) of exactly three fields separated by single spaces, the mask path relative to the list's folder
+/// (absolute paths refused, and with `root` a path outside it, by string prefix as the script compares); a mask listed
+/// twice keeps its last line's values at its first line's place.
+public func readCityscapesInstanceList(_ path: String, root: String? = nil) throws -> [CityscapesInstanceListEntry] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw EvaluationError(path, "cannot read the file (missing or unreadable)")
     }
     let text = String(decoding: data, as: UTF8.self)
-    var lines = text.components(separatedBy: "\n")
+    var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
     if lines.last == "" { lines.removeLast() }
     let folder = (path as NSString).deletingLastPathComponent
     var out: [CityscapesInstanceListEntry] = []
@@ -418,6 +421,9 @@ public func readCityscapesInstanceList(_ path: String) throws -> [CityscapesInst
             throw EvaluationError(at, "label id '\(fields[1])' or confidence '\(fields[2])' is not a number")
         }
         let mask = ((folder as NSString).appendingPathComponent(fields[0]) as NSString).standardizingPath
+        if let root, !mask.hasPrefix(root) {
+            throw EvaluationError(at, "the mask \(mask) lies outside the results folder \(root)")
+        }
         let entry = CityscapesInstanceListEntry(mask: mask, labelID: Int(label.rounded(.towardZero)), confidence: confidence)
         if let k = position[mask] { out[k] = entry } else { position[mask] = out.count; out.append(entry) }
     }
@@ -428,11 +434,12 @@ public func readCityscapesInstanceList(_ path: String) throws -> [CityscapesInst
 /// `evalInstanceLevelSemanticLabeling` does; masks are read as PIL's `convert("L")`, non-zero = in.
 public func scoreCityscapesInstanceResults(_ ds: CityscapesDataset, results: String) throws -> (ap: CityscapesInstanceAP, images: [CityscapesInstanceImage]) {
     let lists = try findCityscapesResultFiles(in: results, stems: ds.frames.map(\.stem), suffix: ".txt")
+    let root = URL(fileURLWithPath: results).resolvingSymlinksInPath().standardizedFileURL.path
     var images: [CityscapesInstanceImage] = []
     for i in 0..<ds.count {
         let gt = try ds.instanceIds(i)
         var predictions: [(labelID: Int, confidence: Double, mask: [UInt8])] = []
-        for entry in try readCityscapesInstanceList(lists[i]) {
+        for entry in try readCityscapesInstanceList(lists[i], root: root) {
             guard entry.labelID >= 0, entry.labelID <= Cityscapes.maxLabelID, Cityscapes.thingClasses.contains(where: { $0.id == entry.labelID }) else {
                 continue   // not an instance class: skipped, as the script does
             }

@@ -90,6 +90,12 @@ import Testing
         let entries = try readCityscapesInstanceList(list)
         #expect(entries.map(\.labelID) == [33, 24] && entries.map(\.confidence) == [0.75, 0.25])
         #expect(entries[0].mask == "\(dir)/masks/a.png")
+        // CRLF and CR line ends, as Python's text mode reads them.
+        try "masks/a.png 26 0.5\r\nmasks/b.png 24 0.25\rmasks/c.png 25 0.125\r\n".write(toFile: list, atomically: true, encoding: .utf8)
+        #expect(try readCityscapesInstanceList(list).map(\.labelID) == [26, 24, 25])
+        // A mask outside the results folder is refused, as the script does.
+        try "../../a.png 26 0.5\n".write(toFile: list, atomically: true, encoding: .utf8)
+        #expect { _ = try readCityscapesInstanceList(list, root: dir) } throws: { "\($0)".contains("outside the results folder") }
         for bad in ["masks/a.png 26\n", "masks/a.png  26 0.5\n", "/abs/a.png 26 0.5\n", "masks/a.png car 0.5\n"] {
             try bad.write(toFile: list, atomically: true, encoding: .utf8)
             #expect { _ = try readCityscapesInstanceList(list) } throws: { "\($0)".contains("\(list): line 1") }
@@ -106,5 +112,9 @@ import Testing
         #expect(try findCityscapesResultFiles(in: dir, stems: ["aachen_000000_000019"], suffix: ".png") == ["\(dir)/a/b/aachen_000000_000019_pred.png"])
         #expect { _ = try findCityscapesResultFiles(in: dir, stems: ["bochum_000000_000001"], suffix: ".png") } throws: { "\($0)".contains("2 predictions") }
         #expect { _ = try findCityscapesResultFiles(in: dir, stems: ["aachen_000000_000019"], suffix: ".txt") } throws: { "\($0)".contains("no aachen") }
+        // A symlinked results folder is followed.
+        let link = dir + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: dir + "/a")
+        #expect(try findCityscapesResultFiles(in: link, stems: ["aachen_000000_000019"], suffix: ".png").count == 1)
     }
 }
