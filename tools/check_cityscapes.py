@@ -19,8 +19,8 @@ cityscapes_instance/, cityscapes_panoptic_predictions.json + folder), whichever 
 The official evaluators run in a child process of this script with CITYSCAPES_DATASET / CITYSCAPES_RESULTS set before
 import (they read them at import time), in a temporary working folder (matches.json), with the instance evaluator's
 ground-truth cache in that folder instead of its package folder (it would reuse a stale cache), and under numpy 2
-with np.in1d restored and a JSON writer that accepts numpy integers (cityscapesscripts 2.3.0 needs both; see
-../shared/notes on the machine that measured it). Exits 0 with a message when cityscapesscripts is not importable,
+with np.in1d restored and a JSON writer that accepts numpy integers (cityscapesscripts 2.3.0 needs both; the rules
+it follows are in docs/evaluation.md#cityscapes). Exits 0 with a message when cityscapesscripts is not importable,
 unless --require.
 """
 import argparse

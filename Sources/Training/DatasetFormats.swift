@@ -29,8 +29,8 @@ extension DataConfig.Format {
         case .ade20k: ADE20KFormat()
         case .cocoInstance: COCOInstanceFormat()
         case .cocoPanoptic: COCOPanopticFormat()
-        case .cityscapesSemantic: CityscapesSemanticFormat()
-        case .cityscapesInstance: CityscapesInstanceFormat()
+        case .cityscapesSemantic: CityscapesFramesFormat(task: .semantic)
+        case .cityscapesInstance: CityscapesFramesFormat(task: .instance)
         case .cityscapesPanoptic: CityscapesPanopticFormat()
         }
     }
@@ -146,44 +146,34 @@ func requireClasses(_ config: MaskPilotConfig, _ count: Int, _ what: String, at 
     }
 }
 
-/// Cityscapes semantic (`gtFine` labelIds → 19 training ids): the short-edge crop recipe at 1024, class mIoU.
-struct CityscapesSemanticFormat: DatasetFormatDescriptor {
-    var task: EvaluationTask { .semantic }
+/// Cityscapes semantic (`gtFine` labelIds → 19 training ids, class mIoU) and instance (`gtFine` instanceIds, 8 classes,
+/// AP / AP50): the frames of one split read two ways, with the short-edge crop recipe at 1024.
+struct CityscapesFramesFormat: DatasetFormatDescriptor {
+    /// `.semantic` or `.instance`.
+    let task: EvaluationTask
     var testResize: TestTimeResize { .cityscapes }
+    var classes: [CityscapesLabel] { task == .semantic ? Cityscapes.classes : Cityscapes.thingClasses }
+
+    /// The split, checked for the ground truth this reading needs, and its sample reader.
+    func open(_ config: MaskPilotConfig, split: String) throws -> (CityscapesDataset, @Sendable (Int) throws -> Sample) {
+        let semantic = task == .semantic
+        let ds = try CityscapesDataset(root: config.data.root, split: split, requireLabelIds: semantic, requireInstanceIds: !semantic)
+        return (ds, { semantic ? try ds.semanticSample($0) : try ds.instanceSample($0) })
+    }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        let ds = try CityscapesDataset(root: config.data.root, split: split, requireLabelIds: true)
-        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: Cityscapes.numClasses,
-                                 load: { try ds.semanticSample($0) })
+        let (ds, load) = try open(config, split: split)
+        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: classes.count, load: load)
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
-        let ds = try CityscapesDataset(root: config.data.root, split: split, requireLabelIds: true)
-        try requireClasses(config, Cityscapes.numClasses, "Cityscapes semantic", at: ds.root)
-        let frames = ds.frames
-        return EvaluationData(count: ds.count, load: { try ds.semanticSample($0) }, classNames: Cityscapes.classes.map(\.name),
-                              categoryIDs: Cityscapes.classes.map(\.id), postProcessor: Mask2FormerPostProcessor(.semantic),
-                              imageID: { $0 }, makeEvaluator: { _ in CityscapesSemanticTaskEvaluator(frames: frames) })
-    }
-}
-
-/// Cityscapes instances (`gtFine` instanceIds, 8 classes): the short-edge crop recipe at 1024, AP / AP50.
-struct CityscapesInstanceFormat: DatasetFormatDescriptor {
-    var task: EvaluationTask { .instance }
-    var testResize: TestTimeResize { .cityscapes }
-
-    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        let ds = try CityscapesDataset(root: config.data.root, split: split, requireInstanceIds: true)
-        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: Cityscapes.thingClasses.count,
-                                 load: { try ds.instanceSample($0) })
-    }
-
-    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
-        let ds = try CityscapesDataset(root: config.data.root, split: split, requireInstanceIds: true)
-        try requireClasses(config, Cityscapes.thingClasses.count, "Cityscapes instance", at: ds.root)
-        return EvaluationData(count: ds.count, load: { try ds.instanceSample($0) }, classNames: Cityscapes.thingClasses.map(\.name),
-                              categoryIDs: Cityscapes.thingClasses.map(\.id), postProcessor: Mask2FormerPostProcessor(.instance),
-                              imageID: { $0 }, makeEvaluator: { _ in CityscapesInstanceTaskEvaluator(dataset: ds) })
+        let (ds, load) = try open(config, split: split)
+        try requireClasses(config, classes.count, "Cityscapes \(task.rawValue)", at: ds.root)
+        let semantic = task == .semantic
+        return EvaluationData(count: ds.count, load: load, classNames: classes.map(\.name), categoryIDs: classes.map(\.id),
+                              postProcessor: Mask2FormerPostProcessor(semantic ? .semantic : .instance), imageID: { $0 },
+                              makeEvaluator: { _ in semantic ? CityscapesSemanticTaskEvaluator(frames: ds.frames) as any TaskEvaluator
+                                                            : CityscapesInstanceTaskEvaluator(dataset: ds) })
     }
 }
 
