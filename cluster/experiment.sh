@@ -1,28 +1,65 @@
 #!/usr/bin/env bash
-# The MP-Former vs Mask2Former experiment (docs/evaluation.md; report in docs/experiments/synthetic/report.md): synthesize a COCO-instance dataset (train + held-out val),
-# train Mask2Former (mask piloting off) and MP-Former (on) from the same initialization, with the same data order
-# and budget, for several seeds, evaluate each on the held-out split (COCO mask AP + layer consistency), draw
-# prediction overlays, and write the report with plots drawn by MaskPilot.
+# The MP-Former vs Mask2Former experiments: synthesize a COCO-instance dataset (train + held-out val), train the
+# arms (Mask2Former, MP-Former and its variants) from the same initialization, with the same data order and budget,
+# for several seeds, evaluate each on the held-out split (COCO mask AP + layer consistency), draw prediction
+# overlays, and write the report with plots drawn by MaskPilot.
 #
-#   cluster/experiment.sh [--steps N] [--seeds "1 2 3"] [--ranks R] [--out DIR] [--report DIR] [--hostfile H]
-#                         [--train-images N] [--val-images N] [--size WxH] [--difficulty standard|hard]
-#                         [-- extra train --set options…]
+#   cluster/experiment.sh [--preset synthetic|powered] [--steps N] [--seeds "1 2 3"] [--arms "mask2former mpformer …"]
+#                         [--ranks R] [--out DIR] [--report DIR] [--hostfile H] [--train-images N] [--val-images N]
+#                         [--size WxH] [--difficulty standard|hard] [--classes N] [--init-steps N] [--eval-period N]
+#                         [--runs-only] [-- extra train --set options…]
 #
-# Defaults (`make experiment`): 3 seeds × 2 models × 2000 steps on 2 ranks, 512 train / 128 val images of 128×128;
-# about 30 minutes on a 2-core machine. Bigger budgets: more --steps, --ranks and a --hostfile. Finished runs
-# (those with eval/results.json) are kept, so an interrupted experiment continues where it stopped; delete
-# --out to start over.
+# Presets (every option after --preset overrides it):
+# - synthetic (default, `make experiment`; report docs/experiments/synthetic): configs/experiment-synthetic.yaml,
+#   3 seeds × {mask2former, mpformer} × 2000 steps on 2 ranks, 512 train / 128 val images of 128×128, 5 classes,
+#   random initialization; about 30 minutes on a 2-core machine.
+# - powered (issue 18; report docs/experiments/powered): configs/experiment-powered.yaml, 1024 train / 512 val
+#   cluttered images of 256×256 with 24 classes in look-alike pairs; first a Mask2Former trained from scratch for
+#   --init-steps (1000, seed 1) whose backbone and pixel decoder initialize every arm (the transformer decoder
+#   keeps each seed's random initialization); then 5 seeds (11–15) × 4 arms × 1500 steps, evaluated every 250 steps.
+#   About 11 hours on 2 cores: resumable (see below).
+#
+# Arms: mask2former (mask piloting off), mpformer (on, the released setting: all layers), mpformer-first4 (mask
+# piloting in the first layers only: model.mask_piloting.all_layers=false), mpformer-halfmp (the MP losses at half
+# weight: model.mask_piloting.loss_weight=0.5). Runs go seed by seed, the first two arms of every seed before the
+# others, so a partial experiment already has paired seeds of the headline comparison.
+#
+# Resuming: finished runs (those with eval/results.json) are kept. With --eval-period checkpoints (the powered
+# preset) a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result);
+# otherwise it starts over. So an interrupted experiment continues where it stopped; delete --out to start over.
+# --runs-only trains and evaluates what is missing and stops before the overlays and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${MASKPILOT_BIN:-.build/release/maskpilot}
-steps=2000; seeds="1 2 3"; ranks=2; out=checkpoints/experiment; report=docs/experiments/synthetic; hostfile=""
-train_images=512; val_images=128; size=128x128; difficulty=standard; extra=()
 invocation=cluster/experiment.sh
 [ $# -gt 0 ] && invocation+=$(printf ' %q' "$@")
+
+preset=synthetic
+for ((k = 1; k <= $#; k++)); do
+  if [ "${!k}" = --preset ]; then j=$((k + 1)); preset=${!j:-}; fi
+  [ "${!k}" = -- ] && break
+done
+case "$preset" in
+  synthetic)
+    config=configs/experiment-synthetic.yaml; steps=2000; seeds="1 2 3"; arms="mask2former mpformer"
+    out=checkpoints/experiment; report=docs/experiments/synthetic
+    train_images=512; val_images=128; size=128x128; difficulty=standard; classes=""; data_seeds=(11 12)
+    init_steps=0; init_seed=1; eval_period="" ;;
+  powered)
+    config=configs/experiment-powered.yaml; steps=1500; seeds="11 12 13 14 15"
+    arms="mask2former mpformer mpformer-first4 mpformer-halfmp"
+    out=checkpoints/experiment-powered; report=docs/experiments/powered
+    train_images=1024; val_images=512; size=256x256; difficulty=hard; classes=24; data_seeds=(21 22)
+    init_steps=1000; init_seed=1; eval_period=250 ;;
+  *) echo "experiment.sh: unknown --preset '$preset' (synthetic or powered)" >&2; exit 2 ;;
+esac
+ranks=2; hostfile=""; runs_only=0; extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --preset) shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
+    --arms) arms=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
@@ -31,68 +68,121 @@ while [ $# -gt 0 ]; do
     --val-images) val_images=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --difficulty) difficulty=$2; shift 2 ;;
+    --classes) classes=$2; shift 2 ;;
+    --init-steps) init_steps=$2; shift 2 ;;
+    --eval-period) eval_period=$2; shift 2 ;;
+    --runs-only) runs_only=1; shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "experiment.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 seeds=${seeds//,/ }
-config=configs/experiment-synthetic.yaml
+for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"}; do
+  case "$n" in ''|*[!0-9]*) echo "experiment.sh: expected a number ≥ 0, got '$n'" >&2; exit 2 ;; esac
+done
+# The per-arm settings (one place): the train --set options that make an arm.
+arm_sets() {
+  case "$1" in
+    mask2former) echo "model.mask_piloting.enabled=false" ;;
+    mpformer) echo "model.mask_piloting.enabled=true" ;;
+    mpformer-first4) echo "model.mask_piloting.enabled=true model.mask_piloting.all_layers=false" ;;
+    mpformer-halfmp) echo "model.mask_piloting.enabled=true model.mask_piloting.loss_weight=0.5" ;;
+    *) echo "experiment.sh: unknown arm '$1' (mask2former, mpformer, mpformer-first4, mpformer-halfmp)" >&2; return 2 ;;
+  esac
+}
+for arm in $arms; do arm_sets "$arm" > /dev/null || exit 2; done
 data=$out/data
-launch=(cluster/launch.sh -n "$ranks")
+launch=(cluster/launch.sh --bin "$bin" -n "$ranks")
 [ -n "$hostfile" ] && launch+=(--hostfile "$hostfile")
-period=$(( steps / 8 > 0 ? steps / 8 : 1 ))
+[ -n "$eval_period" ] || eval_period=$(( steps / 8 > 0 ? steps / 8 : 1 ))
+# With periodic evaluations as the resume points, a stopped run continues; without, it starts over.
+resumable=0; [ "$preset" = powered ] && resumable=1
 start=$(date +%s); trained=0
 mkdir -p "$out"
-echo "experiment: $seeds seeds × {mask2former, mpformer} × $steps steps on $ranks rank(s); runs in $out, report in $report"
+echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks rank(s); runs in $out, report in $report"
 
 if [ ! -f "$data/annotations/instances_val2017.json" ]; then
-  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" --seed 11 --difficulty "$difficulty"
-  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" --seed 12 --difficulty "$difficulty"
+  class_opt=(); [ -n "$classes" ] && class_opt=(--classes "$classes")
+  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
+    --seed "${data_seeds[0]}" --difficulty "$difficulty" "${class_opt[@]}"
+  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
+    --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
 fi
 
-for seed in $seeds; do
-  for model in mask2former mpformer; do
-    run=$out/$model-seed$seed
-    if [ -f "$run/eval/results.json" ]; then echo "experiment: $run done, kept"; continue; fi
-    rm -rf "$run"
-    mp=true; [ $model = mask2former ] && mp=false
-    sets=(--set data.root="$data" --set seed="$seed" --set solver.max_iter="$steps" --set eval.period="$period"
-          --set model.mask_piloting.enabled=$mp "${extra[@]}")
-    echo "experiment: training $run"
-    t0=$(date +%s)
-    MASKPILOT_PROGRESS=plain "${launch[@]}" -- train --config "$config" "${sets[@]}" --output "$run" > "$out/$model-seed$seed.log" 2>&1 \
-      || { echo "experiment: training $run failed; see $out/$model-seed$seed.log" >&2; tail -5 "$out/$model-seed$seed.log" >&2; exit 1; }
-    echo $(( $(date +%s) - t0 )) > "$run/train_seconds"
-    t1=$(date +%s)
-    MASKPILOT_PROGRESS=plain "${launch[@]}" -- eval --config "$config" "${sets[@]}" --weights "$run/model_final.h5" --output "$run/eval" \
-      > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
-    echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
-    trained=$(( trained + $(date +%s) - t0 ))
-    grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $model seed $seed: |"
-  done
-done
+# train RUN LOG SET… : trains one run (resuming it when resumable) and records its training seconds.
+train_run() {
+  local run=$1 log=$2; shift 2
+  local sets=() s t0 mode=(--resume)
+  for s in "$@"; do sets+=(--set "$s"); done
+  if [ $resumable -eq 0 ] || [ ! -f "$run/config.yaml" ]; then rm -rf "$run"; mode=(); fi
+  [ $resumable -eq 1 ] && sets+=(--set checkpoint.period="$eval_period" --set checkpoint.keep=1)
+  echo "experiment: training $run"
+  t0=$(date +%s)
+  MASKPILOT_PROGRESS=plain "${launch[@]}" -- train --config "$config" "${sets[@]}" "${extra[@]}" "${mode[@]}" --output "$run" \
+    >> "$log" 2>&1 \
+    || { echo "experiment: training $run failed; see $log" >&2; tail -5 "$log" >&2; exit 1; }
+  [ -f "$run/model_final.h5" ] || { echo "experiment: $run stopped before its last step; run the same command again to continue" >&2; exit 1; }
+  # A resumed run adds this invocation's seconds to those of the earlier ones.
+  echo $(( $(date +%s) - t0 + $(cat "$run/train_seconds" 2>/dev/null || echo 0) )) > "$run/train_seconds"
+  trained=$(( trained + $(date +%s) - t0 ))
+}
 
-# Prediction overlays of the first seed's two models on the first held-out images.
+common=(data.root="$data" eval.period="$eval_period")
+
+init_sets=()
+if [ "$init_steps" -gt 0 ]; then
+  init=$out/init
+  if [ -f "$init/model_final.h5" ] && [ -f "$init/train_seconds" ]; then echo "experiment: $init done, kept"; else
+    train_run "$init" "$out/init.log" "${common[@]}" seed="$init_seed" solver.max_iter="$init_steps" model.mask_piloting.enabled=false
+  fi
+  init_sets=(model.weights="$init/model_final.h5" 'model.weights_ignore=["sem_seg_head.predictor.*"]')
+fi
+
+# Run order: per seed the first two arms, then per seed the others.
+set -- $arms
+order=()
+for seed in $seeds; do for arm in "${@:1:2}"; do order+=("$arm:$seed"); done; done
+for seed in $seeds; do for arm in "${@:3}"; do order+=("$arm:$seed"); done; done
+for item in "${order[@]}"; do
+  arm=${item%%:*}; seed=${item##*:}
+  run=$out/$arm-seed$seed
+  if [ -f "$run/eval/results.json" ]; then echo "experiment: $run done, kept"; continue; fi
+  # shellcheck disable=SC2046
+  sets=("${common[@]}" seed="$seed" solver.max_iter="$steps" "${init_sets[@]}" $(arm_sets "$arm"))
+  [ -f "$run/model_final.h5" ] || train_run "$run" "$out/$arm-seed$seed.log" "${sets[@]}"
+  evalsets=(); for s in "${sets[@]}"; do evalsets+=(--set "$s"); done
+  t1=$(date +%s)
+  MASKPILOT_PROGRESS=plain "${launch[@]}" -- eval --config "$config" "${evalsets[@]}" "${extra[@]}" --weights "$run/model_final.h5" --output "$run/eval" \
+    > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
+  echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
+  trained=$(( trained + $(date +%s) - t1 ))
+  grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $arm seed $seed: |"
+done
+[ $runs_only -eq 1 ] && { echo "experiment: runs done (--runs-only: no overlays, no report)"; exit 0; }
+
+# Prediction overlays of the first seed's runs on the first held-out images.
 first=${seeds%% *}
 mkdir -p "$report/overlays"
 images=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(sys.argv[2] + "/val2017/" + i["file_name"] for i in d["images"][:4]))' \
   "$data/annotations/instances_val2017.json" "$data")
-for model in mask2former mpformer; do
-  mp=true; [ $model = mask2former ] && mp=false
+for arm in $arms; do
+  sets=(); for s in data.root="$data" $(arm_sets "$arm"); do sets+=(--set "$s"); done
   # shellcheck disable=SC2086
-  "$bin" predict --config "$config" --set data.root="$data" --set model.mask_piloting.enabled=$mp "${extra[@]}" \
-    --weights "$out/$model-seed$first/model_final.h5" --input $images --output "$report/overlays/$model" > "$out/predict-$model.log"
+  "$bin" predict --config "$config" "${sets[@]}" "${extra[@]}" --weights "$out/$arm-seed$first/model_final.h5" \
+    --input $images --output "$report/overlays/$arm" > "$out/predict-$arm.log"
 done
 
 # Wall time of the whole experiment, also when it was continued: this invocation's time outside the runs it trained,
 # plus every run's training and evaluation seconds.
 runs_seconds=0
-for seed in $seeds; do for model in mask2former mpformer; do
+for run in "$out"/init $(for seed in $seeds; do for arm in $arms; do echo "$out/$arm-seed$seed"; done; done); do
   for f in train_seconds eval_seconds; do
-    [ -f "$out/$model-seed$seed/$f" ] && runs_seconds=$(( runs_seconds + $(cat "$out/$model-seed$seed/$f") ))
+    [ -f "$run/$f" ] && runs_seconds=$(( runs_seconds + $(cat "$run/$f") ))
   done
-done; done
+done
 wall=$(( $(date +%s) - start - trained + runs_seconds ))
-"$bin" experiment-report --runs "$out" --seeds "$seeds" --output "$report" --steps "$steps" --ranks "$ranks" \
+# The synthetic preset's two-arm report, or the paired-arms report (convergence, test, gradient diagnostics).
+report_arms=(); [ "$preset" = synthetic ] || report_arms=(--arms "$arms")
+"$bin" experiment-report --runs "$out" --seeds "$seeds" "${report_arms[@]}" --output "$report" --steps "$steps" --ranks "$ranks" \
   --wall-seconds "$wall" --command "$invocation"
 echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"

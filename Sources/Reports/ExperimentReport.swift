@@ -84,6 +84,9 @@ public struct ExperimentRun: Sendable {
     public var directory: String
     /// (step, final-layer matched loss class·CE + mask·BCE + dice·dice) from the step lines, in file order.
     public var loss: [(step: Int, value: Double)]
+    /// The step lines' gradient norms before clipping (`grad_norm`) and, on the steps `train.gradient_split_period`
+    /// picked, the gradient split, in file order.
+    public var gradients: [GradientRecord]
     /// Evaluation lines: step and metrics (percentages; undefined −100 values dropped).
     public var evals: [(step: Int, metrics: [String: Double])]
     /// The final evaluation `eval/results.json`: top-level numbers (undefined −100 dropped).
@@ -93,6 +96,16 @@ public struct ExperimentRun: Sendable {
     /// config.yaml flattened to dotted keys (`model.decoder.hidden_dim` → "64"; lists as "[16, 32]").
     public var config: [String: String]
     public var lossWeights: (cls: Double, mask: Double, dice: Double)
+
+    /// One step line's gradient numbers: the norm before clipping and, when measured, ‖g_m‖, ‖g_p‖ and their cosine.
+    public struct GradientRecord: Sendable, Equatable {
+        public var step: Int
+        public var norm: Double
+        public var matching: Double?, piloting: Double?, cosine: Double?
+        public init(step: Int, norm: Double, matching: Double? = nil, piloting: Double? = nil, cosine: Double? = nil) {
+            self.step = step; self.norm = norm; self.matching = matching; self.piloting = piloting; self.cosine = cosine
+        }
+    }
 
     /// Reads the run folder; errors name the file and the problem.
     public static func load(directory: String, model: String, seed: Int) throws -> ExperimentRun {
@@ -108,24 +121,26 @@ public struct ExperimentRun: Sendable {
             return v
         }
         let weights = (cls: try weight("loss.class_weight"), mask: try weight("loss.mask_weight"), dice: try weight("loss.dice_weight"))
-        let (loss, evals) = try parseMetrics(path: directory + "/metrics.jsonl", weights: weights)
+        let (loss, evals, gradients) = try parseMetrics(path: directory + "/metrics.jsonl", weights: weights)
         let (final, layers) = try parseResults(path: directory + "/eval/results.json")
         let secondsText = try? String(contentsOfFile: directory + "/train_seconds", encoding: .utf8)
         let seconds = secondsText.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        return ExperimentRun(model: model, seed: seed, directory: directory, loss: loss, evals: evals, final: final,
+        return ExperimentRun(model: model, seed: seed, directory: directory, loss: loss, gradients: gradients, evals: evals, final: final,
                              layers: layers, trainSeconds: seconds, config: config, lossWeights: weights)
     }
 
     /// Parses metrics.jsonl. A last line without its newline that does not parse is a line still being written
-    /// and is skipped; any other malformed line is an error naming the file and line.
+    /// and is skipped; any other malformed line is an error naming the file and line. A step line whose step is not
+    /// after the previous one starts a resumed segment: what the log holds from that step on is replaced.
     public static func parseMetrics(path: String, weights: (cls: Double, mask: Double, dice: Double)) throws
-        -> (loss: [(step: Int, value: Double)], evals: [(step: Int, metrics: [String: Double])]) {
+        -> (loss: [(step: Int, value: Double)], evals: [(step: Int, metrics: [String: Double])], gradients: [GradientRecord]) {
         let text = try readText(path)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let complete = text.hasSuffix("\n")
         if lines.last == "" { lines.removeLast() }
         var loss: [(step: Int, value: Double)] = []
         var evals: [(step: Int, metrics: [String: Double])] = []
+        var gradients: [GradientRecord] = []
         for (k, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let at = "\(path):\(k + 1)"
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8))
@@ -139,6 +154,11 @@ public struct ExperimentRun: Sendable {
                 evals.append((Int(step), definedNumbers(metrics)))
             } else if let l = dict["losses"] {
                 guard let losses = l as? [String: Any] else { throw ExperimentReportError(at, "losses is not an object") }
+                // A resumed run appends from its checkpoint's step on: the lines it repeats replace the earlier ones.
+                let s = Int(step)
+                if let last = loss.last, last.step >= s {
+                    loss.removeAll { $0.step >= s }; gradients.removeAll { $0.step >= s }; evals.removeAll { $0.step >= s }
+                }
                 func term(_ key: String) throws -> Double {
                     guard let v = number(losses[key]) else { throw ExperimentReportError(at, "missing key losses.\(key)") }
                     return v
@@ -146,11 +166,15 @@ public struct ExperimentRun: Sendable {
                 let value = weights.cls * (try term("loss_cross_entropy")) + weights.mask * (try term("loss_mask"))
                     + weights.dice * (try term("loss_dice"))
                 loss.append((Int(step), value))
+                if let norm = number(dict["grad_norm"]) {
+                    gradients.append(GradientRecord(step: Int(step), norm: norm, matching: number(dict["grad_norm_matching"]),
+                                                    piloting: number(dict["grad_norm_piloting"]), cosine: number(dict["grad_cosine"])))
+                }
             } else {
                 throw ExperimentReportError(at, "neither losses nor eval")
             }
         }
-        return (loss, evals)
+        return (loss, evals, gradients)
     }
 
     /// Parses eval/results.json: the top-level numbers and the `layer_consistency.layers` table.
@@ -531,7 +555,9 @@ public enum ExperimentReport {
         return ((d["images"] as? [Any])?.count ?? 0, (d["annotations"] as? [Any])?.count ?? 0, (d["categories"] as? [Any])?.count ?? 0)
     }
 
-    static func overlayTable(_ output: String) -> [String] {
+    /// The overlays `output/overlays/<model>/*.png` of `models` side by side, one row per image.
+    static func overlayTable(_ output: String, models: [String] = ExperimentRuns.models,
+                             names: [String] = ExperimentRuns.models.map { ExperimentRuns.names[$0]! }) -> [String] {
         let fm = FileManager.default
         func pngs(_ model: String) -> [String] {
             let all = ((try? fm.contentsOfDirectory(atPath: "\(output)/overlays/\(model)")) ?? []).filter { $0.lowercased().hasSuffix(".png") }
@@ -539,19 +565,18 @@ public enum ExperimentReport {
             let overlays = all.filter { $0.hasSuffix("_overlay.png") }
             return overlays.isEmpty ? all : overlays
         }
-        let a = pngs("mask2former"), b = pngs("mpformer")
-        let names = Set(a).union(b).sorted()
-        guard !names.isEmpty else {
-            return ["No overlays: `overlays/mask2former/*.png` and `overlays/mpformer/*.png` are absent "
-                    + "(cluster/experiment.sh draws them with `maskpilot predict` before the report)."]
+        let files = models.map(pngs)
+        let images = Set(files.joined()).sorted()
+        guard !images.isEmpty else {
+            return ["No overlays: " + models.map { "`overlays/\($0)/*.png`" }.joined(separator: ", ")
+                    + " are absent (cluster/experiment.sh draws them with `maskpilot predict` before the report)."]
         }
-        var lines = ["Predictions of the first seed's two models on held-out images (drawn by `maskpilot predict`).", ""]
-        lines += ["| image | Mask2Former | MP-Former |", "|---|---|---|"]
-        for n in names {
-            let left = a.contains(n) ? "![](overlays/mask2former/\(n))" : "(missing)"
-            let right = b.contains(n) ? "![](overlays/mpformer/\(n))" : "(missing)"
+        var lines = ["Predictions of the first seed's models on held-out images (drawn by `maskpilot predict`).", ""]
+        lines += ["| image | " + names.joined(separator: " | ") + " |", "|---|" + String(repeating: "---|", count: models.count)]
+        for n in images {
+            let cells = zip(models, files).map { model, have in have.contains(n) ? "![](overlays/\(model)/\(n))" : "(missing)" }
             let label = n.hasSuffix("_overlay.png") ? String(n.dropLast("_overlay.png".count)) : n
-            lines.append("| \(label) | \(left) | \(right) |")
+            lines.append("| \(label) | " + cells.joined(separator: " | ") + " |")
         }
         return lines
     }

@@ -148,6 +148,11 @@ public struct TrainConfig: Sendable, Equatable, Codable {
     /// each rank to that many cores), otherwise the CPUs this process may run on ÷ the ranks on this node. Results do
     /// not depend on it (docs/perf.md#threads-within-a-rank), so a run resumes under another count.
     public var threads = 0
+    /// With mask piloting on, every this many steps also measure the two parts of the step's gradient (before
+    /// clipping): the matching losses' and the MP losses' (`StepReport.gradientSplit`, logged as `grad_norm_matching`,
+    /// `grad_norm_piloting` and `grad_cosine`). Costs one more forward and backward on those steps; the step itself is
+    /// bitwise unchanged. 0 = never.
+    public var gradientSplitPeriod = 0
     public init() {}
 }
 

@@ -151,6 +151,7 @@ extension MaskPilotConfig {
         positive(checkpoint.keep, "checkpoint.keep")
         positive(train.logPeriod, "train.log_period")
         nonNegative(train.threads, "train.threads")
+        nonNegative(train.gradientSplitPeriod, "train.gradient_split_period")
         nonNegative(eval.period, "eval.period")
         nonNegative(eval.maxImages, "eval.max_images")
         fraction(eval.objectMaskThreshold, "eval.object_mask_threshold")

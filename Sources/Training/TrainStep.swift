@@ -38,6 +38,30 @@ public struct StepReport {
     public var forward = 0.0, criterion = 0.0, backward = 0.0, optimizer = 0.0
     /// Seconds waited for the gradient all-reduce after backward (the part not hidden behind it).
     public var allReduceWait = 0.0
+    /// On the steps `train.gradient_split_period` picks (mask piloting on): the gradient's two parts.
+    public var gradientSplit: GradientSplit?
+}
+
+/// The two parts of one step's gradient before clipping, g = g_m + g_p: g_m from the matching losses, g_p from the
+/// MP losses (with `model.mask_piloting.loss_weight` applied), both averaged over ranks as the step's gradient is.
+public struct GradientSplit: Sendable, Equatable {
+    /// ‖g_m‖ and ‖g_p‖.
+    public var matchingNorm: Double
+    public var pilotingNorm: Double
+    /// g_m·g_p / (‖g_m‖ ‖g_p‖); 0 when either is zero.
+    public var cosine: Double
+
+    /// From g_m and the whole gradient g (g_p = g − g_m), summed in Double in index order.
+    public init(matching: UnsafeBufferPointer<Float>, total: UnsafeBufferPointer<Float>) {
+        precondition(matching.count == total.count, "the two gradients have one length")
+        var mm = 0.0, pp = 0.0, mp = 0.0
+        for k in 0..<total.count {
+            let m = Double(matching[k]), p = Double(total[k]) - m
+            mm += m * m; pp += p * p; mp += m * p
+        }
+        matchingNorm = mm.squareRoot(); pilotingNorm = pp.squareRoot()
+        cosine = mm > 0 && pp > 0 ? mp / (matchingNorm * pilotingNorm) : 0
+    }
 }
 
 /// The model, its flat parameters, the optimizer (Mask2Former's parameter groups), the schedule, the criterion and
@@ -101,23 +125,41 @@ public final class TrainingStep {
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var report = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
         let a = microBatches.count
-        parameters.zeroGrad()
         // Forward and backward run their matrix products in `solver.precision` (the backward's too, as under
         // torch.autocast); the criterion and everything after the backward stay fp32. The parameters' converted copies
         // (bf16 operands, oneDNN's blocked convolution weights) are made once here and reused until the optimizer step.
-        try withParameterCache(parameters.values.base, count: parameters.count) { try withGEMMPrecision(config.solver.precision) {
-            for (m, batch) in microBatches.enumerated() {
-                var t0 = now()
-                let criterionBefore = report.criterion
-                // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
-                let total = try forwardAndLoss(batch, into: &report, weight: 1 / Float(a))
-                report.forward += now() - t0 - (report.criterion - criterionBefore)
-                t0 = now()
-                if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
-                report.backward += now() - t0
+        // `matchingOnly` leaves the MP losses out of the total (the gradient split's extra pass); the report is `into`.
+        func forwardAndBackward(matchingOnly: Bool, into report: inout StepReport) throws {
+            parameters.zeroGrad()
+            try withParameterCache(parameters.values.base, count: parameters.count) { try withGEMMPrecision(config.solver.precision) {
+                for (m, batch) in microBatches.enumerated() {
+                    var t0 = now()
+                    let criterionBefore = report.criterion
+                    // Each micro-batch's loss is weighted 1/A, so the summed gradients are their average.
+                    let total = try forwardAndLoss(batch, into: &report, weight: 1 / Float(a), matchingOnly: matchingOnly)
+                    report.forward += now() - t0 - (report.criterion - criterionBefore)
+                    t0 = now()
+                    if m == a - 1 { try synchronizer.backward(total) } else { total.backward() }
+                    report.backward += now() - t0
+                }
+            } }
+            report.allReduceWait = try synchronizer.finish()
+        }
+        // The gradient split: first the same forward and backward without the MP losses (every random draw is keyed
+        // by image and iteration, so it sees what the step sees), its gradient g_m kept; then the step as always.
+        let splitPeriod = config.train.gradientSplitPeriod
+        var matchingGradient: [Float]?
+        if config.model.maskPiloting.enabled && splitPeriod > 0 && (iteration + 1) % splitPeriod == 0 {
+            var scratch = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
+            try forwardAndBackward(matchingOnly: true, into: &scratch)
+            matchingGradient = Array(UnsafeBufferPointer(start: parameters.grads.base, count: parameters.count))
+        }
+        try forwardAndBackward(matchingOnly: false, into: &report)
+        if let matchingGradient {
+            report.gradientSplit = matchingGradient.withUnsafeBufferPointer {
+                GradientSplit(matching: $0, total: UnsafeBufferPointer(start: parameters.grads.base, count: parameters.count))
             }
-        } }
-        report.allReduceWait = try synchronizer.finish()
+        }
         let t0 = now()
         report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)
         report.learningRate = schedule.learningRate(at: iteration)
@@ -129,7 +171,7 @@ public final class TrainingStep {
 
     /// Forward and criterion (+ MP losses) of one batch; adds `weight ×` each loss to `report`
     /// (`forward` is timed by the caller, `criterion` here) and returns the total loss (with grad).
-    func forwardAndLoss(_ batch: TrainBatch, into report: inout StepReport, weight: Float) throws -> Tensor {
+    func forwardAndLoss(_ batch: TrainBatch, into report: inout StepReport, weight: Float, matchingOnly: Bool = false) throws -> Tensor {
         let mp = config.model.maskPiloting
         let pilotTargets = mp.enabled
             ? MaskPilotingTargets(labels: batch.targets.map(\.labels), masks: batch.targets.map(\.masks), rngs: batch.rngs) : nil
@@ -144,7 +186,7 @@ public final class TrainingStep {
                                      numMasks: numMasks)
             var total = matching.total
             for (name, value) in matching.losses { losses[name] = value.item }
-            if mp.enabled {
+            if mp.enabled && !matchingOnly {
                 let extra = criterion.maskPilotingLosses(predictions.piloted, targets: batch.targets, numMasks: matching.numMasks,
                                                          includeClassLoss: !mp.noLabelLoss, predictionCount: predictions.matching.count,
                                                          points: points.points(for: .maskPiloting))

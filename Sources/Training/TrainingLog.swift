@@ -32,9 +32,15 @@ public final class TrainingLog {
         if firstLoss == nil { firstLoss = report.total }
         lastLoss = report.total
         let seconds = step.dataWait + report.forward + report.criterion + report.backward + report.allReduceWait + report.optimizer
+        var extra = ["max_mem_mb": Double(step.peakMemoryBytes) / 1_048_576]
+        if let split = report.gradientSplit {
+            extra["grad_norm_matching"] = split.matchingNorm
+            extra["grad_norm_piloting"] = split.pilotingNorm
+            extra["grad_cosine"] = split.cosine
+        }
         let record = MetricsRecord(report: report, step: step.iteration, epoch: step.epoch, dataWait: step.dataWait,
                                    allReduceWait: report.allReduceWait, imagesPerSecond: Double(imagesPerStep) / max(seconds, 1e-9),
-                                   extra: ["max_mem_mb": Double(step.peakMemoryBytes) / 1_048_576])
+                                   extra: extra)
         try metrics?.append(record)
         try tensorBoard?.add(scalars: record.scalars, step: step.iteration)
         Console.progress(progress?.update(step: step.iteration, report: report, images: imagesPerStep, stepSeconds: seconds,

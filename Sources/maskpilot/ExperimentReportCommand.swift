@@ -17,6 +17,13 @@ struct ExperimentReportCommand: ParsableCommand {
         OUTPUT/overlays/{mask2former,mpformer}/*.png side by side, the discussion, how to reproduce), \
         summary.json (every aggregated number) and loss.png, ap.png, layer_miou.png, layer_util.png, \
         consistency_vs_step.png. cluster/experiment.sh runs it at the end.
+
+        With --arms (cluster/experiment.sh --preset powered), the paired-arms report instead: RUNS/<arm>-seed<S>/ for \
+        every arm, the first the baseline; runs that have not finished are listed and left out. It adds AP vs step \
+        with paired differences, the step each arm first reaches 90 % of the baseline's final AP, a paired t-test with \
+        its 95 % interval and minimum detectable effect, the gradient diagnostics (norm before clipping, the \
+        matching / MP split) and Util_i / mIoU-L_i at every evaluation; plots ap.png, ap_difference.png, \
+        util_vs_step.png, layer_util.png, grad_norm.png, gradient_split.png.
         """)
 
     @Option(help: "The experiment's runs folder (cluster/experiment.sh --out).")
@@ -24,6 +31,9 @@ struct ExperimentReportCommand: ParsableCommand {
 
     @Option(help: "Seeds, separated by spaces or commas, e.g. \"1 2 3\".")
     var seeds: String
+
+    @Option(help: "Arms, separated by spaces or commas, the baseline first (e.g. \"mask2former mpformer mpformer-halfmp\"): the paired-arms report.")
+    var arms: String?
 
     @Option(help: "Output folder of the report.")
     var output: String
@@ -51,10 +61,19 @@ struct ExperimentReportCommand: ParsableCommand {
         }
         guard !seedList.isEmpty else { throw ValidationError("--seeds: no seed given") }
         if let notes, !FileManager.default.fileExists(atPath: notes) { throw ValidationError("--notes: \(notes) does not exist") }
+        let options = ExperimentReportOptions(output: output, steps: steps, ranks: ranks, wallSeconds: wallSeconds,
+                                              command: command, notes: notes)
         do {
+            if let arms {
+                let armList = arms.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+                guard !armList.isEmpty else { throw ValidationError("--arms: no arm given") }
+                let loaded = try ExperimentArms.load(directory: runs, seeds: seedList, arms: armList)
+                let path = try ArmsReport.write(loaded, options: options)
+                print("wrote \(path), \(output)/summary.json and 6 plots"
+                      + (loaded.missing.isEmpty ? "" : " (\(loaded.missing.count) unfinished run(s) left out)"))
+                return
+            }
             let loaded = try ExperimentRuns.load(directory: runs, seeds: seedList)
-            let options = ExperimentReportOptions(output: output, steps: steps, ranks: ranks, wallSeconds: wallSeconds,
-                                                  command: command, notes: notes)
             let path = try ExperimentReport.write(loaded, options: options)
             print("wrote \(path), \(output)/summary.json and 5 plots")
         } catch let e as ExperimentReportError {

@@ -357,6 +357,26 @@ for maskPiloting in [false, true] {
     }
 }
 
+// The gradient split (train.gradient_split_period) on several ranks: its extra forward and backward all-reduce like
+// the step's, so the steps stay bitwise those of a run without it, and every rank measures the same split.
+section("gradient split across ranks") {
+    var config = try tinyTrainingConfig(maskPiloting: true)
+    let batch = syntheticBatch([2 * rank, 2 * rank + 1], objects: 2)
+    let plain = try dataParallelStep(config, comm)
+    config.train.gradientSplitPeriod = 1
+    let split = try dataParallelStep(config, comm)
+    for s in 0..<2 {
+        let a = try plain.train(on: batch), b = try split.train(on: batch)
+        check(a.gradNorm == b.gradNorm && a.total == b.total, "step \(s): the split leaves the step unchanged")
+        guard let g = b.gradientSplit else { check(false, "step \(s): no split measured"); continue }
+        let norms = try comm.allGather(g.matchingNorm.bitPattern) + comm.allGather(g.pilotingNorm.bitPattern)
+        check(Set(norms[0..<size]).count == 1 && Set(norms[size...]).count == 1, "step \(s): every rank measures the same split")
+        check(g.matchingNorm > 0 && g.pilotingNorm > 0, "step \(s): both parts non-zero: \(g)")
+    }
+    check(Array(plain.parameters.values.buffer) == Array(split.parameters.values.buffer), "parameters bitwise unchanged by the split")
+    try comm.barrier()
+}
+
 // Logged losses are the mean over ranks (detectron2 reduces its metrics across workers): with every rank holding
 // the same number of masks, the rank mean of the per-rank totals and terms equals the one-process step on the
 // global batch; data wait and peak memory are the maxima over ranks; every rank gets the same numbers.

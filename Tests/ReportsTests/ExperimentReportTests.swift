@@ -5,7 +5,7 @@ import Testing
 import Visualization
 
 /// Builds tiny synthetic run folders `<root>/<model>-seed<S>/` in a fresh temporary directory.
-private struct FakeRuns {
+struct FakeRuns {
     let root: String
 
     init() throws {
@@ -38,17 +38,27 @@ private struct FakeRuns {
 
     /// One run: `steps` step lines with losses (ce, mask, dice) = (1, 0.1, 0.2)·(1 + seed/10) / step, evals every
     /// 2 steps with AP = `ap`·step/steps, a final results.json with `ap` and a 3-layer consistency table.
-    func addRun(model: String, seed: Int, ap: Double, steps: Int = 4, apSmall: Double = -100, metricsText: String? = nil) throws {
+    /// `apCurve` replaces the evaluations' AP by step; `gradients` adds grad_norm (10·step) to every step line and,
+    /// on even steps, a gradient split (‖g_m‖ 6·step, ‖g_p‖ 8·step, cosine 0: so ‖g‖ = 10·step).
+    func addRun(model: String, seed: Int, ap: Double, steps: Int = 4, apSmall: Double = -100, metricsText: String? = nil,
+                apCurve: [Int: Double]? = nil, gradients: Bool = false, extraConfig: String = "") throws {
         let dir = "\(root)/\(model)-seed\(seed)"
         try FileManager.default.createDirectory(atPath: dir + "/eval", withIntermediateDirectories: true)
         var lines: [String] = []
         for step in 1...steps {
             let f = (1 + Double(seed) / 10) / Double(step)
             var losses = "\"loss_cross_entropy\":\(f),\"loss_mask\":\(0.1 * f),\"loss_dice\":\(0.2 * f),\"loss_cross_entropy_0\":9"
-            if model == "mpformer" { losses += ",\"loss_cross_entropy_dn\":100,\"loss_mask_dn\":100" }
-            lines.append("{\"epoch\":0,\"losses\":{\(losses)},\"lr\":0.1,\"step\":\(step),\"time\":1}")
+            if model.hasPrefix("mpformer") { losses += ",\"loss_cross_entropy_dn\":100,\"loss_mask_dn\":100" }
+            var grad = ""
+            if gradients {
+                grad = ",\"grad_norm\":\(10 * step)"
+                if model.hasPrefix("mpformer") && step % 2 == 0 {
+                    grad += ",\"grad_norm_matching\":\(6 * step),\"grad_norm_piloting\":\(8 * step),\"grad_cosine\":0"
+                }
+            }
+            lines.append("{\"epoch\":0\(grad),\"losses\":{\(losses)},\"lr\":0.1,\"step\":\(step),\"time\":1}")
             if step % 2 == 0 {
-                let a = ap * Double(step) / Double(steps)
+                let a = apCurve?[step] ?? ap * Double(step) / Double(steps)
                 lines.append("{\"eval\":{\"AP\":\(a),\"APl\":-100,\"mIoU-L_0\":50,\"mIoU-L_1\":70,\"Util_0\":40,\"Util_1\":60,\"Util_2\":100},\"eval_images\":4,\"step\":\(step),\"time\":2}")
             }
         }
@@ -63,7 +73,7 @@ private struct FakeRuns {
             """
         try results.write(toFile: dir + "/eval/results.json", atomically: true, encoding: .utf8)
         try "\(100 + seed)\n".write(toFile: dir + "/train_seconds", atomically: true, encoding: .utf8)
-        try Self.config.replacingOccurrences(of: "ENABLED", with: model == "mpformer" ? "true" : "false")
+        try (Self.config.replacingOccurrences(of: "ENABLED", with: model.hasPrefix("mpformer") ? "true" : "false") + extraConfig)
             .write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
     }
 }
@@ -177,6 +187,24 @@ private struct FakeRuns {
         try fake.addRun(model: "mask2former", seed: 1, ap: 10, metricsText: partial)
         let runs = try ExperimentRuns.load(directory: fake.root, seeds: [1])
         #expect(runs.mask2former[0].loss.count == 1)
+    }
+
+    /// A run stopped after step 3 and resumed from its step-2 checkpoint repeats steps 3 and the step-2… evaluations
+    /// after it: the repeated lines replace the earlier ones.
+    @Test func resumedLogReplacesRepeatedSteps() throws {
+        let fake = try FakeRuns()
+        defer { fake.remove() }
+        func step(_ s: Int, _ v: Double) -> String {
+            "{\"grad_norm\":\(v),\"losses\":{\"loss_cross_entropy\":\(v),\"loss_mask\":0,\"loss_dice\":0},\"step\":\(s)}"
+        }
+        func eval(_ s: Int, _ ap: Double) -> String { "{\"eval\":{\"AP\":\(ap)},\"step\":\(s)}" }
+        let text = [step(1, 1), step(2, 1), eval(2, 10), step(3, 1), eval(3, 11), step(3, 2), eval(3, 12), step(4, 2)].joined(separator: "\n") + "\n"
+        try fake.addRun(model: "mask2former", seed: 1, ap: 10, metricsText: text)
+        try fake.addRun(model: "mpformer", seed: 1, ap: 12)
+        let run = try ExperimentRuns.load(directory: fake.root, seeds: [1]).mask2former[0]
+        #expect(run.loss.map(\.step) == [1, 2, 3, 4] && run.loss.map(\.value) == [2, 2, 4, 4])
+        #expect(run.gradients.map(\.norm) == [1, 1, 2, 2])
+        #expect(run.evals.map(\.step) == [2, 3] && run.evals.map { $0.metrics["AP"]! } == [10, 12])
     }
 
     /// A run's config.yaml flattens through MaskPilotConfig: the file's values over the defaults, by dotted key.

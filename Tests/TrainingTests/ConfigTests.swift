@@ -182,13 +182,15 @@ import Training
         #expect(semantic.violations().map(\.key) == ["input.single_category_max_area"])
     }
 
-    @Test func lsjScalesAndMPLossWeightAreValidated() throws {
+    @Test func lsjScalesMPLossWeightAndGradientSplitAreValidated() throws {
         var c = MaskPilotConfig()
         c.input.minScale = 0.5; c.input.maxScale = 2
         #expect(c.violations().isEmpty)
         c.input.minScale = 3
         c.model.maskPiloting.lossWeight = -1
-        #expect(Set(c.violations().map(\.key)) == ["input.min_scale", "model.mask_piloting.loss_weight"])
+        c.train.gradientSplitPeriod = -1
+        #expect(Set(c.violations().map(\.key)) == ["input.min_scale", "model.mask_piloting.loss_weight", "train.gradient_split_period"])
         #expect(try MaskPilotConfig.parse(yaml: "input:\n  min_scale: 0.5\n  max_scale: 1.5\n").input.maxScale == 1.5)
+        #expect(try MaskPilotConfig.parse(yaml: "train:\n  gradient_split_period: 50\n").train.gradientSplitPeriod == 50)
     }
 }

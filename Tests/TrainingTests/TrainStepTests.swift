@@ -111,6 +111,40 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         #expect(abs(Double(one.total - half.total) - 0.5 * mp) < 1e-3 * Double(one.total))
     }
 
+    /// `train.gradient_split_period` measures the two parts of the gradient without changing the steps (bitwise the
+    /// same losses, gradient norms and parameters); the matching part is the gradient of the same step with the MP
+    /// losses weighted 0, and the parts add up to the step's gradient norm. Only the period's steps, only with MP.
+    @Test func gradientSplitMeasuresWithoutChangingTheSteps() throws {
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/tiny.yaml").path
+        let batch = synthesizeBatch(images: 2, seed: 9)
+        func run(weight: Double = 1, period: Int, maskPiloting: Bool = true) throws -> (reports: [StepReport], values: [Float]) {
+            let config = try MaskPilotConfig.load(path: tiny, overrides: [
+                "model.mask_piloting.enabled=\(maskPiloting)", "model.mask_piloting.loss_weight=\(weight)", "loss.num_points=64",
+                "seed=3", "train.gradient_split_period=\(period)"])
+            let step = TrainingStep(config: config)
+            let reports = try (0..<3).map { _ in try step.train(on: batch) }
+            return (reports, Array(step.parameters.values.buffer))
+        }
+        let plain = try run(period: 0), split = try run(period: 1)
+        #expect(split.values == plain.values)
+        #expect(split.reports.map(\.total) == plain.reports.map(\.total))
+        #expect(split.reports.map(\.gradNorm) == plain.reports.map(\.gradNorm))
+        #expect(plain.reports.allSatisfy { $0.gradientSplit == nil })
+        for r in split.reports {
+            let s = try #require(r.gradientSplit)
+            #expect(s.matchingNorm > 0 && s.pilotingNorm > 0 && abs(s.cosine) <= 1)
+            let norm = (s.matchingNorm * s.matchingNorm + s.pilotingNorm * s.pilotingNorm
+                        + 2 * s.cosine * s.matchingNorm * s.pilotingNorm).squareRoot()
+            #expect(abs(norm - r.gradNorm) <= 1e-5 * r.gradNorm, "\(norm) vs \(r.gradNorm)")
+        }
+        let matchingOnly = try run(weight: 0, period: 0)
+        let first = try #require(split.reports[0].gradientSplit)
+        #expect(abs(first.matchingNorm - matchingOnly.reports[0].gradNorm) <= 1e-5 * first.matchingNorm)
+        #expect(try run(period: 2).reports.map { $0.gradientSplit != nil } == [false, true, false])
+        #expect(try run(period: 1, maskPiloting: false).reports.allSatisfy { $0.gradientSplit == nil })
+    }
+
     /// A whole training run (mask piloting on) gives bitwise the same losses and parameters at 1, 2 and 8 threads, in
     /// both precisions: MaskPilot's kernels cut their work by data size, and oneDNN's matmul and convolutions were
     /// measured to be bitwise stable across thread counts on these shapes (docs/perf.md#threads-within-a-rank).
