@@ -29,6 +29,9 @@
 # otherwise it starts over. So an interrupted experiment continues where it stopped; delete --out to start over.
 # --runs-only trains and evaluates what is missing and stops before the overlays and the report.
 set -euo pipefail
+# The whole script is one brace group, read before it runs: editing this file while an experiment runs (hours) does
+# not change the running one.
+{
 cd "$(dirname "$0")/.."
 bin=${MASKPILOT_BIN:-.build/release/maskpilot}
 invocation=cluster/experiment.sh
@@ -186,3 +189,5 @@ report_arms=(); [ "$preset" = synthetic ] || report_arms=(--arms "$arms")
 "$bin" experiment-report --runs "$out" --seeds "$seeds" "${report_arms[@]}" --output "$report" --steps "$steps" --ranks "$ranks" \
   --wall-seconds "$wall" --command "$invocation"
 echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"
+exit 0
+}
