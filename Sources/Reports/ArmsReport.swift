@@ -391,12 +391,12 @@ public enum ArmsReport {
             s += "Every arm's backbone and pixel decoder start from `\(weights)` (ignoring \(v("model.weights_ignore"))); "
                 + "the transformer decoder keeps each seed's random initialization, the same in every arm. "
         }
-        let perRun = arms.runs.values.joined().compactMap(\.trainSeconds)
+        let perRun = arms.runs.values.joined().map(\.loggedSeconds).filter { $0 > 0 }
         s += "Budget: \(options.steps) steps of \(v("solver.ims_per_batch")) images on \(options.ranks) rank(s) per run, "
             + "lr \(v("solver.base_learning_rate")), clip \(v("solver.clip_grad_norm")), seeds \(arms.seeds.map(String.init).joined(separator: ", ")); "
             + "wall time \(ExperimentReport.duration(options.wallSeconds))"
-        if let m = ExperimentMath.mean(perRun.map(Double.init)) {
-            s += ", \(ExperimentReport.duration(Int(m.rounded()))) of training per run (\(perRun.count) runs)"
+        if let m = ExperimentMath.mean(perRun) {
+            s += ", \(ExperimentReport.duration(Int(m.rounded()))) of logged training and evaluation per run (\(perRun.count) runs)"
         }
         s += ". Arms (each run's config.yaml against \(name(arms.baseline))'s of the same seed): "
         s += arms.arms.map { arm -> String in
@@ -565,7 +565,7 @@ public enum ArmsReport {
                  "util": (0..<arms.layerCount).map { stats(arms.atStep("Util_\($0)", s, arm)) },
                  "mIoU": (0..<max(0, arms.layerCount - 1)).map { stats(arms.atStep("mIoU-L_\($0)", s, arm)) }]
             }
-            o["train_seconds"] = Dictionary(uniqueKeysWithValues: arms.runs(arm).map { (String($0.seed), $0.trainSeconds.map { $0 as Any } ?? NSNull()) })
+            o["logged_seconds"] = Dictionary(uniqueKeysWithValues: arms.runs(arm).map { (String($0.seed), $0.loggedSeconds) })
             perArm[arm] = o
         }
         return ["seeds": arms.seeds, "arms": arms.arms, "baseline": base, "steps": options.steps, "ranks": options.ranks,

@@ -93,6 +93,9 @@ public struct ExperimentRun: Sendable {
     public var final: [String: Double]
     public var layers: [LayerRow]
     public var trainSeconds: Int?
+    /// The run's compute time as its log records it: every step line's `timing` phases plus every evaluation's
+    /// `eval_seconds` (steps a resumed run repeated count once; time lost to a stop does not count).
+    public var loggedSeconds: Double
     /// config.yaml flattened to dotted keys (`model.decoder.hidden_dim` → "64"; lists as "[16, 32]").
     public var config: [String: String]
     public var lossWeights: (cls: Double, mask: Double, dice: Double)
@@ -121,19 +124,21 @@ public struct ExperimentRun: Sendable {
             return v
         }
         let weights = (cls: try weight("loss.class_weight"), mask: try weight("loss.mask_weight"), dice: try weight("loss.dice_weight"))
-        let (loss, evals, gradients) = try parseMetrics(path: directory + "/metrics.jsonl", weights: weights)
+        let (loss, evals, gradients, seconds) = try parseMetrics(path: directory + "/metrics.jsonl", weights: weights)
         let (final, layers) = try parseResults(path: directory + "/eval/results.json")
         let secondsText = try? String(contentsOfFile: directory + "/train_seconds", encoding: .utf8)
-        let seconds = secondsText.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let trainSeconds = secondsText.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         return ExperimentRun(model: model, seed: seed, directory: directory, loss: loss, gradients: gradients, evals: evals, final: final,
-                             layers: layers, trainSeconds: seconds, config: config, lossWeights: weights)
+                             layers: layers, trainSeconds: trainSeconds, loggedSeconds: seconds.reduce(0) { $0 + $1.value },
+                             config: config, lossWeights: weights)
     }
 
     /// Parses metrics.jsonl. A last line without its newline that does not parse is a line still being written
     /// and is skipped; any other malformed line is an error naming the file and line. A step line whose step is not
     /// after the previous one starts a resumed segment: what the log holds from that step on is replaced.
     public static func parseMetrics(path: String, weights: (cls: Double, mask: Double, dice: Double)) throws
-        -> (loss: [(step: Int, value: Double)], evals: [(step: Int, metrics: [String: Double])], gradients: [GradientRecord]) {
+        -> (loss: [(step: Int, value: Double)], evals: [(step: Int, metrics: [String: Double])], gradients: [GradientRecord],
+            seconds: [(step: Int, value: Double)]) {
         let text = try readText(path)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let complete = text.hasSuffix("\n")
@@ -141,6 +146,7 @@ public struct ExperimentRun: Sendable {
         var loss: [(step: Int, value: Double)] = []
         var evals: [(step: Int, metrics: [String: Double])] = []
         var gradients: [GradientRecord] = []
+        var seconds: [(step: Int, value: Double)] = []
         for (k, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let at = "\(path):\(k + 1)"
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8))
@@ -152,13 +158,16 @@ public struct ExperimentRun: Sendable {
             if let e = dict["eval"] {
                 guard let metrics = e as? [String: Any] else { throw ExperimentReportError(at, "eval is not an object") }
                 evals.append((Int(step), definedNumbers(metrics)))
+                if let t = number(dict["eval_seconds"]) { seconds.append((Int(step), t)) }
             } else if let l = dict["losses"] {
                 guard let losses = l as? [String: Any] else { throw ExperimentReportError(at, "losses is not an object") }
                 // A resumed run appends from its checkpoint's step on: the lines it repeats replace the earlier ones.
                 let s = Int(step)
                 if let last = loss.last, last.step >= s {
                     loss.removeAll { $0.step >= s }; gradients.removeAll { $0.step >= s }; evals.removeAll { $0.step >= s }
+                    seconds.removeAll { $0.step >= s }
                 }
+                if let timing = dict["timing"] as? [String: Any] { seconds.append((s, definedNumbers(timing).values.reduce(0, +))) }
                 func term(_ key: String) throws -> Double {
                     guard let v = number(losses[key]) else { throw ExperimentReportError(at, "missing key losses.\(key)") }
                     return v
@@ -174,7 +183,7 @@ public struct ExperimentRun: Sendable {
                 throw ExperimentReportError(at, "neither losses nor eval")
             }
         }
-        return (loss, evals, gradients)
+        return (loss, evals, gradients, seconds)
     }
 
     /// Parses eval/results.json: the top-level numbers and the `layer_consistency.layers` table.

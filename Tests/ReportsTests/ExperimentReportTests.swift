@@ -195,9 +195,10 @@ struct FakeRuns {
         let fake = try FakeRuns()
         defer { fake.remove() }
         func step(_ s: Int, _ v: Double) -> String {
-            "{\"grad_norm\":\(v),\"losses\":{\"loss_cross_entropy\":\(v),\"loss_mask\":0,\"loss_dice\":0},\"step\":\(s)}"
+            "{\"grad_norm\":\(v),\"losses\":{\"loss_cross_entropy\":\(v),\"loss_mask\":0,\"loss_dice\":0},\"step\":\(s),"
+                + "\"timing\":{\"forward\":\(v),\"backward\":1}}"
         }
-        func eval(_ s: Int, _ ap: Double) -> String { "{\"eval\":{\"AP\":\(ap)},\"step\":\(s)}" }
+        func eval(_ s: Int, _ ap: Double) -> String { "{\"eval\":{\"AP\":\(ap)},\"eval_seconds\":10,\"step\":\(s)}" }
         let text = [step(1, 1), step(2, 1), eval(2, 10), step(3, 1), eval(3, 11), step(3, 2), eval(3, 12), step(4, 2)].joined(separator: "\n") + "\n"
         try fake.addRun(model: "mask2former", seed: 1, ap: 10, metricsText: text)
         try fake.addRun(model: "mpformer", seed: 1, ap: 12)
@@ -205,6 +206,8 @@ struct FakeRuns {
         #expect(run.loss.map(\.step) == [1, 2, 3, 4] && run.loss.map(\.value) == [2, 2, 4, 4])
         #expect(run.gradients.map(\.norm) == [1, 1, 2, 2])
         #expect(run.evals.map(\.step) == [2, 3] && run.evals.map { $0.metrics["AP"]! } == [10, 12])
+        // Steps 1, 2 (2 s each), 3, 4 (3 s each) and two evaluations (10 s each).
+        #expect(run.loggedSeconds == 30)
     }
 
     /// A run's config.yaml flattens through MaskPilotConfig: the file's values over the defaults, by dotted key.
