@@ -24,9 +24,10 @@
 # weight: model.mask_piloting.loss_weight=0.5). Runs go seed by seed, the first two arms of every seed before the
 # others, so a partial experiment already has paired seeds of the headline comparison.
 #
-# Resuming: finished runs (those with eval/results.json) are kept. With --eval-period checkpoints (the powered
-# preset) a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result);
-# otherwise it starts over. So an interrupted experiment continues where it stopped; delete --out to start over.
+# Resuming: finished runs (those with eval/results.json) are kept. The powered preset checkpoints at every evaluation,
+# so a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result, and an
+# evaluation the stop interrupted is run first); the synthetic preset's unfinished runs start over. So an interrupted
+# experiment continues where it stopped; delete --out to start over.
 # --runs-only trains and evaluates what is missing and stops before the overlays and the report.
 set -euo pipefail
 # The whole script is one brace group, read before it runs: editing this file while an experiment runs (hours) does
@@ -83,6 +84,7 @@ seeds=${seeds//,/ }
 for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"}; do
   case "$n" in ''|*[!0-9]*) echo "experiment.sh: expected a number ≥ 0, got '$n'" >&2; exit 2 ;; esac
 done
+[ "${eval_period:-1}" -gt 0 ] && [ "$steps" -gt 0 ] || { echo "experiment.sh: --steps and --eval-period must be > 0" >&2; exit 2; }
 # The per-arm settings (one place): the train --set options that make an arm.
 arm_sets() {
   case "$1" in
@@ -125,8 +127,9 @@ train_run() {
     >> "$log" 2>&1 \
     || { echo "experiment: training $run failed; see $log" >&2; tail -5 "$log" >&2; exit 1; }
   [ -f "$run/model_final.h5" ] || { echo "experiment: $run stopped before its last step; run the same command again to continue" >&2; exit 1; }
-  # A resumed run adds this invocation's seconds to those of the earlier ones.
-  echo $(( $(date +%s) - t0 + $(cat "$run/train_seconds" 2>/dev/null || echo 0) )) > "$run/train_seconds"
+  # The seconds of the invocation that finished the run (a stopped one's are not known here; the powered report
+  # counts each run's compute from its log instead, and the wall time below leaves stopped invocations out).
+  echo $(( $(date +%s) - t0 )) > "$run/train_seconds"
   trained=$(( trained + $(date +%s) - t0 ))
 }
 
@@ -184,8 +187,8 @@ for run in "$out"/init $(for seed in $seeds; do for arm in $arms; do echo "$out/
   done
 done
 wall=$(( $(date +%s) - start - trained + runs_seconds ))
-# The synthetic preset's two-arm report, or the paired-arms report (convergence, test, gradient diagnostics).
-report_arms=(); [ "$preset" = synthetic ] || report_arms=(--arms "$arms")
+# The two-arm report for the synthetic design, else the paired-arms report (convergence, test, gradient diagnostics).
+report_arms=(); [ "$preset" = synthetic ] && [ "$arms" = "mask2former mpformer" ] || report_arms=(--arms "$arms")
 "$bin" experiment-report --runs "$out" --seeds "$seeds" "${report_arms[@]}" --output "$report" --steps "$steps" --ranks "$ranks" \
   --wall-seconds "$wall" --command "$invocation"
 echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"

@@ -80,5 +80,21 @@ if "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_fina
 else
   bad "Swin resume" "$(tail -2 "$tmp/swin.log" "$tmp/swin2.log"; "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_final.h5" 2>&1 | tail -3)"
 fi
+# 7. A stop during a periodic evaluation (the checkpoint comes first, so the resume starts after it): the resumed run
+#    evaluates that step before training on; a resume whose evaluation finished does not repeat it.
+evalrun=("${common[@]}" --set solver.max_iter=30 --set checkpoint.period=10 --set eval.period=10 --set eval.max_images=4
+         --set eval.split=train2017)
+cluster/launch.sh -n 2 -- train "${evalrun[@]}" --output "$tmp/evalstop" --iterations 10 >"$tmp/evalstop1.log" 2>&1
+grep -v '^{"eval":.*"step":10[,}]' "$tmp/evalstop/metrics.jsonl" > "$tmp/m" && mv "$tmp/m" "$tmp/evalstop/metrics.jsonl"
+cluster/launch.sh -n 2 -- train "${evalrun[@]}" --output "$tmp/evalstop" --iterations 10 --resume >"$tmp/evalstop2.log" 2>&1
+cluster/launch.sh -n 2 -- train "${evalrun[@]}" --output "$tmp/evalstop" --resume >"$tmp/evalstop3.log" 2>&1
+steps=$(grep -o '^{"eval":.*"step":[0-9]*' "$tmp/evalstop/metrics.jsonl" | grep -o '[0-9]*$' | tr '\n' ' ')
+order=$(grep -o '"step":[0-9]*' "$tmp/evalstop/metrics.jsonl" | sed -n '10,12p' | tr '\n' ' ')
+if [ "$steps" = "10 20 30 " ] && grep -q "did not finish before the stop" "$tmp/evalstop2.log" \
+   && ! grep -q "did not finish before the stop" "$tmp/evalstop3.log" && [ "$order" = '"step":10 "step":10 "step":11 ' ]; then
+  ok "a stop during an evaluation: the resume evaluates that step first, once"
+else
+  bad "evaluation after a stop" "evaluations at '$steps', lines 10-12 '$order'; $(tail -2 "$tmp/evalstop2.log")"
+fi
 echo "resume: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -117,7 +117,18 @@ public struct ExperimentArms: Sendable {
             for seed in seeds {
                 let dir = "\(directory)/\(arm)-seed\(seed)"
                 guard FileManager.default.fileExists(atPath: dir + "/eval/results.json") else { missing.append(dir); continue }
-                runs[arm, default: []].append(try ExperimentRun.load(directory: dir, model: arm, seed: seed))
+                var run = try ExperimentRun.load(directory: dir, model: arm, seed: seed)
+                // A run stopped during its last in-training evaluation has no log line for the last step; its final
+                // evaluation (eval/results.json, the same weights and images) stands in.
+                if let last = run.config["solver.max_iter"].flatMap(Int.init), !run.evals.contains(where: { $0.step == last }) {
+                    var metrics = run.final
+                    for row in run.layers {
+                        if let u = row.util { metrics["Util_\(row.layer)"] = 100 * u }
+                        if let m = row.mIoU { metrics["mIoU-L_\(row.layer)"] = 100 * m }
+                    }
+                    run.evals.append((last, metrics))
+                }
+                runs[arm, default: []].append(run)
             }
         }
         guard runs[arms[0]] != nil else {
@@ -181,10 +192,9 @@ public struct ExperimentArms: Sendable {
 public struct GradientSummary: Sendable {
     /// Median and 5th / 95th percentiles of the norm before clipping, and the share of steps above the clip.
     public var median: Double, p5: Double, p95: Double, clippedShare: Double
-    /// Means over the split steps: ‖g_m‖, ‖g_p‖, ‖g_p‖ / ‖g_m‖, cos(g_m, g_p), and the share of the step along g_m,
-    /// (‖g_m‖ + ‖g_p‖ cos) / ‖g‖ (the clipped step's component along the matching gradient, relative to a step that
-    /// follows the matching gradient alone). Nil without split steps.
-    public var matching: Double?, piloting: Double?, ratio: Double?, cosine: Double?, matchingShare: Double?
+    /// Means over the split steps: ‖g_m‖, ‖g_p‖, ‖g_p‖ / ‖g_m‖, cos(g_m, g_p), and cos(g, g_m) = (‖g_m‖ + ‖g_p‖ cos) / ‖g‖,
+    /// how far the MP losses turn the step's gradient away from the matching objective's. Nil without split steps.
+    public var matching: Double?, piloting: Double?, ratio: Double?, cosine: Double?, alignment: Double?
     public var splitSteps: Int
 
     public init?(_ records: [ExperimentRun.GradientRecord], clip: Double) {
@@ -202,7 +212,7 @@ public struct GradientSummary: Sendable {
         piloting = ExperimentMath.mean(split.map(\.p))
         ratio = ExperimentMath.mean(split.filter { $0.m > 0 }.map { $0.p / $0.m })
         cosine = ExperimentMath.mean(split.map(\.c))
-        matchingShare = ExperimentMath.mean(split.filter { $0.g > 0 }.map { ($0.m + $0.p * $0.c) / $0.g })
+        alignment = ExperimentMath.mean(split.filter { $0.g > 0 }.map { ($0.m + $0.p * $0.c) / $0.g })
     }
 }
 
@@ -314,9 +324,16 @@ public enum ArmsReport {
             let cells = arms.seeds.map { seed in reached[seed].map { $0.map(String.init) ?? "—" } ?? "" }
             let got = reached.values.compactMap { $0 }.map(Double.init)
             let meanStep = ExperimentMath.mean(got).map { "\(Int($0.rounded())) (\(got.count) of \(reached.count))" } ?? "— (0 of \(reached.count))"
-            var pairs: [Int: Double] = [:]
-            for (seed, s) in reached { if let s, let b = baseSteps[seed] ?? nil { pairs[seed] = Double(s - b) } }
-            let delta = arm == base ? "" : format(SeedStats(pairs), signed: true)
+            var pairs: [Int: Double] = [:], censored = 0
+            for (seed, s) in reached {
+                guard let b = baseSteps[seed] ?? nil else { continue }
+                if let s { pairs[seed] = Double(s - b) } else { censored += 1 }
+            }
+            var delta = arm == base ? "" : format(SeedStats(pairs), signed: true)
+            if censored > 0 {
+                delta += " (\(censored) seed\(censored == 1 ? "" : "s") never reached it and \(censored == 1 ? "is" : "are") left out, "
+                    + "which favours this arm)"
+            }
             let auc = arms.meanAPOverEvaluations(arm)
             let aucCell = arm == base ? format(auc) : format(auc) + " (Δ " + pairedCell(PairedTest(baseline: arms.meanAPOverEvaluations(base), arm: auc)) + ")"
             md.append("| \(name(arm)) | " + cells.joined(separator: " | ") + " | \(meanStep) | \(delta) | \(aucCell) |")
@@ -360,13 +377,15 @@ public enum ArmsReport {
         guard let p = test.p, let mde = test.minimumDetectableEffect, let ci = test.interval95 else {
             return "One seed: \(name(arm)) − \(name(arms.baseline)) = \(signed(mean)) AP; no test is possible."
         }
+        if test.difference.std == 0 && mean == 0 { return "\(name(arm)) and \(name(arms.baseline)) have the same final AP in every seed." }
         var s = "\(name(arm)) − \(name(arms.baseline)) = \(signed(mean)) AP over \(test.n) paired seeds (higher in \(test.wins)), "
             + "95 % CI [\(signed(ci.low)), \(signed(ci.high))], p = \(pValue(p)). "
         if p < 0.05 {
             s += mean > 0 ? "\(name(arm)) is better on this budget." : "\(name(arms.baseline)) is better on this budget."
         } else {
-            s += "Not significant: with this spread, \(test.n) seeds would detect a true difference of \(fixed(mde)) AP "
-                + "(80 % power), so an effect smaller than that is neither shown nor excluded."
+            s += "Not significant: the interval contains 0, so the data are consistent with no difference and exclude, "
+                + "at the 5 % level, only effects outside [\(signed(ci.low)), \(signed(ci.high))] AP. With this spread, "
+                + "\(test.n) seeds detect a true difference of \(fixed(mde)) AP with 80 % power (the minimum detectable effect)."
         }
         return s
     }
@@ -396,7 +415,8 @@ public enum ArmsReport {
             + "lr \(v("solver.base_learning_rate")), clip \(v("solver.clip_grad_norm")), seeds \(arms.seeds.map(String.init).joined(separator: ", ")); "
             + "wall time \(ExperimentReport.duration(options.wallSeconds))"
         if let m = ExperimentMath.mean(perRun) {
-            s += ", \(ExperimentReport.duration(Int(m.rounded()))) of logged training and evaluation per run (\(perRun.count) runs)"
+            s += " (invocations a stop interrupted are not counted), \(ExperimentReport.duration(Int(m.rounded()))) of logged "
+                + "training and evaluation per run (\(perRun.count) runs, \(ExperimentReport.duration(Int(perRun.reduce(0, +)))) in all)"
         }
         s += ". Arms (each run's config.yaml against \(name(arms.baseline))'s of the same seed): "
         s += arms.arms.map { arm -> String in
@@ -413,10 +433,12 @@ public enum ArmsReport {
                   + "range over a run's steps, then mean over seeds), and the share of steps where the clip binds "
                   + "(‖g‖ > `solver.clip_grad_norm`). For the arms with mask piloting, every "
                   + "`train.gradient_split_period`-th step also splits the gradient into its matching part g_m and its "
-                  + "MP part g_p (g = g_m + g_p, loss weight included): their norms, ‖g_p‖/‖g_m‖, their cosine, and the "
-                  + "share of the step along g_m, (‖g_m‖ + ‖g_p‖ cos) / ‖g‖: the clipped step's component along the "
-                  + "matching gradient relative to a step that follows it alone (1 for \(name(arms.baseline))).", "",
-                  "| arm | ‖g‖ median | ‖g‖ 5–95 % | clipped steps | split steps | ‖g_m‖ | ‖g_p‖ | ‖g_p‖/‖g_m‖ | cos(g_m, g_p) | share along g_m |",
+                  + "MP part g_p (g = g_m + g_p, loss weight included): their norms, ‖g_p‖/‖g_m‖, their cosine, and "
+                  + "cos(g, g_m) = (‖g_m‖ + ‖g_p‖ cos) / ‖g‖, how far the MP losses turn the gradient away from the "
+                  + "matching objective's (1 for \(name(arms.baseline))). When the clip binds, the clipped gradient has "
+                  + "the fixed norm `clip_grad_norm` whatever ‖g‖ is, so the MP part changes the direction of the step "
+                  + "AdamW receives, not its size.", "",
+                  "| arm | ‖g‖ median | ‖g‖ 5–95 % | clipped steps | split steps | ‖g_m‖ | ‖g_p‖ | ‖g_p‖/‖g_m‖ | cos(g_m, g_p) | cos(g, g_m) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for arm in arms.arms {
             let g = gradientStats(arms, arm)
@@ -425,7 +447,7 @@ public enum ArmsReport {
             let clipped = g["clipped"].flatMap(\.mean).map { "\(fixed(100 * $0, 1)) %" } ?? "—"
             let split = g["split_steps"].flatMap(\.mean).map { String(Int($0)) } ?? "0"
             md.append("| \(name(arm)) | \(cell("median")) | \(range) | \(clipped) | \(split) | \(cell("matching")) | \(cell("piloting")) | "
-                      + "\(cell("ratio")) | \(cell("cosine")) | \(cell("share")) |")
+                      + "\(cell("ratio")) | \(cell("cosine")) | \(cell("alignment")) |")
         }
         md.append("")
         return md
@@ -440,7 +462,7 @@ public enum ArmsReport {
             let fields: [(String, Double?)] = [("median", g.median), ("p5", g.p5), ("p95", g.p95), ("clipped", g.clippedShare),
                                                ("split_steps", g.splitSteps > 0 ? Double(g.splitSteps) : nil),
                                                ("matching", g.matching), ("piloting", g.piloting), ("ratio", g.ratio),
-                                               ("cosine", g.cosine), ("share", g.matchingShare)]
+                                               ("cosine", g.cosine), ("alignment", g.alignment)]
             for (k, v) in fields { if let v { out[k, default: [:]][r.seed] = v } }
         }
         return out.mapValues(SeedStats.init)

@@ -93,8 +93,8 @@ public struct ExperimentRun: Sendable {
     public var final: [String: Double]
     public var layers: [LayerRow]
     public var trainSeconds: Int?
-    /// The run's compute time as its log records it: every step line's `timing` phases plus every evaluation's
-    /// `eval_seconds` (steps a resumed run repeated count once; time lost to a stop does not count).
+    /// The run's compute time as its log records it: every step line's `timing` phases (and `grad_split_seconds`)
+    /// plus every evaluation's `eval_seconds` (steps a resumed run repeated count once; time lost to a stop does not count).
     public var loggedSeconds: Double
     /// config.yaml flattened to dotted keys (`model.decoder.hidden_dim` → "64"; lists as "[16, 32]").
     public var config: [String: String]
@@ -167,7 +167,9 @@ public struct ExperimentRun: Sendable {
                     loss.removeAll { $0.step >= s }; gradients.removeAll { $0.step >= s }; evals.removeAll { $0.step >= s }
                     seconds.removeAll { $0.step >= s }
                 }
-                if let timing = dict["timing"] as? [String: Any] { seconds.append((s, definedNumbers(timing).values.reduce(0, +))) }
+                if let timing = dict["timing"] as? [String: Any] {
+                    seconds.append((s, definedNumbers(timing).values.reduce(0, +) + (number(dict["grad_split_seconds"]) ?? 0)))
+                }
                 func term(_ key: String) throws -> Double {
                     guard let v = number(losses[key]) else { throw ExperimentReportError(at, "missing key losses.\(key)") }
                     return v

@@ -150,8 +150,8 @@ public struct TrainConfig: Sendable, Equatable, Codable {
     public var threads = 0
     /// With mask piloting on, every this many steps also measure the two parts of the step's gradient (before
     /// clipping): the matching losses' and the MP losses' (`StepReport.gradientSplit`, logged as `grad_norm_matching`,
-    /// `grad_norm_piloting` and `grad_cosine`). Costs one more forward and backward on those steps; the step itself is
-    /// bitwise unchanged. 0 = never.
+    /// `grad_norm_piloting` and `grad_cosine`). Costs one more forward and backward on those steps (`grad_split_seconds`,
+    /// counted in the step's images/s); the step itself is bitwise unchanged. 0 = never.
     public var gradientSplitPeriod = 0
     public init() {}
 }

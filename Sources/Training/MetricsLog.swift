@@ -224,6 +224,18 @@ public final class MetricsLog {
         file = try AppendOnlyFile(path: (directory as NSString).appendingPathComponent(fileName))
     }
 
+    /// Whether `directory`'s log has an evaluation line (`{"eval": …, "step": step, …}`) for `step`. A missing or
+    /// unreadable log has none.
+    public static func hasEvaluation(directory: String, step: Int, fileName: String = "metrics.jsonl") -> Bool {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+        for line in text.split(separator: "\n") where line.hasPrefix("{\"eval\":") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if (object["step"] as? NSNumber)?.intValue == step { return true }
+        }
+        return false
+    }
+
     /// Appends one record as one line.
     public func append(_ record: MetricsRecord) throws {
         try appendLine(record.jsonLine)

@@ -50,6 +50,8 @@ public struct GradientSplit: Sendable, Equatable {
     public var pilotingNorm: Double
     /// g_m·g_p / (‖g_m‖ ‖g_p‖); 0 when either is zero.
     public var cosine: Double
+    /// Seconds of the extra forward and backward that measured g_m.
+    public var seconds = 0.0
 
     /// From g_m and the whole gradient g (g_p = g − g_m), summed in Double in index order.
     public init(matching: UnsafeBufferPointer<Float>, total: UnsafeBufferPointer<Float>) {
@@ -148,17 +150,20 @@ public final class TrainingStep {
         // The gradient split: first the same forward and backward without the MP losses (every random draw is keyed
         // by image and iteration, so it sees what the step sees), its gradient g_m kept; then the step as always.
         let splitPeriod = config.train.gradientSplitPeriod
-        var matchingGradient: [Float]?
+        var matchingGradient: [Float]?, splitSeconds = 0.0
         if config.model.maskPiloting.enabled && splitPeriod > 0 && (iteration + 1) % splitPeriod == 0 {
+            let t0 = now()
             var scratch = StepReport(losses: [:], total: 0, gradNorm: 0, learningRate: 0)
             try forwardAndBackward(matchingOnly: true, into: &scratch)
             matchingGradient = Array(UnsafeBufferPointer(start: parameters.grads.base, count: parameters.count))
+            splitSeconds = now() - t0
         }
         try forwardAndBackward(matchingOnly: false, into: &report)
         if let matchingGradient {
             report.gradientSplit = matchingGradient.withUnsafeBufferPointer {
                 GradientSplit(matching: $0, total: UnsafeBufferPointer(start: parameters.grads.base, count: parameters.count))
             }
+            report.gradientSplit?.seconds = splitSeconds
         }
         let t0 = now()
         report.gradNorm = clipGradNorm(parameters, maxNorm: config.solver.clipGradNorm)

@@ -109,6 +109,7 @@ public final class Trainer {
         var startIteration = 0
         if let resume {
             startIteration = try Trainer.restore(step, config: config, communicator: comm, from: resume.contents, path: resume.path)
+            resumedIteration = startIteration
         }
         // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,
@@ -171,6 +172,7 @@ public final class Trainer {
     /// Trains until `solver.max_iter` (or `iterations` more steps); writes `model_final.h5` when it reaches
     /// `solver.max_iter`.
     public func run(iterations: Int? = nil) throws {
+        try evaluateIfInterrupted()
         try runLoop(iterations: iterations)
         try reportSkippedSamples(epoch: currentEpoch)
         if !stoppedBySignal && iteration >= config.solver.maxIter {
@@ -251,6 +253,22 @@ public final class Trainer {
         let ranks = all.filter { !$0.isEmpty }.count
         Console.message("epoch \(epoch): skipped \(lines.count) bad sample(s) on \(ranks) of \(communicator.size) rank(s) "
                         + "(data.on_bad_sample: skip): " + lines.prefix(5).joined(separator: "; ") + (lines.count > 5 ? "; …" : ""))
+    }
+
+    /// The iteration a resume started from (nil: a fresh start, or already handled by `evaluateIfInterrupted`).
+    var resumedIteration: Int?
+
+    /// A resume at an evaluation step whose evaluation `metrics.jsonl` lacks (the run stopped during it: the checkpoint
+    /// comes first) runs that evaluation before training on, so a stop costs no evaluation point. Collective.
+    func evaluateIfInterrupted() throws {
+        guard let at = resumedIteration else { return }
+        resumedIteration = nil
+        let period = config.eval.period
+        guard evaluation != nil, period > 0, at > 0, at % period == 0, at < config.solver.maxIter else { return }
+        let missing = communicator.isCoordinator && !MetricsLog.hasEvaluation(directory: outputDirectory, step: at)
+        guard try communicator.allReduceSum(missing ? 1 : 0) > 0 else { return }
+        if communicator.isCoordinator { Console.message("resume: the evaluation at iteration \(at) did not finish before the stop; running it") }
+        try evaluate()
     }
 
     /// The periodic evaluation (every rank takes part; rank 0 logs it and keeps the best model). Runs after the

@@ -31,12 +31,15 @@ public final class TrainingLog {
         let report = step.report
         if firstLoss == nil { firstLoss = report.total }
         lastLoss = report.total
+        // The gradient split's extra pass (on the steps that measure it) is part of the step's time.
         let seconds = step.dataWait + report.forward + report.criterion + report.backward + report.allReduceWait + report.optimizer
+            + (report.gradientSplit?.seconds ?? 0)
         var extra = ["max_mem_mb": Double(step.peakMemoryBytes) / 1_048_576]
         if let split = report.gradientSplit {
             extra["grad_norm_matching"] = split.matchingNorm
             extra["grad_norm_piloting"] = split.pilotingNorm
             extra["grad_cosine"] = split.cosine
+            extra["grad_split_seconds"] = split.seconds
         }
         let record = MetricsRecord(report: report, step: step.iteration, epoch: step.epoch, dataWait: step.dataWait,
                                    allReduceWait: report.allReduceWait, imagesPerSecond: Double(imagesPerStep) / max(seconds, 1e-9),

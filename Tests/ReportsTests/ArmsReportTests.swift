@@ -47,7 +47,7 @@ import Testing
         #expect(g.clippedShare == 0.5 && g.splitSteps == 2)
         #expect(g.median == 30 || g.median == 20)
         #expect(g.matching == 18 && g.piloting == 24 && abs(g.ratio! - 4.0 / 3) < 1e-12 && g.cosine == 0)
-        #expect(abs(g.matchingShare! - 0.6) < 1e-12)
+        #expect(abs(g.alignment! - 0.6) < 1e-12)
         #expect(GradientSummary([], clip: 1) == nil)
     }
 
@@ -90,6 +90,20 @@ import Testing
         #expect(none?.description.contains("no finished run of the baseline arm mask2former") == true)
     }
 
+    /// A run stopped during its last in-training evaluation: eval/results.json stands in for the missing log line.
+    @Test func finalResultsStandInForAMissingLastEvaluation() throws {
+        let fake = try FakeRuns()
+        defer { fake.remove() }
+        try fake.addRun(model: "mask2former", seed: 1, ap: 20, steps: 6)
+        let log = fake.root + "/mask2former-seed1/metrics.jsonl"
+        let kept = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { !($0.hasPrefix("{\"eval\"") && $0.contains("\"step\":6")) }
+        try (kept.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let arms = try ExperimentArms.load(directory: fake.root, seeds: [1], arms: ["mask2former"])
+        let evals = arms.runs("mask2former")[0].evals
+        #expect(evals.map(\.step) == [2, 4, 6])
+        #expect(evals[2].metrics["AP"] == 20 && evals[2].metrics["Util_1"] == 50 && evals[2].metrics["mIoU-L_0"] == 50)
+    }
+
     @Test func writesArmsReport() throws {
         let fake = try fakeExperiment()
         defer { fake.remove() }
@@ -106,7 +120,7 @@ import Testing
         // Convergence: Mask2Former at step 6, MP-Former at 4 (Δ −2), the half-weight arm never (seed 2 unfinished).
         #expect(md.contains("| Mask2Former | 6 | 6 | 6 (2 of 2) |"))
         #expect(md.contains("| MP-Former | 4 | 4 | 4 (2 of 2) | −2.00 ± 0.00 |"))
-        #expect(md.contains("| MP-Former, MP losses ×½ | — |  | — (0 of 1) |"))
+        #expect(md.contains("| MP-Former, MP losses ×½ | — |  | — (0 of 1) | — (1 seed never reached it and is left out, which favours this arm) |"))
         #expect(md.contains("**MP-Former, MP losses ×½** (`data.workers=3`, `model.mask_piloting.enabled=true`)"))
         // Norms 10…60 (median: the 4th of 6), split on steps 2, 4, 6.
         #expect(md.contains("| MP-Former | 40.00 ± 0.00 | 10.0–60.0 | 100.0 % | 3 | 24.00 ± 0.00 | 32.00 ± 0.00 | 1.33 ± 0.00 | 0.00 ± 0.00 | 0.60 ± 0.00 |"))

@@ -33,6 +33,7 @@ struct FakeRuns {
             enabled: ENABLED
         solver:
           ims_per_batch: 8
+          max_iter: MAXITER
 
         """
 
@@ -73,7 +74,8 @@ struct FakeRuns {
             """
         try results.write(toFile: dir + "/eval/results.json", atomically: true, encoding: .utf8)
         try "\(100 + seed)\n".write(toFile: dir + "/train_seconds", atomically: true, encoding: .utf8)
-        try (Self.config.replacingOccurrences(of: "ENABLED", with: model.hasPrefix("mpformer") ? "true" : "false") + extraConfig)
+        try (Self.config.replacingOccurrences(of: "ENABLED", with: model.hasPrefix("mpformer") ? "true" : "false")
+                .replacingOccurrences(of: "MAXITER", with: String(steps)) + extraConfig)
             .write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
     }
 }
@@ -212,7 +214,8 @@ struct FakeRuns {
 
     /// A run's config.yaml flattens through MaskPilotConfig: the file's values over the defaults, by dotted key.
     @Test func configFlattening() throws {
-        let c = try ExperimentRun.flattenConfig(FakeRuns.config.replacingOccurrences(of: "ENABLED", with: "true"), path: "config.yaml")
+        let c = try ExperimentRun.flattenConfig(FakeRuns.config.replacingOccurrences(of: "ENABLED", with: "true")
+            .replacingOccurrences(of: "MAXITER", with: "4"), path: "config.yaml")
         #expect(c["loss.mask_weight"].flatMap(Double.init) == 5)
         #expect(c["model.backbone.widths"] == "[16, 32]")
         #expect(c["model.decoder.num_queries"] == "20")
