@@ -12,6 +12,9 @@
 # per node × THREADS must fit the cores). Without either, 2 ranks. Adds Open MPI's run-as-root settings when run as root.
 # --dry-run prints the mpirun command instead of running it. SIGTERM to this script stops training cleanly (exit 0).
 set -euo pipefail
+# This machine's CPUs (its affinity mask). GNU nproc also honours OMP_NUM_THREADS / OMP_THREAD_LIMIT, which a user's
+# environment (or a previous launch) may set to a thread count: those must not shrink the core count.
+cpus() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
 ranks=""; want_threads=""; hostfile=""; bin="$(dirname "$0")/../.build/release/maskpilot"; dry=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,17 +42,17 @@ if [ -n "$hostfile" ]; then
   args+=(--hostfile "$hostfile")
   # Nodes: the host lines; cores per node: the smallest slots= among them (a line without slots= counts as nproc).
   nodes=$(grep -cvE '^[[:space:]]*(#|$)' "$hostfile" || true)
-  cores=$(awk -v fallback="$(nproc)" '!/^[[:space:]]*(#|$)/ { c = fallback; if (match($0, /slots=[0-9]+/)) c = substr($0, RSTART + 6, RLENGTH - 6) + 0;
+  cores=$(awk -v fallback="$(cpus)" '!/^[[:space:]]*(#|$)/ { c = fallback; if (match($0, /slots=[0-9]+/)) c = substr($0, RSTART + 6, RLENGTH - 6) + 0;
            if (m == 0 || c < m) m = c } END { print (m > 0 ? m : fallback) }' "$hostfile")
   source="hostfile $hostfile"
 elif [ -n "${SLURM_JOB_ID:-}" ]; then
   # SLURM_JOB_CPUS_PER_NODE looks like "32(x4),16": the first node's count; SLURM_CPUS_ON_NODE is this node's.
-  cores=${SLURM_JOB_CPUS_PER_NODE:-${SLURM_CPUS_ON_NODE:-$(nproc)}}
+  cores=${SLURM_JOB_CPUS_PER_NODE:-${SLURM_CPUS_ON_NODE:-$(cpus)}}
   cores=${cores%%[(,]*}
   nodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
   source="Slurm job $SLURM_JOB_ID"
 else
-  cores=$(nproc); nodes=1; source="this machine"
+  cores=$(cpus); nodes=1; source="this machine"
 fi
 [ "$nodes" -ge 1 ] 2>/dev/null || nodes=1
 [ "$cores" -ge 1 ] 2>/dev/null || cores=1

@@ -34,7 +34,7 @@ start)
   done
   [ "$(id -u)" -eq 0 ] || { echo "slurm-local: run as root (the daemons run as root here)" >&2; exit 1; }
   host=$(hostname)
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)   # nproc alone honours OMP_NUM_THREADS
   mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
   # munge: our own socket, key, pid and log in DIR, so a system munged (if any) is left alone.
   [ -f "$dir/munge/munge.key" ] || { dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none; chmod 600 "$dir/munge/munge.key"; }

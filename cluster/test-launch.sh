@@ -9,7 +9,7 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0; failed=0
 ok() { echo "launch test: $1: ok"; passed=$((passed + 1)); }
 bad() { echo "launch test: $1: FAILED — $2"; failed=$((failed + 1)); }
-cores=$(nproc)
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 
 # Each rank prints "rank threads cpulist".
 probe='echo "$OMPI_COMM_WORLD_RANK $OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $(sed -n "s/^Cpus_allowed_list:[[:space:]]*//p" /proc/self/status)"'
@@ -38,6 +38,10 @@ check_ranks "1 rank on $cores cores: $cores thread(s), bound to $cores core(s)" 
 
 cluster/launch.sh -n "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/full" 2>&1
 check_ranks "$cores ranks on $cores cores: 1 thread each, one core each" 1 "$tmp/full" "$cores"
+
+# OMP_NUM_THREADS=1 in the caller's environment (GNU nproc would then report 1 CPU) changes nothing.
+OMP_NUM_THREADS=1 cluster/launch.sh -n "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/omp1" 2>&1
+check_ranks "OMP_NUM_THREADS=1 in the environment: still $cores ranks bound to one core each" 1 "$tmp/omp1" "$cores"
 
 cluster/launch.sh -t "$cores" --bin /bin/sh -- -c "$probe" >"$tmp/bythreads" 2>&1
 check_ranks "-t $cores: one rank of $cores threads per node" "$cores" "$tmp/bythreads" 1
