@@ -12,6 +12,8 @@
 # per node × THREADS must fit the cores). Without either, 2 ranks. Adds Open MPI's run-as-root settings when run as root.
 # --dry-run prints the mpirun command instead of running it. SIGTERM to this script stops training cleanly (exit 0).
 set -euo pipefail
+# The whole script is one brace group, read before it runs, so editing this file cannot disturb a launch in progress.
+{
 # This machine's CPUs (its affinity mask). GNU nproc also honours OMP_NUM_THREADS / OMP_THREAD_LIMIT, which a user's
 # environment (or a previous launch) may set to a thread count: those must not shrink the core count.
 cpus() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
@@ -107,3 +109,4 @@ while true; do
   break
 done
 exit "$status"
+}
