@@ -12,8 +12,10 @@ cluster/test-converters.sh from `make test`:
 
 Usage: test_converters.py CHECKPOINT.h5. Prints one line per test and `converters (python): N passed, M failed`.
 """
+import atexit
 import os
 import pickle
+import shutil
 import sys
 import tempfile
 import traceback
@@ -44,6 +46,7 @@ def test(name):
 
 rng = np.random.default_rng(0)
 tmp = tempfile.mkdtemp(prefix="maskpilot-converters-")
+atexit.register(shutil.rmtree, tmp, True)
 checkpoint = sys.argv[1] if len(sys.argv) > 1 else None
 
 zoo = {
