@@ -14,10 +14,10 @@
 #   3 seeds × {mask2former, mpformer} × 2000 steps on 2 ranks, 512 train / 128 val images of 128×128, 5 classes,
 #   random initialization; about 30 minutes on a 2-core machine.
 # - powered (issue 18; report docs/experiments/powered): configs/experiment-powered.yaml, 1024 train / 512 val
-#   cluttered images of 256×256 with 24 classes in look-alike pairs; first a Mask2Former trained from scratch for
-#   --init-steps (1000, seed 1) whose backbone and pixel decoder initialize every arm (the transformer decoder
-#   keeps each seed's random initialization); then 5 seeds (11–15) × 4 arms × 1500 steps, evaluated every 250 steps.
-#   About 11 hours on 2 cores: resumable (see below).
+#   cluttered images of 256×256 with 24 classes in look-alike pairs; first a Mask2Former trained from scratch in fp32
+#   for --init-steps (1000, seed 1) whose backbone and pixel decoder initialize every arm (the transformer decoder
+#   keeps each seed's random initialization); then 5 seeds (11–15) × 4 arms × 1500 steps in bf16, evaluated every
+#   250 steps. About 9.5 hours on 2 cores: resumable (see below).
 #
 # Arms: mask2former (mask piloting off), mpformer (on, the released setting: all layers), mpformer-first4 (mask
 # piloting in the first layers only: model.mask_piloting.all_layers=false), mpformer-halfmp (the MP losses at half
@@ -139,7 +139,9 @@ init_sets=()
 if [ "$init_steps" -gt 0 ]; then
   init=$out/init
   if [ -f "$init/model_final.h5" ] && [ -f "$init/train_seconds" ]; then echo "experiment: $init done, kept"; else
-    train_run "$init" "$out/init.log" "${common[@]}" seed="$init_seed" solver.max_iter="$init_steps" model.mask_piloting.enabled=false
+    # fp32, as the design's pre-check trained it (docs/experiments/powered/precheck.md); the arms run the config's precision.
+    train_run "$init" "$out/init.log" "${common[@]}" seed="$init_seed" solver.max_iter="$init_steps" model.mask_piloting.enabled=false \
+      solver.precision=fp32
   fi
   init_sets=(model.weights="$init/model_final.h5" 'model.weights_ignore=["sem_seg_head.predictor.*"]')
 fi
