@@ -219,9 +219,10 @@ public struct GradientSummary: Sendable {
 // MARK: - Report
 
 public enum ArmsReport {
-    /// Display names of the arms cluster/experiment.sh defines (others show as given).
+    /// Display names of the arms cluster/experiment.sh defines (others show as given), in the characters the plots'
+    /// font has (ASCII and ± × ° µ −).
     public static let names = ["mask2former": "Mask2Former", "mpformer": "MP-Former",
-                               "mpformer-first4": "MP-Former, MP in layers 0–3", "mpformer-halfmp": "MP-Former, MP losses ×½"]
+                               "mpformer-first4": "MP-Former, MP in layers 0-3", "mpformer-halfmp": "MP-Former, MP losses × 0.5"]
     static func name(_ arm: String) -> String { names[arm] ?? arm }
     static func color(_ arms: ExperimentArms, _ arm: String) -> RGB { Palette.color(arms.arms.firstIndex(of: arm) ?? 0) }
     /// The convergence criterion: the first evaluation at this fraction of the baseline's final AP.
@@ -515,7 +516,7 @@ public enum ArmsReport {
         }
         let steps = arms.evalSteps
         var ap = LinePlot(title: "COCO mask AP on the held-out split", xLabel: "step", yLabel: "AP (%)")
-        var diff = LinePlot(title: "AP minus \(name(arms.baseline))'s, paired by seed", xLabel: "step", yLabel: "Δ AP (%)")
+        var diff = LinePlot(title: "AP minus \(name(arms.baseline))'s, paired by seed", xLabel: "step", yLabel: "AP difference (%)")
         var util = LinePlot(title: "Util_0 (solid) and Util_2 (dashed) during training", xLabel: "step", yLabel: "Util_i (%)")
         for arm in arms.arms {
             ap.series.append(line(name(arm), arm, steps.map { (Double($0), arms.atStep("AP", $0, arm)) }.filter { $0.1.n > 0 }))
@@ -535,8 +536,8 @@ public enum ArmsReport {
         }
         try save(layerUtil, "layer_util.png")
 
-        var norm = LinePlot(title: "Gradient norm before clipping (100-step moving average)", xLabel: "step", yLabel: "‖g‖ (log scale)", logY: true)
-        var split = LinePlot(title: "Gradient split: ‖g_p‖/‖g_m‖ (solid), cos(g_m, g_p) (dashed)", xLabel: "step", yLabel: "ratio / cosine")
+        var norm = LinePlot(title: "Gradient norm before clipping (100-step moving average)", xLabel: "step", yLabel: "|g| (log scale)", logY: true)
+        var split = LinePlot(title: "Gradient split: |g_p| / |g_m| (solid), cos(g_m, g_p) (dashed)", xLabel: "step", yLabel: "ratio / cosine")
         for arm in arms.arms {
             let runs = arms.runs(arm)
             let curves = runs.map { r in ExperimentMath.movingAverage(r.gradients.map { (Double($0.step), $0.norm) }, window: 100) }
@@ -544,7 +545,7 @@ public enum ArmsReport {
             let ratio = runs.map { r in r.gradients.compactMap { g in g.matching.flatMap { m in g.piloting.map { (Double(g.step), m > 0 ? $0 / m : .nan) } } } }
             let cosine = runs.map { r in r.gradients.compactMap { g in g.cosine.map { (Double(g.step), $0) } } }
             if ratio.contains(where: { !$0.isEmpty }) {
-                split.series.append(line(name(arm) + " ‖g_p‖/‖g_m‖", arm, ExperimentMath.acrossSeeds(ratio), markers: false))
+                split.series.append(line(name(arm) + " |g_p|/|g_m|", arm, ExperimentMath.acrossSeeds(ratio), markers: false))
                 split.series.append(line(name(arm) + " cos", arm, ExperimentMath.acrossSeeds(cosine), dashed: true, markers: false))
             }
         }

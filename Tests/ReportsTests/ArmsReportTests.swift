@@ -120,8 +120,8 @@ import Testing
         // Convergence: Mask2Former at step 6, MP-Former at 4 (Δ −2), the half-weight arm never (seed 2 unfinished).
         #expect(md.contains("| Mask2Former | 6 | 6 | 6 (2 of 2) |"))
         #expect(md.contains("| MP-Former | 4 | 4 | 4 (2 of 2) | −2.00 ± 0.00 |"))
-        #expect(md.contains("| MP-Former, MP losses ×½ | — |  | — (0 of 1) | — (1 seed never reached it and is left out, which favours this arm) |"))
-        #expect(md.contains("**MP-Former, MP losses ×½** (`data.workers=3`, `model.mask_piloting.enabled=true`)"))
+        #expect(md.contains("| MP-Former, MP losses × 0.5 | — |  | — (0 of 1) | — (1 seed never reached it and is left out, which favours this arm) |"))
+        #expect(md.contains("**MP-Former, MP losses × 0.5** (`data.workers=3`, `model.mask_piloting.enabled=true`)"))
         // Norms 10…60 (median: the 4th of 6), split on steps 2, 4, 6.
         #expect(md.contains("| MP-Former | 40.00 ± 0.00 | 10.0–60.0 | 100.0 % | 3 | 24.00 ± 0.00 | 32.00 ± 0.00 | 1.33 ± 0.00 | 0.00 ± 0.00 | 0.60 ± 0.00 |"))
         #expect(md.contains("| Mask2Former | 40.00 ± 0.00 | 10.0–60.0 | 100.0 % | 0 | — |"))
