@@ -140,9 +140,7 @@ public struct ExperimentArms: Sendable {
     public func runs(_ arm: String) -> [ExperimentRun] { runs[arm] ?? [] }
 
     /// A final metric of one arm over seeds.
-    public func final(_ metric: String, _ arm: String) -> SeedStats {
-        SeedStats(Dictionary(uniqueKeysWithValues: runs(arm).compactMap { r in r.final[metric].map { (r.seed, $0) } }))
-    }
+    public func final(_ metric: String, _ arm: String) -> SeedStats { SeedStats.final(metric, of: runs(arm)) }
 
     /// A metric of the periodic evaluation at `step`, over seeds.
     public func atStep(_ metric: String, _ step: Int, _ arm: String) -> SeedStats {
@@ -500,9 +498,7 @@ public enum ArmsReport {
     }
 
     static func finalLayer(_ arms: ExperimentArms, _ i: Int, util: Bool, _ arm: String) -> SeedStats {
-        SeedStats(Dictionary(uniqueKeysWithValues: arms.runs(arm).compactMap { r in
-            r.layers.first { $0.layer == i }.flatMap { util ? $0.util : $0.mIoU }.map { (r.seed, 100 * $0) }
-        }))
+        SeedStats.layer(i, util: util, of: arms.runs(arm))
     }
 
     // MARK: Plots

@@ -28,6 +28,18 @@ public struct SeedStats: Sendable, Equatable {
     /// std / √n (nil below 2 seeds).
     public var standardError: Double? { std.map { $0 / Double(n).squareRoot() } }
 
+    /// A final-evaluation metric of `runs` by seed.
+    public static func final(_ metric: String, of runs: [ExperimentRun]) -> SeedStats {
+        SeedStats(Dictionary(uniqueKeysWithValues: runs.compactMap { r in r.final[metric].map { (r.seed, $0) } }))
+    }
+
+    /// A layer's final mIoU-L_i or Util_i (×100) of `runs` by seed.
+    public static func layer(_ i: Int, util: Bool, of runs: [ExperimentRun]) -> SeedStats {
+        SeedStats(Dictionary(uniqueKeysWithValues: runs.compactMap { r in
+            r.layers.first { $0.layer == i }.flatMap { util ? $0.util : $0.mIoU }.map { (r.seed, 100 * $0) }
+        }))
+    }
+
     /// Per seed `other − self` over the seeds both have.
     public func pairedDifference(to other: SeedStats) -> SeedStats {
         var d: [Int: Double] = [:]
@@ -266,20 +278,10 @@ public struct ExperimentRuns: Sendable {
     public func runs(_ model: String) -> [ExperimentRun] { model == "mpformer" ? mpformer : mask2former }
 
     /// A final-evaluation metric of one arm over seeds.
-    public func final(_ metric: String, _ model: String) -> SeedStats {
-        var v: [Int: Double] = [:]
-        for r in runs(model) { if let x = r.final[metric] { v[r.seed] = x } }
-        return SeedStats(v)
-    }
+    public func final(_ metric: String, _ model: String) -> SeedStats { SeedStats.final(metric, of: runs(model)) }
 
     /// A layer's final mIoU-L_i or Util_i (×100) of one arm over seeds.
-    public func layer(_ i: Int, util: Bool, _ model: String) -> SeedStats {
-        var v: [Int: Double] = [:]
-        for r in runs(model) {
-            if let row = r.layers.first(where: { $0.layer == i }), let x = util ? row.util : row.mIoU { v[r.seed] = 100 * x }
-        }
-        return SeedStats(v)
-    }
+    public func layer(_ i: Int, util: Bool, _ model: String) -> SeedStats { SeedStats.layer(i, util: util, of: runs(model)) }
 
     public var layerCount: Int { (mask2former + mpformer).map { ($0.layers.map(\.layer).max() ?? -1) + 1 }.max() ?? 0 }
 }
