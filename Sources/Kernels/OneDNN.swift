@@ -3,6 +3,7 @@
 // and cached per thread with their memory objects and a reused scratchpad.
 // Corresponds to what torch's mkldnn matmul path does under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 import CDNNL
+import Synchronization
 
 /// A oneDNN call that failed: the call's name and oneDNN's status.
 public struct DNNLError: Error, CustomStringConvertible {
@@ -43,6 +44,22 @@ public enum DNNLThreads {
     /// splits the reduction of a product whose output gives its threads too few blocks (measured: 256×8192ᵀ·8192×64
     /// at 2 threads, 512×4096ᵀ·4096×128 at 4), which a per-thread bound follows.
     static let minimumParallelOutput = 1 << 15
+
+    /// The blocks a packed product is cut into (1: not cut), by its shape alone: 2 for a product whose output is below
+    /// 2 threads' `minimumParallelOutput` (so oneDNN's threads ran it at no thread count) with at least two blocks'
+    /// work. More blocks measured no faster at 2 threads and slower at 1 (smaller blocks, and an operand copied once per
+    /// block; docs/perf.md).
+    static func blocks(m: Int, n: Int, k: Int) -> Int {
+        m * n < minimumParallelOutput * 2 && 2 * m * n * k >= minimumBlockWork * 2 && Swift.max(m, n) >= 32 ? 2 : 1
+    }
+
+    /// FLOPs of a block of a cut product: ≈ 40 µs of one thread's work, many times a oneDNN call's and a thread
+    /// hand-off's overhead.
+    static let minimumBlockWork = 1 << 22
+
+    /// Products cut into per-thread blocks so far (for tests and benchmarks).
+    public static var splitProducts: Int { splits.load(ordering: .relaxed) }
+    static let splits = Atomic<Int>(0)
 }
 
 /// The CPU engine (one per process) and one stream per thread.
@@ -336,32 +353,103 @@ final class DNNLWorkspace {
 public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                      c: UnsafeMutablePointer<Float>, ldc: Int) throws {
-    // Products with small outputs (per thread) or strided operands run on one thread: oneDNN splits the reduction of
-    // some of them over its threads (a 1×1 convolution's weight gradient over many pixels; the attention scores,
-    // whose operands are head slices), which would make results depend on the thread count. The others were
-    // measured bitwise equal at 1, 2 and 4 threads (`bench step --gemm-shapes` re-makes each primitive per thread
-    // count and compares), and run on the rank's threads.
+    // Products with small outputs (per thread) or strided operands do not run on oneDNN's threads: oneDNN splits the
+    // reduction of some of them over its threads (a 1×1 convolution's weight gradient over many pixels; the attention
+    // scores, whose operands are head slices), which would make results depend on the thread count. The small packed
+    // products with enough work (a decoder's 200×256 projections) are cut in two by their shape alone, each half a
+    // one-thread matmul on one of the rank's threads (in turn on one thread): a half's primitive may sum in another
+    // order than the whole product's, so the cut must not follow the thread count. The others were measured bitwise
+    // equal at 1, 2 and 4 threads (`bench step --gemm-shapes` re-makes each primitive per thread count and compares),
+    // and run on the rank's threads.
     let threads = DNNLThreads.current
     let packed = lda == (transA ? m : k) && ldb == (transB ? k : n) && ldc == n
+    let blocks = packed ? DNNLThreads.blocks(m: m, n: n, k: k) : 1
     let serial = threads > 1 && (m * n < DNNLThreads.minimumParallelOutput * threads || !packed)
-    if serial { DNNLThreads.set(1) }
-    defer { if serial { DNNLThreads.set(threads) } }
     let ws = DNNLWorkspace.perThread.value
-    var key = MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
-                        alpha: alpha.bitPattern, beta: beta.bitPattern, input: input, threads: DNNLThreads.current)
-    let pa: UnsafeRawPointer, pb: UnsafeRawPointer
+    var operands = DNNLOperands(input: input, transA: transA, transB: transB, a: UnsafeRawPointer(a), lda: lda,
+                                b: UnsafeRawPointer(b), ldb: ldb)
     if input == .bf16 {
         // Stored A is [M, K] (or [K, M] transposed), B is [K, N] (or [N, K]); packed with their row length as stride.
         // A parameter's packed copy comes from the parameter cache (made once per step), anything else is converted.
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)
-        pa = packedBF16(a, rows: aRows, cols: aCols, ld: lda) { ws.reserve(a: $0) }
-        pb = packedBF16(b, rows: bRows, cols: bCols, ld: ldb) { ws.reserve(b: $0) }
-        key.lda = aCols; key.ldb = bCols
-    } else {
-        pa = UnsafeRawPointer(a); pb = UnsafeRawPointer(b)
+        operands.a = packedBF16(a, rows: aRows, cols: aCols, ld: lda) { ws.reserve(a: $0) }
+        operands.b = packedBF16(b, rows: bRows, cols: bCols, ld: ldb) { ws.reserve(b: $0) }
+        operands.lda = aCols; operands.ldb = bCols
     }
-    try ws.matmul(key).execute([pa, pb, UnsafeRawPointer(c)], workspace: ws)
+    if blocks > 1 {
+        try splitMatmul(operands, m: m, n: n, k: k, alpha: alpha, beta: beta, c: c, ldc: ldc, blocks: blocks)
+        return
+    }
+    if serial { DNNLThreads.set(1) }
+    defer { if serial { DNNLThreads.set(threads) } }
+    try operands.matmul(m: m, n: n, k: k, alpha: alpha, beta: beta, c: c, ldc: ldc, workspace: ws)
+}
+
+/// A matmul's `A` and `B` as oneDNN reads them (fp32 as given, or packed bf16), with their row strides.
+struct DNNLOperands {
+    let input: DNNLType
+    let transA, transB: Bool
+    var a: UnsafeRawPointer, lda: Int
+    var b: UnsafeRawPointer, ldb: Int
+
+    /// `C[M, N] = alpha·op(A)·op(B) + beta·C` by this thread's primitive for the shape.
+    func matmul(m: Int, n: Int, k: Int, alpha: Float, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                workspace ws: DNNLWorkspace) throws {
+        let key = MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
+                            alpha: alpha.bitPattern, beta: beta.bitPattern, input: input, threads: DNNLThreads.current)
+        try ws.matmul(key).execute([a, b, UnsafeRawPointer(c)], workspace: ws)
+    }
+
+    /// Rows `rows` of `op(A)` (and of the product).
+    func rows(_ rows: Range<Int>) -> DNNLOperands {
+        var o = self
+        o.a = a + rows.lowerBound * (transA ? 1 : lda) * elementBytes
+        return o
+    }
+
+    /// Columns `columns` of `op(B)` (and of the product).
+    func columns(_ columns: Range<Int>) -> DNNLOperands {
+        var o = self
+        o.b = b + columns.lowerBound * (transB ? ldb : 1) * elementBytes
+        return o
+    }
+
+    var elementBytes: Int { input == .bf16 ? 2 : 4 }
+}
+
+/// The product cut into `blocks` blocks of rows (or columns) of `C`, each a one-thread matmul, spread over this rank's
+/// threads; the first error any block meets is thrown.
+func splitMatmul(_ operands: DNNLOperands, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
+                 c: UnsafeMutablePointer<Float>, ldc: Int, blocks: Int) throws {
+    // oneDNN copies a transposed A, and a transposed or bf16 B, into its blocked layout on every call: cut the product
+    // so that the larger copied operand is cut too, not copied whole by every block.
+    let copiedA = operands.transA ? m : 0, copiedB = operands.transB || operands.input == .bf16 ? n : 0
+    let byRows = copiedA == copiedB ? m >= n : copiedA > copiedB
+    let length = byRows ? m : n
+    DNNLThreads.splits.add(1, ordering: .relaxed)
+    let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: blocks)
+    errors.initialize(repeating: nil)
+    defer { errors.deinitialize(); errors.deallocate() }
+    parallelChunks(blocks) { block in
+        let range = block * length / blocks ..< (block + 1) * length / blocks
+        let ws = DNNLWorkspace.perThread.value
+        let threads = DNNLThreads.current   // 1 on the loop's threads; the caller's count when the loop runs serially
+        if threads != 1 { DNNLThreads.set(1) }
+        defer { if threads != 1 { DNNLThreads.set(threads) } }
+        do {
+            if byRows {
+                try operands.rows(range).matmul(m: range.count, n: n, k: k, alpha: alpha, beta: beta,
+                                                c: c + range.lowerBound * ldc, ldc: ldc, workspace: ws)
+            } else {
+                try operands.columns(range).matmul(m: m, n: range.count, k: k, alpha: alpha, beta: beta,
+                                                   c: c + range.lowerBound, ldc: ldc, workspace: ws)
+            }
+        } catch {
+            errors[block] = error
+        }
+    }
+    if let error = errors.lazy.compactMap({ $0 }).first { throw error }
 }
 
 /// `rows × cols` floats at `source` (row stride `ld`) as packed bf16: the parameter cache's copy when `source` is a

@@ -140,6 +140,37 @@ import _TestSupport
         #expect(bitwiseEqual(results), "\(precision)")
     }
 
+    /// Small products with enough work are cut in two (rows or columns) by their shape, each half a one-thread oneDNN
+    /// matmul: bitwise the same at 1, 2, 3 and 8 threads, for both transpositions of each operand, odd sizes, alpha
+    /// and beta, in fp32 and bf16.
+    @Test(arguments: GEMMPrecision.allCases)
+    func smallMatmulsCutPerThread(_ precision: GEMMPrecision) {
+        // (m, n, k, transA, transB, alpha, beta): decoder projections and FFN (200 rows), weight-gradient-like
+        // (transposed A, long reduction), wide products cut by columns, odd sizes.
+        let shapes: [(Int, Int, Int, Bool, Bool, Float, Float)] = [
+            (200, 256, 256, false, false, 1, 0), (200, 256, 2_048, false, true, 1, 0), (256, 128, 800, true, false, 1, 1),
+            (64, 256, 5_000, false, true, 0.5, 0), (16, 300, 1_000, false, false, 1, 0), (31, 517, 700, true, true, 0.5, 1),
+        ]
+        let splitsBefore = DNNLThreads.splitProducts
+        let results = [1, 2, 3, 8].map { threads -> [Float] in
+            let saved = DNNLThreads.current
+            DNNLThreads.set(threads)
+            defer { DNNLThreads.set(saved) }
+            return withIntraOpThreads(threads) { withGEMMPrecision(precision) {
+                shapes.enumerated().flatMap { index, shape -> [Float] in
+                    let (m, n, k, transA, transB, alpha, beta) = shape
+                    let a = randomFloats(m * k, seed: 60 + UInt64(index)), b = randomFloats(k * n, seed: 70 + UInt64(index))
+                    var c = randomFloats(m * n, seed: 80 + UInt64(index))
+                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: transA ? m : k, b: b,
+                          ldb: transB ? k : n, beta: beta, c: &c, ldc: n)
+                    return c
+                }
+            } }
+        }
+        #expect(bitwiseEqual(results), "\(precision)")
+        #expect(DNNLThreads.splitProducts > splitsBefore, "no product was cut in two")
+    }
+
     @Test(arguments: GEMMPrecision.allCases)
     func attentionAndChannelAffine(_ precision: GEMMPrecision) {
         let s = AttentionShape(batch: 2, heads: 4, queries: 30, keys: 70, headDim: 8)
