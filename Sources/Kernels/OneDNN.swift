@@ -53,9 +53,9 @@ public enum DNNLThreads {
         m * n < minimumParallelOutput * 2 && 2 * m * n * k >= minimumBlockWork * 2 && Swift.max(m, n) >= 32 ? 2 : 1
     }
 
-    /// FLOPs of a block of a cut product: ≈ 40 µs of one thread's work, many times a oneDNN call's and a thread
+    /// FLOPs of a block of a cut product: ≈ 20 µs of one thread's work, several times a oneDNN call's and a thread
     /// hand-off's overhead.
-    static let minimumBlockWork = 1 << 22
+    static let minimumBlockWork = 1 << 21
 
     /// Products cut into per-thread blocks so far (for tests and benchmarks).
     public static var splitProducts: Int { splits.load(ordering: .relaxed) }
@@ -356,11 +356,11 @@ public func dnnlGemm(input: DNNLType, transA: Bool, transB: Bool, m: Int, n: Int
     // Products with small outputs (per thread) or strided operands do not run on oneDNN's threads: oneDNN splits the
     // reduction of some of them over its threads (a 1×1 convolution's weight gradient over many pixels; the attention
     // scores, whose operands are head slices), which would make results depend on the thread count. The small packed
-    // products with enough work (a decoder's 200×256 projections) are cut in two by their shape alone, each half a
-    // one-thread matmul on one of the rank's threads (in turn on one thread): a half's primitive may sum in another
-    // order than the whole product's, so the cut must not follow the thread count. The others were measured bitwise
-    // equal at 1, 2 and 4 threads (`bench step --gemm-shapes` re-makes each primitive per thread count and compares),
-    // and run on the rank's threads.
+    // products with enough work (a decoder's 200×256 projections, the matcher's costs) are cut in two by their shape
+    // alone, each half a one-thread matmul on one of the rank's threads (in turn on one thread): a half's primitive
+    // may sum in another order than the whole product's, so the cut must not follow the thread count. The others
+    // were measured bitwise equal at 1, 2 and 4 threads (`bench step --gemm-shapes` re-makes each primitive per thread
+    // count and compares), and run on the rank's threads.
     let threads = DNNLThreads.current
     let packed = lda == (transA ? m : k) && ldb == (transB ? k : n) && ldc == n
     let blocks = packed ? DNNLThreads.blocks(m: m, n: n, k: k) : 1
@@ -423,9 +423,10 @@ struct DNNLOperands {
 func splitMatmul(_ operands: DNNLOperands, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
                  c: UnsafeMutablePointer<Float>, ldc: Int, blocks: Int) throws {
     // oneDNN copies a transposed A, and a transposed or bf16 B, into its blocked layout on every call: cut the product
-    // so that the larger copied operand is cut too, not copied whole by every block.
+    // so that the larger copied operand is cut too, not copied whole by every block; a side shorter than 16 (a
+    // matcher cost's 3 targets) is never cut.
     let copiedA = operands.transA ? m : 0, copiedB = operands.transB || operands.input == .bf16 ? n : 0
-    let byRows = copiedA == copiedB ? m >= n : copiedA > copiedB
+    let byRows = Swift.min(m, n) < 16 || copiedA == copiedB ? m >= n : copiedA > copiedB
     let length = byRows ? m : n
     DNNLThreads.splits.add(1, ordering: .relaxed)
     let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: blocks)
