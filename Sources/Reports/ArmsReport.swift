@@ -283,7 +283,7 @@ public enum ArmsReport {
             let test = PairedTest(baseline: arms.final("AP", base), arm: arms.final("AP", arm))
             let ci = test.interval95.map { "[\(signed($0.low)), \(signed($0.high))]" } ?? "—"
             md.append("| \(name(arm)) | \(test.n) | \(test.wins) of \(test.n) | \(format(test.difference, signed: true)) | "
-                      + "\(test.t.map { $0.isFinite ? fixed($0) : "±∞" } ?? "—") | \(pValue(test.p)) | \(ci) | "
+                      + "\(test.t.map { $0.isFinite ? signed($0) : "±∞" } ?? "—") | \(pValue(test.p)) | \(ci) | "
                       + "\(test.minimumDetectableEffect.map { fixed($0) } ?? "—") |")
         }
         md.append("")
