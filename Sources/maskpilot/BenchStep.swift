@@ -96,6 +96,9 @@ struct BenchStep: ParsableCommand {
         func row(_ name: String, _ v: Double) { print(name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.3f s", v)) }
         print(String(repeating: "-", count: 60))
         row("forward", fwd); row("criterion", crit); row("backward", bwd); row("optimizer", opt); row("step (median)", total)
+        print("steps".padding(toLength: 28, withPad: " ", startingAt: 0)
+              + reports.map { String(format: "%.3f", $0.forward + $0.criterion + $0.backward + $0.optimizer) }.joined(separator: " ")
+              + " s")
         if ranks > 1 {
             let ar = median(timings.map(\.allReduceSeconds)), wait = median(timings.map(\.waitSeconds))
             let arSum = timings.map(\.allReduceSeconds).reduce(0, +), waitSum = timings.map(\.waitSeconds).reduce(0, +)
