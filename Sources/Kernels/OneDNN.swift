@@ -3,7 +3,6 @@
 // and cached per thread with their memory objects and a reused scratchpad.
 // Corresponds to what torch's mkldnn matmul path does under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 import CDNNL
-import Synchronization
 
 /// A oneDNN call that failed: the call's name and oneDNN's status.
 public struct DNNLError: Error, CustomStringConvertible {
@@ -49,17 +48,13 @@ public enum DNNLThreads {
     /// 2 threads' `minimumParallelOutput` (so oneDNN's threads ran it at no thread count) with at least two blocks'
     /// work. More blocks measured no faster at 2 threads and slower at 1 (smaller blocks, and an operand copied once per
     /// block; docs/perf.md).
-    static func blocks(m: Int, n: Int, k: Int) -> Int {
+    public static func blocks(m: Int, n: Int, k: Int) -> Int {
         m * n < minimumParallelOutput * 2 && 2 * m * n * k >= minimumBlockWork * 2 && Swift.max(m, n) >= 32 ? 2 : 1
     }
 
     /// FLOPs of a block of a cut product: ≈ 20 µs of one thread's work, several times a oneDNN call's and a thread
     /// hand-off's overhead.
     static let minimumBlockWork = 1 << 21
-
-    /// Products cut into per-thread blocks so far (for tests and benchmarks).
-    public static var splitProducts: Int { splits.load(ordering: .relaxed) }
-    static let splits = Atomic<Int>(0)
 }
 
 /// The CPU engine (one per process) and one stream per thread.
@@ -428,7 +423,6 @@ func splitMatmul(_ operands: DNNLOperands, m: Int, n: Int, k: Int, alpha: Float,
     let copiedA = operands.transA ? m : 0, copiedB = operands.transB || operands.input == .bf16 ? n : 0
     let byRows = Swift.min(m, n) < 16 || copiedA == copiedB ? m >= n : copiedA > copiedB
     let length = byRows ? m : n
-    DNNLThreads.splits.add(1, ordering: .relaxed)
     let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: blocks)
     errors.initialize(repeating: nil)
     defer { errors.deinitialize(); errors.deallocate() }
