@@ -144,6 +144,28 @@ else
   bad "model-zoo .pkl through model import" "$(head -5 "$tmp/zoo-import.log")"
 fi
 
+# HF's image processor: preprocessor_config.json with HF's ImageNet values imports; other statistics (or bad JSON)
+# stop the import with exit 1, naming the file, and write no output.
+for case in same other broken; do
+  cp -r Tests/Fixtures/hf/swin "$tmp/pre-$case"
+  case $case in
+    same) echo '{"do_rescale": true, "rescale_factor": 0.00392156862745098, "do_normalize": true,
+                 "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}' ;;
+    other) echo '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}' ;;
+    broken) echo '{"image_mean": [0.5, 0.5' ;;
+  esac >"$tmp/pre-$case/preprocessor_config.json"
+  "$bin" model import --from "$tmp/pre-$case" --output "$tmp/pre-$case.h5" >"$tmp/pre-$case.log" 2>&1
+  echo $? >"$tmp/pre-$case.status"
+done
+if [ "$(cat "$tmp/pre-same.status")" -eq 0 ] && [ -s "$tmp/pre-same.h5" ] \
+   && [ "$(cat "$tmp/pre-other.status")" -eq 1 ] && [ ! -e "$tmp/pre-other.h5" ] \
+   && grep -q "pre-other/preprocessor_config.json: the model was trained on pixels normalized with mean \[127.500, 127.500, 127.500\]" "$tmp/pre-other.log" \
+   && [ "$(cat "$tmp/pre-broken.status")" -eq 1 ] && grep -q "pre-broken/preprocessor_config.json: not valid JSON" "$tmp/pre-broken.log"; then
+  ok "model import checks preprocessor_config.json's normalization (HF's ImageNet values import; other statistics and bad JSON: exit 1, named)"
+else
+  bad "model import and preprocessor_config.json" "$(tail -n 2 "$tmp"/pre-*.log)"
+fi
+
 # Bad sources: a file that maps onto no parameter, a folder without weights, a .pkl without --config.
 python3 -c "import pickle; pickle.dump({'model': {'foo.weight': __import__('numpy').zeros(3, 'float32')}}, open('$tmp/foo.pkl', 'wb'))"
 mkdir -p "$tmp/empty-folder"

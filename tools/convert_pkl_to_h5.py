@@ -17,7 +17,8 @@ Inputs:
 Output: `/model/<name>` float32 datasets (PyTorch layout, as the reference; Fletcher32 checksums on every
 non-scalar dataset), `/model` attribute `names` (the input order, newline-separated) and `/meta` attributes
 `source` (the input file) and `converter`. Non-array entries are skipped; `pixel_mean` / `pixel_std` (input
-normalization, not weights) and `num_batches_tracked` counters are dropped with a note.
+normalization, not weights) and `num_batches_tracked` counters are dropped with a note; `pixel_mean` / `pixel_std`
+other than the detectron2 values MaskPilot's data pipeline applies stop the conversion (exit 1).
 
 Needs numpy and h5py only (torch for legacy non-zip .pth inputs). See docs/checkpoint-format.md.
 """
@@ -31,6 +32,19 @@ import zipfile
 import numpy as np
 
 DROPPED = ("pixel_mean", "pixel_std")
+# The normalization MaskPilot's data pipeline applies (detectron2's MODEL.PIXEL_MEAN / PIXEL_STD, RGB, 0-255 scale).
+NORMALIZATION = {"pixel_mean": (123.675, 116.28, 103.53), "pixel_std": (58.395, 57.12, 57.375)}
+
+
+def check_normalization(src, name, value):
+    """Stops (exit 1, naming the file and key) when a checkpoint's pixel_mean / pixel_std differ from what MaskPilot's
+    data pipeline applies: the model would import and predict from shifted inputs."""
+    ours = NORMALIZATION[name.split(".")[-1]]
+    theirs = np.asarray(value, np.float64).reshape(-1)
+    if theirs.shape != (3,) or np.max(np.abs(theirs - ours)) > 0.01:
+        raise SystemExit(f"{src}: {name} is {np.round(theirs, 3).tolist()}, but MaskPilot normalizes RGB pixels (0-255) with "
+                         f"{list(ours)}; a model trained on other input statistics would predict from shifted inputs, "
+                         f"so the conversion stops")
 
 
 # torch storage class name -> numpy dtype of its elements (bfloat16 is read as its 16 high bits of a float32).
@@ -151,6 +165,7 @@ def convert(src, dst, prefix=None, quiet=False):
             notes.append(f"skipped a non-string key {name!r}")
             continue
         if name.split(".")[-1] in DROPPED or name in DROPPED:
+            check_normalization(src, name, value)
             notes.append(f"dropped {name} (input normalization, not a weight; MaskPilot normalizes in the data pipeline)")
             continue
         if name.endswith("num_batches_tracked"):

@@ -108,6 +108,22 @@ def _():
     check_h5(out, zoo_expected)
 
 
+@test("a model-zoo .pkl with another pixel_mean stops the conversion, naming the file and key")
+def _():
+    other = dict(zoo, pixel_mean=np.array([103.53, 116.28, 123.675], np.float32).reshape(3, 1, 1))   # BGR order
+    src = os.path.join(tmp, "model_bgr.pkl")
+    with open(src, "wb") as f:
+        pickle.dump({"model": other}, f)
+    out = os.path.join(tmp, "bgr.h5")
+    try:
+        convert_pkl_to_h5.convert(src, out, quiet=True)
+    except SystemExit as e:
+        assert "model_bgr.pkl: pixel_mean is [103.53, 116.28, 123.675]" in str(e.code), e.code
+        assert not os.path.exists(out), "an output file was written"
+        return
+    raise AssertionError("the conversion did not stop")
+
+
 @test("model-zoo h5 -> .npz round trip equals the pickle")
 def _():
     check_npz(os.path.join(tmp, "zoo.h5"), zoo_expected)

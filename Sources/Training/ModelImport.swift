@@ -4,6 +4,7 @@
 // Corresponds to detectron2's checkpointer with its matching heuristics and to HF's from_pretrained, made explicit:
 // every source key is mapped onto a parameter or reported (ignored with its reason, or unused).
 import Checkpoint
+import Datasets
 import Foundation
 import Mask2FormerModel
 import NN
@@ -66,6 +67,8 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
             }
         }
         files = try weightFiles(inFolder: path)
+        let preprocessor = (path as NSString).appendingPathComponent("preprocessor_config.json")
+        if fm.fileExists(atPath: preprocessor) { try checkHFInputNormalization(preprocessor) }
     } else {
         files = [path]
     }
@@ -139,6 +142,53 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
                                    missing: missing, ignored: notes.sorted { $0.key < $1.key }, unused: unused.sorted(),
                                    configSource: configSource)
     return ModelImport(config: config, tensors: tensors, report: report)
+}
+
+/// Throws unless the HF image processor `file` (`preprocessor_config.json`) normalizes images as MaskPilot does
+/// (`PixelNormalization.mask2former` on 0–255 pixels): `(x · rescale_factor − image_mean) / image_std`, with HF's
+/// defaults (rescale by 1/255, normalize). A model trained on other input statistics would import without error and
+/// predict from shifted inputs.
+func checkHFInputNormalization(_ file: String) throws {
+    let object: Any
+    do {
+        object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file)))
+    } catch {
+        throw TrainingError("\(file): not valid JSON (\(error.localizedDescription))")
+    }
+    guard let json = object as? [String: Any] else { throw TrainingError("\(file): not a JSON object") }
+    func flag(_ key: String) throws -> Bool {
+        guard let value = json[key] else { return true }
+        guard let b = value as? Bool else { throw TrainingError("\(file): \(key): expected true or false, got \(value)") }
+        return b
+    }
+    func triple(_ key: String, default fallback: [Double]) throws -> [Double] {
+        guard let value = json[key] else { return fallback }
+        if let x = (value as? NSNumber)?.doubleValue, !(value is Bool) { return [x, x, x] }
+        guard let xs = value as? [NSNumber], xs.count == 3 else {
+            throw TrainingError("\(file): \(key): expected 3 numbers (RGB), got \(value)")
+        }
+        return xs.map(\.doubleValue)
+    }
+    let rescale = try flag("do_rescale") ? try triple("rescale_factor", default: [1 / 255.0, 1 / 255.0, 1 / 255.0])[0] : 1
+    let normalize = try flag("do_normalize")
+    // HF's defaults for a Mask2Former image processor: ImageNet's mean and std.
+    let mean = normalize ? try triple("image_mean", default: [0.485, 0.456, 0.406]) : [0, 0, 0]
+    let std = normalize ? try triple("image_std", default: [0.229, 0.224, 0.225]) : [1, 1, 1]
+    guard rescale > 0, std.allSatisfy({ $0 > 0 }) else {
+        throw TrainingError("\(file): rescale_factor and image_std must be positive")
+    }
+    // On the 0–255 scale: (x − mean / rescale) / (std / rescale).
+    let theirs = (mean: mean.map { $0 / rescale }, std: std.map { $0 / rescale })
+    let ours = PixelNormalization.mask2former
+    let same = zip(theirs.mean, ours.mean).allSatisfy { abs($0 - Double($1)) <= 0.01 }
+        && zip(theirs.std, ours.std).allSatisfy { abs($0 - Double($1)) <= 0.01 }
+    guard same else {
+        func list(_ xs: [Double]) -> String { "[" + xs.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "]" }
+        throw TrainingError("\(file): the model was trained on pixels normalized with mean \(list(theirs.mean)) and std "
+                            + "\(list(theirs.std)) (0–255 scale), but MaskPilot normalizes with detectron2's mean "
+                            + "\(list(ours.mean.map(Double.init))) and std \(list(ours.std.map(Double.init))); its predictions would be "
+                            + "off, so the import stops")
+    }
 }
 
 /// Source keys that hold no weight of ours, and why (any naming: HF's, detectron2's, the ImageNet classifiers').
