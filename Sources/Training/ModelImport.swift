@@ -56,16 +56,7 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
     var hfConfig: [String: Any]?
     if isDirectory.boolValue {
         let configPath = (path as NSString).appendingPathComponent("config.json")
-        if fm.fileExists(atPath: configPath) {
-            do {
-                guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any] else {
-                    throw TrainingError("\(configPath): not a JSON object")
-                }
-                hfConfig = object
-            } catch let e as TrainingError { throw e } catch {
-                throw TrainingError("\(configPath): not valid JSON (\(error.localizedDescription))")
-            }
-        }
+        if fm.fileExists(atPath: configPath) { hfConfig = try readJSONObject(configPath) }
         files = try weightFiles(inFolder: path)
         let preprocessor = (path as NSString).appendingPathComponent("preprocessor_config.json")
         if fm.fileExists(atPath: preprocessor) { try checkHFInputNormalization(preprocessor) }
@@ -149,27 +140,28 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
 /// defaults (rescale by 1/255, normalize). A model trained on other input statistics would import without error and
 /// predict from shifted inputs.
 func checkHFInputNormalization(_ file: String) throws {
-    let object: Any
-    do {
-        object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file)))
-    } catch {
-        throw TrainingError("\(file): not valid JSON (\(error.localizedDescription))")
-    }
-    guard let json = object as? [String: Any] else { throw TrainingError("\(file): not a JSON object") }
+    let json = try readJSONObject(file)
     func flag(_ key: String) throws -> Bool {
         guard let value = json[key] else { return true }
         guard let b = value as? Bool else { throw TrainingError("\(file): \(key): expected true or false, got \(value)") }
         return b
     }
+    func number(_ value: Any) -> Double? { value is Bool ? nil : (value as? NSNumber)?.doubleValue }
+    /// An RGB triple (HF also writes one number for all three channels).
     func triple(_ key: String, default fallback: [Double]) throws -> [Double] {
         guard let value = json[key] else { return fallback }
-        if let x = (value as? NSNumber)?.doubleValue, !(value is Bool) { return [x, x, x] }
-        guard let xs = value as? [NSNumber], xs.count == 3 else {
+        if let x = number(value) { return [x, x, x] }
+        guard let xs = (value as? [Any])?.compactMap(number), xs.count == 3 else {
             throw TrainingError("\(file): \(key): expected 3 numbers (RGB), got \(value)")
         }
-        return xs.map(\.doubleValue)
+        return xs
     }
-    let rescale = try flag("do_rescale") ? try triple("rescale_factor", default: [1 / 255.0, 1 / 255.0, 1 / 255.0])[0] : 1
+    var rescale = 1.0
+    if try flag("do_rescale") {
+        let value = json["rescale_factor"] ?? 1.0 / 255
+        guard let x = number(value) else { throw TrainingError("\(file): rescale_factor: expected a number, got \(value)") }
+        rescale = x
+    }
     let normalize = try flag("do_normalize")
     // HF's defaults for a Mask2Former image processor: ImageNet's mean and std.
     let mean = normalize ? try triple("image_mean", default: [0.485, 0.456, 0.406]) : [0, 0, 0]
@@ -189,6 +181,18 @@ func checkHFInputNormalization(_ file: String) throws {
                             + "\(list(ours.mean.map(Double.init))) and std \(list(ours.std.map(Double.init))); its predictions would be "
                             + "off, so the import stops")
     }
+}
+
+/// The JSON object in `file`, or an error naming the file and the problem.
+func readJSONObject(_ file: String) throws -> [String: Any] {
+    let object: Any
+    do {
+        object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file)))
+    } catch {
+        throw TrainingError("\(file): not valid JSON (\(error.localizedDescription))")
+    }
+    guard let json = object as? [String: Any] else { throw TrainingError("\(file): not a JSON object") }
+    return json
 }
 
 /// Source keys that hold no weight of ours, and why (any naming: HF's, detectron2's, the ImageNet classifiers').
