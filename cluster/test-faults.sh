@@ -135,11 +135,24 @@ else
   bad "--overwrite" "$(tail -2 "$tmp/overwrite.log")"
 fi
 
-# 6. Exit codes: a mistyped command line is a usage error (64, with usage); --iterations below 1 too.
+# 6. Exit codes: a mistyped command line is a usage error (64, with usage); so is a numeric option out of range.
 "$bin" train --config configs/smoke.yaml --no-such-option >"$tmp/usage.log" 2>&1; code=$?
 if [ "$code" -eq 64 ] && grep -q '^Usage:' "$tmp/usage.log"; then ok "an unknown option exits 64 with the usage"; else bad "usage error" "exit $code"; fi
 "$bin" train "${common[@]}" --iterations=-5 --output "$tmp/neg" >"$tmp/neg.log" 2>&1; code=$?
 if [ "$code" -eq 64 ] && grep -q -- '--iterations must be at least 1' "$tmp/neg.log"; then ok "--iterations=-5 refused"; else bad "--iterations=-5" "exit $code: $(head -2 "$tmp/neg.log")"; fi
+# A negative number after a numeric option is its value (as argparse reads it), checked like any other.
+neg_case() {   # neg_case EXPECTED-MESSAGE ARGS…: exit 64 and the message, nothing written
+  local want=$1; shift
+  "$bin" "$@" >"$tmp/neg.log" 2>&1; code=$?
+  if [ "$code" -eq 64 ] && grep -qF -- "$want" "$tmp/neg.log" && [ ! -e "$tmp/neg" ]; then ok "$1$([ "${2#-}" = "$2" ] && echo " $2"): $want (64)"; else bad "$*" "exit $code: $(head -2 "$tmp/neg.log")"; fi
+}
+neg_case '--iterations must be at least 1, got -5' train "${common[@]}" --iterations -5 --output "$tmp/neg"
+neg_case '--images must be at least 1, got -3' data synth --format coco-instance --out "$tmp/neg" --images -3
+neg_case '--annotations must be at least 0, got -3' data synth --format coco-instance --out "$tmp/neg" --annotations-only --annotations -3
+neg_case '--max-images must be at least 0, got -1' eval "${common[@]}" --weights "$tmp/neg/none.h5" --max-images -1
+neg_case '--score-threshold must be within 0.0…1.0, got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
+neg_case '--steps must be at least 1, got -2' bench step --config configs/bench.yaml --steps -2
+neg_case '--images must be at least 1, got -1' bench data --images -1
 
 # 7. SIGTERM to the launcher: the ranks write a checkpoint and everything exits 0.
 cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/term" >"$tmp/term.log" 2>&1 &

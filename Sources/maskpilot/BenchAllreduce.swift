@@ -9,10 +9,18 @@ struct BenchAllreduce: ParsableCommand {
         commandName: "allreduce",
         abstract: "Float sum all-reduce bandwidth, 4 KB – 64 MB (run under mpirun -np 2).")
 
-    @Option(help: "Smallest message in KB.") var minKB: Int = 4
-    @Option(help: "Largest message in MB.") var maxMB: Int = 64
-    @Option(help: "Minimum timed iterations per size (best is reported).") var iterations: Int = 10
-    @Option(help: "Minimum seconds to time each size.") var seconds: Double = 0.25
+    @Option(parsing: .unconditional, help: "Smallest message in KB.") var minKB: Int = 4
+    @Option(parsing: .unconditional, help: "Largest message in MB.") var maxMB: Int = 64
+    @Option(parsing: .unconditional, help: "Minimum timed iterations per size (best is reported).") var iterations: Int = 10
+    @Option(parsing: .unconditional, help: "Minimum seconds to time each size.") var seconds: Double = 0.25
+
+    func validate() throws {
+        try requireOption("--min-kb", minKB, atLeast: 1)
+        try requireOption("--max-mb", maxMB, atLeast: 1)
+        try requireOption("--iterations", iterations, atLeast: 1)
+        try requireOption("--seconds", seconds, in: 0...3600)
+        if minKB > maxMB << 10 { throw ValidationError("--min-kb \(minKB) is above --max-mb \(maxMB) (\(maxMB << 10) KB)") }
+    }
 
     func run() throws {
         guard MPICommunicator.launchedUnderMPI() else {

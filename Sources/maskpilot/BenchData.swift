@@ -8,8 +8,13 @@ struct BenchData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Images/s of decode + augment (ADE20K 512 crops, COCO 1024 LSJ), one thread.")
 
-    @Option(help: "Images per dataset.") var images: Int = 24
-    @Option(help: "Passes over the images (timing uses all of them after one warm-up pass).") var passes: Int = 2
+    @Option(parsing: .unconditional, help: "Images per dataset.") var images: Int = 24
+    @Option(parsing: .unconditional, help: "Passes over the images (timing uses all of them after one warm-up pass).") var passes: Int = 2
+
+    func validate() throws {
+        try requireOption("--images", images, atLeast: 1)
+        try requireOption("--passes", passes, atLeast: 1)
+    }
 
     func run() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("maskpilot-bench-data-\(getpid())").path

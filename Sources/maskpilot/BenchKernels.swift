@@ -10,11 +10,16 @@ struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels", abstract: "sgemm, matmul, conv2d, attention, elementwise and layer-norm throughput.")
 
-    @Option(help: "BLAS threads (the targets are stated for one thread).")
+    @Option(parsing: .unconditional, help: "BLAS threads (the targets are stated for one thread).")
     var threads: Int = 1
 
-    @Option(help: "Minimum seconds to time each case.")
+    @Option(parsing: .unconditional, help: "Minimum seconds to time each case.")
     var seconds: Double = 1.0
+
+    func validate() throws {
+        try requireOption("--threads", threads, atLeast: 1)
+        try requireOption("--seconds", seconds, in: 0...3600)
+    }
 
     func run() throws {
         ComputeThreads.set(threads)

@@ -15,10 +15,10 @@ struct BenchStep: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Timed steps (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Timed steps (after one warm-up step).")
     var steps: Int = 3
 
-    @Option(help: "BLAS and oneDNN threads.")
+    @Option(parsing: .unconditional, help: "BLAS and oneDNN threads.")
     var threads: Int = 1
 
     @OptionGroup var precisionOption: PrecisionOption
@@ -29,8 +29,14 @@ struct BenchStep: ParsableCommand {
     @Flag(help: "Swin: run the window attention composed from primitive ops instead of fused (for comparison).")
     var composedWindowAttention = false
 
-    @Option(help: "After the steps, time the N GEMM shapes of a step with the most work in OpenBLAS and oneDNN (fp32, bf16).")
+    @Option(parsing: .unconditional, help: "After the steps, time the N GEMM shapes of a step with the most work in OpenBLAS and oneDNN (fp32, bf16).")
     var gemmShapes: Int = 0
+
+    func validate() throws {
+        try requireOption("--steps", steps, atLeast: 1)
+        try requireOption("--threads", threads, atLeast: 1)
+        try requireOption("--gemm-shapes", gemmShapes, atLeast: 0)
+    }
 
     func run() throws {
         var cfg = try configOptions.load()

@@ -20,22 +20,26 @@ struct DataSynth: ParsableCommand {
     @Option(help: "coco-instance, coco-panoptic, ade20k or cityscapes (all three Cityscapes tasks: leftImg8bit, gtFine and the panoptic JSON).")
     var format: SyntheticFormat
     @Option(help: "Output folder (the dataset root).") var out: String
-    @Option(help: "Number of images.") var images: Int = 16
+    @Option(parsing: .unconditional, help: "Number of images.") var images: Int = 16
     @Option(help: "Image size WxH.") var size: String = "128x96"
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Split name (default train2017 for COCO, training for ADE20K, train for Cityscapes).") var split: String?
-    @Option(help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
+    @Option(parsing: .unconditional, help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
     @Option(help: "standard (2–5 objects, class colours) or hard (6–11 smaller objects, jittered colours, grey distractors).")
     var difficulty: String = "standard"
-    @Option(help: "coco-instance / coco-panoptic: thing classes; 5 is the standard set, 6…64 come in look-alike pairs (same shape and hue, one darker).")
+    @Option(parsing: .unconditional, help: "coco-instance / coco-panoptic: thing classes; 5 is the standard set, 6…64 come in look-alike pairs (same shape and hue, one darker).")
     var classes: Int = 5
     @Flag(help: "coco-instance only: write just annotations/instances_<split>.json (fast, any size; for scale tests).")
     var annotationsOnly = false
 
+    func validate() throws {
+        try requireOption("--images", images, atLeast: 1)
+        try requireOption("--annotations", annotations, atLeast: 0)
+    }
+
     func run() throws {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 16, parts[1] >= 16 else { throw ValidationError("--size must be WxH with both ≥ 16, got \(size)") }
-        guard images > 0 else { throw ValidationError("--images must be positive") }
         guard let level = SyntheticDifficulty(rawValue: difficulty) else {
             throw ValidationError("--difficulty must be one of \(SyntheticDifficulty.allCases.map(\.rawValue).joined(separator: ", ")), got \(difficulty)")
         }
@@ -83,7 +87,7 @@ struct DataMasks: ParsableCommand {
         commandName: "masks", abstract: "Write each target mask of one image as a 0/255 PNG named by annotation (segment) id.")
 
     @OptionGroup var dataset: DatasetOptions
-    @Option(help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name).") var imageId: Int
+    @Option(parsing: .unconditional, help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name).") var imageId: Int
     @Option(help: "Output folder.") var out: String
 
     func run() throws {

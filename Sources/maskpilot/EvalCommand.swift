@@ -35,10 +35,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Output folder for results.json and the prediction files.")
     var output: String?
 
-    @Option(help: "Evaluate only the first N images of the split (default: eval.max_images; 0 = all).")
+    @Option(parsing: .unconditional, help: "Evaluate only the first N images of the split (default: eval.max_images; 0 = all).")
     var maxImages: Int?
 
     @OptionGroup var precisionOption: PrecisionOption
+
+    func validate() throws { try requireOption("--max-images", maxImages, atLeast: 0) }
 
     func run() throws {
         var cfg = try configOptions.load()

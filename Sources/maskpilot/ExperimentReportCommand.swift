@@ -38,13 +38,13 @@ struct ExperimentReportCommand: ParsableCommand {
     @Option(help: "Output folder of the report.")
     var output: String
 
-    @Option(help: "Training steps per run.")
+    @Option(parsing: .unconditional, help: "Training steps per run.")
     var steps: Int
 
-    @Option(help: "MPI ranks per run.")
+    @Option(parsing: .unconditional, help: "MPI ranks per run.")
     var ranks: Int
 
-    @Option(help: "Wall time of the whole experiment in seconds.")
+    @Option(parsing: .unconditional, help: "Wall time of the whole experiment in seconds.")
     var wallSeconds: Int
 
     @Option(help: "The command that reproduces the experiment (quoted in the report).")
@@ -52,6 +52,12 @@ struct ExperimentReportCommand: ParsableCommand {
 
     @Option(help: "Markdown file included as the Discussion (default: OUTPUT/discussion.md if it exists).")
     var notes: String?
+
+    func validate() throws {
+        try requireOption("--steps", steps, atLeast: 1)
+        try requireOption("--ranks", ranks, atLeast: 1)
+        try requireOption("--wall-seconds", wallSeconds, atLeast: 0)
+    }
 
     func run() throws {
         let parts = seeds.split(whereSeparator: { $0 == " " || $0 == "," })

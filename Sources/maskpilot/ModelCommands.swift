@@ -24,8 +24,10 @@ struct ModelSummary: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Deepest module level to list (0 = only the total).")
+    @Option(parsing: .unconditional, help: "Deepest module level to list (0 = only the total).")
     var depth: Int = 3
+
+    func validate() throws { try requireOption("--depth", depth, atLeast: 0) }
 
     func run() throws {
         let cfg = try configOptions.load()

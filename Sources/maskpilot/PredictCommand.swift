@@ -39,10 +39,12 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "semantic, instance or panoptic (default: from data.format).")
     var task: EvaluationTask?
 
-    @Option(help: "Instance task: draw instances scoring at least this.")
+    @Option(parsing: .unconditional, help: "Instance task: draw instances scoring at least this.")
     var scoreThreshold: Double = 0.5
 
     @OptionGroup var precisionOption: PrecisionOption
+
+    func validate() throws { try requireOption("--score-threshold", scoreThreshold, in: 0...1) }
 
     func run() throws {
         do { try predict() } catch let e as ValidationError { throw e } catch { throw RuntimeError("\(error)") }

@@ -18,7 +18,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Output folder (config.yaml, metrics.jsonl, tb/).")
     var output: String = "checkpoints/run"
 
-    @Option(help: "Stop after this many steps (default: solver.max_iter).")
+    @Option(parsing: .unconditional, help: "Stop after this many steps (default: solver.max_iter).")
     var iterations: Int?
 
     @Option(help: "Resume: `--resume` alone continues from OUTPUT/last_checkpoint (falling back to the newest intact checkpoint; a fresh start when OUTPUT has no checkpoint yet), `--resume PATH` from a file.")
@@ -27,13 +27,13 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Start over in an OUTPUT that holds a run: delete its checkpoints, last_checkpoint, metrics.jsonl, tb/ and model_best.* first.")
     var overwrite = false
 
-    @Option(help: "Compute threads per rank (train.threads; default: OMP_NUM_THREADS as cluster/launch.sh sets it, else the CPUs ÷ the ranks on this node).")
+    @Option(parsing: .unconditional, help: "Compute threads per rank (train.threads; default: OMP_NUM_THREADS as cluster/launch.sh sets it, else the CPUs ÷ the ranks on this node).")
     var threads: Int?
 
     func validate() throws {
-        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
+        try requireOption("--iterations", iterations, atLeast: 1)
         if overwrite && resume != nil { throw ValidationError("--overwrite starts the run over and --resume continues it: give one of them") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try requireOption("--threads", threads, atLeast: 1)
     }
 
     func run() throws {
