@@ -40,6 +40,15 @@ start)
   [ -f "$dir/munge/munge.key" ] || { dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none; chmod 600 "$dir/munge/munge.key"; }
   munged --force --socket="$dir/munge/socket" --key-file="$dir/munge/munge.key" \
          --pid-file="$dir/munge.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed" 2>>"$dir/log/munged.err"
+  # Two free ports, slurmctld's and slurmd's: a fixed pair would collide with a leftover test cluster or another
+  # Slurm on this machine. A port is taken when something accepts a connection on it (bash's /dev/tcp).
+  port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  ctld_port=
+  for _ in $(seq 1 100); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    port_free "$p" && port_free $(( p + 1 )) && { ctld_port=$p; break; }
+  done
+  [ -n "$ctld_port" ] || { echo "slurm-local: found no two free ports in 20000–60000" >&2; exit 1; }
   cat >"$conf" <<EOF
 ClusterName=maskpilot-test
 SlurmctldHost=$host
@@ -63,8 +72,8 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$ctld_port
+SlurmdPort=$(( ctld_port + 1 ))
 NodeName=$host CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -72,7 +81,7 @@ EOF
   slurmd -f "$conf"
   for _ in $(seq 1 100); do
     state=$(sinfo -h -n "$host" -o '%t' 2>/dev/null || true)
-    [ "$state" = idle ] && { echo "slurm-local: node $host idle ($cpus CPUs), SLURM_CONF=$conf"; exit 0; }
+    [ "$state" = idle ] && { echo "slurm-local: node $host idle ($cpus CPUs), ports $ctld_port/$(( ctld_port + 1 )), SLURM_CONF=$conf"; exit 0; }
     sleep 0.2
   done
   echo "slurm-local: the node did not become idle (state '${state:-none}'); logs in $dir/log" >&2
