@@ -1,5 +1,6 @@
-// Branch-free float32 exp and log1p that vectorize inside loops (softmax, matcher costs, losses).
-// Corresponds to expf / log1pf (glibc) to within ~1e-7 relative; the Cephes polynomial schemes.
+// Branch-free float32 exp, log1p and erf that vectorize inside loops (softmax, matcher costs, losses, GELU).
+// exp and log1p correspond to expf / log1pf (glibc) to within ~1e-7 relative (the Cephes polynomial schemes);
+// erf to erff within 2 ulp (our own fit, tools/fit_erf.py).
 
 /// exp(x) in float32 by range reduction and a degree-6 polynomial (the Cephes expf scheme), written
 /// branch-free so loops over it vectorize. Max relative error ≈ 1e-7 (as glibc's expf) for
@@ -48,4 +49,34 @@ public func fastLog1p(_ x: Float) -> Float {
     let logU = f + y + e * 0.693_359_375
     let d = u - 1
     return d == 0 ? x : logU * (x / d)
+}
+
+/// erf(x) in float32, branch-free: x·P(x²) for |x| < 1, and ±(1 − exp(−x²)·Q(1/|x|)) for 1 ≤ |x| ≤ 4 with Q fitting
+/// erfcx = exp(x²)·erfc(x); above 4 erf rounds to ±1. Both pieces are computed and one is selected, so loops over it
+/// vectorize. Coefficients from `tools/fit_erf.py` (relative minimax fits against mpmath), which also checks the
+/// float32 evaluation: within 2 ulp of the correctly rounded erf over [−6, 6] (glibc's scalar erff: 1 ulp).
+@inlinable @inline(__always)
+public func fastErf(_ x: Float) -> Float {
+    let s = x * x
+    var p: Float = -5.631_756_503e-4
+    p = p * s + 4.917_643_964e-3
+    p = p * s - 2.671_140_432e-2
+    p = p * s + 1.128_018_424e-1
+    p = p * s - 3.761_232_793e-1
+    p = p * s + 1.128_379_107
+    let small = x * p
+    let a = min(Swift.abs(x), 4)
+    let u = 1 / a
+    var q: Float = 3.071_604_855e-2
+    q = q * u - 1.797_242_463e-1
+    q = q * u + 4.382_676_184e-1
+    q = q * u - 5.369_859_338e-1
+    q = q * u + 2.383_657_694e-1
+    q = q * u + 2.303_774_655e-1
+    q = q * u - 3.758_567_274e-1
+    q = q * u + 2.053_441_107e-2
+    q = q * u + 5.617_681_742e-1
+    q = q * u + 1.210_682_312e-4
+    let large = 1 - fastExp(-a * a) * q
+    return Swift.abs(x) < 1 ? small : (x < 0 ? -large : large)
 }

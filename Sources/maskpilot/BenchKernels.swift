@@ -135,6 +135,14 @@ struct BenchKernels: ParsableCommand {
             let reluBW = 2 * bytes / time { _ = withNoGrad { a.relu() } } / 1e9
             add("elementwise relu (1 read + 1 write)", String(format: "%.2f GB/s", reluBW),
                 String(format: "%.1f %% of memcpy", 100 * reluBW / memcpyBW))
+            // GELU: the op (fastErf, vectorized) against the same loop through glibc's scalar erff.
+            let geluBW = 2 * bytes / time { _ = withNoGrad { a.gelu() } } / 1e9
+            let pa = a.data, pd = dst.data
+            let erffBW = 2 * bytes / time {
+                parallelFor(n, grain: 1 << 14) { r in for i in r { pd[i] = 0.5 * pa[i] * (1 + Foundation.erf(pa[i] * 0.70710678)) } }
+            } / 1e9
+            add("elementwise gelu (1 read + 1 write)", String(format: "%.2f GB/s", geluBW),
+                String(format: "%.1f %% of memcpy; %.2f GB/s through glibc erff", 100 * geluBW / memcpyBW, erffBW))
             let x = a.reshaped([n / 256, 256])
             let gamma = Tensor.ones([256]), beta = Tensor.zeros([256])
             let lnBW = 2 * bytes / time { _ = withNoGrad { Tensor.layerNorm(x, weight: gamma, bias: beta, eps: 1e-5) } } / 1e9
