@@ -179,4 +179,32 @@ if [ $s1 -eq 1 ] && grep -q "none of its 1 tensor(s) maps onto a parameter" "$tm
 else
   bad "model import errors" "exit $s1/$s2/$s3: $(cat "$tmp/foo.log" "$tmp/e.log" "$tmp/n.log" | head -6)"
 fi
+
+# Hostile HDF5 (a few KB each): a declared shape beyond 2^40 elements, one beyond the machine's memory, a checkpoint
+# whose counters are out of range. Each is refused naming the file and object (they used to overflow an Int or
+# reach the sampler's precondition).
+python3 - "$tmp" "$tmp/run/model_final.h5" <<'PY'
+import shutil, sys, h5py, numpy as np
+tmp, ckpt = sys.argv[1], sys.argv[2]
+with h5py.File(f"{tmp}/huge.h5", "w") as f:
+    f.create_group("model").create_dataset("w", shape=(2**33, 2**33), dtype="f4", chunks=(1, 16))
+with h5py.File(f"{tmp}/big.h5", "w") as f:
+    f.create_group("model").create_dataset("w", shape=(2**20, 2**20), dtype="f4", chunks=(1, 16))
+for name, value in (("neg", -5), ("far", 2**62)):
+    shutil.copy(ckpt, f"{tmp}/{name}.h5")
+    with h5py.File(f"{tmp}/{name}.h5", "r+") as f:
+        f["trainer"].attrs["iteration"] = np.int64(value)
+PY
+"$bin" checkpoint inspect "$tmp/huge.h5" >"$tmp/huge.log" 2>&1; h1=$?
+"$bin" eval "${common[@]}" --split train2017 --weights "$tmp/big.h5" >"$tmp/big.log" 2>&1; h2=$?
+"$bin" train "${common[@]}" --set solver.max_iter=4 --resume "$tmp/neg.h5" --output "$tmp/neg-run" >"$tmp/neg.log" 2>&1; h3=$?
+"$bin" train "${common[@]}" --set solver.max_iter=4 --resume "$tmp/far.h5" --output "$tmp/far-run" >"$tmp/far.log" 2>&1; h4=$?
+if [ $h1 -eq 1 ] && grep -q "/model/w: .*the declared shape \[8589934592, 8589934592\] has more than 2^40 elements" "$tmp/huge.log" \
+   && [ $h2 -eq 1 ] && grep -q "big.h5.*declares 1099511627776 elements.*more than this machine's" "$tmp/big.log" \
+   && [ $h3 -eq 1 ] && grep -q 'neg.h5.*/trainer (attribute "iteration").*must be within 0…1099511627776, got -5' "$tmp/neg.log" \
+   && [ $h4 -eq 1 ] && grep -q 'far.h5.*got 4611686018427387904' "$tmp/far.log"; then
+  ok "hostile HDF5: a shape beyond 2^40 elements or the machine's memory, a checkpoint's iteration -5 or 2^62: exit 1, named"
+else
+  bad "hostile HDF5" "exit $h1/$h2/$h3/$h4: $(tail -n 2 "$tmp/huge.log" "$tmp/big.log" "$tmp/neg.log" "$tmp/far.log")"
+fi
 finish

@@ -150,7 +150,7 @@ neg_case '--iterations must be at least 1, got -5' train "${common[@]}" --iterat
 neg_case '--images must be at least 1, got -3' data synth --format coco-instance --out "$tmp/neg" --images -3
 neg_case '--annotations must be at least 0, got -3' data synth --format coco-instance --out "$tmp/neg" --annotations-only --annotations -3
 neg_case '--max-images must be at least 0, got -1' eval "${common[@]}" --weights "$tmp/neg/none.h5" --max-images -1
-neg_case '--score-threshold must be within 0.0…1.0, got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
+neg_case '--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
 neg_case '--steps must be at least 1, got -2' bench step --config configs/bench.yaml --steps -2
 neg_case '--images must be at least 1, got -1' bench data --images -1
 

@@ -271,6 +271,15 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
         }
         return try checkpointRead(path, object, "cannot read the attribute") { try read(name) }
     }
+    /// An integer attribute that counts something (ranks, steps, epochs, samples): 0…2^40 (`minimum`…), else the
+    /// file is refused here, before the number reaches the sampler's or the trainer's arithmetic.
+    func count(_ group: HDF5Group, _ name: String, minimum: Int64 = 0) throws -> Int {
+        let value = try attribute(group, name) { try group.int64Attribute($0) }
+        guard (minimum...(1 << 40)).contains(value) else {
+            throw CheckpointError(file: path, object: "\(group.path) (attribute \"\(name)\")", problem: "must be within \(minimum)…\(1 << 40), got \(value)")
+        }
+        return Int(value)
+    }
     let version = try attribute(metaGroup, "format_version") { try metaGroup.int64Attribute($0) }
     try checkFormatVersion(version, path: path)
     let signatureText = try attribute(metaGroup, "parameter_signature") { try metaGroup.stringAttribute($0) }
@@ -280,7 +289,7 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
     }
     let meta = CheckpointMeta(
         configYAML: try attribute(metaGroup, "config") { try metaGroup.stringAttribute($0) },
-        worldSize: Int(try attribute(metaGroup, "world_size") { try metaGroup.int64Attribute($0) }),
+        worldSize: try count(metaGroup, "world_size", minimum: 1),
         parameterSignature: signature,
         maskpilotVersion: try attribute(metaGroup, "maskpilot_version") { try metaGroup.stringAttribute($0) },
         createdAt: try attribute(metaGroup, "created") { try metaGroup.stringAttribute($0) },
@@ -291,13 +300,13 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
     }
     let (_, model) = try tensors(CheckpointLayout.model)
     let (optimizerGroup, optimizer) = try tensors(CheckpointLayout.optimizer)
-    let step = try attribute(optimizerGroup, "step") { try optimizerGroup.int64Attribute($0) }
+    let step = try count(optimizerGroup, "step")
 
     let trainerGroup = try checkpointRead(path, CheckpointLayout.trainer, "cannot open the group") { try file.group(CheckpointLayout.trainer) }
     var trainer = CheckpointTrainerState(
-        iteration: Int(try attribute(trainerGroup, "iteration") { try trainerGroup.int64Attribute($0) }),
-        epoch: Int(try attribute(trainerGroup, "epoch") { try trainerGroup.int64Attribute($0) }),
-        position: Int(try attribute(trainerGroup, "position") { try trainerGroup.int64Attribute($0) }))
+        iteration: try count(trainerGroup, "iteration"),
+        epoch: try count(trainerGroup, "epoch"),
+        position: try count(trainerGroup, "position"))
     let names = try checkpointRead(path, CheckpointLayout.trainer, "cannot list the attributes") { try trainerGroup.attributeNames() }
     for name in names {
         if name.hasPrefix(CheckpointLayout.rngPrefix) {
@@ -313,7 +322,7 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
             }
         }
     }
-    return CheckpointContents(model: model, optimizer: optimizer, optimizerStep: Int(step), trainer: trainer, meta: meta)
+    return CheckpointContents(model: model, optimizer: optimizer, optimizerStep: step, trainer: trainer, meta: meta)
 }
 
 /// Reads every dataset of `groupPath` in the order of its `names` attribute (if any; unlisted datasets

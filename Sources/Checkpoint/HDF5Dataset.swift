@@ -65,6 +65,17 @@ public final class HDF5Dataset: HDF5Object {
         get throws { try H5.dgetOffset(rawID, at: location) }
     }
 
+    /// Refuses to read a dataset whose declared size exceeds the machine's memory (a damaged or hostile file can
+    /// declare any shape in a few bytes) before anything is allocated.
+    private func checkFitsInMemory(_ count: Int, bytesPerElement: Int) throws {
+        let memory = physicalMemoryBytes()
+        guard memory == 0 || count <= memory / bytesPerElement else {
+            func gb(_ bytes: Double) -> Double { (bytes / 1e8).rounded() / 10 }
+            throw hdf5Refuse("H5Dread", location, "the dataset declares \(count) elements (\(gb(Double(count) * Double(bytesPerElement))) GB), "
+                             + "more than this machine's \(gb(Double(memory))) GB of memory")
+        }
+    }
+
     private func extent() throws -> HDF5Extent {
         let space = try H5.dgetSpace(rawID, at: location)
         defer { try? H5.sclose(space, at: location) }
@@ -80,7 +91,9 @@ public final class HDF5Dataset: HDF5Object {
         guard case .float = type else {
             throw hdf5Refuse("H5Dread", location, "the dataset holds \(type), not floating-point data (read it with readInts)")
         }
-        let tensor = Tensor(uninitialized: try shape)
+        let shape = try self.shape
+        try checkFitsInMemory(shape.reduce(1, *), bytesPerElement: 4)
+        let tensor = Tensor(uninitialized: shape)
         if tensor.count > 0 {
             try H5.dread(rawID, memType: mp_h5t_native_float(), UnsafeMutableRawPointer(tensor.data), at: location)
         }
@@ -93,7 +106,9 @@ public final class HDF5Dataset: HDF5Object {
         guard case .integer = type else {
             throw hdf5Refuse("H5Dread", location, "the dataset holds \(type), not integer data (read it with readTensor)")
         }
-        var values = [Int](repeating: 0, count: try shape.reduce(1, *))
+        let count = try shape.reduce(1, *)
+        try checkFitsInMemory(count, bytesPerElement: 8)
+        var values = [Int](repeating: 0, count: count)
         if !values.isEmpty {
             try values.withUnsafeMutableBytes { raw in
                 try H5.dread(rawID, memType: mp_h5t_native_int64(), raw.baseAddress!, at: location)

@@ -73,7 +73,17 @@ enum HDF5Extent: Equatable {
         if cls == H5S_SCALAR { return .scalar }
         if cls == H5S_NULL { return .null }
         let rank = try H5.sgetSimpleExtentNdims(space, at: at)
-        return .simple(try H5.sgetSimpleExtentDims(space, rank: rank, at: at))
+        let dims = try H5.sgetSimpleExtentDims(space, rank: rank, at: at)
+        // Every element count computed from a file's shape stays far from overflow: at most 2^40 elements.
+        var count = 1
+        for d in dims {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow, product <= 1 << 40 else {
+                throw hdf5Refuse("H5Sget_simple_extent_dims", at, "the declared shape \(dims) has more than 2^40 elements")
+            }
+            count = product
+        }
+        return .simple(dims)
     }
 }
 

@@ -33,9 +33,10 @@ public struct COCORLE: Sendable, Equatable {
     /// Sum of all run lengths (must equal `height · width`).
     public var countsSum: Int { counts.reduce(0) { $0 + Int($1) } }
 
-    /// Throws unless the size is non-negative and the counts sum to `height · width`.
+    /// Throws unless the size is within 0…2^20 per side and the counts sum to `height · width`.
     public func validate() throws(COCOMaskError) {
         guard height >= 0, width >= 0 else { throw COCOMaskError("RLE size [\(height), \(width)] is negative") }
+        guard height <= 1 << 20, width <= 1 << 20 else { throw COCOMaskError("RLE size [\(height), \(width)] is above 2^20 per side") }
         let sum = countsSum
         guard sum == height * width else {
             throw COCOMaskError("RLE counts sum to \(sum), not h·w = \(height)·\(width) = \(height * width)")

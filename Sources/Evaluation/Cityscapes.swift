@@ -420,6 +420,7 @@ public func readCityscapesInstanceList(_ path: String, root: String? = nil) thro
         guard let label = Double(fields[1]), label.isFinite, let confidence = Double(number), confidence.isFinite else {
             throw EvaluationError(at, "label id '\(fields[1])' or confidence '\(fields[2])' is not a number")
         }
+        guard label.magnitude < 1e9 else { throw EvaluationError(at, "label id '\(fields[1])' is not a Cityscapes label id") }
         let mask = ((folder as NSString).appendingPathComponent(fields[0]) as NSString).standardizingPath
         if let root, !mask.hasPrefix(root) {
             throw EvaluationError(at, "the mask \(mask) lies outside the results folder \(root)")

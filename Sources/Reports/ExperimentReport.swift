@@ -166,21 +166,31 @@ public struct ExperimentRun: Sendable {
                 if k == lines.count - 1 && !complete { break }
                 throw ExperimentReportError(at, "malformed line (not a JSON object)")
             }
-            guard let step = number(dict["step"]) else { throw ExperimentReportError(at, "missing key step") }
+            guard dict["step"] != nil else { throw ExperimentReportError(at, "missing key step") }
+            guard let step = whole(dict["step"]) else { throw ExperimentReportError(at, "step is not a whole number within 0…2^40: \(dict["step"]!)") }
+            func duration(_ key: String, in object: [String: Any], named: String) throws -> Double? {
+                guard let v = object[key] else { return nil }
+                guard let t = number(v), t.isFinite, (0...1e9).contains(t) else {
+                    throw ExperimentReportError(at, "\(named) is not a duration within 0…10^9 seconds: \(v)")
+                }
+                return t
+            }
             if let e = dict["eval"] {
                 guard let metrics = e as? [String: Any] else { throw ExperimentReportError(at, "eval is not an object") }
-                evals.append((Int(step), definedNumbers(metrics)))
-                if let t = number(dict["eval_seconds"]) { seconds.append((Int(step), t)) }
+                evals.append((step, definedNumbers(metrics)))
+                if let t = try duration("eval_seconds", in: dict, named: "eval_seconds") { seconds.append((step, t)) }
             } else if let l = dict["losses"] {
                 guard let losses = l as? [String: Any] else { throw ExperimentReportError(at, "losses is not an object") }
                 // A resumed run appends from its checkpoint's step on: the lines it repeats replace the earlier ones.
-                let s = Int(step)
+                let s = step
                 if let last = loss.last, last.step >= s {
                     loss.removeAll { $0.step >= s }; gradients.removeAll { $0.step >= s }; evals.removeAll { $0.step >= s }
                     seconds.removeAll { $0.step >= s }
                 }
                 if let timing = dict["timing"] as? [String: Any] {
-                    seconds.append((s, definedNumbers(timing).values.reduce(0, +) + (number(dict["grad_split_seconds"]) ?? 0)))
+                    var total = try duration("grad_split_seconds", in: dict, named: "grad_split_seconds") ?? 0
+                    for key in timing.keys.sorted() { total += try duration(key, in: timing, named: "timing.\(key)") ?? 0 }
+                    seconds.append((s, total))
                 }
                 func term(_ key: String) throws -> Double {
                     guard let v = number(losses[key]) else { throw ExperimentReportError(at, "missing key losses.\(key)") }
@@ -188,9 +198,9 @@ public struct ExperimentRun: Sendable {
                 }
                 let value = weights.cls * (try term("loss_cross_entropy")) + weights.mask * (try term("loss_mask"))
                     + weights.dice * (try term("loss_dice"))
-                loss.append((Int(step), value))
+                loss.append((step, value))
                 if let norm = number(dict["grad_norm"]) {
-                    gradients.append(GradientRecord(step: Int(step), norm: norm, matching: number(dict["grad_norm_matching"]),
+                    gradients.append(GradientRecord(step: step, norm: norm, matching: number(dict["grad_norm_matching"]),
                                                     piloting: number(dict["grad_norm_piloting"]), cosine: number(dict["grad_cosine"])))
                 }
             } else {
@@ -214,8 +224,10 @@ public struct ExperimentRun: Sendable {
                 throw ExperimentReportError(path, "layer_consistency has no layers array")
             }
             for (k, row) in rows.enumerated() {
-                guard let i = number(row["layer"]) else { throw ExperimentReportError(path, "layer_consistency.layers[\(k)]: missing key layer") }
-                layers.append(LayerRow(layer: Int(i), mIoU: number(row["mIoU"]), util: number(row["util"])))
+                guard let i = whole(row["layer"]), i <= 1 << 20 else {
+                    throw ExperimentReportError(path, "layer_consistency.layers[\(k)]: layer is missing or not a whole number within 0…2^20")
+                }
+                layers.append(LayerRow(layer: i, mIoU: number(row["mIoU"]), util: number(row["util"])))
             }
         }
         return (final, layers.sorted { $0.layer < $1.layer })
@@ -229,6 +241,12 @@ public struct ExperimentRun: Sendable {
     }
 
     /// A JSON number as Double (on Linux JSONSerialization gives NSNumber, which also casts to Bool, so no Bool check).
+    /// A JSON number that counts (a step, a layer): whole and within 0…2^40, else nil.
+    static func whole(_ v: Any?) -> Int? {
+        guard let d = number(v), d.rounded() == d, (0...Double(1 << 40)).contains(d) else { return nil }
+        return Int(d)
+    }
+
     static func number(_ v: Any?) -> Double? {
         if let d = v as? Double { return d }
         if let i = v as? Int { return Double(i) }

@@ -1,12 +1,8 @@
 // Checks a whole MaskPilotConfig before anything is allocated: ranges, divisibility, consistency between sections,
 // and a lower bound of the activation memory a rank needs. Every violation is reported at once, naming its key.
 // Corresponds to the asserts detectron2 and Mask2Former scatter through their builders, gathered in one place.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Mask2FormerModel
+import TensorCore
 
 /// One configuration key with a value that cannot work, and why.
 public struct ConfigViolation: Sendable, Equatable, CustomStringConvertible {
@@ -25,10 +21,20 @@ extension MaskPilotConfig {
         func require(_ ok: Bool, _ key: String, _ problem: @autoclosure () -> String) {
             if !ok { out.append(ConfigViolation(key: key, problem: problem())) }
         }
-        func positive(_ value: Int, _ key: String) { require(value >= 1, key, "must be at least 1, got \(value)") }
-        func nonNegative(_ value: Int, _ key: String) { require(value >= 0, key, "must be 0 or more, got \(value)") }
-        func positive(_ value: Double, _ key: String) { require(value.isFinite && value > 0, key, "must be a finite number above 0, got \(value)") }
-        func nonNegative(_ value: Double, _ key: String) { require(value.isFinite && value >= 0, key, "must be a finite number ≥ 0, got \(value)") }
+        // Every number has an upper bound too, far above any real model or run, so that no product of sizes,
+        // count of steps or conversion to Int downstream can overflow (`Limit`).
+        func positive(_ value: Int, _ key: String, max limit: Int = Limit.count) {
+            require((1...limit).contains(value), key, value < 1 ? "must be at least 1, got \(value)" : "must be at most \(limit), got \(value)")
+        }
+        func nonNegative(_ value: Int, _ key: String, max limit: Int = Limit.count) {
+            require((0...limit).contains(value), key, value < 0 ? "must be 0 or more, got \(value)" : "must be at most \(limit), got \(value)")
+        }
+        func positive(_ value: Double, _ key: String, max limit: Double = Limit.scale) {
+            require(value.isFinite && value > 0 && value <= limit, key, "must be a finite number above 0 and at most \(limit), got \(value)")
+        }
+        func nonNegative(_ value: Double, _ key: String, max limit: Double = Limit.scale) {
+            require(value.isFinite && value >= 0 && value <= limit, key, "must be a finite number within 0…\(limit), got \(value)")
+        }
         func fraction(_ value: Double, _ key: String) { require(value.isFinite && (0...1).contains(value), key, "must be within 0…1, got \(value)") }
 
         let b = model.backbone
@@ -36,23 +42,25 @@ extension MaskPilotConfig {
         case .resnet:
             require(b.depths.count == 4, "model.backbone.depths", "needs 4 stages (res2…res5), got \(b.depths.count): \(b.depths)")
             require(b.widths.count == 4, "model.backbone.widths", "needs 4 stages (res2…res5), got \(b.widths.count): \(b.widths)")
-            require(b.depths.allSatisfy { $0 >= 1 }, "model.backbone.depths", "every stage needs at least 1 block, got \(b.depths)")
-            require(b.widths.allSatisfy { $0 >= 1 }, "model.backbone.widths", "every width must be at least 1, got \(b.widths)")
-            positive(b.stemChannels, "model.backbone.stem_channels")
+            require(b.depths.allSatisfy { (1...Limit.count).contains($0) }, "model.backbone.depths",
+                    "every stage needs 1…\(Limit.count) blocks, got \(b.depths)")
+            require(b.widths.allSatisfy { (1...Limit.width).contains($0) }, "model.backbone.widths", "every width must be within 1…\(Limit.width), got \(b.widths)")
+            positive(b.stemChannels, "model.backbone.stem_channels", max: Limit.width)
         case .swin:
             let w = b.swin
-            positive(w.embedDim, "model.backbone.swin.embed_dim")
+            positive(w.embedDim, "model.backbone.swin.embed_dim", max: Limit.width)
             require(w.depths.count == 4, "model.backbone.swin.depths", "needs 4 stages (res2…res5), got \(w.depths.count): \(w.depths)")
-            require(w.depths.allSatisfy { $0 >= 1 }, "model.backbone.swin.depths", "every stage needs at least 1 block, got \(w.depths)")
+            require(w.depths.allSatisfy { (1...Limit.count).contains($0) }, "model.backbone.swin.depths",
+                    "every stage needs 1…\(Limit.count) blocks, got \(w.depths)")
             require(w.numHeads.count == 4, "model.backbone.swin.num_heads", "needs one head count per stage (4), got \(w.numHeads.count): \(w.numHeads)")
             if w.numHeads.count == 4, w.embedDim >= 1 {
                 for (s, heads) in w.numHeads.enumerated() {
-                    require(heads >= 1 && (w.embedDim << s) % heads == 0, "model.backbone.swin.num_heads",
+                    require(heads >= 1 && heads <= Limit.count && (w.embedDim << s) % heads == 0, "model.backbone.swin.num_heads",
                             "stage \(s) has \(w.embedDim << s) channels (embed_dim · 2^\(s)), not divisible by \(heads) heads")
                 }
             }
-            positive(w.windowSize, "model.backbone.swin.window_size")
-            positive(w.mlpRatio, "model.backbone.swin.mlp_ratio")
+            positive(w.windowSize, "model.backbone.swin.window_size", max: Limit.pixels)
+            positive(w.mlpRatio, "model.backbone.swin.mlp_ratio", max: 1024)
             require(w.dropPathRate.isFinite && (0..<1).contains(w.dropPathRate), "model.backbone.swin.drop_path_rate",
                     "must be within 0 ≤ rate < 1, got \(w.dropPathRate)")
             require(w.patchSize == 4, "model.backbone.swin.patch_size",
@@ -60,12 +68,12 @@ extension MaskPilotConfig {
         }
 
         let p = model.pixelDecoder, d = model.decoder
-        positive(p.convDim, "model.pixel_decoder.conv_dim")
-        positive(p.maskDim, "model.pixel_decoder.mask_dim")
+        positive(p.convDim, "model.pixel_decoder.conv_dim", max: Limit.width)
+        positive(p.maskDim, "model.pixel_decoder.mask_dim", max: Limit.width)
         nonNegative(p.encoderLayers, "model.pixel_decoder.encoder_layers")
         positive(p.encoderHeads, "model.pixel_decoder.encoder_heads")
         positive(p.encoderPoints, "model.pixel_decoder.encoder_points")
-        positive(p.encoderFeedforwardDim, "model.pixel_decoder.encoder_feedforward_dim")
+        positive(p.encoderFeedforwardDim, "model.pixel_decoder.encoder_feedforward_dim", max: Limit.width)
         positive(p.groups, "model.pixel_decoder.groups")
         if p.convDim >= 1 && p.encoderHeads >= 1 {
             require(p.convDim % p.encoderHeads == 0, "model.pixel_decoder.encoder_heads",
@@ -74,12 +82,12 @@ extension MaskPilotConfig {
         if p.groups >= 1 {
             require(p.convDim % p.groups == 0, "model.pixel_decoder.groups", "must divide model.pixel_decoder.conv_dim \(p.convDim) (GroupNorm), got \(p.groups)")
         }
-        positive(d.hiddenDim, "model.decoder.hidden_dim")
+        positive(d.hiddenDim, "model.decoder.hidden_dim", max: Limit.width)
         positive(d.numQueries, "model.decoder.num_queries")
         positive(d.heads, "model.decoder.heads")
-        positive(d.feedforwardDim, "model.decoder.feedforward_dim")
+        positive(d.feedforwardDim, "model.decoder.feedforward_dim", max: Limit.width)
         positive(d.decLayers, "model.decoder.dec_layers")
-        positive(d.maskDim, "model.decoder.mask_dim")
+        positive(d.maskDim, "model.decoder.mask_dim", max: Limit.width)
         positive(d.numClasses, "model.decoder.num_classes")
         require(d.featureLevels == 3, "model.decoder.feature_levels", "must be 3 (the pixel decoder's strides 32, 16, 8), got \(d.featureLevels)")
         if d.hiddenDim >= 1 && d.heads >= 1 {
@@ -99,7 +107,8 @@ extension MaskPilotConfig {
         nonNegative(loss.diceWeight, "loss.dice_weight")
         nonNegative(loss.noObjectWeight, "loss.no_object_weight")
         positive(loss.numPoints, "loss.num_points")
-        require(loss.oversampleRatio.isFinite && loss.oversampleRatio >= 1, "loss.oversample_ratio", "must be at least 1, got \(loss.oversampleRatio)")
+        require(loss.oversampleRatio.isFinite && (1...1024).contains(loss.oversampleRatio), "loss.oversample_ratio",
+                "must be within 1…1024, got \(loss.oversampleRatio)")
         fraction(loss.importanceSampleRatio, "loss.importance_sample_ratio")
 
         let s = solver
@@ -111,12 +120,12 @@ extension MaskPilotConfig {
         nonNegative(s.weightDecayEmbed, "solver.weight_decay_embed")
         nonNegative(s.backboneMultiplier, "solver.backbone_multiplier")
         positive(s.clipGradNorm, "solver.clip_grad_norm")
-        positive(s.maxIter, "solver.max_iter")
+        positive(s.maxIter, "solver.max_iter", max: Limit.iterations)
         nonNegative(s.polyPower, "solver.poly_power")
         positive(s.gamma, "solver.gamma")
-        nonNegative(s.warmupIters, "solver.warmup_iters")
+        nonNegative(s.warmupIters, "solver.warmup_iters", max: Limit.iterations)
         require(s.warmupFactor.isFinite && s.warmupFactor > 0 && s.warmupFactor <= 1, "solver.warmup_factor", "must be within (0, 1], got \(s.warmupFactor)")
-        require(s.steps.allSatisfy { $0 >= 1 } && zip(s.steps, s.steps.dropFirst()).allSatisfy { $0 < $1 }, "solver.steps",
+        require(s.steps.allSatisfy { (1...Limit.iterations).contains($0) } && zip(s.steps, s.steps.dropFirst()).allSatisfy { $0 < $1 }, "solver.steps",
                 "must be increasing iterations ≥ 1, got \(s.steps)")
         if s.imsPerBatch >= 1 && s.accumulate >= 1 {
             require(s.imsPerBatch % s.accumulate == 0, "solver.accumulate", "must divide solver.ims_per_batch \(s.imsPerBatch), got \(s.accumulate)")
@@ -124,36 +133,40 @@ extension MaskPilotConfig {
 
         require(min(input.cropSize.height, input.cropSize.width) >= 32, "input.crop_size",
                 "must be at least 32 (the backbone's largest stride), got \(input.cropSize.description)")
+        require(max(input.cropSize.height, input.cropSize.width) <= Limit.pixels, "input.crop_size",
+                "must be at most \(Limit.pixels), got \(input.cropSize.description)")
         if !data.format.isShortEdgeCrop {
             require(input.cropSize.isSquare, "input.crop_size", "must be one number for \(data.format.rawValue) (large-scale jitter crops a square), "
                     + "got \(input.cropSize.description)")
         }
         require(input.minScale.isFinite && input.maxScale.isFinite && input.minScale > 0 && input.minScale <= input.maxScale,
                 "input.min_scale", "must satisfy 0 < input.min_scale ≤ input.max_scale, got \(input.minScale) and \(input.maxScale)")
+        require(!(input.maxScale > 64), "input.max_scale", "must be at most 64, got \(input.maxScale)")
         require(model.maskPiloting.lossWeight.isFinite && model.maskPiloting.lossWeight >= 0, "model.mask_piloting.loss_weight",
                 "must be a finite number ≥ 0, got \(model.maskPiloting.lossWeight)")
-        require(input.minSizeTrain.allSatisfy { $0 >= 1 }, "input.min_size_train", "must be short-edge lengths ≥ 1, got \(input.minSizeTrain)")
-        nonNegative(input.maxSizeTrain, "input.max_size_train")
+        require(input.minSizeTrain.allSatisfy { (1...Limit.pixels).contains($0) }, "input.min_size_train",
+                "must be short-edge lengths within 1…\(Limit.pixels), got \(input.minSizeTrain)")
+        nonNegative(input.maxSizeTrain, "input.max_size_train", max: Limit.pixels)
         require(input.singleCategoryMaxArea.isFinite && input.singleCategoryMaxArea > 0 && input.singleCategoryMaxArea <= 1,
                 "input.single_category_max_area", "must be within (0, 1], got \(input.singleCategoryMaxArea)")
         if input.singleCategoryMaxArea < 1, data.format.descriptor.task != .semantic {
             out.append(ConfigViolation(key: "input.single_category_max_area",
                                        problem: "applies to semantic formats only (\(data.format.rawValue) crops without it); leave it at 1.0"))
         }
-        nonNegative(input.minSizeTest, "input.min_size_test")
-        nonNegative(input.maxSizeTest, "input.max_size_test")
+        nonNegative(input.minSizeTest, "input.min_size_test", max: Limit.pixels)
+        nonNegative(input.maxSizeTest, "input.max_size_test", max: Limit.pixels)
         require(!data.root.isEmpty, "data.root", "is empty")
-        positive(data.workers, "data.workers")
-        positive(data.prefetch, "data.prefetch")
-        positive(distributed.bucketMb, "distributed.bucket_mb")
-        nonNegative(distributed.checkPeriod, "distributed.check_period")
-        nonNegative(checkpoint.period, "checkpoint.period")
+        positive(data.workers, "data.workers", max: Limit.threads)
+        positive(data.prefetch, "data.prefetch", max: Limit.threads)
+        positive(distributed.bucketMb, "distributed.bucket_mb", max: 1_048_576)
+        nonNegative(distributed.checkPeriod, "distributed.check_period", max: Limit.iterations)
+        nonNegative(checkpoint.period, "checkpoint.period", max: Limit.iterations)
         positive(checkpoint.keep, "checkpoint.keep")
-        positive(train.logPeriod, "train.log_period")
-        nonNegative(train.threads, "train.threads")
-        nonNegative(train.gradientSplitPeriod, "train.gradient_split_period")
-        nonNegative(eval.period, "eval.period")
-        nonNegative(eval.maxImages, "eval.max_images")
+        positive(train.logPeriod, "train.log_period", max: Limit.iterations)
+        nonNegative(train.threads, "train.threads", max: Limit.threads)
+        nonNegative(train.gradientSplitPeriod, "train.gradient_split_period", max: Limit.iterations)
+        nonNegative(eval.period, "eval.period", max: Limit.iterations)
+        nonNegative(eval.maxImages, "eval.max_images", max: Limit.iterations)
         fraction(eval.objectMaskThreshold, "eval.object_mask_threshold")
         fraction(eval.overlapThreshold, "eval.overlap_threshold")
         return out
@@ -176,7 +189,10 @@ extension MaskPilotConfig {
         if out.isEmpty, memoryBytes > 0 {
             let perRank = s.imsPerBatch / (worldSize * s.accumulate)
             let need = activationBytesLowerBound(imagesPerRank: perRank)
-            if need > Double(memoryBytes) {
+            if let (key, bytes) = parameterBytesLowerBound().max(by: { $0.bytes < $1.bytes }), bytes > Double(memoryBytes) {
+                out.append(ConfigViolation(key: key, problem: String(format: "its parameters with their gradients and AdamW state need at least %.1f GB, "
+                                                                     + "more than this machine's %.1f GB", bytes / 1e9, Double(memoryBytes) / 1e9)))
+            } else if need > Double(memoryBytes) {
                 out.append(ConfigViolation(key: "input.crop_size",
                                            problem: String(format: "%d×%d crops (%d image(s) per rank) need at least %.1f GB of activations, "
                                                            + "more than this machine's %.1f GB", input.cropSize.height, input.cropSize.width, perRank,
@@ -186,9 +202,33 @@ extension MaskPilotConfig {
         return out
     }
 
+    /// A lower bound of the bytes of each model section's parameters with their gradients and AdamW's two moments
+    /// (16 bytes per parameter), counting only the largest matrices: the backbone's 3×3 or attention and MLP weights,
+    /// the pixel decoder's encoder layers, the transformer decoder's attention and FFN weights, query embeddings and
+    /// class head. Keyed by section, for the error message.
+    public func parameterBytesLowerBound() -> [(key: String, bytes: Double)] {
+        let b = model.backbone, p = model.pixelDecoder, d = model.decoder
+        var backbone = 0.0
+        switch b.name {
+        case .resnet:
+            for (width, depth) in zip(b.widths, b.depths) { backbone += Double(depth) * Double(width) * Double(width) }
+        case .swin:
+            for (s, depth) in b.swin.depths.prefix(4).enumerated() {
+                let c = Double(b.swin.embedDim) * Double(1 << s)
+                backbone += Double(depth) * (4 + 2 * b.swin.mlpRatio) * c * c
+            }
+        }
+        let conv = Double(p.convDim), hidden = Double(d.hiddenDim)
+        let pixel = Double(p.encoderLayers) * (2 * conv * conv + 2 * conv * Double(p.encoderFeedforwardDim))
+        let decoder = Double(d.decLayers) * (8 * hidden * hidden + 2 * hidden * Double(d.feedforwardDim))
+            + 2 * Double(d.numQueries) * hidden + hidden * Double(d.numClasses + 1)
+        return [("model.backbone", 16 * backbone), ("model.pixel_decoder", 16 * pixel), ("model.decoder", 16 * decoder)]
+    }
+
     /// A lower bound of the bytes one rank holds for backward: the float32 activations the backbone saves alone
-    /// (stem at stride 2, then about three tensors per block at each stage's stride). The pixel decoder, the
-    /// transformer decoder and the losses come on top, so a run can still need more.
+    /// (stem at stride 2, then about three tensors per block at each stage's stride) and the transformer decoder's
+    /// mask logits (every query at stride 4, for each of its predictions). The pixel decoder, the decoder's other
+    /// tensors and the losses come on top, so a run can still need more.
     public func activationBytesLowerBound(imagesPerRank: Int) -> Double {
         let b = model.backbone
         let pixels = Double(input.cropSize.height) * Double(input.cropSize.width)
@@ -197,7 +237,7 @@ extension MaskPilotConfig {
         case .resnet:
             floatsPerPixel = Double(b.stemChannels) / 4 * 2          // stem conv + norm output at stride 2
             for (s, (width, depth)) in zip(b.widths, b.depths).enumerated() {
-                floatsPerPixel += 3 * Double(width * depth) / Double(1 << (2 * (s + 2)))   // stride 4, 8, 16, 32
+                floatsPerPixel += 3 * Double(width) * Double(depth) / Double(1 << (2 * (s + 2)))   // stride 4, 8, 16, 32
             }
         case .swin:
             // Per block about ten tensors of the stage's width (norms, qkv ×3, attention output, MLP 4× twice)
@@ -205,16 +245,28 @@ extension MaskPilotConfig {
             let w = b.swin
             floatsPerPixel = 0
             for s in 0..<min(4, w.depths.count, w.numHeads.count) {
-                let perToken = 10 * Double(w.embedDim << s) + 2 * Double(w.numHeads[s] * w.windowSize * w.windowSize)
+                let perToken = 10 * Double(w.embedDim << s) + 2 * Double(w.numHeads[s]) * Double(w.windowSize) * Double(w.windowSize)
                 floatsPerPixel += perToken * Double(w.depths[s]) / Double(1 << (2 * (s + 2)))
             }
         }
+        floatsPerPixel += Double(model.decoder.numQueries) * Double(model.decoder.decLayers + 1) / 16   // mask logits at stride 4
         return Double(max(0, imagesPerRank)) * pixels * floatsPerPixel * 4
     }
 }
 
-/// The machine's physical memory in bytes (0 when unknown).
-public func physicalMemoryBytes() -> Int {
-    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-    return pages > 0 && size > 0 ? pages * size : 0
+/// Upper bounds of the configuration's numbers (`MaskPilotConfig.violations()`): far above any real model or run, and
+/// low enough that products of a few of them, step counts and conversions to Int downstream cannot overflow.
+public enum Limit {
+    /// Counts: blocks, layers, heads, queries, classes, points, groups, images per batch (2^20).
+    public static let count = 1 << 20
+    /// Channel widths and feed-forward sizes (2^16).
+    public static let width = 1 << 16
+    /// Image side lengths and sizes in pixels (2^16).
+    public static let pixels = 1 << 16
+    /// Iterations and periods counted in iterations (2^40).
+    public static let iterations = 1 << 40
+    /// Threads and loader workers (4096).
+    public static let threads = 4096
+    /// Real-valued settings without a tighter bound: learning rates, weights, norms (10^12).
+    public static let scale = 1e12
 }

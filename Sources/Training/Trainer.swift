@@ -183,7 +183,9 @@ public final class Trainer {
 
     func runLoop(iterations: Int?) throws {
         let comm = communicator
-        let end = min(config.solver.maxIter, iterations.map { iteration + $0 } ?? config.solver.maxIter)
+        // `iteration + iterations`, saturating: `--iterations` has no upper bound of its own, `solver.max_iter` does.
+        let end = min(config.solver.maxIter, iterations.map { iteration.addingReportingOverflow($0).overflow ? .max : iteration + $0 }
+                                             ?? config.solver.maxIter)
         let perRank = config.solver.imsPerBatch / comm.size / config.solver.accumulate
         while iteration < end {
             var micro: [TrainBatch] = []

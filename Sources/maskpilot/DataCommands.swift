@@ -35,11 +35,15 @@ struct DataSynth: ParsableCommand {
     func validate() throws {
         try requireOption("--images", images, atLeast: 1)
         try requireOption("--annotations", annotations, atLeast: 0)
+        if images > 1 << 24 { throw ValidationError("--images must be at most \(1 << 24), got \(images)") }
+        if let annotations, annotations > 1 << 30 { throw ValidationError("--annotations must be at most \(1 << 30), got \(annotations)") }
     }
 
     func run() throws {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] >= 16, parts[1] >= 16 else { throw ValidationError("--size must be WxH with both ≥ 16, got \(size)") }
+        guard parts.count == 2, parts.allSatisfy({ (16...(1 << 15)).contains($0) }) else {
+            throw ValidationError("--size must be WxH with both within 16…\(1 << 15), got \(size)")
+        }
         guard let level = SyntheticDifficulty(rawValue: difficulty) else {
             throw ValidationError("--difficulty must be one of \(SyntheticDifficulty.allCases.map(\.rawValue).joined(separator: ", ")), got \(difficulty)")
         }

@@ -44,7 +44,12 @@ struct PredictCommand: ParsableCommand {
 
     @OptionGroup var precisionOption: PrecisionOption
 
-    func validate() throws { try requireOption("--score-threshold", scoreThreshold, in: 0...1) }
+    func validate() throws {
+        // Above 1 is allowed: nothing is drawn and the best score is said.
+        guard scoreThreshold.isFinite, scoreThreshold >= 0 else {
+            throw ValidationError("--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got \(scoreThreshold)")
+        }
+    }
 
     func run() throws {
         do { try predict() } catch let e as ValidationError { throw e } catch { throw RuntimeError("\(error)") }

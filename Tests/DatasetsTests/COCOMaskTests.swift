@@ -55,6 +55,13 @@ struct COCOMaskTests {
         #expect(checkedPixels > 100_000)
     }
 
+    /// A size no image has is refused before h·w is formed (2^32 × 2^32 used to overflow).
+    @Test func hugeRLESizeIsRefused() {
+        #expect(throws: COCOMaskError.self) { try COCORLE(height: 1 << 32, width: 1 << 32, counts: [0]).validate() }
+        #expect(throws: COCOMaskError.self) { try COCORLE(height: -1, width: 4, counts: [0]).validate() }
+        #expect(throws: Never.self) { try COCORLE(height: 3, width: 4, counts: [5, 7]).validate() }
+    }
+
     @Test("RLEs: list and string forms, decode and encode agree with pycocotools")
     func rlesMatchPycocotools() throws {
         for c in try MaskFixture().cases("rles") {

@@ -96,7 +96,7 @@ import Testing
         // A mask outside the results folder is refused, as the script does.
         try "../../a.png 26 0.5\n".write(toFile: list, atomically: true, encoding: .utf8)
         #expect { _ = try readCityscapesInstanceList(list, root: dir) } throws: { "\($0)".contains("outside the results folder") }
-        for bad in ["masks/a.png 26\n", "masks/a.png  26 0.5\n", "/abs/a.png 26 0.5\n", "masks/a.png car 0.5\n"] {
+        for bad in ["masks/a.png 26\n", "masks/a.png  26 0.5\n", "/abs/a.png 26 0.5\n", "masks/a.png car 0.5\n", "masks/a.png 1e300 0.5\n"] {
             try bad.write(toFile: list, atomically: true, encoding: .utf8)
             #expect { _ = try readCityscapesInstanceList(list) } throws: { "\($0)".contains("\(list): line 1") }
         }

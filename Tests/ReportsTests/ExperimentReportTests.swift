@@ -184,6 +184,17 @@ struct FakeRuns {
         let folder = #expect(throws: ExperimentReportError.self) { try ExperimentRuns.load(directory: fake.root, seeds: [2]) }
         #expect(folder?.description == "\(fake.root)/mask2former-seed2: missing run folder")
 
+        // Numbers that cannot be a step or a duration are named, not converted (1e300 used to trap in Int(_:)).
+        for (line, problem) in [("{\"losses\":{\"loss_cross_entropy\":1,\"loss_mask\":1,\"loss_dice\":1},\"step\":1e300}", "step is not a whole number"),
+                                ("{\"losses\":{\"loss_cross_entropy\":1,\"loss_mask\":1,\"loss_dice\":1},\"step\":2.5}", "step is not a whole number"),
+                                ("{\"losses\":{\"loss_cross_entropy\":1,\"loss_mask\":1,\"loss_dice\":1},\"step\":1,\"timing\":{\"forward\":1e300}}",
+                                 "timing.forward is not a duration"),
+                                ("{\"eval\":{\"AP\":1},\"eval_seconds\":-3,\"step\":1}", "eval_seconds is not a duration")] {
+            try fake.addRun(model: "mask2former", seed: 1, ap: 10, metricsText: line + "\n")
+            let e = #expect(throws: ExperimentReportError.self) { try ExperimentRuns.load(directory: fake.root, seeds: [1]) }
+            #expect(e?.description.contains("metrics.jsonl:1: \(problem)") == true, "\(String(describing: e))")
+        }
+
         // A last line still being written (no newline) is skipped.
         let partial = "{\"losses\":{\"loss_cross_entropy\":1,\"loss_mask\":1,\"loss_dice\":1},\"step\":1}\n{\"losses\":{\"loss_cr"
         try fake.addRun(model: "mask2former", seed: 1, ap: 10, metricsText: partial)

@@ -138,6 +138,27 @@ import Training
         #expect(d.violations(worldSize: 3, memoryBytes: 500_000_000).map(\.key) == ["input.crop_size"])
     }
 
+    /// Values far beyond any real run are refused by key before anything multiplies or converts them (they used to
+    /// overflow an Int: in the memory bound, a tensor's element count, the LSJ resize, the bucket size, …).
+    @Test func hugeValuesAreRefused() {
+        var c = MaskPilotConfig()
+        c.model.decoder.numQueries = 1 << 62; c.input.minScale = 1e30; c.input.maxScale = 1e30; c.loss.oversampleRatio = 1e300
+        c.distributed.bucketMb = 1e300; c.input.minSizeTest = 1 << 62; c.input.maxSizeTest = 1 << 62; c.solver.maxIter = 1 << 62
+        c.loss.numPoints = Int.max
+        #expect(Set(c.violations().map(\.key)) == ["model.decoder.num_queries", "input.max_scale", "loss.oversample_ratio", "distributed.bucket_mb",
+                                                   "input.min_size_test", "input.max_size_test", "solver.max_iter", "loss.num_points"],
+                "\(c.violations())")
+        var swin = MaskPilotConfig()
+        swin.model.backbone.name = .swin; swin.model.backbone.swin.windowSize = 1 << 32
+        #expect(swin.violations().map(\.key) == ["model.backbone.swin.window_size"])
+        #expect(swin.violations(worldSize: 1).map(\.key) == ["model.backbone.swin.window_size"])
+        // Within every bound but too large for the machine: the parameters' section is named.
+        var wide = MaskPilotConfig()
+        wide.model.decoder.hiddenDim = Limit.width; wide.model.pixelDecoder.convDim = Limit.width
+        #expect(wide.violations().isEmpty)
+        #expect(wide.violations(worldSize: 1, memoryBytes: 24 << 30).map(\.key) == ["model.decoder"])
+    }
+
     /// YAML a configuration never needs is refused before it is expanded: alias bombs, duplicate keys, nothing at all.
     @Test func hostileYAMLIsRefused() throws {
         var bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
