@@ -111,8 +111,10 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   bad "10 bad values" "not named: ${missing[*]}; $(head -c 600 "$tmp/many.log")"
 fi
+"$bin" train "${common[@]}" --set input.crop_size=60000 --output "$tmp/huge" >"$tmp/huge.log" 2>&1
+expect_error "input.crop_size 60000 refused by the memory estimate" "more than this machine's" "$tmp/huge.log" $?
 "$bin" train "${common[@]}" --set input.crop_size=100000 --output "$tmp/huge" >"$tmp/huge.log" 2>&1
-expect_error "input.crop_size 100000 refused by the memory estimate" "more than this machine's" "$tmp/huge.log" $?
+expect_error "input.crop_size 100000 refused by its bound" "input.crop_size: must be at most 65536" "$tmp/huge.log" $?
 "$bin" train "${common[@]}" --set model.decoder.num_classes=2 --output "$tmp/classes" >"$tmp/classes.log" 2>&1
 expect_error "num_classes below the dataset's refused" "2 is fewer than the dataset's 5 classes" "$tmp/classes.log" $?
 for set in seed=-1 input.crop_size=96.5 solver.base_learning_rate=.inf; do
