@@ -55,6 +55,16 @@ public final class BufferCache: Sendable {
     private struct State {
         var free: [Int: [Int]] = [:]   // rounded size → addresses
         var cachedBytes = 0
+        /// Every large buffer handed out and not yet released: a buffer released twice, or handed out while it is
+        /// still out, would be shared by two tensors from then on (silently wrong numbers); it stops the process instead.
+        var outstanding = Set<Int>()
+
+        mutating func handOut(_ address: Int, size: Int) {
+            guard outstanding.insert(address).inserted else {
+                fatalError("BufferCache: the buffer at 0x\(String(address, radix: 16)) (\(size) bytes) was handed out while "
+                           + "still in use: two tensors would share it (memory corruption)")
+            }
+        }
     }
     private let state = Mutex(State())
     private static let pageBytes = 4096
@@ -78,6 +88,7 @@ public final class BufferCache: Sendable {
                 guard var list = s.free[size], let address = list.popLast() else { return nil }
                 s.free[size] = list.isEmpty ? nil : list
                 s.cachedBytes -= size
+                s.handOut(address, size: size)
                 return address
             }
             if let hit, let p = UnsafeMutableRawPointer(bitPattern: hit) { return p }
@@ -85,6 +96,7 @@ public final class BufferCache: Sendable {
         var raw: UnsafeMutableRawPointer?
         let status = posix_memalign(&raw, 64, size)
         guard status == 0, let raw else { fatalError("out of memory: could not allocate \(size) bytes") }
+        if size >= BufferCache.minCachedBytes { state.withLock { $0.handOut(Int(bitPattern: raw), size: size) } }
         return raw
     }
 
@@ -94,6 +106,10 @@ public final class BufferCache: Sendable {
         if size >= BufferCache.minCachedBytes {
             let address = Int(bitPattern: pointer)
             let kept: Bool = state.withLock { s in
+                guard s.outstanding.remove(address) != nil else {
+                    fatalError("BufferCache: the buffer at 0x\(String(address, radix: 16)) (\(size) bytes) was released twice or "
+                               + "never handed out: two tensors shared it (memory corruption)")
+                }
                 guard s.cachedBytes + size <= limitBytes else { return false }
                 s.free[size, default: []].append(address)
                 s.cachedBytes += size
@@ -103,6 +119,9 @@ public final class BufferCache: Sendable {
         }
         free(pointer)
     }
+
+    /// Buffers handed out and not yet released (≥ 64 KiB).
+    public var outstandingBuffers: Int { state.withLock { $0.outstanding.count } }
 
     /// Bytes currently held for reuse.
     public var cachedBytes: Int { state.withLock { $0.cachedBytes } }
