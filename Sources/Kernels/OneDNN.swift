@@ -234,7 +234,11 @@ final class DNNLPrimitive {
         try check(dnnl_primitive_create(&p, pd), "dnnl_primitive_create(\(name))")
         for (_, md) in args { made.append(try memory(md)) }
         var scratchpadBytes = 0
-        if let smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
+        // The scratchpad the primitive oneDNN returned books (from its global cache it may come from another thread's
+        // descriptor), not what ours asked for: a smaller buffer would be overrun.
+        var created: const_dnnl_primitive_desc_t?
+        try check(dnnl_primitive_get_primitive_desc(p, &created), "dnnl_primitive_get_primitive_desc(\(name))")
+        if let smd = dnnl_primitive_desc_query_md(created, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(smd) > 0 {
             scratchpadBytes = dnnl_memory_desc_get_size(smd)
             made.append(try memory(smd.pointee))
         }
