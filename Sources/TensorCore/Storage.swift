@@ -73,7 +73,7 @@ public final class BufferCache: Sendable {
     public let limitBytes: Int
 
     init() {
-        limitBytes = Int(ProcessInfo.processInfo.physicalMemory / 4)
+        limitBytes = physicalMemoryBytes() / 4
     }
 
     @inline(__always) private static func rounded(_ bytes: Int) -> Int {
@@ -119,9 +119,6 @@ public final class BufferCache: Sendable {
         }
         free(pointer)
     }
-
-    /// Buffers handed out and not yet released (≥ 64 KiB).
-    public var outstandingBuffers: Int { state.withLock { $0.outstanding.count } }
 
     /// Bytes currently held for reuse.
     public var cachedBytes: Int { state.withLock { $0.cachedBytes } }

@@ -16,8 +16,7 @@ struct BenchAllreduce: ParsableCommand {
 
     func validate() throws {
         try requireOption("--min-kb", minKB, atLeast: 1)
-        try requireOption("--max-mb", maxMB, atLeast: 1)
-        if maxMB > 1 << 14 { throw ValidationError("--max-mb must be at most \(1 << 14) (16 GB), got \(maxMB)") }
+        try requireOption("--max-mb", maxMB, atLeast: 1, atMost: 1 << 14)
         try requireOption("--iterations", iterations, atLeast: 1)
         try requireOption("--seconds", seconds, in: 0...3600)
         if minKB > maxMB << 10 { throw ValidationError("--min-kb \(minKB) is above --max-mb \(maxMB) (\(maxMB << 10) KB)") }

@@ -33,10 +33,8 @@ struct DataSynth: ParsableCommand {
     var annotationsOnly = false
 
     func validate() throws {
-        try requireOption("--images", images, atLeast: 1)
-        try requireOption("--annotations", annotations, atLeast: 0)
-        if images > 1 << 24 { throw ValidationError("--images must be at most \(1 << 24), got \(images)") }
-        if let annotations, annotations > 1 << 30 { throw ValidationError("--annotations must be at most \(1 << 30), got \(annotations)") }
+        try requireOption("--images", images, atLeast: 1, atMost: 1 << 24)
+        try requireOption("--annotations", annotations, atLeast: 0, atMost: 1 << 30)
     }
 
     func run() throws {

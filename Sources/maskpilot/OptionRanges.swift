@@ -3,9 +3,11 @@
 // ranges here: out of range is a usage error (exit 64) naming the option, before anything runs.
 import ArgumentParser
 
-/// Throws a usage error unless `value` (when given) is at least `minimum`.
-func requireOption(_ option: String, _ value: Int?, atLeast minimum: Int) throws {
-    if let value, value < minimum { throw ValidationError("\(option) must be at least \(minimum), got \(value)") }
+/// Throws a usage error unless `value` (when given) is at least `minimum` (and at most `maximum`).
+func requireOption(_ option: String, _ value: Int?, atLeast minimum: Int, atMost maximum: Int = .max) throws {
+    guard let value else { return }
+    if value < minimum { throw ValidationError("\(option) must be at least \(minimum), got \(value)") }
+    if value > maximum { throw ValidationError("\(option) must be at most \(maximum), got \(value)") }
 }
 
 /// Throws a usage error unless `value` is finite and within `range`.
