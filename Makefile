@@ -27,7 +27,8 @@ build: deps
 ## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, the failure tests
 ## (a failing rank ends the job naming itself; mismatched configs stop at start), resume, converters, evaluation, Cityscapes (reader,
 ## training, the three official evaluators against cityscapesscripts),
-## rank placement by cluster/launch.sh, and preemption + resubmission under a real one-node Slurm.
+## rank placement by cluster/launch.sh, preemption + resubmission under a real one-node Slurm, bad input (faults), and
+## cluster/experiment.sh continuing from its committed records.
 test: deps
 	swift build -c release --build-tests
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 swift test -c release --skip-build
@@ -40,6 +41,7 @@ test: deps
 	cluster/test-launch.sh
 	cluster/test-slurm.sh
 	cluster/test-faults.sh
+	cluster/test-experiment.sh
 
 ## smoke: the main job on a built-in default — synthetic COCO data, MP-Former trained with 2 MPI ranks.
 smoke: build

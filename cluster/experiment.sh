@@ -21,14 +21,24 @@
 #
 # Arms: mask2former (mask piloting off), mpformer (on, the released setting: all layers), mpformer-first4 (mask
 # piloting in the first layers only: model.mask_piloting.all_layers=false), mpformer-halfmp (the MP losses at half
-# weight: model.mask_piloting.loss_weight=0.5). Runs go seed by seed, the first two arms of every seed before the
-# others, so a partial experiment already has paired seeds of the headline comparison.
+# weight: model.mask_piloting.loss_weight=0.5). Runs go seed by seed, every arm of a seed before the next seed, so a
+# partial experiment has complete paired seeds of every comparison.
 #
-# Resuming: finished runs (those with eval/results.json) are kept. The powered preset checkpoints at every evaluation,
-# so a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result, and an
-# evaluation the stop interrupted is run first); the synthetic preset's unfinished runs start over. So an interrupted
-# experiment continues where it stopped; delete --out to start over.
-# --runs-only trains and evaluates what is missing and stops before the overlays and the report.
+# Records: each finished run's record (config.yaml, metrics.jsonl, eval/results.json, train_seconds, eval_seconds, and
+# the CPU it ran on with how it ran bf16) is
+# copied to REPORT/runs/<arm>-seed<S>/, which the report reads, and which is small enough to commit: a fresh clone
+# continues an experiment from the committed records alone, and anyone can rebuild the report from them
+# (`maskpilot experiment-report --runs REPORT/runs …`, the command report.md ends with). The first seed's prediction
+# overlays are drawn as soon as its runs are evaluated (REPORT/overlays/<arm>).
+# The shared initialization (--init-steps > 0) is trained once: its record holds its backbone and pixel decoder as a
+# weights file (`maskpilot checkpoint weights`, 14 MB for the powered model), which every arm starts from, so runs
+# made later, on another machine or from a fresh clone, start from the same bits as the recorded ones.
+#
+# Resuming: recorded runs are kept, and so are finished runs in --out. The powered preset checkpoints at every
+# evaluation, so a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result,
+# and an evaluation the stop interrupted is run first); the synthetic preset's unfinished runs start over. So an
+# interrupted experiment continues where it stopped; delete --out and REPORT/runs to start over.
+# --runs-only trains and evaluates what is missing and stops before the report.
 set -euo pipefail
 # The whole script is one brace group, read before it runs: editing this file while an experiment runs (hours) does
 # not change the running one.
@@ -97,21 +107,51 @@ arm_sets() {
 }
 for arm in $arms; do arm_sets "$arm" > /dev/null || exit 2; done
 data=$out/data
+records=$report/runs
 launch=(cluster/launch.sh --bin "$bin" -n "$ranks")
 [ -n "$hostfile" ] && launch+=(--hostfile "$hostfile")
 [ -n "$eval_period" ] || eval_period=$(( steps / 8 > 0 ? steps / 8 : 1 ))
 # With periodic evaluations as the resume points, a stopped run continues; without, it starts over.
 resumable=0; [ "$preset" = powered ] && resumable=1
 start=$(date +%s); trained=0
-mkdir -p "$out"
-echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks rank(s); runs in $out, report in $report"
+mkdir -p "$out" "$records"
+echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks rank(s); runs in $out, records and report in $report"
 
-if [ ! -f "$data/annotations/instances_val2017.json" ]; then
+# Run order: seed by seed, every arm of a seed before the next seed. Pending: the runs without a record.
+order=()
+for seed in $seeds; do for arm in $arms; do order+=("$arm:$seed"); done; done
+pending=0
+for item in "${order[@]}"; do [ -f "$records/${item%%:*}-seed${item##*:}/eval/results.json" ] || pending=$((pending + 1)); done
+
+# record RUN NAME: copies what the report reads of a run (the init: also its weights) to $records/NAME, atomically.
+record() {
+  local run=$1 dest=$records/$2 f
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/eval"
+  cp "$run/config.yaml" "$run/metrics.jsonl" "$dest.tmp/"
+  for f in eval/results.json train_seconds eval_seconds weights.h5 model_digest source; do
+    if [ -f "$run/$f" ]; then cp "$run/$f" "$dest.tmp/$f"; fi
+  done
+  # Where it ran: runs made on other CPUs differ in the last bits (and bf16 runs natively only with AVX-512).
+  { sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1
+    grep -h -m1 '^precision:' "$out/$2.log" 2>/dev/null || true; } > "$dest.tmp/machine"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+}
+
+if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; then
   class_opt=(); [ -n "$classes" ] && class_opt=(--classes "$classes")
   "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
     --seed "${data_seeds[0]}" --difficulty "$difficulty" "${class_opt[@]}"
   "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
     --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
+fi
+# The dataset's counts next to the records, for the report (which then needs no dataset).
+if [ -f "$data/annotations/instances_val2017.json" ] && [ ! -f "$records/dataset.json" ]; then
+  python3 -c 'import json, sys
+counts = {}
+for split in ("train2017", "val2017"):
+    d = json.load(open(sys.argv[1] + "/annotations/instances_" + split + ".json"))
+    counts[split] = {k: len(d[k]) for k in ("images", "annotations", "categories")}
+json.dump(counts, open(sys.argv[2], "w"), indent=1, sort_keys=True)' "$data" "$records/dataset.json"
 fi
 
 # train RUN LOG SET… : trains one run (resuming it when resumable) and records its training seconds.
@@ -137,53 +177,68 @@ common=(data.root="$data" eval.period="$eval_period")
 
 init_sets=()
 if [ "$init_steps" -gt 0 ]; then
-  init=$out/init
-  if [ -f "$init/model_final.h5" ] && [ -f "$init/train_seconds" ]; then echo "experiment: $init done, kept"; else
-    # fp32, as the design's pre-check trained it (docs/experiments/powered/precheck.md); the arms run the config's precision.
-    train_run "$init" "$out/init.log" "${common[@]}" seed="$init_seed" solver.max_iter="$init_steps" model.mask_piloting.enabled=false \
-      solver.precision=fp32
+  # The arms start from the recorded weights file (backbone + pixel decoder), the same bits on every machine.
+  weights=$records/init/weights.h5
+  if [ -f "$weights" ]; then echo "experiment: the shared initialization is recorded ($weights), kept"
+  elif [ $pending -gt 0 ]; then
+    if ls "$records"/*/eval/results.json > /dev/null 2>&1; then
+      echo "experiment: runs are recorded in $records but not the initialization they started from ($weights):" \
+        "restore it (git checkout), or delete $records to start over" >&2; exit 1
+    fi
+    init=$out/init
+    if [ -f "$init/model_final.h5" ] && [ -f "$init/train_seconds" ]; then echo "experiment: $init done, kept"; else
+      # fp32, as the design's pre-check trained it (docs/experiments/powered/precheck.md); the arms run the config's precision.
+      train_run "$init" "$out/init.log" "${common[@]}" seed="$init_seed" solver.max_iter="$init_steps" model.mask_piloting.enabled=false \
+        solver.precision=fp32
+    fi
+    "$bin" checkpoint weights "$init/model_final.h5" --only 'backbone.*' --only 'sem_seg_head.pixel_decoder.*' --output "$init/weights.h5" \
+      > "$init/weights.log" || { echo "experiment: extracting the initialization's weights failed; see $init/weights.log" >&2; exit 1; }
+    sed -n 's/.*model digest: //p' "$init/weights.log" > "$init/model_digest"
+    # The source tree the experiment started from (with the default binary, what built it).
+    git describe --always --dirty --abbrev=12 > "$init/source" 2>/dev/null || echo unknown > "$init/source"
+    record "$init" init
+    echo "experiment: recorded the shared initialization $weights (model digest $(cat "$init/model_digest"))"
   fi
-  init_sets=(model.weights="$init/model_final.h5" 'model.weights_ignore=["sem_seg_head.predictor.*"]')
+  init_sets=(model.weights="$weights")
 fi
 
-# Run order: per seed the first two arms, then per seed the others.
-set -- $arms
-order=()
-for seed in $seeds; do for arm in "${@:1:2}"; do order+=("$arm:$seed"); done; done
-for seed in $seeds; do for arm in "${@:3}"; do order+=("$arm:$seed"); done; done
+first=${seeds%% *}
+images=""
 for item in "${order[@]}"; do
   arm=${item%%:*}; seed=${item##*:}
-  run=$out/$arm-seed$seed
-  if [ -f "$run/eval/results.json" ]; then echo "experiment: $run done, kept"; continue; fi
-  # shellcheck disable=SC2046
-  sets=("${common[@]}" seed="$seed" solver.max_iter="$steps" "${init_sets[@]}" $(arm_sets "$arm"))
-  [ -f "$run/model_final.h5" ] || train_run "$run" "$out/$arm-seed$seed.log" "${sets[@]}"
-  evalsets=(); for s in "${sets[@]}"; do evalsets+=(--set "$s"); done
-  t1=$(date +%s)
-  MASKPILOT_PROGRESS=plain "${launch[@]}" -- eval --config "$config" "${evalsets[@]}" "${extra[@]}" --weights "$run/model_final.h5" --output "$run/eval" \
-    > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
-  echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
-  trained=$(( trained + $(date +%s) - t1 ))
-  grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $arm seed $seed: |"
+  name=$arm-seed$seed; run=$out/$name
+  if [ -f "$records/$name/eval/results.json" ]; then echo "experiment: $name recorded in $records, kept"; continue; fi
+  if [ -f "$run/eval/results.json" ]; then echo "experiment: $run done, kept"; else
+    # shellcheck disable=SC2046
+    sets=("${common[@]}" seed="$seed" solver.max_iter="$steps" "${init_sets[@]}" $(arm_sets "$arm"))
+    [ -f "$run/model_final.h5" ] || train_run "$run" "$out/$name.log" "${sets[@]}"
+    evalsets=(); for s in "${sets[@]}"; do evalsets+=(--set "$s"); done
+    t1=$(date +%s)
+    MASKPILOT_PROGRESS=plain "${launch[@]}" -- eval --config "$config" "${evalsets[@]}" "${extra[@]}" --weights "$run/model_final.h5" --output "$run/eval" \
+      > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
+    echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
+    trained=$(( trained + $(date +%s) - t1 ))
+    grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $arm seed $seed: |"
+  fi
+  # The first seed's prediction overlays on the first held-out images.
+  if [ "$seed" = "$first" ]; then
+    [ -n "$images" ] || images=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(sys.argv[2] + "/val2017/" + i["file_name"] for i in d["images"][:4]))' \
+      "$data/annotations/instances_val2017.json" "$data")
+    sets=(); for s in data.root="$data" $(arm_sets "$arm"); do sets+=(--set "$s"); done
+    mkdir -p "$report/overlays"
+    # shellcheck disable=SC2086
+    "$bin" predict --config "$config" "${sets[@]}" "${extra[@]}" --weights "$run/model_final.h5" \
+      --input $images --output "$report/overlays/$arm" > "$out/predict-$arm.log" \
+      || { echo "experiment: drawing the overlays of $run failed; see $out/predict-$arm.log" >&2; exit 1; }
+  fi
+  record "$run" "$name"
 done
-[ $runs_only -eq 1 ] && { echo "experiment: runs done (--runs-only: no overlays, no report)"; exit 0; }
-
-# Prediction overlays of the first seed's runs on the first held-out images.
-first=${seeds%% *}
-mkdir -p "$report/overlays"
-images=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(sys.argv[2] + "/val2017/" + i["file_name"] for i in d["images"][:4]))' \
-  "$data/annotations/instances_val2017.json" "$data")
-for arm in $arms; do
-  sets=(); for s in data.root="$data" $(arm_sets "$arm"); do sets+=(--set "$s"); done
-  # shellcheck disable=SC2086
-  "$bin" predict --config "$config" "${sets[@]}" "${extra[@]}" --weights "$out/$arm-seed$first/model_final.h5" \
-    --input $images --output "$report/overlays/$arm" > "$out/predict-$arm.log"
-done
+[ $runs_only -eq 1 ] && { echo "experiment: runs done (--runs-only: no report)"; exit 0; }
 
 # Wall time of the whole experiment, also when it was continued: this invocation's time outside the runs it trained,
-# plus every run's training and evaluation seconds.
+# plus every recorded run's training and evaluation seconds.
 runs_seconds=0
-for run in "$out"/init $(for seed in $seeds; do for arm in $arms; do echo "$out/$arm-seed$seed"; done; done); do
+for run in "$records"/init $(for seed in $seeds; do for arm in $arms; do echo "$records/$arm-seed$seed"; done; done); do
   for f in train_seconds eval_seconds; do
     [ -f "$run/$f" ] && runs_seconds=$(( runs_seconds + $(cat "$run/$f") ))
   done
@@ -191,7 +246,7 @@ done
 wall=$(( $(date +%s) - start - trained + runs_seconds ))
 # The two-arm report for the synthetic design, else the paired-arms report (convergence, test, gradient diagnostics).
 report_arms=(); [ "$preset" = synthetic ] && [ "$arms" = "mask2former mpformer" ] || report_arms=(--arms "$arms")
-"$bin" experiment-report --runs "$out" --seeds "$seeds" "${report_arms[@]}" --output "$report" --steps "$steps" --ranks "$ranks" \
+"$bin" experiment-report --runs "$records" --seeds "$seeds" "${report_arms[@]}" --output "$report" --steps "$steps" --ranks "$ranks" \
   --wall-seconds "$wall" --command "$invocation"
 echo "experiment: $(( wall / 60 )) min of runs and reporting; report: $report/report.md"
 exit 0

@@ -82,6 +82,22 @@ public struct CheckpointContents: @unchecked Sendable {
         self.model = model; self.optimizer = optimizer; self.optimizerStep = optimizerStep
         self.trainer = trainer; self.meta = meta
     }
+
+    /// `weightsDigest(model)` (`checkpoint inspect` prints it).
+    public var modelDigest: UInt64 { weightsDigest(model) }
+}
+
+/// A fingerprint of model weights: FNV-1a 64 over every tensor in name order (its name, shape and float bit patterns),
+/// so two files with bitwise-equal weights have the same digest whatever their file layout, timestamps or optimizer
+/// state.
+public func weightsDigest(_ model: [(String, Tensor)]) -> UInt64 {
+    var h = FNV1a.offsetBasis
+    for (name, tensor) in model.sorted(by: { $0.0 < $1.0 }) {
+        h = Array((name + "\u{0}").utf8).withUnsafeBytes { FNV1a.hash($0, from: h) }
+        h = tensor.shape.map { Int64($0) }.withUnsafeBytes { FNV1a.hash($0, from: h) }
+        h = tensor.values.withUnsafeBytes { FNV1a.hash($0, from: h) }
+    }
+    return h
 }
 
 /// A checkpoint that cannot be written or read: the file, the object in it (if any) and the problem.
@@ -245,7 +261,8 @@ func directoryOf(_ path: String) -> String {
     return dir.isEmpty ? "." : dir
 }
 
-func hex16(_ value: UInt64) -> String {
+/// `value` as 16 hex digits.
+public func hex16(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
 }

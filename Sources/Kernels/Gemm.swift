@@ -85,7 +85,7 @@ extension GEMMPrecision {
     /// run as im2col + its GEMMs).
     static var dnnlConvolutionInput: DNNLType? {
         let box = perThread.value
-        if box.value == .bf16 { return box.emulated ? nil : .bf16 }
+        if box.value == .bf16 { return box.emulated || !BF16Support.native ? nil : .bf16 }
         return .f32
     }
 }
@@ -192,7 +192,7 @@ public func sgemm(
                                     beta: beta), default: 0] += 1
     }
     if precision.value == .bf16 {
-        if precision.emulated {
+        if precision.emulated || !BF16Support.native {
             emulatedBF16Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                              beta: beta, c: c, ldc: ldc)
             return
@@ -259,8 +259,16 @@ public enum ComputeThreads {
     public static var current: Int { IntraOpThreads.current }
 }
 
-/// Throws (naming oneDNN's call and status) unless this machine runs a bf16 matmul, so that choosing bf16 fails at
-/// start-up with a clear message rather than inside a step.
+/// Whether this CPU runs bf16 products natively: oneDNN's bf16 matmul passed `checkBF16Support` (checked once per
+/// process). oneDNN 2.6 has bf16 kernels from AVX-512 (avx512_core) on; on a CPU without them (AVX2 only), bf16
+/// products run as the emulated twin (`withEmulatedBF16`: operands rounded to bf16, fp32 products by OpenBLAS), so a
+/// bf16 run computes the same thing, "bf16 operands, fp32 accumulation", at fp32 speed or below (as torch's autocast
+/// does on such CPUs).
+public enum BF16Support {
+    public static let native: Bool = (try? checkBF16Support()) != nil
+}
+
+/// Throws (naming oneDNN's call and status) unless this machine runs oneDNN's bf16 matmul (see `BF16Support`).
 public func checkBF16Support() throws {
     var a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1], c = [Float](repeating: 0, count: 4)
     try dnnlGemm(input: .bf16, transA: false, transB: false, m: 2, n: 2, k: 2, a: &a, lda: 2, b: &b, ldb: 2, c: &c, ldc: 2)

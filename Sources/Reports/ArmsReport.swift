@@ -362,8 +362,10 @@ public enum ArmsReport {
                       + "re-run `maskpilot experiment-report`).")
         }
         md += ["", "## Reproduce", "", "```sh", options.command, "```", "",
-               "Finished runs are kept and a stopped run continues from its last checkpoint, so the command continues an "
-               + "interrupted experiment. The report alone:", "", "```sh",
+               "Every finished run is recorded in `\(arms.directory)` (its config, training log and evaluation), a stopped "
+               + "run continues from its last checkpoint, and a shared initialization trained again must match the recorded "
+               + "one bitwise, so the command continues an interrupted experiment, also from a fresh clone. The report alone, "
+               + "from the records:", "", "```sh",
                "maskpilot experiment-report --runs \(arms.directory) --seeds \"\(arms.seeds.map(String.init).joined(separator: " "))\" "
                + "--arms \"\(arms.arms.joined(separator: " "))\" --output \(options.output) --steps \(options.steps) "
                + "--ranks \(options.ranks) --wall-seconds \(options.wallSeconds) --command '\(options.command)'", "```", ""]
@@ -393,9 +395,9 @@ public enum ArmsReport {
         let c = arms.runs(arms.baseline).first?.config ?? [:]
         func v(_ key: String) -> String { c[key] ?? "?" }
         var s = "**Setup.** "
-        if let train = ExperimentReport.datasetCounts(arms.directory, v("data.train_split")),
-           let val = ExperimentReport.datasetCounts(arms.directory, v("data.test_split")) {
-            s += "Data: MaskPilot's synthetic COCO-instance set (`\(arms.directory)/data`), \(train.images) training images "
+        if let train = ExperimentReport.datasetCounts(arms.directory, dataRoot: v("data.root"), v("data.train_split")),
+           let val = ExperimentReport.datasetCounts(arms.directory, dataRoot: v("data.root"), v("data.test_split")) {
+            s += "Data: MaskPilot's synthetic COCO-instance set (`\(v("data.root"))`), \(train.images) training images "
                 + "with \(train.annotations) instances, \(val.images) held-out images with \(val.annotations) instances, "
                 + "\(train.categories) categories, \(v("input.crop_size"))² crops, LSJ scale \(v("input.min_scale"))–\(v("input.max_scale")). "
         }
@@ -406,7 +408,9 @@ public enum ArmsReport {
             + "\(v("model.decoder.hidden_dim")), \(v("model.decoder.heads")) heads. "
         let weights = v("model.weights")
         if !weights.isEmpty && weights != "?" {
-            s += "Every arm's backbone and pixel decoder start from `\(weights)` (ignoring \(v("model.weights_ignore"))); "
+            let ignored = v("model.weights_ignore")
+            s += "Every arm's backbone and pixel decoder start from `\(weights)`"
+                + (ignored.isEmpty || ignored == "?" || ignored == "[]" ? "; " : " (ignoring \(ignored)); ")
                 + "the transformer decoder keeps each seed's random initialization, the same in every arm. "
         }
         let perRun = arms.runs.values.joined().map(\.loggedSeconds).filter { $0 > 0 }

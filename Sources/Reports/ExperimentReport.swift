@@ -534,12 +534,13 @@ public enum ExperimentReport {
         func v(_ key: String) -> String { c[key] ?? "?" }
         var s = "**Setup.** "
         let trainSplit = c["data.train_split"] ?? "train2017", valSplit = c["data.test_split"] ?? "val2017"
-        if let train = datasetCounts(runs.directory, trainSplit), let val = datasetCounts(runs.directory, valSplit) {
-            s += "Dataset: MaskPilot's synthetic COCO-instance set (`\(runs.directory)/data`), \(train.images) training "
+        if let train = datasetCounts(runs.directory, dataRoot: v("data.root"), trainSplit),
+           let val = datasetCounts(runs.directory, dataRoot: v("data.root"), valSplit) {
+            s += "Dataset: MaskPilot's synthetic COCO-instance set (`\(v("data.root"))`), \(train.images) training "
                 + "images with \(train.annotations) instances and a held-out split of \(val.images) images with "
                 + "\(val.annotations) instances, \(train.categories) categories. "
         } else {
-            s += "Dataset: `\(v("data.root"))` (its annotation files were not found under `\(runs.directory)/data`). "
+            s += "Dataset: `\(v("data.root"))` (neither `\(runs.directory)/dataset.json` nor its annotation files were found). "
         }
         s += "Model: a ResNet (\(v("model.backbone.block")) blocks, depths \(v("model.backbone.depths")), widths "
             + "\(v("model.backbone.widths"))), an MSDeformAttn pixel decoder (\(v("model.pixel_decoder.encoder_layers")) "
@@ -579,10 +580,21 @@ public enum ExperimentReport {
         return keys.sorted()
     }
 
-    static func datasetCounts(_ runsDirectory: String, _ split: String) -> (images: Int, annotations: Int, categories: Int)? {
-        let path = "\(runsDirectory)/data/annotations/instances_\(split).json"
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
-              let d = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+    /// A split's counts: from `<runs>/dataset.json` (`{"<split>": {"images": N, "annotations": N, "categories": N}}`,
+    /// which cluster/experiment.sh records next to the runs, so the report needs no dataset), else from the split's
+    /// annotation file under `dataRoot`; nil when neither is readable.
+    static func datasetCounts(_ runsDirectory: String, dataRoot: String, _ split: String)
+        -> (images: Int, annotations: Int, categories: Int)? {
+        func json(_ path: String) -> [String: Any]? {
+            guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
+            return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        }
+        if let recorded = json("\(runsDirectory)/dataset.json")?[split] as? [String: Any] {
+            guard let i = recorded["images"] as? Int, let a = recorded["annotations"] as? Int, let c = recorded["categories"] as? Int
+            else { return nil }
+            return (i, a, c)
+        }
+        guard let d = json("\(dataRoot)/annotations/instances_\(split).json") else { return nil }
         return ((d["images"] as? [Any])?.count ?? 0, (d["annotations"] as? [Any])?.count ?? 0, (d["categories"] as? [Any])?.count ?? 0)
     }
 
@@ -600,7 +612,7 @@ public enum ExperimentReport {
         let images = Set(files.joined()).sorted()
         guard !images.isEmpty else {
             return ["No overlays: " + models.map { "`overlays/\($0)/*.png`" }.joined(separator: ", ")
-                    + " are absent (cluster/experiment.sh draws them with `maskpilot predict` before the report)."]
+                    + " are absent (cluster/experiment.sh draws them with `maskpilot predict` as the first seed's runs finish)."]
         }
         var lines = ["Predictions of the first seed's models on held-out images (drawn by `maskpilot predict`).", ""]
         lines += ["| image | " + names.joined(separator: " | ") + " |", "|---|" + String(repeating: "---|", count: models.count)]

@@ -5,9 +5,10 @@ public enum FNV1a {
     public static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
     public static let prime: UInt64 = 0x100_0000_01b3
 
-    /// The hash of `bytes`.
-    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h = offsetBasis
+    /// The hash of `bytes`; with `from`, of the bytes hashed into `from` followed by `bytes` (so a sequence of buffers
+    /// hashes as their concatenation).
+    public static func hash(_ bytes: UnsafeRawBufferPointer, from h0: UInt64 = offsetBasis) -> UInt64 {
+        var h = h0
         for b in bytes { h = (h ^ UInt64(b)) &* prime }
         return h
     }

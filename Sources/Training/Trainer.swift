@@ -77,7 +77,7 @@ public final class Trainer {
         let threads = computeThreads(configured: config.train.threads)
         ComputeThreads.set(threads)
         if comm.isCoordinator { Console.message("threads: \(threads) compute thread(s) per rank") }
-        try Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
+        Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
         data = try TrainingData(config: config)
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
         if comm.isCoordinator { for note in data.notes { Console.message(note) } }
@@ -127,13 +127,17 @@ public final class Trainer {
 
     deinit { loader.stop() }
 
-    /// For bf16, checks that this machine runs a bf16 matmul, so a CPU without it fails here with a clear message.
-    public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) throws {
-        guard precision == .bf16 else { return }
-        do { try checkBF16Support() } catch {
-            throw TrainingError("solver.precision: bf16 cannot run on this machine: \(error)")
+    /// For bf16, says how this machine runs its products: natively through oneDNN, or emulated where oneDNN has no
+    /// bf16 kernel for the CPU (`BF16Support`; a warning, since such a run gets none of bf16's speed).
+    public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) {
+        guard precision == .bf16, announce else { return }
+        if BF16Support.native {
+            Console.message("precision: bf16 matrix products through \(dnnlDescription()), fp32 accumulation")
+        } else {
+            Console.message("precision: bf16 matrix products emulated, fp32 accumulation (warning: \(dnnlDescription()) has no bf16 "
+                            + "kernels for this CPU, they need AVX-512: operands are rounded to bf16 and multiplied in fp32 by "
+                            + "OpenBLAS, at fp32 speed or below; solver.precision=fp32 is faster here)")
         }
-        if announce { Console.message("precision: bf16 matrix products through \(dnnlDescription()), fp32 accumulation") }
     }
 
     /// Throws one error listing every violation (nothing when there is none).

@@ -92,15 +92,21 @@ struct BenchKernels: ParsableCommand {
                                       ldb: ldb, c: c.data, ldc: n) } catch { failure = error }
                 } / 1e9
             }
-            let f32 = dnnl(.f32), b16 = dnnl(.bf16)
+            let f32 = dnnl(.f32), b16 = BF16Support.native ? dnnl(.bf16) : nil
             if let failure { throw RuntimeError("bench kernels: \(failure)") }
             add("oneDNN fp32 matmul \(name)", String(format: "%.1f GFLOP/s", f32), String(format: "%.2f× sgemm", f32 / blas))
-            add("oneDNN bf16 matmul \(name)", String(format: "%.1f GFLOP/s", b16), String(format: "%.2f× sgemm", b16 / blas))
-            bf16Rates.append((name, b16))
+            if let b16 {
+                add("oneDNN bf16 matmul \(name)", String(format: "%.1f GFLOP/s", b16), String(format: "%.2f× sgemm", b16 / blas))
+                bf16Rates.append((name, b16))
+            }
         }
-        let bf16Peak = bf16Rates.map(\.1).max() ?? 1
-        print("bf16 peak measured: \(String(format: "%.1f", bf16Peak)) GFLOP/s (\(dnnlDescription())); per shape: "
-              + bf16Rates.map { "\($0.0) \(String(format: "%.0f", 100 * $0.1 / bf16Peak)) %" }.joined(separator: ", "))
+        if let bf16Peak = bf16Rates.map(\.1).max() {
+            print("bf16 peak measured: \(String(format: "%.1f", bf16Peak)) GFLOP/s (\(dnnlDescription())); per shape: "
+                  + bf16Rates.map { "\($0.0) \(String(format: "%.0f", 100 * $0.1 / bf16Peak)) %" }.joined(separator: ", "))
+        } else {
+            print("bf16: \(dnnlDescription()) has no bf16 kernels for this CPU (they need AVX-512); bf16 products run emulated "
+                  + "(operands rounded to bf16, fp32 products by OpenBLAS), the bf16 columns below included")
+        }
 
         try convolutionTable()
 

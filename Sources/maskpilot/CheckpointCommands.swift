@@ -1,5 +1,6 @@
-// `maskpilot checkpoint inspect FILE` and `maskpilot checkpoint diff A B`: what a checkpoint holds (with every
-// dataset's checksum verified) and how two checkpoints differ tensor by tensor.
+// `maskpilot checkpoint inspect FILE`, `maskpilot checkpoint diff A B` and `maskpilot checkpoint weights FILE --output W`:
+// what a checkpoint holds (with every dataset's checksum verified), how two checkpoints differ tensor by tensor, and
+// its model weights alone (or a part of them) as a weights-only file.
 // Corresponds to loading a detectron2 checkpoint with torch.load and comparing state_dicts by hand.
 import ArgumentParser
 import Checkpoint
@@ -10,7 +11,7 @@ import Training
 struct CheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "checkpoint", abstract: "Inspect and compare HDF5 checkpoints.",
-        subcommands: [CheckpointInspect.self, CheckpointDiff.self])
+        subcommands: [CheckpointInspect.self, CheckpointDiff.self, CheckpointWeights.self])
 }
 
 struct CheckpointInspect: ParsableCommand {
@@ -38,6 +39,7 @@ struct CheckpointInspect: ParsableCommand {
             print("world size: \(c.meta.worldSize)   created: \(c.meta.createdAt)   MaskPilot \(c.meta.maskpilotVersion)"
                   + "   format version \(c.meta.formatVersion)")
             print("parameter signature: \(String(c.meta.parameterSignature, radix: 16))")
+            print("model digest: \(hex16(c.modelDigest))")
             if !c.trainer.schedule.isEmpty {
                 print("schedule: " + c.trainer.schedule.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                     .joined(separator: "  "))
@@ -128,6 +130,36 @@ struct CheckpointDiff: ParsableCommand {
         if first.meta.worldSize != second.meta.worldSize { attributes.append("world size \(first.meta.worldSize) vs \(second.meta.worldSize)") }
         for line in attributes { print("differs: \(line)") }
         print(differing == 0 ? "tensors: all identical" : "tensors: \(differing) differ")
+    }
+}
+
+struct CheckpointWeights: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weights",
+        abstract: "Write a checkpoint's model weights (all, or those --only selects) as a weights-only file for model.weights.",
+        discussion: """
+        Drops the optimizer and trainer state, as detectron2 users strip a training checkpoint to its model. Prints the \
+        weights' model digest (the one `checkpoint inspect` prints for a checkpoint with the same weights).
+        """)
+
+    @Argument(help: "Checkpoint or weights file (.h5).")
+    var file: String
+    @Option(help: "The weights file to write (.h5; written crash-safely, replacing an existing one).")
+    var output: String
+    @Option(help: ArgumentHelp("Keep only tensors matching this pattern (repeatable): a glob when it has *, ? or [, else a substring, as model.weights_ignore.",
+                               valueName: "pattern"))
+    var only: [String] = []
+
+    func run() throws {
+        let model: [(String, Tensor)]
+        do { model = try readModelWeights(path: file) } catch let e as CheckpointError { throw failure(e.description) }
+        let kept = only.isEmpty ? model : model.filter { t in only.contains { weightsIgnorePatternMatches($0, t.0) } }
+        guard !kept.isEmpty else { throw failure("\(file): none of its \(model.count) tensors matches --only \(only.joined(separator: " "))") }
+        do { try writeModelWeights(kept, to: output, source: "maskpilot checkpoint weights \(file)") } catch let e as CheckpointError {
+            throw failure(e.description)
+        }
+        let values = kept.reduce(0) { $0 + $1.1.count }
+        print("wrote \(kept.count) of \(model.count) tensors (\(values.formatted()) values) to \(output); model digest: \(hex16(weightsDigest(kept)))")
     }
 }
 

@@ -34,12 +34,9 @@ struct PrecisionOption: ParsableArguments {
     @Option(help: "Matrix products in fp32 or bf16 (default: the config's solver.precision).")
     var precision: GEMMPrecision?
 
-    /// `cfg` with the option applied; oneDNN gets OpenBLAS's thread count, and bf16 is checked to run here.
+    /// `cfg` with the option applied (bf16 runs emulated on a CPU without oneDNN bf16 kernels: `BF16Support`).
     func apply(to cfg: inout MaskPilotConfig) throws {
         if let precision { cfg.solver.precision = precision }
-        do { try Trainer.preparePrecision(cfg.solver.precision, announce: false) } catch {
-            throw RuntimeError("--precision \(cfg.solver.precision.rawValue): \(error)")
-        }
     }
 }
 

@@ -94,6 +94,34 @@ private func checkpointError(_ body: () throws -> Void) -> CheckpointError? {
         #expect(try file.group("meta").stringAttribute("parameter_signature") == "deadbeef01234567")
     }
 
+    /// The digest follows the weights only: the same after a write and read (other timestamps, any order), blind to
+    /// the optimizer and trainer state, changed by one flipped bit, a renamed tensor or a reshaped one.
+    @Test func modelDigestFingerprintsTheWeightsOnly() throws {
+        let folder = ScratchFolder("digest")
+        defer { folder.remove() }
+        let contents = sampleContents()
+        let path = folder.file("model.h5")
+        try writeCheckpoint(contents, to: path)
+        let digest = contents.modelDigest
+        #expect(try readCheckpoint(path: path).modelDigest == digest)
+        var other = sampleContents(iteration: 99)
+        other.model.reverse()
+        other.optimizer = []
+        other.meta.createdAt = "2030-01-01T00:00:00Z"
+        #expect(other.modelDigest == digest)
+
+        var flipped = contents
+        var values = flipped.model[1].1.values
+        values[0] = Float(bitPattern: values[0].bitPattern ^ 1)
+        flipped.model[1].1 = Tensor(values, shape: flipped.model[1].1.shape)
+        var renamed = contents
+        renamed.model[1].0 += "x"
+        var reshaped = contents
+        reshaped.model[2].1 = Tensor(reshaped.model[2].1.values, shape: [6, 5])
+        let digests = [digest, flipped.modelDigest, renamed.modelDigest, reshaped.modelDigest, sampleContents(seed: 1).modelDigest]
+        #expect(Set(digests).count == digests.count)
+    }
+
     @Test func aFailedWriteLeavesNoFinalFileAndThePreviousOneIntact() throws {
         let folder = ScratchFolder("atomic")
         defer { folder.remove() }

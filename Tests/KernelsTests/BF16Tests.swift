@@ -1,5 +1,6 @@
 // bf16 conversions (round to nearest even, NaN and overflow as IEEE) and the bf16 GEMM through oneDNN against the
 // fp32 product, within the bound derived from bf16's 8-bit significand (`bf16ProductBound`).
+import Foundation
 import _TestSupport
 import Kernels
 import Testing
@@ -31,9 +32,9 @@ import Testing
         }
     }
 
-    /// Every transpose combination, padded strides, alpha and beta: oneDNN's bf16 product against OpenBLAS's fp32
-    /// product, entry by entry within `bf16ProductBound`; and `sgemm` under `withGEMMPrecision(.bf16)` is that
-    /// same bf16 product, bit for bit.
+    /// Every transpose combination, padded strides, alpha and beta: the bf16 product (oneDNN's where the CPU has its
+    /// bf16 kernels, else the emulated twin) against OpenBLAS's fp32 product, entry by entry within `bf16ProductBound`;
+    /// and `sgemm` under `withGEMMPrecision(.bf16)` is that same bf16 product, bit for bit.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func bf16GemmIsWithinTheBoundOfFP32(_ transA: Bool, _ transB: Bool) throws {
         let m = 13, n = 21, k = 70, pad = 3
@@ -47,8 +48,15 @@ import Testing
             var fp32 = c0, bf16 = c0, viaSgemm = c0, magnitude = [Float](repeating: 0, count: m * ldc)
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: &fp32, ldc: ldc)
-            try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                         b: b, ldb: ldb, beta: beta, c: &bf16, ldc: ldc)
+            if BF16Support.native {
+                try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                             b: b, ldb: ldb, beta: beta, c: &bf16, ldc: ldc)
+            } else {
+                withGEMMPrecision(.bf16) { withEmulatedBF16 {
+                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: &bf16, ldc: ldc)
+                } }
+            }
             withGEMMPrecision(.bf16) {
                 sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                       beta: beta, c: &viaSgemm, ldc: ldc)
@@ -108,8 +116,29 @@ import Testing
         }
     }
 
-    @Test func thisMachineRunsBF16() throws {
-        try checkBF16Support()
+    /// bf16 runs natively exactly where the CPU has what oneDNN 2.6's bf16 kernels need (AVX-512 F, BW, VL and DQ, read
+    /// from /proc/cpuinfo independently of oneDNN), so a capable machine never falls back silently; elsewhere oneDNN
+    /// refuses a bf16 matmul and `sgemm` in bf16 is the emulated twin, bit for bit.
+    @Test func bf16RunsNativelyWhereTheCPUCanElseEmulated() throws {
         #expect(dnnlDescription().hasPrefix("oneDNN 2."))
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let capable = ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(flags.contains)
+        #expect(BF16Support.native == capable, "CPU flags say \(capable ? "" : "not ")AVX-512 (F, BW, VL, DQ)")
+        if BF16Support.native {
+            try checkBF16Support()
+            return
+        }
+        #expect(throws: DNNLError.self) { try checkBF16Support() }
+        let m = 9, n = 11, k = 37
+        let a = testTensor([m * k], seed: 8).values, b = testTensor([k * n], seed: 9).values
+        var viaSgemm = [Float](repeating: 0, count: m * n), twin = viaSgemm, fp32 = viaSgemm
+        withGEMMPrecision(.bf16) {
+            sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &viaSgemm, ldc: n)
+            withEmulatedBF16 { sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &twin, ldc: n) }
+        }
+        sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fp32, ldc: n)
+        #expect(viaSgemm.map(\.bitPattern) == twin.map(\.bitPattern))
+        #expect(viaSgemm != fp32, "the bf16 product rounds its operands")
     }
 }

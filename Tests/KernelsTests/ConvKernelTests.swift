@@ -94,6 +94,11 @@ import _TestSupport
                         #expect(impl.forward == "im2col" && impl.backwardWeights == "im2col", "\(g)")
                         continue
                     }
+                    if precision == .bf16 && !BF16Support.native {
+                        // No oneDNN bf16 kernels on this CPU: the emulated twin runs bf16 convolutions as im2col.
+                        #expect(impl.forward == "im2col" && impl.backwardData == "im2col" && impl.backwardWeights == "im2col")
+                        continue
+                    }
                     for name in [impl.forward, impl.backwardWeights] {
                         #expect(name != "im2col" && !name.hasPrefix("ref"), "\(precision) \(g): \(impl)")
                     }

@@ -107,11 +107,16 @@ import Testing
     @Test func writesArmsReport() throws {
         let fake = try fakeExperiment()
         defer { fake.remove() }
+        // The dataset's counts as cluster/experiment.sh records them next to the runs (no dataset needed), by the
+        // config's split names (here the defaults).
+        try #"{"training": {"images": 1024, "annotations": 8723, "categories": 24}, "validation": {"images": 512, "annotations": 4356, "categories": 24}}"#
+            .write(toFile: fake.root + "/dataset.json", atomically: true, encoding: .utf8)
         let arms = try ExperimentArms.load(directory: fake.root, seeds: [1, 2], arms: ["mask2former", "mpformer", "mpformer-halfmp"])
         let out = fake.root + "/report"
         let path = try ArmsReport.write(arms, options: ExperimentReportOptions(
             output: out, steps: 6, ranks: 2, wallSeconds: 7200, command: "cluster/experiment.sh --preset powered"))
         let md = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(md.contains("1024 training images with 8723 instances, 512 held-out images with 4356 instances, 24 categories"))
         #expect(md.contains("**Partial experiment:** 1 run(s)") && md.contains("`mpformer-halfmp-seed2`"))
         #expect(md.contains("| Mask2Former | 2 | 25.00 ± 7.07 |"))
         #expect(md.contains("| MP-Former | 2 | 2 of 2 | +1.00 ± 0.00 |"))
