@@ -24,7 +24,8 @@ deps:
 build: deps
 	swift build -c release
 
-## test: every unit test (release, one BLAS thread), the multi-rank tests under mpirun -np 2, the failure tests
+## test: every unit test (release, one BLAS thread), the bf16 ones again with bf16 emulated (as on CPUs without
+## AVX-512, whichever CPU this is), the multi-rank tests under mpirun -np 2, the failure tests
 ## (a failing rank ends the job naming itself; mismatched configs stop at start), resume, converters, evaluation, Cityscapes (reader,
 ## training, the three official evaluators against cityscapesscripts),
 ## rank placement by cluster/launch.sh, preemption + resubmission under a real one-node Slurm, bad input (faults), and
@@ -32,6 +33,8 @@ build: deps
 test: deps
 	swift build -c release --build-tests
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 swift test -c release --skip-build
+	MASKPILOT_BF16=emulated OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 swift test -c release --skip-build \
+	  --filter 'BF16Tests|BF16OpsTests|BF16FixtureTests|ConvKernelTests|OneDNNConvTests|ThreadDeterminismTests|TrainStepTests'
 	$(MPIRUN) -np 2 $(BIN)/maskpilot-mpi-tests
 	cluster/test-failures.sh
 	cluster/test-resume.sh

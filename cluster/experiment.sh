@@ -17,7 +17,8 @@
 #   cluttered images of 256×256 with 24 classes in look-alike pairs; first a Mask2Former trained from scratch in fp32
 #   for --init-steps (1000, seed 1) whose backbone and pixel decoder initialize every arm (the transformer decoder
 #   keeps each seed's random initialization); then 5 seeds (11–15) × 4 arms × 1500 steps in bf16, evaluated every
-#   250 steps. About 9.5 hours on 2 cores: resumable (see below).
+#   250 steps. About 30–40 minutes per run on 2 cores with native bf16 (AVX-512), about 55 where bf16 is emulated
+#   (AVX2 only): 10 to 18 hours in all, so it is resumable across sessions and machines (see below).
 #
 # Arms: mask2former (mask piloting off), mpformer (on, the released setting: all layers), mpformer-first4 (mask
 # piloting in the first layers only: model.mask_piloting.all_layers=false), mpformer-halfmp (the MP losses at half
@@ -35,9 +36,9 @@
 # made later, on another machine or from a fresh clone, start from the same bits as the recorded ones.
 #
 # Resuming: recorded runs are kept, and so are finished runs in --out. The powered preset checkpoints at every
-# evaluation, so a run that was stopped continues from its last checkpoint (train --resume; bitwise the same result,
-# and an evaluation the stop interrupted is run first); the synthetic preset's unfinished runs start over. So an
-# interrupted experiment continues where it stopped; delete --out and REPORT/runs to start over.
+# evaluation, so a run that was stopped continues from its last checkpoint (train --resume; on the same kind of CPU
+# bitwise the same result, and an evaluation the stop interrupted is run first); the synthetic preset's unfinished
+# runs start over. So an interrupted experiment continues where it stopped; delete --out and REPORT/runs to start over.
 # --runs-only trains and evaluates what is missing and stops before the report.
 set -euo pipefail
 # The whole script is one brace group, read before it runs: editing this file while an experiment runs (hours) does
@@ -120,8 +121,15 @@ echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks ra
 # Run order: seed by seed, every arm of a seed before the next seed. Pending: the runs without a record.
 order=()
 for seed in $seeds; do for arm in $arms; do order+=("$arm:$seed"); done; done
-pending=0
-for item in "${order[@]}"; do [ -f "$records/${item%%:*}-seed${item##*:}/eval/results.json" ] || pending=$((pending + 1)); done
+pending=0; recorded=0
+for item in "${order[@]}"; do
+  if [ -f "$records/${item%%:*}-seed${item##*:}/eval/results.json" ]; then recorded=$((recorded + 1)); else pending=$((pending + 1)); fi
+done
+# Recorded runs started from the recorded initialization: without it, no further run can be paired with them.
+if [ "$init_steps" -gt 0 ] && [ $recorded -gt 0 ] && [ $pending -gt 0 ] && [ ! -f "$records/init/weights.h5" ]; then
+  echo "experiment: runs are recorded in $records but not the initialization they started from ($records/init/weights.h5):" \
+    "restore it (git checkout), or delete $records to start over" >&2; exit 1
+fi
 
 # record RUN NAME: copies what the report reads of a run (the init: also its weights) to $records/NAME, atomically.
 record() {
@@ -131,9 +139,10 @@ record() {
   for f in eval/results.json train_seconds eval_seconds weights.h5 model_digest source; do
     if [ -f "$run/$f" ]; then cp "$run/$f" "$dest.tmp/$f"; fi
   done
-  # Where it ran: runs made on other CPUs differ in the last bits (and bf16 runs natively only with AVX-512).
-  { sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1
-    grep -h -m1 '^precision:' "$out/$2.log" 2>/dev/null || true; } > "$dest.tmp/machine"
+  # Where it ran: runs made on other CPUs differ in the last bits (and bf16 runs natively only with AVX-512): this
+  # machine's CPU and how each invocation of the run said it computed.
+  { awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true
+    grep -h '^precision:' "$out/$2.log" 2>/dev/null | sort -u || true; } > "$dest.tmp/machine"
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
@@ -144,14 +153,30 @@ if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; th
   "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
     --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
 fi
-# The dataset's counts next to the records, for the report (which then needs no dataset).
-if [ -f "$data/annotations/instances_val2017.json" ] && [ ! -f "$records/dataset.json" ]; then
-  python3 -c 'import json, sys
+# The dataset's counts next to the records, for the report (which then needs no dataset), and its fingerprint
+# (SHA-256 over every file's path and bytes): a dataset synthesized again for further runs must be the same one.
+if [ $pending -gt 0 ] && [ -f "$data/annotations/instances_val2017.json" ]; then
+  python3 -c 'import hashlib, json, os, sys
+data, path = sys.argv[1], sys.argv[2]
 counts = {}
 for split in ("train2017", "val2017"):
-    d = json.load(open(sys.argv[1] + "/annotations/instances_" + split + ".json"))
+    d = json.load(open(data + "/annotations/instances_" + split + ".json"))
     counts[split] = {k: len(d[k]) for k in ("images", "annotations", "categories")}
-json.dump(counts, open(sys.argv[2], "w"), indent=1, sort_keys=True)' "$data" "$records/dataset.json"
+h = hashlib.sha256()
+for root, dirs, files in sorted(os.walk(data)):
+    dirs.sort()
+    for f in sorted(files):
+        name = os.path.join(root, f)
+        h.update(os.path.relpath(name, data).encode() + b"\0")
+        h.update(open(name, "rb").read())
+counts["fingerprint"] = h.hexdigest()
+recorded = json.load(open(path)) if os.path.exists(path) else None
+if recorded is not None and recorded.get("fingerprint", counts["fingerprint"]) != counts["fingerprint"]:
+    sys.exit("experiment: the dataset in %s (fingerprint %s) is not the one the runs in %s were made on (%s); "
+             "synthesize it with the recorded options, or delete the records to start over"
+             % (data, counts["fingerprint"][:16], os.path.dirname(path), recorded["fingerprint"][:16]))
+if recorded != counts:
+    json.dump(counts, open(path, "w"), indent=1, sort_keys=True)' "$data" "$records/dataset.json"
 fi
 
 # train RUN LOG SET… : trains one run (resuming it when resumable) and records its training seconds.
@@ -181,10 +206,6 @@ if [ "$init_steps" -gt 0 ]; then
   weights=$records/init/weights.h5
   if [ -f "$weights" ]; then echo "experiment: the shared initialization is recorded ($weights), kept"
   elif [ $pending -gt 0 ]; then
-    if ls "$records"/*/eval/results.json > /dev/null 2>&1; then
-      echo "experiment: runs are recorded in $records but not the initialization they started from ($weights):" \
-        "restore it (git checkout), or delete $records to start over" >&2; exit 1
-    fi
     init=$out/init
     if [ -f "$init/model_final.h5" ] && [ -f "$init/train_seconds" ]; then echo "experiment: $init done, kept"; else
       # fp32, as the design's pre-check trained it (docs/experiments/powered/precheck.md); the arms run the config's precision.
@@ -208,7 +229,14 @@ for item in "${order[@]}"; do
   arm=${item%%:*}; seed=${item##*:}
   name=$arm-seed$seed; run=$out/$name
   if [ -f "$records/$name/eval/results.json" ]; then echo "experiment: $name recorded in $records, kept"; continue; fi
-  if [ -f "$run/eval/results.json" ]; then echo "experiment: $run done, kept"; else
+  if [ -f "$run/eval/results.json" ]; then
+    # A finished run found in --out is recorded only if it started from the recorded initialization.
+    if [ "$init_steps" -gt 0 ] && ! grep -qF "weights: $weights" "$run/config.yaml"; then
+      echo "experiment: $run did not start from the recorded initialization $weights (its config.yaml:" \
+        "$(grep -m1 '^  weights:' "$run/config.yaml" || echo 'no model.weights')); delete it to train it again" >&2; exit 1
+    fi
+    echo "experiment: $run done, kept"
+  else
     # shellcheck disable=SC2046
     sets=("${common[@]}" seed="$seed" solver.max_iter="$steps" "${init_sets[@]}" $(arm_sets "$arm"))
     [ -f "$run/model_final.h5" ] || train_run "$run" "$out/$name.log" "${sets[@]}"
@@ -218,7 +246,7 @@ for item in "${order[@]}"; do
       > "$run/eval.log" 2>&1 || { echo "experiment: evaluating $run failed; see $run/eval.log" >&2; exit 1; }
     echo $(( $(date +%s) - t1 )) > "$run/eval_seconds"
     trained=$(( trained + $(date +%s) - t1 ))
-    grep -E '^AP +' "$run/eval.log" | sed "s|^|experiment: $arm seed $seed: |"
+    { grep -E '^AP +' "$run/eval.log" || true; } | sed "s|^|experiment: $arm seed $seed: |"
   fi
   # The first seed's prediction overlays on the first held-out images.
   if [ "$seed" = "$first" ]; then

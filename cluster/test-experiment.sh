@@ -8,7 +8,8 @@
 #     nothing and writes the same report from the records alone;
 #  3. with the runs folder gone and one record removed, only that run is trained again, from the recorded
 #     initialization, to the same record (every logged loss, gradient norm and AP the same);
-#  4. recorded runs without the recorded initialization stop the script with exit 1 before anything is trained;
+#  4. a dataset synthesized with other options (its fingerprint differs from the recorded one), and recorded runs
+#     without the recorded initialization, stop the script with exit 1 before anything is trained;
 # and `maskpilot checkpoint weights` refuses a selection of nothing and a missing file.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,8 @@ for r in "${runs[@]}"; do
 done
 if [ $code -eq 0 ] && [ $complete -eq 1 ] && grep -qE '^[0-9a-f]{16}$' "$records/init/model_digest" \
    && "$bin" checkpoint weights "$records/init/weights.h5" --output "$tmp/copy.h5" | grep -q "model digest: $(cat "$records/init/model_digest")" \
-   && grep -q '"train2017"' "$records/dataset.json" && ! grep -q "sem_seg_head.predictor" <(h5ls -r "$records/init/weights.h5") \
+   && grep -q '"train2017"' "$records/dataset.json" && h5ls -r "$records/init/weights.h5" > "$tmp/h5ls.txt" && grep -q "backbone" "$tmp/h5ls.txt" \
+   && grep -q "pixel_decoder" "$tmp/h5ls.txt" && ! grep -q "predictor" "$tmp/h5ls.txt" && grep -q fingerprint "$records/dataset.json" \
    && ls "$report/overlays/mask2former/"*.png "$report/overlays/mpformer/"*.png >/dev/null 2>&1 \
    && grep -q -- "--runs $records" "$report/report.md" && [ -f "$report/summary.json" ]; then
   ok "the runs are recorded with the init's digest, the overlays drawn and the report read from the records"
@@ -91,7 +93,18 @@ else
     <(logged "$tmp/recorded-mpformer-seed2/metrics.jsonl") | head -4)"
 fi
 
-rm -rf "$out" "$records/mpformer-seed2" "$records/init"
+# A dataset synthesized with other options is not the one the records were made on.
+rm -rf "$out" "$records/mpformer-seed2"
+MASKPILOT_BIN=$bin cluster/experiment.sh --preset powered --out "$out" --report "$report" --seeds "1 2" --arms "mask2former mpformer" \
+  --steps 4 --eval-period 2 --init-steps 2 --train-images 9 --val-images 4 --size 64x64 > "$tmp/data.log" 2>&1; code=$?
+if [ $code -eq 1 ] && grep -q "is not the one the runs in $records were made on" "$tmp/data.log" \
+   && ! grep -q "experiment: training" "$tmp/data.log"; then
+  ok "a dataset other than the recorded one (its fingerprint) stops the script before any run"
+else
+  bad "dataset fingerprint" "exit $code; $(tail -2 "$tmp/data.log")"
+fi
+
+rm -rf "$out" "$records/init"
 experiment > "$tmp/fourth.log" 2>&1; code=$?
 if [ $code -eq 1 ] && grep -q "not the initialization they started from" "$tmp/fourth.log" \
    && ! grep -q "experiment: training" "$tmp/fourth.log"; then

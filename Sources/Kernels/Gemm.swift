@@ -3,6 +3,7 @@
 // Row-major throughout; corresponds to torch.matmul / F.linear in the reference (under bf16 autocast: their bf16
 // versions).
 import CBLAS
+import Foundation
 import CDNNL
 import Synchronization
 
@@ -41,7 +42,7 @@ public enum KernelLibrary: Sendable {
     /// `DNNLConvolution.chosen` says; the measured table is in docs/perf.md).
     case oneDNN
     /// OpenBLAS: fp32 GEMMs as `cblas_sgemm`, convolutions as im2col + GEMM (the path before oneDNN; for tests and
-    /// comparisons). bf16 GEMMs run on oneDNN either way.
+    /// comparisons). bf16 GEMMs run on oneDNN either way (emulated where it has no bf16 kernels: `BF16Support`).
     case openBLAS
 
     /// This thread's library (oneDNN until set).
@@ -197,8 +198,9 @@ public func sgemm(
                              beta: beta, c: c, ldc: ldc)
             return
         }
-        // `checkBF16Support` ran a bf16 matmul at start-up, so a failure of one of this shape (primitives are created
-        // per shape, lazily) is a resource or oneDNN problem, not user input; the message names the shape and status.
+        // `BF16Support.native` ran a bf16 matmul (once, before the first bf16 product), so a failure of one of this
+        // shape (primitives are created per shape, lazily) is a resource or oneDNN problem, not user input; the message
+        // names the shape and status.
         do {
             try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                          b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -264,8 +266,13 @@ public enum ComputeThreads {
 /// products run as the emulated twin (`withEmulatedBF16`: operands rounded to bf16, fp32 products by OpenBLAS), so a
 /// bf16 run computes the same thing, "bf16 operands, fp32 accumulation", at fp32 speed or below (as torch's autocast
 /// does on such CPUs).
+///
+/// `MASKPILOT_BF16=emulated` in the environment forces the emulated path on any CPU (to compare it with the native one,
+/// and so that `make test` covers it on AVX-512 machines too).
 public enum BF16Support {
-    public static let native: Bool = (try? checkBF16Support()) != nil
+    public static let native: Bool = !forcedEmulation && (try? checkBF16Support()) != nil
+    /// Whether `MASKPILOT_BF16=emulated` is set.
+    public static let forcedEmulation = ProcessInfo.processInfo.environment["MASKPILOT_BF16"] == "emulated"
 }
 
 /// Throws (naming oneDNN's call and status) unless this machine runs oneDNN's bf16 matmul (see `BF16Support`).

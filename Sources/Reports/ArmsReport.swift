@@ -362,10 +362,10 @@ public enum ArmsReport {
                       + "re-run `maskpilot experiment-report`).")
         }
         md += ["", "## Reproduce", "", "```sh", options.command, "```", "",
-               "Every finished run is recorded in `\(arms.directory)` (its config, training log and evaluation), a stopped "
-               + "run continues from its last checkpoint, and a shared initialization trained again must match the recorded "
-               + "one bitwise, so the command continues an interrupted experiment, also from a fresh clone. The report alone, "
-               + "from the records:", "", "```sh",
+               "Every finished run is recorded in `\(arms.directory)` (its config, training log and evaluation, with the "
+               + "shared initialization's weights and the dataset's fingerprint), and a stopped run continues from its last "
+               + "checkpoint, so the command continues an interrupted experiment, also from a fresh clone on another machine. "
+               + "The report alone, from the records:", "", "```sh",
                "maskpilot experiment-report --runs \(arms.directory) --seeds \"\(arms.seeds.map(String.init).joined(separator: " "))\" "
                + "--arms \"\(arms.arms.joined(separator: " "))\" --output \(options.output) --steps \(options.steps) "
                + "--ranks \(options.ranks) --wall-seconds \(options.wallSeconds) --command '\(options.command)'", "```", ""]

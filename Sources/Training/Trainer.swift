@@ -78,6 +78,17 @@ public final class Trainer {
         ComputeThreads.set(threads)
         if comm.isCoordinator { Console.message("threads: \(threads) compute thread(s) per rank") }
         Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
+        if config.solver.precision == .bf16 {
+            // Ranks on CPUs with and without AVX-512 round their bf16 products differently: valid, but not bitwise
+            // the same on another placement, so say which.
+            let native = try comm.allGather(UInt64(BF16Support.native ? 1 : 0))
+            let emulated = native.indices.filter { native[$0] == 0 }
+            if !emulated.isEmpty, emulated.count < native.count, comm.isCoordinator {
+                Console.message("precision: warning: rank(s) \(emulated.map(String.init).joined(separator: ", ")) run bf16 emulated "
+                                + "(no oneDNN bf16 kernels for their CPUs), the others natively: their products round "
+                                + "differently, so results depend on which ranks run where")
+            }
+        }
         data = try TrainingData(config: config)
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
         if comm.isCoordinator { for note in data.notes { Console.message(note) } }
@@ -130,13 +141,17 @@ public final class Trainer {
     /// For bf16, says how this machine runs its products: natively through oneDNN, or emulated where oneDNN has no
     /// bf16 kernel for the CPU (`BF16Support`; a warning, since such a run gets none of bf16's speed).
     public static func preparePrecision(_ precision: GEMMPrecision, announce: Bool) {
-        guard precision == .bf16, announce else { return }
-        if BF16Support.native {
+        guard precision == .bf16 else { return }
+        let native = BF16Support.native   // probed here, on every rank, before any product
+        guard announce else { return }
+        if native {
             Console.message("precision: bf16 matrix products through \(dnnlDescription()), fp32 accumulation")
         } else {
-            Console.message("precision: bf16 matrix products emulated, fp32 accumulation (warning: \(dnnlDescription()) has no bf16 "
-                            + "kernels for this CPU, they need AVX-512: operands are rounded to bf16 and multiplied in fp32 by "
-                            + "OpenBLAS, at fp32 speed or below; solver.precision=fp32 is faster here)")
+            let why = BF16Support.forcedEmulation ? "MASKPILOT_BF16=emulated is set"
+                : "\(dnnlDescription()) has no bf16 kernels for this CPU, they need AVX-512"
+            Console.message("precision: bf16 matrix products emulated, fp32 accumulation (warning: \(why): operands are rounded "
+                            + "to bf16 and multiplied in fp32 by OpenBLAS, at fp32 speed or below; solver.precision=fp32 is "
+                            + "faster here)")
         }
     }
 

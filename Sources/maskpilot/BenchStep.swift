@@ -128,7 +128,8 @@ struct BenchStep: ParsableCommand {
                      Double(stepFlops) / 1e9 / rate, total / (Double(stepFlops) / 1e9 / rate),
                      inference / (Double(inferenceFlops) / 1e9 / rate)))
         if let bf16Rate {
-            print(String(format: "bf16 rate (n=512)           %9.1f GFLOP/s (%@)", bf16Rate, dnnlDescription()))
+            print(String(format: "bf16 rate (n=512)           %9.1f GFLOP/s (%@)", bf16Rate,
+                         BF16Support.native ? dnnlDescription() : "emulated: no oneDNN bf16 kernels for this CPU"))
             print(String(format: "bf16 floor (work ÷ bf16)    %9.3f s → step is %.2f× the bf16 floor; inference %.2f×",
                          Double(stepFlops) / 1e9 / bf16Rate, total / (Double(stepFlops) / 1e9 / bf16Rate),
                          inference / (Double(inferenceFlops) / 1e9 / bf16Rate)))
