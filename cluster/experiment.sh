@@ -258,6 +258,8 @@ for item in "${order[@]}"; do
     "$bin" predict --config "$config" "${sets[@]}" "${extra[@]}" --weights "$run/model_final.h5" \
       --input $images --output "$report/overlays/$arm" > "$out/predict-$arm.log" \
       || { echo "experiment: drawing the overlays of $run failed; see $out/predict-$arm.log" >&2; exit 1; }
+    # The report shows the overlays only (predict also writes raw label PNGs and JSON).
+    find "$report/overlays/$arm" -type f ! -name '*_overlay.png' -delete
   fi
   record "$run" "$name"
 done
