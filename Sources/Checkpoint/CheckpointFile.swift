@@ -292,8 +292,8 @@ public func readCheckpoint(path: String) throws -> CheckpointContents {
     /// file is refused here, before the number reaches the sampler's or the trainer's arithmetic.
     func count(_ group: HDF5Group, _ name: String, minimum: Int64 = 0) throws -> Int {
         let value = try attribute(group, name) { try group.int64Attribute($0) }
-        guard (minimum...(1 << 40)).contains(value) else {
-            throw CheckpointError(file: path, object: "\(group.path) (attribute \"\(name)\")", problem: "must be within \(minimum)…\(1 << 40), got \(value)")
+        guard (minimum...Int64(Limit.iterations)).contains(value) else {
+            throw CheckpointError(file: path, object: "\(group.path) (attribute \"\(name)\")", problem: "must be within \(minimum)…\(Limit.iterations), got \(value)")
         }
         return Int(value)
     }

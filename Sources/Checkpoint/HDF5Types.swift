@@ -1,6 +1,7 @@
 // HDF5Types: the small value types of the HDF5 wrapper (element types, object kinds, dataset info, write options).
 // Corresponds to h5py's dtype/shape/chunks/fletcher32 properties of a Dataset and the kinds of Group members.
 import CHDF5
+import TensorCore
 
 /// The element type of a dataset or attribute, as stored in the file.
 public enum HDF5ElementType: Equatable, Hashable, Sendable, CustomStringConvertible {
@@ -78,7 +79,7 @@ enum HDF5Extent: Equatable {
         var count = 1
         for d in dims {
             let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            guard d >= 0, !overflow, product <= 1 << 40 else {
+            guard d >= 0, !overflow, product <= Limit.elements else {
                 throw hdf5Refuse("H5Sget_simple_extent_dims", at, "the declared shape \(dims) has more than 2^40 elements")
             }
             count = product

@@ -1,6 +1,7 @@
 // The MP-Former vs Mask2Former experiment report: reads the runs of cluster/experiment.sh, aggregates over seeds,
 // writes report.md, summary.json and PNG plots. Replaces the reference's notebook/matplotlib result tables and figures.
 import Foundation
+import TensorCore
 import Training
 import Visualization
 
@@ -243,7 +244,7 @@ public struct ExperimentRun: Sendable {
     /// A JSON number as Double (on Linux JSONSerialization gives NSNumber, which also casts to Bool, so no Bool check).
     /// A JSON number that counts (a step, a layer): whole and within 0…2^40, else nil.
     static func whole(_ v: Any?) -> Int? {
-        guard let d = number(v), d.rounded() == d, (0...Double(1 << 40)).contains(d) else { return nil }
+        guard let d = number(v), d.rounded() == d, (0...Double(Limit.iterations)).contains(d) else { return nil }
         return Int(d)
     }
 

@@ -253,20 +253,3 @@ extension MaskPilotConfig {
         return Double(max(0, imagesPerRank)) * pixels * floatsPerPixel * 4
     }
 }
-
-/// Upper bounds of the configuration's numbers (`MaskPilotConfig.violations()`): far above any real model or run, and
-/// low enough that products of a few of them, step counts and conversions to Int downstream cannot overflow.
-public enum Limit {
-    /// Counts: blocks, layers, heads, queries, classes, points, groups, images per batch (2^20).
-    public static let count = 1 << 20
-    /// Channel widths and feed-forward sizes (2^16).
-    public static let width = 1 << 16
-    /// Image side lengths and sizes in pixels (2^16).
-    public static let pixels = 1 << 16
-    /// Iterations and periods counted in iterations (2^40).
-    public static let iterations = 1 << 40
-    /// Threads and loader workers (4096).
-    public static let threads = 4096
-    /// Real-valued settings without a tighter bound: learning rates, weights, norms (10^12).
-    public static let scale = 1e12
-}

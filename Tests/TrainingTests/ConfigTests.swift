@@ -2,6 +2,7 @@
 // Reference behaviour: detectron2 CfgNode.merge_from_file / merge_from_list (unknown keys are errors).
 import Foundation
 import Mask2FormerModel
+import TensorCore
 import Testing
 import Training
 
