@@ -102,18 +102,40 @@ public func withEmulatedBF16<T>(_ body: () throws -> T) rethrows -> T {
     return try body()
 }
 
-/// `op(A)·op(B)` with both operands rounded to bf16 values first, by OpenBLAS (see `withEmulatedBF16`).
+/// `op(A)·op(B)` with both operands rounded to bf16 values first, by OpenBLAS (see `withEmulatedBF16`). The rounded
+/// copies are packed (leading dimension = their columns) in this thread's buffers, rounded by the vector conversion
+/// (equal to the scalar `bfloat16` element for element): no allocation and no scalar loop per call, which made the
+/// emulation's im2col convolutions cost more in rounding than in products.
 private func emulatedBF16Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
                               lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     let (aRows, aCols) = transA ? (k, m) : (m, k)
     let (bRows, bCols) = transB ? (n, k) : (k, n)
-    let ra = UnsafeMutablePointer<Float>.allocate(capacity: aRows * aCols)
-    let rb = UnsafeMutablePointer<Float>.allocate(capacity: bRows * bCols)
-    defer { ra.deallocate(); rb.deallocate() }
-    for r in 0..<aRows { for j in 0..<aCols { ra[r * aCols + j] = float(bfloat16: bfloat16(a[r * lda + j])) } }
-    for r in 0..<bRows { for j in 0..<bCols { rb[r * bCols + j] = float(bfloat16: bfloat16(b[r * ldb + j])) } }
+    let buffers = EmulatedBF16Buffers.perThread.value
+    let ra = buffers.a.reserve(aRows * aCols), rb = buffers.b.reserve(bRows * bCols)
+    let halves = buffers.halves.reserve(max(aRows * aCols, bRows * bCols))
+    convertToBF16(rows: aRows, cols: aCols, a, ld: lda, halves)
+    convertFromBF16(halves, ra, count: aRows * aCols)
+    convertToBF16(rows: bRows, cols: bCols, b, ld: ldb, halves)
+    convertFromBF16(halves, rb, count: bRows * bCols)
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, ra, Int32(aCols), rb, Int32(bCols), beta, c, Int32(ldc))
+}
+
+/// A grow-only buffer of `T`.
+final class GrowingBuffer<T> {
+    private var pointer = UnsafeMutablePointer<T>.allocate(capacity: 0), capacity = 0
+    /// At least `count` elements (contents undefined).
+    func reserve(_ count: Int) -> UnsafeMutablePointer<T> {
+        if count > capacity { pointer.deallocate(); pointer = .allocate(capacity: count); capacity = count }
+        return pointer
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// This thread's buffers for the emulated bf16 GEMM: the rounded operands and the bf16 halves between.
+final class EmulatedBF16Buffers {
+    let a = GrowingBuffer<Float>(), b = GrowingBuffer<Float>(), halves = GrowingBuffer<UInt16>()
+    static let perThread = ThreadLocal { EmulatedBF16Buffers() }
 }
 
 /// A GEMM as `sgemm` receives it: shape, row strides, alpha and beta.

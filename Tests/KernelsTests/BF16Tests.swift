@@ -37,13 +37,9 @@ import Testing
     /// and `sgemm` under `withGEMMPrecision(.bf16)` is that same bf16 product, bit for bit.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func bf16GemmIsWithinTheBoundOfFP32(_ transA: Bool, _ transB: Bool) throws {
-        let m = 13, n = 21, k = 70, pad = 3
-        let (aRows, aCols) = transA ? (k, m) : (m, k)
-        let (bRows, bCols) = transB ? (n, k) : (k, n)
-        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
-        let a = testTensor([aRows * lda], seed: 1, low: -2, high: 2).values
-        let b = testTensor([bRows * ldb], seed: 2, low: -2, high: 2).values
-        let c0 = testTensor([m * ldc], seed: 3).values
+        let m = 13, n = 21, k = 70
+        let g = PaddedGEMM(m: m, n: n, k: k, pad: 3, transA: transA, transB: transB, seeds: (1, 2, 3), range: 2)
+        let (a, b, c0, lda, ldb, ldc) = (g.a, g.b, g.c0, g.lda, g.ldb, g.ldc)
         for (alpha, beta) in [(Float(1), Float(0)), (Float(0.125), Float(1)), (Float(-2), Float(0.5))] {
             var fp32 = c0, bf16 = c0, viaSgemm = c0, magnitude = [Float](repeating: 0, count: m * ldc)
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -52,10 +48,7 @@ import Testing
                 try dnnlGemm(input: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                              b: b, ldb: ldb, beta: beta, c: &bf16, ldc: ldc)
             } else {
-                withGEMMPrecision(.bf16) { withEmulatedBF16 {
-                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: beta, c: &bf16, ldc: ldc)
-                } }
+                bf16 = g.twin(alpha: alpha, beta: beta)
             }
             withGEMMPrecision(.bf16) {
                 sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -86,12 +79,9 @@ import Testing
     /// leaves the padding alone.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func fp32ThroughOneDNNMatchesOpenBLAS(_ transA: Bool, _ transB: Bool) throws {
-        let m = 31, n = 17, k = 45, pad = 2
-        let (aRows, aCols) = transA ? (k, m) : (m, k)
-        let (bRows, bCols) = transB ? (n, k) : (k, n)
-        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
-        let a = testTensor([aRows * lda], seed: 5).values, b = testTensor([bRows * ldb], seed: 6).values
-        let c0 = testTensor([m * ldc], seed: 7).values
+        let m = 31, n = 17, k = 45
+        let g = PaddedGEMM(m: m, n: n, k: k, pad: 2, transA: transA, transB: transB, seeds: (5, 6, 7), range: 1)
+        let (a, b, c0, lda, ldb, ldc) = (g.a, g.b, g.c0, g.lda, g.ldb, g.ldc)
         for (alpha, beta) in [(Float(1), Float(0)), (Float(0.5), Float(1)), (Float(-3), Float(0.25))] {
             var blas = c0, dnnl = c0, viaSgemm = c0, magnitude = [Float](repeating: 0, count: m * ldc)
             withKernelLibrary(.openBLAS) {
@@ -113,6 +103,27 @@ import Testing
                 }
                 for j in n..<ldc { #expect(viaSgemm[i * ldc + j] == c0[i * ldc + j], "padding written") }
             }
+        }
+    }
+
+    /// The emulated twin is exactly "operands rounded to bf16 one by one (the scalar `bfloat16`), then OpenBLAS's fp32
+    /// product", bit for bit, for every transpose, padded strides, alpha and beta, and leaves C's padding alone.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func emulatedTwinIsRoundedOperandsThroughOpenBLAS(_ transA: Bool, _ transB: Bool) {
+        let m = 37, n = 19, k = 53
+        let g = PaddedGEMM(m: m, n: n, k: k, pad: 5, transA: transA, transB: transB, seeds: (11, 12, 13), range: 3)
+        let (a, b, c0, lda, ldb, ldc, aCols, bCols) = (g.a, g.b, g.c0, g.lda, g.ldb, g.ldc, g.aCols, g.bCols)
+        var ra: [Float] = [], rb: [Float] = []
+        for r in 0..<g.aRows { for j in 0..<aCols { ra.append(float(bfloat16: bfloat16(a[r * lda + j]))) } }
+        for r in 0..<g.bRows { for j in 0..<bCols { rb.append(float(bfloat16: bfloat16(b[r * ldb + j]))) } }
+        for (alpha, beta) in [(Float(1), Float(0)), (Float(0.25), Float(1)), (Float(-1.5), Float(0.5))] {
+            let twin = g.twin(alpha: alpha, beta: beta)
+            var expected = c0
+            withKernelLibrary(.openBLAS) {
+                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ra, lda: aCols, b: rb, ldb: bCols,
+                      beta: beta, c: &expected, ldc: ldc)
+            }
+            #expect(twin.map(\.bitPattern) == expected.map(\.bitPattern), "alpha \(alpha) beta \(beta)")
         }
     }
 
@@ -142,5 +153,34 @@ import Testing
         sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &fp32, ldc: n)
         #expect(viaSgemm.map(\.bitPattern) == twin.map(\.bitPattern))
         #expect(viaSgemm != fp32, "the bf16 product rounds its operands")
+    }
+}
+
+/// A GEMM test case with padded strides: `op(A)` [m, k] and `op(B)` [k, n] stored as given by the transposes with
+/// `pad` extra elements per row, entries uniform in ±`range` (C's in ±1), from three seeds.
+private struct PaddedGEMM {
+    let m: Int, n: Int, k: Int, transA: Bool, transB: Bool
+    let aRows: Int, aCols: Int, bRows: Int, bCols: Int
+    let lda: Int, ldb: Int, ldc: Int
+    let a: [Float], b: [Float], c0: [Float]
+
+    init(m: Int, n: Int, k: Int, pad: Int, transA: Bool, transB: Bool, seeds: (UInt64, UInt64, UInt64), range: Float) {
+        (self.m, self.n, self.k, self.transA, self.transB) = (m, n, k, transA, transB)
+        (aRows, aCols) = transA ? (k, m) : (m, k)
+        (bRows, bCols) = transB ? (n, k) : (k, n)
+        (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
+        a = testTensor([aRows * lda], seed: seeds.0, low: -range, high: range).values
+        b = testTensor([bRows * ldb], seed: seeds.1, low: -range, high: range).values
+        c0 = testTensor([m * ldc], seed: seeds.2).values
+    }
+
+    /// `alpha·op(A)·op(B) + beta·C` by the emulated bf16 twin.
+    func twin(alpha: Float, beta: Float) -> [Float] {
+        var c = c0
+        withGEMMPrecision(.bf16) { withEmulatedBF16 {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: &c, ldc: ldc)
+        } }
+        return c
     }
 }
