@@ -115,14 +115,10 @@ public func attentionBiasGradient(dScores: UnsafePointer<Float>, dBias: UnsafeMu
 
 /// A thread's scratch for the heads of `attentionBackward` it runs for other threads.
 final class AttentionScratch {
-    private var storage = UnsafeMutablePointer<Float>.allocate(capacity: 0), capacity = 0
+    private let storage = GrowingBuffer<Float>()
     static let perThread = ThreadLocal { AttentionScratch() }
 
-    func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if count > capacity { storage.deallocate(); storage = .allocate(capacity: count); capacity = count }
-        return storage
-    }
-    deinit { storage.deallocate() }
+    func buffer(_ count: Int) -> UnsafeMutablePointer<Float> { storage.reserve(count) }
 }
 
 /// Naive twin of `attentionForward` (Double arithmetic, direct loops), for tests. Returns the output.

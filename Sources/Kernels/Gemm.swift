@@ -121,17 +121,6 @@ private func emulatedBF16Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int
                 Int32(m), Int32(n), Int32(k), alpha, ra, Int32(aCols), rb, Int32(bCols), beta, c, Int32(ldc))
 }
 
-/// A grow-only buffer of `T`.
-final class GrowingBuffer<T> {
-    private var pointer = UnsafeMutablePointer<T>.allocate(capacity: 0), capacity = 0
-    /// At least `count` elements (contents undefined).
-    func reserve(_ count: Int) -> UnsafeMutablePointer<T> {
-        if count > capacity { pointer.deallocate(); pointer = .allocate(capacity: count); capacity = count }
-        return pointer
-    }
-    deinit { pointer.deallocate() }
-}
-
 /// This thread's buffers for the emulated bf16 GEMM: the rounded operands and the bf16 halves between.
 final class EmulatedBF16Buffers {
     let a = GrowingBuffer<Float>(), b = GrowingBuffer<Float>(), halves = GrowingBuffer<UInt16>()

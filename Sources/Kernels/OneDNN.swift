@@ -301,10 +301,8 @@ func makeMatmul(_ key: MatmulKey) throws -> DNNLPrimitive {
 /// oneDNN's scratchpad.
 final class DNNLWorkspace {
     var matmuls: [MatmulKey: DNNLPrimitive] = [:]
-    private(set) var a = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), aCapacity = 0
-    private(set) var b = UnsafeMutablePointer<UInt16>.allocate(capacity: 0), bCapacity = 0
-    private(set) var scratch = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), scratchCapacity = 0
-    private(set) var weights = UnsafeMutableRawPointer.allocate(byteCount: 0, alignment: 64), weightsCapacity = 0
+    private let a = GrowingBuffer<UInt16>(), b = GrowingBuffer<UInt16>()
+    private let scratch = GrowingBuffer<UInt8>(), weights = GrowingBuffer<UInt8>()
 
     static let perThread = ThreadLocal { DNNLWorkspace() }
 
@@ -320,30 +318,12 @@ final class DNNLWorkspace {
         return m
     }
 
-    func reserve(a count: Int) -> UnsafeMutablePointer<UInt16> {
-        if count > aCapacity { a.deallocate(); a = .allocate(capacity: count); aCapacity = count }
-        return a
-    }
-    func reserve(b count: Int) -> UnsafeMutablePointer<UInt16> {
-        if count > bCapacity { b.deallocate(); b = .allocate(capacity: count); bCapacity = count }
-        return b
-    }
-    func reserve(scratch bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes > scratchCapacity {
-            scratch.deallocate(); scratch = .allocate(byteCount: bytes, alignment: 64); scratchCapacity = bytes
-        }
-        return scratch
-    }
+    func reserve(a count: Int) -> UnsafeMutablePointer<UInt16> { a.reserve(count) }
+    func reserve(b count: Int) -> UnsafeMutablePointer<UInt16> { b.reserve(count) }
+    func reserve(scratch bytes: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(scratch.reserve(bytes)) }
 
     /// Room for one convolution's reordered weights (or its blocked weight gradient).
-    func reserve(weights bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes > weightsCapacity {
-            weights.deallocate(); weights = .allocate(byteCount: bytes, alignment: 64); weightsCapacity = bytes
-        }
-        return weights
-    }
-
-    deinit { a.deallocate(); b.deallocate(); scratch.deallocate(); weights.deallocate() }
+    func reserve(weights bytes: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(weights.reserve(bytes)) }
 }
 
 /// `C = alpha · op(A) · op(B) + beta · C` through oneDNN: fp32 operands as given (`input: .f32`), or converted to
