@@ -36,11 +36,11 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "TensorCore"]),
         .target(name: "Evaluation", dependencies: ["Kernels", "TensorCore", "Datasets", "Distributed", "Mask2FormerModel"]),
         .target(name: "Visualization", dependencies: ["Datasets"]),
-        .target(name: "Reports", dependencies: ["Visualization", "Training"]),
+        .target(name: "Reports", dependencies: ["Visualization", "Training", "TensorCore"]),
         .target(name: "Training", dependencies: ["Kernels", "Mask2FormerModel", "NN", "Optim", "TensorCore", "Datasets", "Distributed", "Checkpoint",
                                                  "Evaluation",
                                                  .product(name: "Yams", package: "Yams")]),
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "Checkpoint", "Mask2FormerModel"]),
+        .target(name: "_TestSupport", dependencies: ["Kernels", "TensorCore", "Checkpoint", "Mask2FormerModel"]),
         .executableTarget(
             name: "maskpilot",
             dependencies: [

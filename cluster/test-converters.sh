@@ -180,6 +180,36 @@ else
   bad "model import errors" "exit $s1/$s2/$s3: $(cat "$tmp/foo.log" "$tmp/e.log" "$tmp/n.log" | head -6)"
 fi
 
+# A .safetensors file whose decoder k_proj is half as wide as its q_proj and v_proj (the triple cannot be stacked
+# into in_proj_weight), and `model run` on an empty pixel_values: exit 1 naming the tensor, not a trap.
+python3 - Tests/Fixtures/hf/swin/model.safetensors "$tmp/badqkv.safetensors" "$tmp/empty.h5" <<'PY'
+import json, struct, sys, h5py, numpy as np
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = raw[8 + n:]
+tensors = {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items() if k != "__metadata__"}
+key = sorted(k for k in tensors if k.endswith("decoder.layers.0.self_attn.k_proj.weight"))[0]
+rows, cols = tensors[key][1]
+tensors[key] = ("F32", [rows, cols // 2], np.zeros((rows, cols // 2), np.float32).tobytes())
+out, body, offset = {}, b"", 0
+for k, (dtype, shape, blob) in tensors.items():
+    out[k] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}; body += blob; offset += len(blob)
+head = json.dumps(out).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(head)) + head + body)
+with h5py.File(sys.argv[3], "w") as f:
+    f.create_dataset("pixel_values", data=np.zeros((1, 3, 0, 32), np.float32))
+PY
+"$bin" model import --from "$tmp/badqkv.safetensors" --config "$tmp/hf-swin.yaml" --output "$tmp/badqkv.h5" >"$tmp/badqkv.log" 2>&1; q1=$?
+"$bin" model run --config "$tmp/hf-swin.yaml" --weights "$tmp/st.h5" --input "$tmp/empty.h5" --output "$tmp/empty-out.h5" >"$tmp/empty.log" 2>&1; q2=$?
+if [ $q1 -eq 1 ] && grep -q "badqkv.safetensors: the query/key/value projections cannot be stacked into sem_seg_head.predictor.transformer_self_attention_layers.0.self_attn.in_proj_weight" "$tmp/badqkv.log" \
+   && grep -q "self_attn.k_proj.weight \[" "$tmp/badqkv.log" && [ ! -e "$tmp/badqkv.h5" ] \
+   && [ $q2 -eq 1 ] && grep -q "empty.h5: pixel_values has shape \[1, 3, 0, 32\], an empty batch or image" "$tmp/empty.log" \
+   && [ ! -e "$tmp/empty-out.h5" ]; then
+  ok "a q/k/v triple that cannot be stacked and an empty pixel_values are refused (exit 1, named)"
+else
+  bad "unstackable q/k/v, empty pixel_values" "exit $q1/$q2: $(cat "$tmp/badqkv.log" "$tmp/empty.log" | tail -4)"
+fi
+
 # Hostile HDF5 (a few KB each): a declared shape beyond 2^40 elements, one beyond the machine's memory, a checkpoint
 # whose counters are out of range. Each is refused naming the file and object (they used to overflow an Int or
 # reach the sampler's precondition).

@@ -293,4 +293,24 @@ for task in panoptic semantic; do
     bad "$task: rescoring the written predictions" "eval $keys '$printed', eval-results '$rescored': $(tail -3 "$tmp/$task-rescore.log")"
   fi
 done
+
+# A ground-truth label PNG with a value beyond ADE20K's 150 classes: eval-results names the annotation, not the prediction.
+if [ -d "$tmp/semantic-eval/semantic" ]; then
+  cp -r "$tmp/semantic-data" "$tmp/badgt-data"
+  ann=$(find "$tmp/badgt-data" -path '*/annotations/*' -name '*.png' | sort | head -1)
+  python3 - "$ann" <<'PY'
+import struct, sys, zlib
+w, h = struct.unpack(">II", open(sys.argv[1], "rb").read()[16:24])
+raw = b"".join(b"\x00" + bytes([200] * w) for _ in range(h))
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+  "$bin" eval-results --task semantic --gt "$tmp/badgt-data" --split validation --results "$tmp/semantic-eval/semantic" >"$tmp/badgt.log" 2>&1; code=$?
+  if [ $code -eq 1 ] && grep -qF "$ann: ground-truth value 200 at pixel 0,0 is outside 0…150" "$tmp/badgt.log"; then
+    ok "semantic eval-results names a ground-truth PNG holding a value beyond the 150 classes"
+  else
+    bad "semantic eval-results with a bad ground-truth value" "exit $code: $(tail -2 "$tmp/badgt.log")"
+  fi
+fi
 finish

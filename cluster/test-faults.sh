@@ -8,7 +8,9 @@
 #  - a fresh run into a folder holding a run: refused (its files untouched) unless --overwrite; a failed
 #    invocation never rewrites config.yaml;
 #  - runtime failures exit 1 without a usage block; a mistyped command line exits 64;
-#  - SIGTERM to cluster/launch.sh: a checkpoint and exit 0.
+#  - SIGTERM to cluster/launch.sh: a checkpoint and exit 0;
+#  - a dataset without images: named; images whose test-time resize rounds a side to 0: predicted;
+#  - `maskpilot config`: every key, read back as --config; bad keys and a model beyond memory named.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/.build/release/maskpilot
@@ -206,6 +208,54 @@ if [ "$code" -eq 0 ] && [ -f "$tmp/straddle/model_final.h5" ] && [ "$(grep -c '"
   ok "2 ranks over epochs that split global batches: 12 steps, no hang"
 else
   bad "global batches straddling epochs" "exit $code (124 = timed out: a hang); $(tail -3 "$tmp/straddle.log")"
+fi
+
+# 10. A dataset with no images (every record dropped, or an empty "images" list): exit 1 naming data.root and the split,
+#     not the sampler's bare "the dataset is empty".
+mkdir -p "$tmp/nodata/annotations"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["images"] = []; d["annotations"] = []; json.dump(d, open(sys.argv[2], "w"))' \
+  "$tmp/data/annotations/instances_train2017.json" "$tmp/nodata/annotations/instances_train2017.json"
+"$bin" train --config configs/smoke.yaml --set data.root="$tmp/nodata" --set solver.max_iter=2 --set eval.period=0 \
+  --output "$tmp/nodata-run" >"$tmp/nodata.log" 2>&1
+expect_error "a dataset without images names data.root and the split" \
+  "data.root $tmp/nodata: the coco-instance split 'train2017' has no training images" "$tmp/nodata.log" $?
+
+# 11. Images whose short side rounds to 0 pixels in the test-time resize (1×4000 at max_size_test 160; 300×100 at
+#     max_size_test 1): predicted at a 1-pixel side, exit 0 (they reached a precondition in ResizeTransform).
+python3 - "$tmp" <<'EOF2'
+import struct, sys, zlib
+def png(path, w, h):
+    raw = b"".join(b"\x00" + bytes([(x * 7 + y * 3) % 256 for x in range(w) for _ in range(3)]) for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+png(sys.argv[1] + "/strip.png", 4000, 1)
+png(sys.argv[1] + "/tall.png", 100, 300)
+EOF2
+"$bin" predict --config configs/smoke.yaml --set data.root="$tmp/data" --weights "$tmp/straddle/model_final.h5" \
+  --input "$tmp/strip.png" --output "$tmp/thin-out" >"$tmp/thin.log" 2>&1; t1=$?
+"$bin" predict --config configs/smoke.yaml --set data.root="$tmp/data" --set input.max_size_test=1 \
+  --weights "$tmp/straddle/model_final.h5" --input "$tmp/tall.png" --output "$tmp/tall-out" >"$tmp/tall.log" 2>&1; t2=$?
+if [ $t1 -eq 0 ] && [ -s "$tmp/thin-out/strip_overlay.png" ] && [ $t2 -eq 0 ] && [ -s "$tmp/tall-out/tall_overlay.png" ]; then
+  ok "images whose test-time resize rounds a side to 0 are predicted at a 1-pixel side"
+else
+  bad "thin images at test time" "exit $t1/$t2; $(tail -2 "$tmp/thin.log" "$tmp/tall.log" | cut -c1-300)"
+fi
+
+# 12. `maskpilot config`: the resolved configuration, every key; its output read back as --config gives itself; a bad
+#     key or value is named (exit 1).
+"$bin" config --config configs/smoke.yaml --set solver.max_iter=7 >"$tmp/resolved.yaml" 2>"$tmp/resolved.log"; c1=$?
+"$bin" config --config "$tmp/resolved.yaml" >"$tmp/again.yaml" 2>>"$tmp/resolved.log"; c2=$?
+"$bin" config --keys >"$tmp/keys.txt" 2>>"$tmp/resolved.log"; c3=$?
+"$bin" config --set model.decoder.num_querys=5 >"$tmp/badkey.log" 2>&1; c4=$?
+"$bin" config --set model.pixel_decoder.encoder_points=1048576 >"$tmp/points.log" 2>&1; c5=$?
+if [ $c1 -eq 0 ] && [ $c2 -eq 0 ] && [ $c3 -eq 0 ] && grep -q "^  max_iter: 7$" "$tmp/resolved.yaml" && cmp -s "$tmp/resolved.yaml" "$tmp/again.yaml" \
+   && grep -q "^model.decoder.num_queries = 100$" "$tmp/keys.txt" && grep -q "^data.test_split = " "$tmp/keys.txt" \
+   && [ $c4 -eq 1 ] && grep -q "unknown key 'model.decoder.num_querys'" "$tmp/badkey.log" \
+   && [ $c5 -eq 1 ] && grep -q "model.pixel_decoder: its parameters need at least" "$tmp/points.log"; then
+  ok "config prints every key (round trip through --config; --keys); a bad key and a model beyond memory are named"
+else
+  bad "maskpilot config" "exit $c1/$c2/$c3/$c4/$c5: $(cat "$tmp/resolved.log" "$tmp/badkey.log" "$tmp/points.log" | tail -4)"
 fi
 
 echo "faults: $passed passed, $failed failed"

@@ -143,7 +143,8 @@ public func augmentationStream(epoch: Int, imageId: Int) -> UInt64 {
 // MARK: - Random augmentations (each returns a recorded Transform)
 
 /// detectron2 `ResizeShortestEdge` geometry: short side → `shortEdge`, long side capped at `maxSize`,
-/// sides rounded with `int(x + 0.5)`.
+/// sides rounded with `int(x + 0.5)`. A side that would round to 0 (a very thin image, or a small `maxSize`) is 1, where
+/// detectron2 would fail.
 public func shortestEdgeResize(_ input: ImageSize, shortEdge: Int, maxSize: Int) -> ResizeTransform {
     let h = Double(input.height), w = Double(input.width)
     let size = Double(shortEdge)
@@ -154,7 +155,7 @@ public func shortestEdgeResize(_ input: ImageSize, shortEdge: Int, maxSize: Int)
         let s = Double(maxSize) / max(newH, newW)
         newH *= s; newW *= s
     }
-    return ResizeTransform(input: input, output: ImageSize(height: Int(newH + 0.5), width: Int(newW + 0.5)))
+    return ResizeTransform(input: input, output: ImageSize(height: max(Int(newH + 0.5), 1), width: max(Int(newW + 0.5), 1)))
 }
 
 /// detectron2 `ResizeScale`: fit the image inside `target·scale` keeping its aspect ratio; sides are

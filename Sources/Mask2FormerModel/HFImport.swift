@@ -11,12 +11,19 @@ public struct HFImportResult {
     public var ignored: [(key: String, reason: String)] = []
 }
 
+/// HF tensors that cannot be translated: a q/k/v triple whose pieces cannot be stacked into one projection.
+public struct HFImportError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// Translates HF Mask2Former keys (`model.pixel_level_module…`, `model.transformer_module…`,
 /// `class_predictor…`) to detectron2/Mask2Former keys (`backbone…`, `sem_seg_head.pixel_decoder…`,
 /// `sem_seg_head.predictor…`), for an HF ResNet or Swin backbone, in transformers 4 and 5 naming. HF's separate
 /// query/key/value projections are packed (rows q, k, v) into the decoder self-attention's
 /// `in_proj_weight`/`in_proj_bias` (as `nn.MultiheadAttention` stores them) and into Swin's `attn.qkv`.
-public func importHuggingFaceMask2Former(_ source: [String: Tensor]) -> HFImportResult {
+/// Throws `HFImportError` naming the keys and shapes when a q/k/v triple's pieces differ in rank, are scalars, or
+/// differ outside their first axis.
+public func importHuggingFaceMask2Former(_ source: [String: Tensor]) throws -> HFImportResult {
     var out: [String: Tensor] = [:]
     var unmapped: [String] = []
     var ignored: [(key: String, reason: String)] = []
@@ -37,7 +44,15 @@ public func importHuggingFaceMask2Former(_ source: [String: Tensor]) -> HFImport
     }
     for (target, pieces) in packed.sorted(by: { $0.key < $1.key }) {
         if pieces.count == 3 {
-            out[target] = withNoGrad { Tensor.concat([pieces[0]!, pieces[1]!, pieces[2]!], axis: 0) }
+            let triple = [pieces[0]!, pieces[1]!, pieces[2]!]
+            let shape = triple[0].shape
+            guard !shape.isEmpty, triple.allSatisfy({ $0.shape.count == shape.count && $0.shape.dropFirst() == shape.dropFirst() })
+            else {
+                let shapes = packedSources[target, default: []].sorted().map { key in "\(key) \(source[key]?.shape ?? [])" }
+                throw HFImportError(description: "the query/key/value projections cannot be stacked into \(target): "
+                                    + shapes.joined(separator: ", ") + " (they must have the same shape after their first axis)")
+            }
+            out[target] = withNoGrad { Tensor.concat(triple, axis: 0) }
         } else {
             unmapped += packedSources[target, default: []].sorted().map { "\($0) (the other projections of its q/k/v triple are missing)" }
         }

@@ -234,10 +234,14 @@ extension MaskPilotConfig {
                                   + "the value, no space)")
             }
             let keyPath = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+            let parts = keyPath.split(separator: ".", omittingEmptySubsequences: false)
+            guard !parts.contains(where: \.isEmpty) else {
+                throw ConfigError(file: "--set \(item)", message: "the key '\(keyPath)' has an empty part (keys are names joined by single dots)")
+            }
             origins[keyPath] = item
             let value = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 } ?? raw
             var nested: Any = value
-            for part in keyPath.split(separator: ".").reversed() { nested = [String(part): nested] }
+            for part in parts.reversed() { nested = [String(part): nested] }
             guard let mapping = nested as? [String: Any] else { continue }
             tree = try merge(mapping, into: tree, path: "", file: "--set \(item)")
         }
@@ -366,10 +370,21 @@ extension MaskPilotConfig {
             } else if let number = current as? NSNumber, !isBool(number), let given = value as? NSNumber, !isBool(given) {
                 out[key] = try checkedNumber(given.doubleValue, key: here, file: file)
             } else {
+                if let list = value as? [Any] { try checkFiniteElements(list, key: here, file: file) }
                 out[key] = value
             }
         }
         return out
+    }
+
+    /// Every number in a list value (at any depth) is finite: a NaN or infinity would otherwise stop the configuration's
+    /// JSON encoding with a message that names neither the key nor the file.
+    static func checkFiniteElements(_ list: [Any], key: String, file: String) throws {
+        for element in list {
+            if let inner = element as? [Any] { try checkFiniteElements(inner, key: key, file: file); continue }
+            guard let n = element as? NSNumber, !isBool(n), !n.doubleValue.isFinite else { continue }
+            throw ConfigError(file: file, message: "'\(key)' must hold finite numbers, got \(n.doubleValue) in its list")
+        }
     }
 
     /// Decodes the merged tree; a bad value is reported against the `--set` argument that gave it (`origins`: key path

@@ -45,6 +45,10 @@ extension MaskPilotConfig {
             require(b.depths.allSatisfy { (1...Limit.count).contains($0) }, "model.backbone.depths",
                     "every stage needs 1…\(Limit.count) blocks, got \(b.depths)")
             require(b.widths.allSatisfy { (1...Limit.width).contains($0) }, "model.backbone.widths", "every width must be within 1…\(Limit.width), got \(b.widths)")
+            if b.block == .bottleneck {
+                require(b.widths.allSatisfy { $0 >= 4 }, "model.backbone.widths",
+                        "bottleneck blocks are width ÷ 4 wide inside, so every width must be at least 4, got \(b.widths)")
+            }
             positive(b.stemChannels, "model.backbone.stem_channels", max: Limit.width)
         case .swin:
             let w = b.swin
@@ -59,7 +63,8 @@ extension MaskPilotConfig {
                             "stage \(s) has \(w.embedDim << s) channels (embed_dim · 2^\(s)), not divisible by \(heads) heads")
                 }
             }
-            positive(w.windowSize, "model.backbone.swin.window_size", max: Limit.pixels)
+            // The relative-position index has window_size⁴ entries (Swin-L's 12: 20736; 64: 16.8 M).
+            positive(w.windowSize, "model.backbone.swin.window_size", max: 64)
             positive(w.mlpRatio, "model.backbone.swin.mlp_ratio", max: 1024)
             require(w.dropPathRate.isFinite && (0..<1).contains(w.dropPathRate), "model.backbone.swin.drop_path_rate",
                     "must be within 0 ≤ rate < 1, got \(w.dropPathRate)")
@@ -172,6 +177,15 @@ extension MaskPilotConfig {
         return out
     }
 
+    /// The model's float32 parameters alone (a lower bound, `parameterBytesLowerBound()` without gradients and AdamW
+    /// state) against `memoryBytes`: what eval, predict and the model commands need before they build the model.
+    public func inferenceViolations(memoryBytes: Int = physicalMemoryBytes()) -> [ConfigViolation] {
+        guard memoryBytes > 0, let (key, bytes) = parameterBytesLowerBound().max(by: { $0.bytes < $1.bytes }),
+              bytes / 4 > Double(memoryBytes) else { return [] }
+        return [ConfigViolation(key: key, problem: String(format: "its parameters need at least %.1f GB, more than this machine's %.1f GB",
+                                                          bytes / 4e9, Double(memoryBytes) / 1e9))]
+    }
+
     /// `violations()` plus what depends on the run: the per-rank batch for `worldSize` ranks, the dataset's class
     /// count (when known) and the activation-memory lower bound of one rank against `memoryBytes`.
     public func violations(worldSize: Int, datasetClasses: Int? = nil, memoryBytes: Int = physicalMemoryBytes()) -> [ConfigViolation] {
@@ -219,9 +233,13 @@ extension MaskPilotConfig {
             }
         }
         let conv = Double(p.convDim), hidden = Double(d.hiddenDim)
-        let pixel = Double(p.encoderLayers) * (2 * conv * conv + 2 * conv * Double(p.encoderFeedforwardDim))
+        // Each encoder layer: value and output projections, the FFN, and MSDeformAttn's sampling offsets (x, y) and
+        // attention weights for every head × level (3) × point.
+        let samples = Double(p.encoderHeads) * 3 * Double(p.encoderPoints)
+        let pixel = Double(p.encoderLayers) * (2 * conv * conv + 2 * conv * Double(p.encoderFeedforwardDim) + 3 * conv * samples)
+        // The class head and, for mask piloting, the label embedding: hidden × classes each.
         let decoder = Double(d.decLayers) * (8 * hidden * hidden + 2 * hidden * Double(d.feedforwardDim))
-            + 2 * Double(d.numQueries) * hidden + hidden * Double(d.numClasses + 1)
+            + 2 * Double(d.numQueries) * hidden + 2 * hidden * Double(d.numClasses + 1)
         return [("model.backbone", 16 * backbone), ("model.pixel_decoder", 16 * pixel), ("model.decoder", 16 * decoder)]
     }
 

@@ -80,7 +80,9 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
     var named: [String: Tensor] = [:]
     var unused: [String] = []
     if isHF {
-        let imported = importHuggingFaceMask2Former(Dictionary(raw, uniquingKeysWith: { a, _ in a }))
+        let imported: HFImportResult
+        do { imported = try importHuggingFaceMask2Former(Dictionary(raw, uniquingKeysWith: { a, _ in a })) }
+        catch { throw TrainingError("\(path): \(error)") }
         named = imported.tensors
         notes += imported.ignored
         unused += imported.unmapped

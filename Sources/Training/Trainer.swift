@@ -90,6 +90,10 @@ public final class Trainer {
             }
         }
         data = try TrainingData(config: config)
+        guard data.count > 0 else {
+            throw TrainingError("data.root \(config.data.root): the \(config.data.format.rawValue) split '\(config.data.trainSplit)' has no "
+                                + "training images\(data.notes.isEmpty ? "" : " (" + data.notes.joined(separator: "; ") + ")")")
+        }
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
         if comm.isCoordinator { for note in data.notes { Console.message(note) } }
         if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {

@@ -111,7 +111,7 @@ func readPretrainedWeights(path: String, option: String) throws -> (tensors: [(S
         let (tensors, skipped) = try readSafeTensors(path: path)
         let isHF = tensors.contains { $0.0.hasPrefix("model.pixel_level_module.") || $0.0.hasPrefix("model.transformer_module.") }
         guard isHF else { return (tensors, skipped.map { "\($0) (not a float tensor)" }) }
-        let imported = importHuggingFaceMask2Former(Dictionary(tensors, uniquingKeysWith: { a, _ in a }))
+        let imported = try importHuggingFaceMask2Former(Dictionary(tensors, uniquingKeysWith: { a, _ in a }))
         return (imported.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                 imported.unmapped.map { "\($0) (HF name without a MaskPilot counterpart)" }
                     + imported.ignored.map { "\($0.key) (ignored: \($0.reason))" } + skipped.map { "\($0) (not a float tensor)" })

@@ -12,16 +12,23 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     /// The resolved configuration; a bad file or key becomes a usage error naming the file and key path.
-    /// Every value is checked (ranges, divisibility; `MaskPilotConfig.violations`) before a command allocates anything;
-    /// all problems are reported at once.
-    func load() throws -> MaskPilotConfig {
+    /// Every value is checked (ranges, divisibility; `MaskPilotConfig.violations`, then the parameters' memory,
+    /// `inferenceViolations`) before a command allocates anything; all problems are reported at once.
+    func load() throws -> MaskPilotConfig { try ConfigOptions.resolve(path: config, overrides: overrides) }
+
+    /// The configuration of `path` (nil: the built-in defaults) with `overrides`, checked as `load()` describes.
+    static func resolve(path: String?, overrides: [String]) throws -> MaskPilotConfig {
         let cfg: MaskPilotConfig
-        do { cfg = try MaskPilotConfig.load(path: config, overrides: overrides) } catch let e as ConfigError {
+        do {
+            if let path { cfg = try MaskPilotConfig.load(path: path, overrides: overrides) }
+            else { cfg = try MaskPilotConfig.parse(yaml: "{}", file: "the defaults", overrides: overrides) }
+        } catch let e as ConfigError {
             throw RuntimeError(e.description)
         }
-        let problems = cfg.violations()
+        var problems = cfg.violations()
+        if problems.isEmpty { problems = cfg.inferenceViolations() }
         guard problems.isEmpty else {
-            throw RuntimeError("\(config): the configuration cannot be used (\(problems.count) problem(s)):\n  "
+            throw RuntimeError("\(path ?? "the defaults"): the configuration cannot be used (\(problems.count) problem(s)):\n  "
                                + problems.map(\.description).joined(separator: "\n  "))
         }
         return cfg

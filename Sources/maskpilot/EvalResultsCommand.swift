@@ -196,7 +196,14 @@ struct EvalResultsCommand: ParsableCommand {
             }
             let gtAnn = try loadImage(path: ds.annotations[i], mode: .indices)
             var gtLabels = gtAnn.pixels
-            for j in gtLabels.indices { gtLabels[j] = gtLabels[j] == 0 ? 255 : gtLabels[j] - 1 }
+            for j in gtLabels.indices {
+                let v = gtLabels[j]
+                guard v <= UInt8(k) else {
+                    throw EvaluationError(ds.annotations[i], "ground-truth value \(v) at pixel \(j % gtAnn.width),\(j / gtAnn.width) "
+                                          + "is outside 0…\(k) (0 unlabeled, 1…\(k) the ADE20K classes)")
+                }
+                gtLabels[j] = v == 0 ? 255 : v - 1
+            }
             let pred = try loadImage(path: file, mode: .indices)
             guard pred.width == gtAnn.width && pred.height == gtAnn.height else {
                 throw EvaluationError(file, "prediction is \(pred.width)×\(pred.height) but the annotation is \(gtAnn.width)×\(gtAnn.height)")

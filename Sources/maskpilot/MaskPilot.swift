@@ -9,7 +9,7 @@ struct MaskPilot: ParsableCommand {
         commandName: "maskpilot",
         abstract: "Train mask-classification segmentation models (Mask2Former / MP-Former) on CPU clusters.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, EvalCommand.self, Bench.self, ModelCommand.self, DataCommand.self, CheckpointCommand.self, EvalResultsCommand.self, PredictCommand.self, ExperimentReportCommand.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, Bench.self, ModelCommand.self, DataCommand.self, CheckpointCommand.self, EvalResultsCommand.self, PredictCommand.self, ExperimentReportCommand.self, ConfigCommand.self])
 }
 
 extension MaskPilot {

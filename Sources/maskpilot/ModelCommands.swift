@@ -169,7 +169,10 @@ struct ModelRunCommand: ParsableCommand {
             guard t.rank == 4, t.shape[1] == 3 else {
                 throw RuntimeError("--input \(input[0]): pixel_values has shape \(t.shape), expected [B, 3, H, W]")
             }
-            guard t.shape[2] % 32 == 0, t.shape[3] % 32 == 0, t.shape[0] > 0 else {
+            guard t.shape[0] > 0, t.shape[2] > 0, t.shape[3] > 0 else {
+                throw RuntimeError("--input \(input[0]): pixel_values has shape \(t.shape), an empty batch or image")
+            }
+            guard t.shape[2] % 32 == 0, t.shape[3] % 32 == 0 else {
                 throw RuntimeError("--input \(input[0]): pixel_values is \(t.shape[2])×\(t.shape[3]); the model needs multiples of 32 (pad first)")
             }
             pixels = withNoGrad { t.permuted(0, 2, 3, 1) }

@@ -212,6 +212,8 @@ func meanValue(_ img: Image8, _ x: Int, _ y: Int) -> Int {
             (480, 640, 512, 2048, 512, 683), (640, 480, 256, 2048, 341, 256), (512, 4000, 1024, 2048, 262, 2048),
             (375, 500, 800, 1333, 800, 1067), (427, 640, 800, 1333, 800, 1199), (300, 1200, 800, 1333, 333, 1333),
             (683, 1024, 563, 2048, 563, 844), (333, 333, 307, 2048, 307, 307),
+            // A side that rounds to 0 is 1: a 1-pixel-high strip, and a small max_size_test.
+            (1, 4097, 512, 2048, 1, 2048), (1, 2667, 800, 1333, 1, 1333), (100, 300, 800, 1, 1, 1),
         ]
         for (h, w, s, m, eh, ew) in cases {
             #expect(shortestEdgeResize(ImageSize(height: h, width: w), shortEdge: s, maxSize: m).output == ImageSize(height: eh, width: ew),

@@ -23,7 +23,7 @@ struct FixtureWeights {
         }
         // The criterion's class-weight buffer is not a model tensor (the criterion takes the no-object weight).
         source["criterion.empty_weight"] = nil
-        imported = importHuggingFaceMask2Former(source)
+        imported = try importHuggingFaceMask2Former(source)
     }
 
     /// Tensors whose names start with `prefix`, with the prefix removed.
@@ -146,7 +146,7 @@ func nchw(_ t: Tensor) -> Tensor { withNoGrad { t.permuted(0, 3, 1, 2) } }
             let name = path.hasPrefix("grads/") ? String(path.dropFirst(6)) : path
             source[name] = try fx.tensor("grads/" + name)
         }
-        let reference = importHuggingFaceMask2Former(source)
+        let reference = try importHuggingFaceMask2Former(source)
         #expect(reference.unmapped.isEmpty, "unmapped gradients: \(reference.unmapped)")
         let ours = Dictionary(uniqueKeysWithValues: model.namedParameters())
         var compared = 0

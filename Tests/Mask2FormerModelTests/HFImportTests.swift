@@ -5,7 +5,7 @@ import Testing
 import TensorCore
 
 @Suite struct HFImportTests {
-    @Test func namesPackingAndUnmapped() {
+    @Test func namesPackingAndUnmapped() throws {
         func t(_ v: Float, _ shape: [Int]) -> Tensor { Tensor.full(shape, v) }
         let src: [String: Tensor] = [
             "model.pixel_level_module.encoder.embedder.embedder.convolution.weight": t(1, [4, 3, 7, 7]),
@@ -31,7 +31,7 @@ import TensorCore
             "class_predictor.bias": t(1, [6]),
             "model.something_new.weight": t(1, [1]),
         ]
-        let r = importHuggingFaceMask2Former(src)
+        let r = try importHuggingFaceMask2Former(src)
         let expected = [
             "backbone.stem.conv1.weight", "backbone.stem.conv1.norm.running_var", "backbone.res3.0.conv2.norm.bias",
             "backbone.res4.0.shortcut.weight", "sem_seg_head.pixel_decoder.input_proj.2.1.weight",
@@ -52,14 +52,28 @@ import TensorCore
         #expect(r.tensors["sem_seg_head.predictor.transformer_self_attention_layers.2.self_attn.in_proj_bias"]!.values == [4, 4, 5, 5, 6, 6])
     }
 
-    @Test func incompleteTripleIsReported() {
-        let r = importHuggingFaceMask2Former(["model.transformer_module.decoder.layers.0.self_attn.q_proj.bias": Tensor.zeros([2])])
+    /// A q/k/v triple that cannot be stacked (another width, or a scalar) is an error naming its keys and shapes,
+    /// not a trap in `Tensor.concat`.
+    @Test(arguments: [[256, 128], []]) func unstackableTripleIsAnErrorNamingIt(kShape: [Int]) {
+        let prefix = "model.transformer_module.decoder.layers.0.self_attn."
+        let source = [prefix + "q_proj.weight": Tensor.zeros([256, 256]), prefix + "k_proj.weight": Tensor.zeros(kShape),
+                      prefix + "v_proj.weight": Tensor.zeros([256, 256])]
+        #expect {
+            _ = try importHuggingFaceMask2Former(source)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(prefix + "k_proj.weight \(kShape)") && text.contains("in_proj_weight")
+        }
+    }
+
+    @Test func incompleteTripleIsReported() throws {
+        let r = try importHuggingFaceMask2Former(["model.transformer_module.decoder.layers.0.self_attn.q_proj.bias": Tensor.zeros([2])])
         #expect(r.tensors.isEmpty && r.unmapped.count == 1 && r.unmapped[0].contains("q_proj.bias"))
     }
 
     /// HF Swin backbone keys in transformers 5 naming (`swin.` prefix, q/k/v/o_proj, mlp.fc1/fc2) and in 4.x naming
     /// (attention.self.query…, intermediate/output.dense, the saved relative_position_index) map onto the same keys.
-    @Test func swinKeysOfBothTransformersGenerations() {
+    @Test func swinKeysOfBothTransformersGenerations() throws {
         func t(_ v: Float, _ shape: [Int]) -> Tensor { Tensor.full(shape, v) }
         let enc = "model.pixel_level_module.encoder."
         let v5: [String: Tensor] = [
@@ -104,7 +118,7 @@ import TensorCore
             "backbone.layers.0.downsample.reduction.weight", "backbone.layers.0.downsample.norm.weight", "backbone.norm2.weight",
         ]
         for (generation, source) in [("transformers 5", v5), ("transformers 4", v4)] {
-            let r = importHuggingFaceMask2Former(source)
+            let r = try importHuggingFaceMask2Former(source)
             #expect(Set(r.tensors.keys) == expected, "\(generation): \(Set(r.tensors.keys).symmetricDifference(expected))")
             #expect(r.unmapped.isEmpty, "\(generation): \(r.unmapped)")
             #expect(r.ignored.count == 1, "\(generation): \(r.ignored)")

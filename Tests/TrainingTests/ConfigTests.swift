@@ -62,6 +62,19 @@ import Training
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["model.nope=3"])
         } throws: { error in "\(error)".hasPrefix("--set model.nope=3:") && "\(error)".contains("unknown key 'model.nope'") }
+        // A key with an empty part used to be ignored without a word ('.', '..') or read as another key ('solver..max_iter').
+        for item in [".=5", "..=x", "solver..max_iter=3", ".seed=3"] {
+            #expect {
+                _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: [item])
+            } throws: { error in "\(error)".hasPrefix("--set \(item):") && "\(error)".contains("has an empty part") }
+        }
+        // A NaN or infinity inside a list is named by key and source (it used to surface as Foundation's JSON error).
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "solver:\n  steps: [.nan]\n", file: "n.yaml")
+        } throws: { error in "\(error)".hasPrefix("n.yaml:") && "\(error)".contains("'solver.steps' must hold finite numbers") }
+        #expect {
+            _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["input.crop_size=[.inf, 512]"])
+        } throws: { error in "\(error)".hasPrefix("--set input.crop_size=[.inf, 512]:") && "\(error)".contains("'input.crop_size'") }
     }
 
     @Test func typeErrorsNameThePath() {
@@ -150,14 +163,33 @@ import Training
                                                    "input.min_size_test", "input.max_size_test", "solver.max_iter", "loss.num_points"],
                 "\(c.violations())")
         var swin = MaskPilotConfig()
-        swin.model.backbone.name = .swin; swin.model.backbone.swin.windowSize = 1 << 32
-        #expect(swin.violations().map(\.key) == ["model.backbone.swin.window_size"])
-        #expect(swin.violations(worldSize: 1).map(\.key) == ["model.backbone.swin.window_size"])
+        swin.model.backbone.name = .swin
+        for size in [1 << 32, 65536, 65] {    // 65536 overflowed window_size⁴ in the relative-position index
+            swin.model.backbone.swin.windowSize = size
+            #expect(swin.violations().map(\.key) == ["model.backbone.swin.window_size"], "\(size)")
+            #expect(swin.violations(worldSize: 1).map(\.key) == ["model.backbone.swin.window_size"], "\(size)")
+        }
+        swin.model.backbone.swin.windowSize = 64
+        #expect(swin.violations().isEmpty)
+        // A bottleneck ResNet's blocks are width ÷ 4 wide inside: widths below 4 would build 0-channel convolutions.
+        var thin = MaskPilotConfig()
+        thin.model.backbone.widths = [2, 512, 1024, 2048]
+        #expect(thin.violations().map(\.key) == ["model.backbone.widths"])
+        thin.model.backbone.block = .basic
+        #expect(thin.violations().isEmpty)
         // Within every bound but too large for the machine: the parameters' section is named.
         var wide = MaskPilotConfig()
         wide.model.decoder.hiddenDim = Limit.width; wide.model.pixelDecoder.convDim = Limit.width
         #expect(wide.violations().isEmpty)
         #expect(wide.violations(worldSize: 1, memoryBytes: 24 << 30).map(\.key) == ["model.decoder"])
+        // MSDeformAttn's sampling offsets grow with the points (2^20 points: about 1.9 TB of parameters): named for
+        // training, and for inference (eval, predict, model commands) by the parameters alone.
+        var points = MaskPilotConfig()
+        points.model.pixelDecoder.encoderPoints = 1 << 20
+        #expect(points.violations().isEmpty)
+        #expect(points.violations(worldSize: 1, memoryBytes: 24 << 30).map(\.key) == ["model.pixel_decoder"])
+        #expect(points.inferenceViolations(memoryBytes: 24 << 30).map(\.key) == ["model.pixel_decoder"])
+        #expect(MaskPilotConfig().inferenceViolations(memoryBytes: 1 << 30).isEmpty)
     }
 
     /// YAML a configuration never needs is refused before it is expanded: alias bombs, duplicate keys, nothing at all.
