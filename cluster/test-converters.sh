@@ -201,13 +201,15 @@ with h5py.File(sys.argv[3], "w") as f:
 PY
 "$bin" model import --from "$tmp/badqkv.safetensors" --config "$tmp/hf-swin.yaml" --output "$tmp/badqkv.h5" >"$tmp/badqkv.log" 2>&1; q1=$?
 "$bin" model run --config "$tmp/hf-swin.yaml" --weights "$tmp/st.h5" --input "$tmp/empty.h5" --output "$tmp/empty-out.h5" >"$tmp/empty.log" 2>&1; q2=$?
+"$bin" train "${common[@]}" --set model.weights="$tmp/badqkv.safetensors" --output "$tmp/badqkv-run" >"$tmp/badqkv-train.log" 2>&1; q3=$?
 if [ $q1 -eq 1 ] && grep -q "badqkv.safetensors: the query/key/value projections cannot be stacked into sem_seg_head.predictor.transformer_self_attention_layers.0.self_attn.in_proj_weight" "$tmp/badqkv.log" \
    && grep -q "self_attn.k_proj.weight \[" "$tmp/badqkv.log" && [ ! -e "$tmp/badqkv.h5" ] \
    && [ $q2 -eq 1 ] && grep -q "empty.h5: pixel_values has shape \[1, 3, 0, 32\], an empty batch or image" "$tmp/empty.log" \
-   && [ ! -e "$tmp/empty-out.h5" ]; then
-  ok "a q/k/v triple that cannot be stacked and an empty pixel_values are refused (exit 1, named)"
+   && [ ! -e "$tmp/empty-out.h5" ] \
+   && [ $q3 -eq 1 ] && grep -q "model.weights: $tmp/badqkv.safetensors: the query/key/value projections cannot be stacked" "$tmp/badqkv-train.log"; then
+  ok "a q/k/v triple that cannot be stacked (model import, model.weights) and an empty pixel_values are refused (exit 1, named)"
 else
-  bad "unstackable q/k/v, empty pixel_values" "exit $q1/$q2: $(cat "$tmp/badqkv.log" "$tmp/empty.log" | tail -4)"
+  bad "unstackable q/k/v, empty pixel_values" "exit $q1/$q2/$q3: $(cat "$tmp/badqkv.log" "$tmp/empty.log" "$tmp/badqkv-train.log" | tail -4)"
 fi
 
 # Hostile HDF5 (a few KB each): a declared shape beyond 2^40 elements, one beyond the machine's memory, a checkpoint

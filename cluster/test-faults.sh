@@ -248,7 +248,8 @@ fi
 "$bin" config --config "$tmp/resolved.yaml" >"$tmp/again.yaml" 2>>"$tmp/resolved.log"; c2=$?
 "$bin" config --keys >"$tmp/keys.txt" 2>>"$tmp/resolved.log"; c3=$?
 "$bin" config --set model.decoder.num_querys=5 >"$tmp/badkey.log" 2>&1; c4=$?
-"$bin" config --set model.pixel_decoder.encoder_points=1048576 >"$tmp/points.log" 2>&1; c5=$?
+# (2^20 points in 2^20 encoder layers: petabytes, beyond any machine's memory)
+"$bin" config --set model.pixel_decoder.encoder_points=1048576 --set model.pixel_decoder.encoder_layers=1048576 >"$tmp/points.log" 2>&1; c5=$?
 if [ $c1 -eq 0 ] && [ $c2 -eq 0 ] && [ $c3 -eq 0 ] && grep -q "^  max_iter: 7$" "$tmp/resolved.yaml" && cmp -s "$tmp/resolved.yaml" "$tmp/again.yaml" \
    && grep -q "^model.decoder.num_queries = 100$" "$tmp/keys.txt" && grep -q "^data.test_split = " "$tmp/keys.txt" \
    && [ $c4 -eq 1 ] && grep -q "unknown key 'model.decoder.num_querys'" "$tmp/badkey.log" \

@@ -178,9 +178,13 @@ public struct COCOInstances: Sendable {
     }
 
     /// Each annotation's binary mask of image `index` (row-major, image size), in file order
-    /// (pycocotools' `annToMask`).
+    /// (pycocotools' `annToMask`). The JSON's declared size is held to the image decoders' pixel budget first: a
+    /// caller may decode masks without the image (`data masks`), and a record may declare up to 2^32 pixels.
     public func masks(ofImage index: Int) throws(DataError) -> [BinaryMask] {
-        try rles(ofImage: index).map { $0.decode() }
+        let image = images[index]
+        do { try checkPixelBudget(width: image.width, height: image.height, file: "\(annotationFile) image \(image.id)") }
+        catch let e as DataError { throw e } catch { throw DataError(file: annotationFile, problem: "\(error)") }
+        return try rles(ofImage: index).map { $0.decode() }
     }
 
     // MARK: stored annotation access

@@ -128,9 +128,19 @@ public struct InferenceOutput {
 }
 
 /// Test-time resize, forward without gradients (its matrix products in `precision`) and post-processing (fp32) of one
-/// image (`model` must be in eval mode).
+/// image (`model` must be in eval mode). An image whose post-processing at its original size cannot fit in memory
+/// (`memoryBytes`) is an `EvaluationError` naming `context` (its file or dataset record) before anything runs.
 public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor,
-                  precision: GEMMPrecision = .fp32) throws -> InferenceOutput {
+                  precision: GEMMPrecision = .fp32, context: String, memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
+    let (h, w) = (sample.image.height, sample.image.width)
+    let need = postProcessor.bytesLowerBound(queries: model.config.decoder.numQueries, classes: model.config.decoder.numClasses,
+                                             outputHeight: h, outputWidth: w)
+    let memory = memoryBytes
+    guard memory <= 0 || need <= Double(memory) else {
+        throw EvaluationError(context, String(format: "the %d×%d image's post-processing at its original size needs at least %.1f GB "
+                                              + "(%d queries), more than this machine's %.1f GB", w, h, need / 1e9,
+                                              model.config.decoder.numQueries, Double(memory) / 1e9))
+    }
     var noRNG = RNG(seed: 0)
     let resized = try resize.apply(sample, rng: &noRNG)
     let batch = Batch.collate([resized])
@@ -208,9 +218,9 @@ public struct ModelEvaluation {
                 skipped.append(SkippedImage(index: index, imageID: split.imageID(index), problem: e.description))
                 continue
             }
-            let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor,
-                                precision: options.precision)
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
+            let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor,
+                                precision: options.precision, context: context)
             try evaluator.update(EvaluatedImage(index: index, imageID: sample.imageId, targets: sample.targets, result: out.result,
                                                 context: context), files: &files)
             if options.layerConsistency {

@@ -175,6 +175,17 @@ public struct Mask2FormerPostProcessor: Sendable {
         }
     }
 
+    /// A lower bound of the bytes `process` allocates for one image reported at `outputHeight × outputWidth` with
+    /// `queries` queries and `classes` classes: the mask logits at that size (before-inference path) and the
+    /// semantic scores.
+    public func bytesLowerBound(queries: Int, classes: Int, outputHeight: Int, outputWidth: Int) -> Double {
+        let pixels = Double(outputHeight) * Double(outputWidth)
+        var floats = 0.0
+        if config.postprocessBeforeInference { floats += Double(queries) * pixels }
+        if config.semanticOn { floats += Double(classes) * pixels }
+        return 4 * floats
+    }
+
     /// Post-processes one image: `classLogits` `[Q, K+1]`, `maskLogits` `[Q, h, w]` at stride 4.
     public func process(classLogits: Tensor, maskLogits: Tensor, size: InferenceImageSize) -> InferenceResult {
         withNoGrad {

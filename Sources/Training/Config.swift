@@ -370,20 +370,21 @@ extension MaskPilotConfig {
             } else if let number = current as? NSNumber, !isBool(number), let given = value as? NSNumber, !isBool(given) {
                 out[key] = try checkedNumber(given.doubleValue, key: here, file: file)
             } else {
-                if let list = value as? [Any] { try checkFiniteElements(list, key: here, file: file) }
+                try checkFinite(value, key: here, file: file)
                 out[key] = value
             }
         }
         return out
     }
 
-    /// Every number in a list value (at any depth) is finite: a NaN or infinity would otherwise stop the configuration's
-    /// JSON encoding with a message that names neither the key nor the file.
-    static func checkFiniteElements(_ list: [Any], key: String, file: String) throws {
-        for element in list {
-            if let inner = element as? [Any] { try checkFiniteElements(inner, key: key, file: file); continue }
-            guard let n = element as? NSNumber, !isBool(n), !n.doubleValue.isFinite else { continue }
-            throw ConfigError(file: file, message: "'\(key)' must hold finite numbers, got \(n.doubleValue) in its list")
+    /// Every number in a value (a scalar for a key whose default is not a number, or a list at any depth) is finite:
+    /// a NaN or infinity would otherwise stop the configuration's JSON encoding with a message that names neither the
+    /// key nor the file.
+    static func checkFinite(_ value: Any, key: String, file: String) throws {
+        if let list = value as? [Any] {
+            for element in list { try checkFinite(element, key: key, file: file) }
+        } else if let n = value as? NSNumber, !isBool(n), !n.doubleValue.isFinite {
+            throw ConfigError(file: file, message: "'\(key)' must hold finite numbers, got \(n.doubleValue)")
         }
     }
 

@@ -235,11 +235,14 @@ extension MaskPilotConfig {
         let conv = Double(p.convDim), hidden = Double(d.hiddenDim)
         // Each encoder layer: value and output projections, the FFN, and MSDeformAttn's sampling offsets (x, y) and
         // attention weights for every head × level (3) × point.
+        // (The FPN pixel decoder has no encoder.)
         let samples = Double(p.encoderHeads) * 3 * Double(p.encoderPoints)
-        let pixel = Double(p.encoderLayers) * (2 * conv * conv + 2 * conv * Double(p.encoderFeedforwardDim) + 3 * conv * samples)
-        // The class head and, for mask piloting, the label embedding: hidden × classes each.
-        let decoder = Double(d.decLayers) * (8 * hidden * hidden + 2 * hidden * Double(d.feedforwardDim))
-            + 2 * Double(d.numQueries) * hidden + 2 * hidden * Double(d.numClasses + 1)
+        let pixel = p.name == .fpn ? 0
+            : Double(p.encoderLayers) * (2 * conv * conv + 2 * conv * Double(p.encoderFeedforwardDim) + 3 * conv * samples)
+        // dec_layers − 1 decoder layers (the first prediction comes before them); the class head and, with mask
+        // piloting, the label embedding: hidden × classes each.
+        let decoder = Double(max(d.decLayers - 1, 0)) * (8 * hidden * hidden + 2 * hidden * Double(d.feedforwardDim))
+            + 2 * Double(d.numQueries) * hidden + (model.maskPiloting.enabled ? 2 : 1) * hidden * Double(d.numClasses + 1)
         return [("model.backbone", 16 * backbone), ("model.pixel_decoder", 16 * pixel), ("model.decoder", 16 * decoder)]
     }
 

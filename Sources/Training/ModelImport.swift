@@ -106,7 +106,8 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
         throw TrainingError("\(path): no HF config.json to take the model from; give --config (the MaskPilot configuration "
                             + "these weights are for)")
     }
-    let problems = config.violations()
+    var problems = config.violations()
+    if problems.isEmpty { problems = config.inferenceViolations() }
     guard problems.isEmpty else {
         throw TrainingError("\(configSource): " + problems.map { "\($0.key): \($0.problem)" }.joined(separator: "; "))
     }

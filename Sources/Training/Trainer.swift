@@ -94,7 +94,7 @@ public final class Trainer {
             throw TrainingError("data.root \(config.data.root): the \(config.data.format.rawValue) split '\(config.data.trainSplit)' has no "
                                 + "training images\(data.notes.isEmpty ? "" : " (" + data.notes.joined(separator: "; ") + ")")")
         }
-        try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.count > 0 ? data.numClasses : nil))
+        try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.numClasses))
         if comm.isCoordinator { for note in data.notes { Console.message(note) } }
         if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {
             Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "

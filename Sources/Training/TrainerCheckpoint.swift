@@ -115,7 +115,9 @@ func readPretrainedWeights(path: String, option: String) throws -> (tensors: [(S
         return (imported.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                 imported.unmapped.map { "\($0) (HF name without a MaskPilot counterpart)" }
                     + imported.ignored.map { "\($0.key) (ignored: \($0.reason))" } + skipped.map { "\($0) (not a float tensor)" })
-    } catch let e as TrainingError { throw e } catch {
+    } catch let e as TrainingError { throw e } catch let e as HFImportError {
+        throw TrainingError("\(option): \(path): \(e)")
+    } catch {
         throw TrainingError("\(option): \(error)")
     }
 }

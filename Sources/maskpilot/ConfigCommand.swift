@@ -10,8 +10,9 @@ struct ConfigCommand: ParsableCommand {
         commandName: "config",
         abstract: "Print the resolved configuration: every key with its value, as YAML (or one `key = value` line per key).",
         discussion: """
-        Without --config, the built-in defaults. The values are checked as train checks them (ranges, divisibility), so \
-        a bad key or value is an error naming it; the output can be given back as --config.
+        Without --config, the built-in defaults. The values are checked as every --config command checks them (ranges, \
+        divisibility, whether the model's parameters fit this machine's memory; train checks more once it knows the \
+        ranks and the dataset), so a bad key or value is an error naming it; the output can be given back as --config.
         """)
 
     @Option(help: "Configuration file (YAML); default: the built-in defaults.")

@@ -35,7 +35,7 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
-/// `--precision fp32|bf16` of `eval`, `predict` and `bench step`: the precision of the model's matrix products,
+/// `--precision fp32|bf16` of `eval`, `predict`, `model run` and `bench step`: the precision of the model's matrix products,
 /// overriding `solver.precision` (checkpoints are fp32 either way, so any checkpoint runs in either).
 struct PrecisionOption: ParsableArguments {
     @Option(help: "Matrix products in fp32 or bf16 (default: the config's solver.precision).")

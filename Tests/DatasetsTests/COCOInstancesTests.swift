@@ -202,6 +202,13 @@ struct COCOInstancesTests {
         let masks = try ok.masks(ofImage: 0)
         #expect(masks[0].area > 0)
         #expect(masks[1].bits.allSatisfy { $0 == 1 })
+        // A record may declare up to 2^32 pixels; its masks (decoded without the image by `data masks`) are held to
+        // the decoders' pixel budget instead of allocating 4.3 GB per annotation.
+        let huge = try load(file(#"{"id": 1, "image_id": 30, "category_id": 5, "segmentation": [[0, 0, 6, 5, 6, 0]]}"#,
+                                 images: #"[{"id": 30, "file_name": "h.jpg", "width": 65535, "height": 65535}]"#))
+        #expect {
+            _ = try huge.masks(ofImage: 0)
+        } throws: { error in "\(error)".contains("image 30") && "\(error)".contains("65535×65535") && "\(error)".contains("pixel limit") }
     }
 
     @Test("skip policy counts and reports every bad record, keeps the rest")

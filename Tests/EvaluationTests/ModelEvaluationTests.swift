@@ -43,6 +43,27 @@ import TensorCore
         return ModelEvaluation(split: split, options: options)
     }
 
+    /// An image whose post-processing at its original size cannot fit in memory is refused by name before the
+    /// forward pass (a 12000² JPEG under the decoders' pixel budget would need 58 GB for 100 queries' masks).
+    @Test func anImageTooLargeToPostProcessIsNamed() throws {
+        let model = Self.tinyModel()
+        model.eval()
+        let sample = try Self.data().load(0)
+        let post = Mask2FormerPostProcessor(.semantic)
+        let resize = TestTimeResize(shortEdge: 64, maxSize: 128)
+        // Semantic: the class scores at 48 × 40; instance (masks resized before inference): every query's mask.
+        let need = post.bytesLowerBound(queries: 100, classes: Self.classes, outputHeight: 40, outputWidth: 48)
+        #expect(need == 4 * 48 * 40 * Double(Self.classes))
+        let instance = Mask2FormerPostProcessor(PostProcessingConfig(semanticOn: false, instanceOn: true))
+        #expect(instance.bytesLowerBound(queries: 100, classes: Self.classes, outputHeight: 40, outputWidth: 48) == 4 * 48 * 40 * 100)
+        // A memory below the need is refused, one that holds it runs.
+        #expect {
+            _ = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(need) - 1)
+        } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image's post-processing at its original size needs") }
+        let out = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(need))
+        #expect(out.result.semantic?.labels.count == 48 * 40)
+    }
+
     final class Calls { var done: [Int] = [], totals: Set<Int> = [], finished = 0 }
     struct Recorder: EvaluationObserver {
         let calls: Calls

@@ -75,6 +75,13 @@ import Training
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["input.crop_size=[.inf, 512]"])
         } throws: { error in "\(error)".hasPrefix("--set input.crop_size=[.inf, 512]:") && "\(error)".contains("'input.crop_size'") }
+        // … and as the value of a key whose default is not a number (a string, a list, a bool).
+        for item in ["data.root=.nan", "solver.steps=.inf", "model.mask_piloting.enabled=.nan"] {
+            let key = String(item.prefix { $0 != "=" })
+            #expect {
+                _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: [item])
+            } throws: { error in "\(error)".hasPrefix("--set \(item):") && "\(error)".contains("'\(key)' must hold finite numbers") }
+        }
     }
 
     @Test func typeErrorsNameThePath() {
