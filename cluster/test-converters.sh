@@ -144,8 +144,10 @@ else
   bad "model-zoo .pkl through model import" "$(head -5 "$tmp/zoo-import.log")"
 fi
 
-# HF's image processor: preprocessor_config.json with HF's ImageNet values imports; other statistics (or bad JSON)
-# stop the import with exit 1, naming the file, and write no output.
+# HF's image processor: preprocessor_config.json with HF's ImageNet values imports with the default normalization;
+# other statistics import into model.pixel_mean / pixel_std of the written configuration, and `model run` then feeds
+# the model pixels normalized with them; a given configuration that disagrees, or bad JSON, stops the import with
+# exit 1, naming the file, and writes no output.
 for case in same other broken; do
   cp -r Tests/Fixtures/hf/swin "$tmp/pre-$case"
   case $case in
@@ -154,16 +156,34 @@ for case in same other broken; do
     other) echo '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}' ;;
     broken) echo '{"image_mean": [0.5, 0.5' ;;
   esac >"$tmp/pre-$case/preprocessor_config.json"
-  "$bin" model import --from "$tmp/pre-$case" --output "$tmp/pre-$case.h5" >"$tmp/pre-$case.log" 2>&1
+  "$bin" model import --from "$tmp/pre-$case" --output "$tmp/pre-$case.h5" --config-out "$tmp/pre-$case.yaml" >"$tmp/pre-$case.log" 2>&1
   echo $? >"$tmp/pre-$case.status"
 done
+"$bin" model import --from "$tmp/pre-other" --config "$tmp/hf-swin.yaml" --output "$tmp/pre-given.h5" >"$tmp/pre-given.log" 2>&1; given=$?
+img=$(ls "$tmp/data/train2017/"*.jpg | head -1)
+size=(--set input.min_size_test=64 --set input.max_size_test=64)
+"$bin" model run --config "$tmp/pre-other.yaml" "${size[@]}" --weights "$tmp/pre-other.h5" --input "$img" --output "$tmp/run-other.h5" >"$tmp/run-other.log" 2>&1; r1=$?
+"$bin" model run --config "$tmp/pre-same.yaml" "${size[@]}" --weights "$tmp/pre-same.h5" --input "$img" --output "$tmp/run-same.h5" >"$tmp/run-same.log" 2>&1; r2=$?
+# Both runs saw the same resized pixels: (x − 127.5) / 127.5 in one, ImageNet's statistics in the other.
+same_pixels=$(python3 - "$tmp/run-other.h5" "$tmp/run-same.h5" <<'PY' 2>&1
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r")["pixel_values"][()]; b = h5py.File(sys.argv[2], "r")["pixel_values"][()]
+mean = np.array([123.675, 116.28, 103.53]).reshape(1, 3, 1, 1); std = np.array([58.395, 57.12, 57.375]).reshape(1, 3, 1, 1)
+print(a.shape == b.shape == (1, 3, 64, 64) and not np.allclose(a, b) and np.allclose(a * 127.5 + 127.5, b * std + mean, atol=1e-3))
+PY
+)
 if [ "$(cat "$tmp/pre-same.status")" -eq 0 ] && [ -s "$tmp/pre-same.h5" ] \
-   && [ "$(cat "$tmp/pre-other.status")" -eq 1 ] && [ ! -e "$tmp/pre-other.h5" ] \
-   && grep -q "pre-other/preprocessor_config.json: the model was trained on pixels normalized with mean \[127.500, 127.500, 127.500\]" "$tmp/pre-other.log" \
+   && "$bin" config --config "$tmp/pre-same.yaml" --keys | grep -q "^model.pixel_mean = \[123.675, 116.28, 103.53\]$" \
+   && [ "$(cat "$tmp/pre-other.status")" -eq 0 ] && [ -s "$tmp/pre-other.h5" ] \
+   && grep -q "configuration from config.json and preprocessor_config.json (model.pixel_mean \[127.500, 127.500, 127.500\]" "$tmp/pre-other.log" \
+   && "$bin" config --config "$tmp/pre-other.yaml" --keys | grep -q "^model.pixel_std = \[127.5, 127.5, 127.5\]$" \
+   && [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$same_pixels" = True ] \
+   && [ $given -eq 1 ] && [ ! -e "$tmp/pre-given.h5" ] \
+   && grep -q "pre-other/preprocessor_config.json: the model was trained on pixels normalized with mean \[127.500, 127.500, 127.500\] and std \[127.500, 127.500, 127.500\] (0–255 scale), but the given configuration has model.pixel_mean \[123.675" "$tmp/pre-given.log" \
    && [ "$(cat "$tmp/pre-broken.status")" -eq 1 ] && grep -q "pre-broken/preprocessor_config.json: not valid JSON" "$tmp/pre-broken.log"; then
-  ok "model import checks preprocessor_config.json's normalization (HF's ImageNet values import; other statistics and bad JSON: exit 1, named)"
+  ok "preprocessor_config.json's normalization: ImageNet's imports as the default, other statistics into model.pixel_mean/std (and model run normalizes with them), a disagreeing --config and bad JSON stop the import (exit 1, named)"
 else
-  bad "model import and preprocessor_config.json" "$(tail -n 2 "$tmp"/pre-*.log)"
+  bad "model import and preprocessor_config.json" "given $given, runs $r1/$r2, pixels '$same_pixels'; $(tail -n 2 "$tmp"/pre-*.log "$tmp"/run-*.log)"
 fi
 
 # Bad sources: a file that maps onto no parameter, a folder without weights, a .pkl without --config.

@@ -2,18 +2,6 @@
 // Corresponds to Mask2Former's ImageList.from_tensors((x − mean) / std, 32) and prepare_targets (GT masks padded with zeros).
 import TensorCore
 
-/// Per-channel pixel normalization `(x − mean) / std` in float32, RGB order.
-public struct PixelNormalization: Sendable, Hashable {
-    public var mean: [Float]
-    public var std: [Float]
-    public init(mean: [Float], std: [Float]) {
-        precondition(mean.count == 3 && std.count == 3 && std.allSatisfy { $0 > 0 }, "mean/std need 3 channels, std > 0")
-        self.mean = mean; self.std = std
-    }
-    /// Mask2Former's `MODEL.PIXEL_MEAN / PIXEL_STD` (docs/model.md#input).
-    public static let mask2former = PixelNormalization(mean: [123.675, 116.280, 103.530], std: [58.395, 57.120, 57.375])
-}
-
 /// `count` binary masks of `height × width`, one bit per pixel. Mask `n`, pixel (x, y) is bit
 /// `(y·width + x) mod 64` of word `n·wordsPerMask + (y·width + x) / 64`.
 public struct PackedMasks: Sendable, Equatable {
@@ -182,7 +170,7 @@ public struct Batch: Sendable {
         let base = images.data
         var lut = [[Float]](repeating: [], count: 3)
         for c in 0..<3 {
-            let m = normalization.mean[c], s = normalization.std[c]
+            let m = Float(normalization.mean[c]), s = Float(normalization.std[c])
             lut[c] = (0..<256).map { (Float($0) - m) / s }
         }
         for (b, sample) in samples.enumerated() {

@@ -143,7 +143,7 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
     }
     var noRNG = RNG(seed: 0)
     let resized = try resize.apply(sample, rng: &noRNG)
-    let batch = Batch.collate([resized])
+    let batch = Batch.collate([resized], normalization: model.config.pixelNormalization)
     let predictions: [MaskPrediction] = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } }
     let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                   imageHeight: resized.image.height, imageWidth: resized.image.width,

@@ -18,6 +18,15 @@ public struct Mask2FormerConfig: Sendable, Equatable, Codable {
     /// shell-style glob matched against the whole key (fnmatch without flags: `*` also matches dots);
     /// any other pattern matches keys containing it as a plain substring.
     public var weightsIgnore: [String] = []
+    /// `model.pixel_mean` / `model.pixel_std` (detectron2's `MODEL.PIXEL_MEAN` / `PIXEL_STD`): the input
+    /// normalization `(x − mean) / std` of 0–255 RGB pixels the weights were trained with; ImageNet's by default.
+    /// Part of the model: a resume refuses a change.
+    public var pixelMean: [Double] = PixelNormalization.mask2former.mean
+    public var pixelStd: [Double] = PixelNormalization.mask2former.std
+
+    /// `pixelMean` / `pixelStd` as a normalization (they must hold 3 values each, `pixelStd` positive: the
+    /// configuration's validation checks them).
+    public var pixelNormalization: PixelNormalization { PixelNormalization(mean: pixelMean, std: pixelStd) }
 
     public init(backbone: BackboneConfig, pixelDecoder: PixelDecoderConfig, decoder: TransformerDecoderConfig,
                 maskPiloting: MaskPilotingConfig = MaskPilotingConfig()) {

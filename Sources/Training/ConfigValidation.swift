@@ -72,6 +72,10 @@ extension MaskPilotConfig {
                     "res2 must be at stride 4 for the pixel decoder, so the patch size must be 4, got \(w.patchSize)")
         }
 
+        require(model.pixelMean.count == 3 && model.pixelMean.allSatisfy { $0.isFinite && abs($0) <= 1e6 }, "model.pixel_mean",
+                "needs 3 finite numbers (R, G, B on the 0–255 scale), got \(model.pixelMean)")
+        require(model.pixelStd.count == 3 && model.pixelStd.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1e6 }, "model.pixel_std",
+                "needs 3 positive numbers (R, G, B on the 0–255 scale), got \(model.pixelStd)")
         let p = model.pixelDecoder, d = model.decoder
         positive(p.convDim, "model.pixel_decoder.conv_dim", max: Limit.width)
         positive(p.maskDim, "model.pixel_decoder.mask_dim", max: Limit.width)

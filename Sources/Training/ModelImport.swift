@@ -54,12 +54,13 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
     guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { throw TrainingError("\(path): no such file or folder") }
     var files: [String] = []
     var hfConfig: [String: Any]?
+    var hfNormalization: (file: String, value: PixelNormalization)?
     if isDirectory.boolValue {
         let configPath = (path as NSString).appendingPathComponent("config.json")
         if fm.fileExists(atPath: configPath) { hfConfig = try readJSONObject(configPath) }
         files = try weightFiles(inFolder: path)
         let preprocessor = (path as NSString).appendingPathComponent("preprocessor_config.json")
-        if fm.fileExists(atPath: preprocessor) { try checkHFInputNormalization(preprocessor) }
+        if fm.fileExists(atPath: preprocessor) { hfNormalization = (preprocessor, try hfInputNormalization(preprocessor)) }
     } else {
         files = [path]
     }
@@ -94,14 +95,28 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
 
     // The model the tensors are for.
     var config: MaskPilotConfig
-    let configSource: String
+    var configSource: String
     if let given {
         config = given
         configSource = "the given configuration"
+        if let (file, theirs) = hfNormalization, !config.model.pixelNormalization.isClose(to: theirs) {
+            throw TrainingError("\(file): the model was trained on pixels normalized with mean \(decimals(theirs.mean)) and std "
+                                + "\(decimals(theirs.std)) (0–255 scale), but the given configuration has model.pixel_mean "
+                                + "\(decimals(config.model.pixelMean)) and model.pixel_std \(decimals(config.model.pixelStd)); set "
+                                + "them to the model's values (its predictions would be off), so the import stops")
+        }
     } else if let hfConfig {
         config = MaskPilotConfig()
         try applyHFConfig(hfConfig, to: &config, file: (path as NSString).appendingPathComponent("config.json"))
         configSource = "config.json"
+        if let (_, theirs) = hfNormalization, !PixelNormalization.mask2former.isClose(to: theirs) {
+            // Statistics other than ImageNet's (which keep the exact defaults): model.pixel_mean / pixel_std.
+            func round6(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
+            config.model.pixelMean = theirs.mean.map(round6)
+            config.model.pixelStd = theirs.std.map(round6)
+            configSource += " and preprocessor_config.json (model.pixel_mean \(decimals(config.model.pixelMean)), "
+                + "model.pixel_std \(decimals(config.model.pixelStd)))"
+        }
     } else {
         throw TrainingError("\(path): no HF config.json to take the model from; give --config (the MaskPilot configuration "
                             + "these weights are for)")
@@ -138,11 +153,11 @@ public func importModel(from path: String, config given: MaskPilotConfig?, pytho
     return ModelImport(config: config, tensors: tensors, report: report)
 }
 
-/// Throws unless the HF image processor `file` (`preprocessor_config.json`) normalizes images as MaskPilot does
-/// (`PixelNormalization.mask2former` on 0–255 pixels): `(x · rescale_factor − image_mean) / image_std`, with HF's
-/// defaults (rescale by 1/255, normalize). A model trained on other input statistics would import without error and
-/// predict from shifted inputs.
-func checkHFInputNormalization(_ file: String) throws {
+/// The input normalization of the HF image processor `file` (`preprocessor_config.json`) on MaskPilot's 0–255 scale:
+/// `(x · rescale_factor − image_mean) / image_std`, with HF's defaults (rescale by 1/255, normalize with ImageNet's
+/// statistics). The import carries it into `model.pixel_mean` / `pixel_std`, or refuses a given configuration that
+/// disagrees: a model fed other statistics than it was trained on predicts from shifted inputs.
+func hfInputNormalization(_ file: String) throws -> PixelNormalization {
     let json = try readJSONObject(file)
     func flag(_ key: String) throws -> Bool {
         guard let value = json[key] else { return true }
@@ -173,18 +188,11 @@ func checkHFInputNormalization(_ file: String) throws {
         throw TrainingError("\(file): rescale_factor and image_std must be positive")
     }
     // On the 0–255 scale: (x − mean / rescale) / (std / rescale).
-    let theirs = (mean: mean.map { $0 / rescale }, std: std.map { $0 / rescale })
-    let ours = PixelNormalization.mask2former
-    let same = zip(theirs.mean, ours.mean).allSatisfy { abs($0 - Double($1)) <= 0.01 }
-        && zip(theirs.std, ours.std).allSatisfy { abs($0 - Double($1)) <= 0.01 }
-    guard same else {
-        func list(_ xs: [Double]) -> String { "[" + xs.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "]" }
-        throw TrainingError("\(file): the model was trained on pixels normalized with mean \(list(theirs.mean)) and std "
-                            + "\(list(theirs.std)) (0–255 scale), but MaskPilot normalizes with detectron2's mean "
-                            + "\(list(ours.mean.map(Double.init))) and std \(list(ours.std.map(Double.init))); its predictions would be "
-                            + "off, so the import stops")
-    }
+    return PixelNormalization(mean: mean.map { $0 / rescale }, std: std.map { $0 / rescale })
 }
+
+/// `[123.675, 116.280, 103.530]`: three decimals, for messages.
+func decimals(_ xs: [Double]) -> String { "[" + xs.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "]" }
 
 /// The JSON object in `file`, or an error naming the file and the problem.
 func readJSONObject(_ file: String) throws -> [String: Any] {

@@ -137,7 +137,7 @@ public final class Trainer {
         epochPlans.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
         loader = Loader(schedule: epochPlans, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
                         onBadSample: config.data.onBadSample == .skip ? .skip : .error,
-                        sizeDivisibility: 32, load: data.load, augment: data.augment)
+                        sizeDivisibility: 32, normalization: config.model.pixelNormalization, load: data.load, augment: data.augment)
     }
 
     deinit { loader.stop() }

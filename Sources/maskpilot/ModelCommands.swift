@@ -182,7 +182,7 @@ struct ModelRunCommand: ParsableCommand {
             let samples = try input.enumerated().map { n, path in
                 try resize.apply(Sample(imageId: n, image: try loadImage(path: path), targets: .none), rng: &noRNG)
             }
-            pixels = Batch.collate(samples).images
+            pixels = Batch.collate(samples, normalization: cfg.model.pixelNormalization).images
         }
         let model = try loadInferenceModel(config: cfg, weights: weights)
         let predictions = withGEMMPrecision(cfg.solver.precision) { withNoGrad { model(pixels).predictions } }

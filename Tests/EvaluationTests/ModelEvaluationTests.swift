@@ -64,6 +64,26 @@ import TensorCore
         #expect(out.result.semantic?.labels.count == 48 * 40)
     }
 
+    /// The model's `pixelMean` / `pixelStd` (`model.pixel_mean`) normalize the image infer() feeds it.
+    @Test func inferNormalizesWithTheModelsStatistics() throws {
+        var config = Mask2FormerConfig.testTiny(numClasses: Self.classes)
+        config.pixelMean = [127.5, 127.5, 127.5]; config.pixelStd = [127.5, 127.5, 127.5]
+        var rng = RNG(seed: 5)
+        let model = Mask2Former(config, rng: &rng)
+        model.eval()
+        let sample = try Self.data().load(0)
+        let resize = TestTimeResize(shortEdge: 64, maxSize: 128)
+        let out = try infer(model, sample: sample, resize: resize, postProcessor: Mask2FormerPostProcessor(.semantic), context: "x")
+        var noRNG = RNG(seed: 0)
+        let resized = try resize.apply(sample, rng: &noRNG)
+        let ours = Batch.collate([resized], normalization: config.pixelNormalization).images
+        let imagenet = Batch.collate([resized]).images
+        #expect(out.batch.images.values == ours.values)
+        #expect(out.batch.images.values != imagenet.values)
+        let firstPixel: [Float] = resized.image.pixels.prefix(3).map { (x: UInt8) -> Float in (Float(x) - 127.5) / 127.5 }
+        #expect(Array(out.batch.images.values.prefix(3)) == firstPixel)
+    }
+
     final class Calls { var done: [Int] = [], totals: Set<Int> = [], finished = 0 }
     struct Recorder: EvaluationObserver {
         let calls: Calls

@@ -147,6 +147,13 @@ import Training
         #expect(Set(keys) == ["model.decoder.heads", "model.decoder.dec_layers", "input.crop_size", "loss.num_points", "data.workers",
                               "model.backbone.depths", "solver.base_learning_rate", "solver.clip_grad_norm",
                               "model.pixel_decoder.conv_dim"], "\(keys)")
+        // The input normalization: 3 finite values, a positive std (detectron2's MODEL.PIXEL_MEAN / PIXEL_STD).
+        var n = MaskPilotConfig()
+        #expect(n.model.pixelNormalization == .mask2former)
+        n.model.pixelMean = [1, 2]; n.model.pixelStd = [1, 0, 1]
+        #expect(n.violations().map(\.key) == ["model.pixel_mean", "model.pixel_std"])
+        let parsed = try? MaskPilotConfig.parse(yaml: "model:\n  pixel_mean: [127.5, 127.5, 127.5]\n  pixel_std: [127.5, 127.5, 127.5]\n")
+        #expect(parsed?.model.pixelNormalization == PixelNormalization(mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5]))
         var d = MaskPilotConfig()
         d.solver.imsPerBatch = 6
         #expect(d.violations(worldSize: 4, memoryBytes: 0).map(\.key) == ["solver.ims_per_batch"])
