@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoint/resume tests run by `make test` (2 MPI ranks, MP-Former on the tiny smoke model):
 #  1. N steps + --resume + N steps equals 2N steps straight, bitwise (maskpilot checkpoint diff);
-#  2. a different world size resumes, with a warning that the data order changes;
-#  3. a config change that alters the model is refused, naming the key;
+#  2. a different world size resumes, saying the gradient is summed in another order (same batches and draws);
+#  3. a config change that alters the model is refused, naming the key; log.txt holds every invocation;
 #  4. SIGTERM mid-run leaves a complete checkpoint and exits 0;
 #  5. on one rank, 20 steps on 1 thread + --resume on 2 threads equals 40 steps on 2 threads, bitwise (results do
 #     not depend on the thread count);
@@ -32,8 +32,8 @@ fi
 cp -r "$tmp/split" "$tmp/one"; rm -f "$tmp/one/model_final.h5"
 echo "model_0000020.h5" > "$tmp/one/last_checkpoint"
 if OPENBLAS_NUM_THREADS=1 "$bin" train "${common[@]}" --output "$tmp/one" --resume >"$tmp/one.log" 2>&1 \
-   && grep -q "data order changes" "$tmp/one.log" && [ -f "$tmp/one/model_final.h5" ]; then
-  ok "a 2-rank checkpoint resumes on 1 rank with a warning"
+   && grep -q "written by 2 rank(s), this run has 1: the same images in the same global batches" "$tmp/one.log" && [ -f "$tmp/one/model_final.h5" ]; then
+  ok "a 2-rank checkpoint resumes on 1 rank, saying what changes"
 else
   bad "world size change" "$(tail -3 "$tmp/one.log")"
 fi
@@ -44,6 +44,21 @@ elif grep -q "model.decoder.num_queries" "$tmp/refuse.log"; then
   ok "a model-changing config is refused, naming model.decoder.num_queries"
 else
   bad "model change refused" "$(tail -3 "$tmp/refuse.log")"
+fi
+
+# log.txt: every invocation of the run appended (two trainings and the refused one), stamped lines, the header with
+# the command and environment, plain step lines whatever the console showed, and the refusal's error.
+lt="$tmp/split/log.txt"
+if [ "$(grep -c "^\[20[0-9-]* [0-9:]*\] maskpilot train — 2 rank(s)" "$lt" 2>/dev/null)" = 2 ] \
+   && [ "$(grep -c "^\[20[0-9-]* [0-9:]*\] maskpilot train — 1 rank(s)" "$lt")" = 1 ] \
+   && grep -q "\] command: .*maskpilot train --config configs/smoke.yaml" "$lt" \
+   && grep -q "\] environment: maskpilot .*; 2 rank(s); fp32; OpenBLAS.*; oneDNN [0-9.]* (.*); .*; HDF5 [0-9.]*$" "$lt" \
+   && grep -q "\] step  1/40  loss" "$lt" && grep -q "\] step 40/40  loss" "$lt" && grep -q "\] done: 20 steps" "$lt" \
+   && grep -q "\] resume: from $tmp/split/model_0000020.h5 at iteration 20" "$lt" && grep -q "\] done: 40 steps" "$lt" \
+   && grep -q "\] weights: model.weights is not set" "$lt" && grep -q "\] error: .*model.decoder.num_queries" "$lt"; then
+  ok "log.txt holds every invocation: header, command, environment, step lines, resume, done, the refusal's error"
+else
+  bad "log.txt" "$(head -c 600 "$lt" 2>&1; echo; grep -c . "$lt")"
 fi
 
 cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=100000 --set checkpoint.period=0 --output "$tmp/signal" >"$tmp/signal.log" 2>&1 &

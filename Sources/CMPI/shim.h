@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 static inline MPI_Comm mp_mpi_comm_world(void) { return MPI_COMM_WORLD; }
+static inline int mp_mpi_max_library_version_string(void) { return MPI_MAX_LIBRARY_VERSION_STRING; }
 static inline MPI_Comm mp_mpi_comm_null(void) { return MPI_COMM_NULL; }
 static inline MPI_Datatype mp_mpi_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype mp_mpi_double(void) { return MPI_DOUBLE; }

@@ -118,13 +118,14 @@ public struct CheckpointDirectory: Sendable {
         return try prune(keep: keep)
     }
 
-    /// Deletes the checkpoint files beyond the newest `keep` (keep < 1 counts as 1). The file
-    /// `last_checkpoint` names is never deleted. Returns the paths deleted.
+    /// Deletes the checkpoint files beyond the newest `keep`; `keep` 0 keeps every file (detectron2's
+    /// `max_to_keep=None`). The file `last_checkpoint` names is never deleted. Returns the paths deleted.
     @discardableResult
     public func prune(keep: Int) throws -> [String] {
+        guard keep > 0 else { return [] }
         let pointed = try pointer()
         var deleted: [String] = []
-        for entry in try checkpoints().dropFirst(max(keep, 1)) where entry.name != pointed && entry.path != pointed {
+        for entry in try checkpoints().dropFirst(keep) where entry.name != pointed && entry.path != pointed {
             guard unlink(entry.path) == 0 else {
                 throw CheckpointError(file: entry.path, problem: "cannot delete an old checkpoint: \(String(cString: strerror(errno)))")
             }

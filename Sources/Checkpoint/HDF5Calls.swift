@@ -444,6 +444,13 @@ enum H5 {
     }
 }
 
+/// The HDF5 library's version (`H5get_libversion`), e.g. "HDF5 1.10.8".
+public func hdf5LibraryVersion() throws -> String {
+    var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+    _ = try hdf5Call("H5get_libversion", "", failedIf: { $0 < 0 }) { H5get_libversion(&major, &minor, &release) }
+    return "HDF5 \(major).\(minor).\(release)"
+}
+
 /// UTF-8 text of a NUL-terminated (or NUL-padded) C character buffer.
 func decodeCString(_ buffer: [CChar]) -> String {
     let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }

@@ -65,6 +65,18 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
     }
 
+    /// The MPI library's own version line (`MPI_Get_library_version`, callable before `MPI_Init`), e.g.
+    /// "Open MPI v4.1.4, package: Debian OpenMPI, …": its first line.
+    public static func libraryVersion() throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(mp_mpi_max_library_version_string()) + 1)
+        var length: Int32 = 0
+        try mpiCheck(MPI_Get_library_version(&buffer, &length), "MPI_Get_library_version")
+        // Up to the first NUL (the reported length may count it).
+        let text = String(decoding: buffer.prefix(max(0, min(Int(length), buffer.count - 1))).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                          as: UTF8.self)
+        return text.split(separator: "\n").first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? text
+    }
+
     private init() throws {
         var initialized: Int32 = 0
         try mpiCheck(MPI_Initialized(&initialized), "MPI_Initialized")

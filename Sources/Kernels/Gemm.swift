@@ -292,3 +292,11 @@ public func checkBF16Support() throws {
     try dnnlGemm(input: .bf16, transA: false, transB: false, m: 2, n: 2, k: 2, a: &a, lda: 2, b: &b, ldb: 2, c: &c, ldc: 2)
     guard c == a else { throw DNNLError(call: "dnnl_primitive_execute(matmul bf16 self-test: \(c))", status: dnnl_runtime_error) }
 }
+
+/// OpenBLAS's build configuration (`openblas_get_config`), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64".
+public func openBLASDescription() -> String {
+    guard let config = openblas_get_config() else { return "OpenBLAS" }
+    let text = String(cString: config)
+    return text.hasPrefix("OpenBLAS") ? text : "OpenBLAS " + text
+}
+

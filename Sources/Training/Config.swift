@@ -134,7 +134,7 @@ public struct DistributedConfig: Sendable, Equatable, Codable {
 public struct CheckpointConfig: Sendable, Equatable, Codable {
     /// Save every this many iterations (0 = only at the end and on a stop signal).
     public var period = 5000
-    /// Newest checkpoint files kept in the output folder.
+    /// Newest checkpoint files kept in the output folder (0 = every one).
     public var keep = 3
     public init() {}
 }

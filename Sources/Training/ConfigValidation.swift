@@ -170,7 +170,7 @@ extension MaskPilotConfig {
         positive(distributed.bucketMb, "distributed.bucket_mb", max: 1_048_576)
         nonNegative(distributed.checkPeriod, "distributed.check_period", max: Limit.iterations)
         nonNegative(checkpoint.period, "checkpoint.period", max: Limit.iterations)
-        positive(checkpoint.keep, "checkpoint.keep")
+        nonNegative(checkpoint.keep, "checkpoint.keep")
         positive(train.logPeriod, "train.log_period", max: Limit.iterations)
         nonNegative(train.threads, "train.threads", max: Limit.threads)
         nonNegative(train.gradientSplitPeriod, "train.gradient_split_period", max: Limit.iterations)

@@ -245,6 +245,17 @@ public final class Console: @unchecked Sendable {
     private let lock = NSLock()
     /// Whether a progress line is drawn without its newline.
     private var lineOpen = false
+    /// Where messages are copied (rank 0's `log.txt`), if anywhere.
+    private var mirror: ((String) -> Void)?
+
+    /// Copies every later `message` (and `logOnly` text) to `write` as well; nil stops copying.
+    public func setMirror(_ write: ((String) -> Void)?) { lock.withLock { mirror = write } }
+
+    /// Text for the mirror alone (the log file's own plain step lines, a final error); nil writes nothing.
+    public func logOnly(_ text: String?) {
+        guard let text else { return }
+        lock.withLock { mirror?(text) }
+    }
 
     public init(write: @escaping (String) -> Void) { self.write = write }
 
@@ -262,6 +273,7 @@ public final class Console: @unchecked Sendable {
         lock.withLock {
             if lineOpen { write("\n"); lineOpen = false }
             write(text + "\n")
+            mirror?(text + "\n")
         }
     }
 

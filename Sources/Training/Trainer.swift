@@ -109,6 +109,10 @@ public final class Trainer {
             if comm.isCoordinator { Console.message("\(report)") }
         } else if resume != nil, !config.model.weights.isEmpty, comm.isCoordinator {
             Console.message("weights: model.weights (\(config.model.weights)) is not loaded when resuming; the checkpoint's model is used")
+        } else if resume == nil, comm.isCoordinator {
+            // detectron2's recipes start from MODEL.WEIGHTS (an ImageNet backbone at least); say so when none is given.
+            Console.message("weights: model.weights is not set: every parameter starts from its seeded random initialization "
+                            + "(the reference recipes start from ImageNet or model-zoo weights: docs/checkpoint-format.md#pretrained-weights-modelweights-and-converters)")
         }
         // Rank 0's initial parameters everywhere (they are equal by seed, but the reference broadcasts).
         let values = step.parameters.values

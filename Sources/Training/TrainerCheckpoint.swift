@@ -190,7 +190,9 @@ extension Trainer {
         if communicator.isCoordinator {
             if !differences.isEmpty { Console.message("resume: configuration changes since the checkpoint: \(differences.joined(separator: ", "))") }
             if contents.meta.worldSize != communicator.size {
-                Console.message("resume: warning: the checkpoint was written by \(contents.meta.worldSize) rank(s), this run has \(communicator.size); the data order changes")
+                Console.message("resume: the checkpoint was written by \(contents.meta.worldSize) rank(s), this run has \(communicator.size): "
+                                + "the same images in the same global batches and the same random draws, but the gradient is summed "
+                                + "in another order, so the run continues with float rounding differences")
             }
         }
         guard contents.meta.parameterSignature == parameterSignature(of: step) else {

@@ -2,6 +2,11 @@
 // Corresponds to detectron2's CommonMetricPrinter, JSONWriter and TensorboardXWriter.
 import Evaluation
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Fans one step's report out to the progress line, `metrics.jsonl` and `tb/` (rank 0 only; other ranks
 /// pass `enabled: false` and write nothing).
@@ -9,6 +14,8 @@ public final class TrainingLog {
     let enabled: Bool
     let imagesPerStep: Int
     var progress: ProgressLine?
+    /// The plain step lines of `log.txt` (whatever the console's style).
+    var fileProgress: ProgressLine?
     var metrics: MetricsLog?
     var tensorBoard: TensorBoardWriter?
     var firstLoss: Float?
@@ -21,6 +28,7 @@ public final class TrainingLog {
         let period = max(1, config.train.logPeriod)
         let style = ProgressLine.standardOutputStyle(period: period)
         progress = ProgressLine(totalSteps: config.solver.maxIter, style: style)
+        fileProgress = ProgressLine(totalSteps: config.solver.maxIter, style: .plain(period: period))
         metrics = try MetricsLog(directory: directory)
         tensorBoard = try TensorBoardWriter(directory: "\(directory)/tb")
     }
@@ -48,6 +56,8 @@ public final class TrainingLog {
         try tensorBoard?.add(scalars: record.scalars, step: step.iteration)
         Console.progress(progress?.update(step: step.iteration, report: report, images: imagesPerStep, stepSeconds: seconds,
                                           dataSeconds: step.dataWait, peakMemoryBytes: step.peakMemoryBytes))
+        Console.standard.logOnly(fileProgress?.update(step: step.iteration, report: report, images: imagesPerStep, stepSeconds: seconds,
+                                                      dataSeconds: step.dataWait, peakMemoryBytes: step.peakMemoryBytes))
     }
 
     /// A periodic evaluation: the summary printed, one `metrics.jsonl` line
@@ -70,7 +80,55 @@ public final class TrainingLog {
     public func finish(iteration: Int) throws {
         guard enabled else { return }
         Console.progress(progress?.finish())
+        Console.standard.logOnly(fileProgress?.finish())
         try tensorBoard?.flush()
         Console.message(String(format: "done: %d steps, loss %.4f → %.4f", iteration, firstLoss ?? 0, lastLoss))
+    }
+}
+
+/// Rank 0's `log.txt` in the run folder (detectron2's `OUTPUT_DIR/log.txt`): every console message of every
+/// invocation, appended (a resume or an --overwrite adds to it; nothing deletes it), each line stamped with the
+/// local time, plus a plain step line every `train.log_period` steps whatever the console shows. A failed write
+/// (a full disk) is reported once on standard error and ends the copying: metrics.jsonl and the checkpoints are
+/// what a run needs, and their own writes stop the run with the error.
+public final class LogFile: @unchecked Sendable {
+    public let path: String
+    private var fd: Int32
+    private var atLineStart = true
+    private let stamp: DateFormatter
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainingError("\(path): cannot open the log file (\(String(cString: strerror(errno))))") }
+        stamp = DateFormatter()
+        stamp.locale = Locale(identifier: "en_US_POSIX")
+        stamp.dateFormat = "[yyyy-MM-dd HH:mm:ss] "
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Appends `text`, stamping the start of each line (called under the console's lock).
+    public func append(_ text: String) {
+        guard fd >= 0, !text.isEmpty else { return }
+        let now = stamp.string(from: Date())
+        var out = ""
+        for ch in text {
+            if atLineStart { out += now; atLineStart = false }
+            out.append(ch)
+            if ch == "\n" { atLineStart = true }
+        }
+        var bytes = Array(out.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                FileHandle.standardError.write(Data("warning: \(path): cannot append to the log file (\(reason)); it stops here\n".utf8))
+                close(fd); fd = -1
+                return
+            }
+            bytes = bytes.dropFirst(n)
+        }
     }
 }

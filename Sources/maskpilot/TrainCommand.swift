@@ -4,6 +4,7 @@ import ArgumentParser
 import Checkpoint
 import Distributed
 import Foundation
+import Kernels
 import Training
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Output folder (config.yaml, metrics.jsonl, tb/).")
+    @Option(help: "Output folder (config.yaml, log.txt, metrics.jsonl, tb/, checkpoints).")
     var output: String = "checkpoints/run"
 
     @Option(parsing: .unconditional, help: "Stop after this many steps (default: solver.max_iter).")
@@ -43,6 +44,7 @@ struct TrainCommand: ParsableCommand {
         do {
             try train(cfg, comm: comm)
         } catch {
+            Console.standard.logOnly("error: \(error)\n")
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw RuntimeError(comm.size > 1 ? "rank \(comm.rank): \(error)" : "\(error)")
         }
@@ -63,7 +65,12 @@ struct TrainCommand: ParsableCommand {
         }
         if comm.isCoordinator {
             try run.prepareForWriting()
-            print("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)\n\(try cfg.yaml())")
+            let logFile = try LogFile(path: (output as NSString).appendingPathComponent("log.txt"))
+            Console.standard.setMirror { logFile.append($0) }
+            Console.message("maskpilot train — \(comm.size) rank(s), config \(configOptions.config), output \(output)")
+            Console.message("command: " + CommandLine.arguments.joined(separator: " "))
+            Console.message("environment: " + environmentDescription(cfg, ranks: comm.size))
+            Console.message(try cfg.yaml().trimmingCharacters(in: .newlines))
         }
         var from: (path: String, contents: CheckpointContents)? = nil
         if let resume {
@@ -71,16 +78,16 @@ struct TrainCommand: ParsableCommand {
                 // One job script for the first submission and every resubmission (Slurm preemption): a bare
                 // --resume into a folder without checkpoints starts the run.
                 // Logs of a run killed before its first checkpoint are its, not this run's.
-                if comm.isCoordinator { print("resume: \(output) has no checkpoint yet; starting a fresh run") }
+                if comm.isCoordinator { Console.message("resume: \(output) has no checkpoint yet; starting a fresh run") }
                 startingOver = "resume"
             } else if resume == MaskPilot.resumeLast {
                 let found = try resolveResume(directory: output)
-                if comm.isCoordinator { for w in found.warnings { print("resume: \(w)") } }
+                if comm.isCoordinator { for w in found.warnings { Console.message("resume: \(w)") } }
                 from = (found.path, found.contents)
             } else {
                 from = (resume, try readCheckpoint(path: resume))
             }
-            if comm.isCoordinator, let from { print("resume: from \(from.path) at iteration \(from.contents.trainer.iteration)") }
+            if comm.isCoordinator, let from { Console.message("resume: from \(from.path) at iteration \(from.contents.trainer.iteration)") }
         }
         // Every rank must start from the same point (a folder not shared between nodes could differ).
         try Trainer.checkAgreement(name: "resume point", text: from.map { "\($0.path) at iteration \($0.contents.trainer.iteration)" } ?? "a fresh start",
@@ -92,7 +99,7 @@ struct TrainCommand: ParsableCommand {
         if comm.isCoordinator {
             if let reason = startingOver, case let old = try run.runFiles(), !old.isEmpty {
                 try run.deleteRunFiles()
-                print("\(reason): deleted the earlier run's \(old.joined(separator: ", ")) in \(output)")
+                Console.message("\(reason): deleted the earlier run's \(old.joined(separator: ", ")) in \(output)")
             }
             try run.writeConfig(try cfg.yaml())
         }
@@ -103,8 +110,25 @@ struct TrainCommand: ParsableCommand {
         }
         try trainer.run(iterations: iterations)
         try log.finish(iteration: trainer.iteration)
-        if trainer.stoppedBySignal && comm.isCoordinator { print("stopped by signal; resume with --resume") }
+        if trainer.stoppedBySignal && comm.isCoordinator { Console.message("stopped by signal; resume with --resume") }
     }
+}
+
+/// One line for the log (detectron2's `collect_env_info`): MaskPilot's version, the host and CPU, the layout, how bf16
+/// runs and the libraries' versions, so a run's numbers can be tied to the machine and build that made them.
+func environmentDescription(_ cfg: MaskPilotConfig, ranks: Int) -> String {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }
+        .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+        .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    let bf16 = cfg.solver.precision == .bf16
+        ? (BF16Support.native ? "bf16 native" : (BF16Support.forcedEmulation ? "bf16 emulated (MASKPILOT_BF16)" : "bf16 emulated (no oneDNN bf16 kernels)"))
+        : "fp32"
+    let mpi = (try? MPICommunicator.libraryVersion()) ?? "MPI version unknown"
+    let hdf5 = (try? hdf5LibraryVersion()) ?? "HDF5 version unknown"
+    return "maskpilot \(MaskPilot.configuration.version); host \(ProcessInfo.processInfo.hostName), \(cpu), "
+        + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs; \(ranks) rank(s); \(bf16); \(openBLASDescription()); "
+        + "\(dnnlDescription()); \(mpi); \(hdf5)"
 }
 
 /// MPI when launched by mpirun/srun, else a single process.

@@ -263,6 +263,10 @@ private func checkpointError(_ body: () throws -> Void) -> CheckpointError? {
         let deleted = try dir.prune(keep: 1)
         #expect(deleted.map { ($0 as NSString).lastPathComponent } == ["model_0000500.h5"])
         #expect(try dir.checkpoints().map(\.name) == ["model_final.h5", "model_0000400.h5"])
+        // keep 0 keeps every file (detectron2's max_to_keep=None).
+        try dir.save(sampleContents(iteration: 700), name: CheckpointDirectory.fileName(iteration: 700), keep: 0)
+        try dir.save(sampleContents(iteration: 800), name: CheckpointDirectory.fileName(iteration: 800), keep: 0)
+        #expect(try dir.checkpoints().map(\.name) == ["model_final.h5", "model_0000800.h5", "model_0000700.h5", "model_0000400.h5"])
         #expect(CheckpointDirectory.parse(name: "model_0001234.h5") == .iteration(1234))
         #expect(CheckpointDirectory.parse(name: "model_final.h5") == .final)
         #expect(CheckpointDirectory.parse(name: "model_0001234.h5.tmp") == nil)
