@@ -54,6 +54,24 @@ if [ -f "$tmp/eval1/coco_instances_results.json" ] && cmp -s "$tmp/eval1/coco_in
 else
   bad "detections depend on the world size" "coco_instances_results.json differs between 2 ranks and 1 rank"
 fi
+# The configuration from the weights (detectron2's OUTPUT/config.yaml, HF's self-describing weights): eval without
+# --config on the checkpoint, on the run folder and on `checkpoint weights` output gives the same numbers as with it;
+# a --config whose model differs from the stored one is named; a weights file without a configuration needs --config.
+"$bin" checkpoint weights "$tmp/run/model_final.h5" --output "$tmp/stripped.h5" >/dev/null 2>&1
+"$bin" checkpoint weights "$tmp/run/model_final.h5" --output "$tmp/partial.h5" --only 'backbone.*' >/dev/null 2>&1
+stored_ok=1
+for w in "$tmp/run/model_final.h5" "$tmp/run" "$tmp/stripped.h5"; do
+  "$bin" eval --weights "$w" --set data.root="$tmp/data" --output "$tmp/stored" >"$tmp/stored.log" 2>&1 \
+    && [ "$(grep '"AP' "$tmp/stored/results.json" | sort)" = "$a1" ] || { stored_ok=0; echo "  $w: $(tail -2 "$tmp/stored.log")"; }
+done
+"$bin" eval "${common[@]}" --set model.pixel_mean=[0,0,0] --weights "$tmp/run/model_final.h5" --max-images 1 >"$tmp/differs.log" 2>&1; d=$?
+"$bin" eval --weights "$tmp/partial.h5" --set data.root="$tmp/data" >"$tmp/noconfig.log" 2>&1; n=$?
+if [ $stored_ok -eq 1 ] && [ $d -eq 0 ] && grep -q "warning: --config differs from the configuration stored in $tmp/run/model_final.h5 in model.pixel_mean" "$tmp/differs.log" \
+   && [ $n -eq 1 ] && grep -q "\-\-weights $tmp/partial.h5 holds no MaskPilot configuration .*give the configuration it was trained with as --config" "$tmp/noconfig.log"; then
+  ok "eval without --config uses the weights' stored configuration (checkpoint, run folder, checkpoint weights output: the same AP); a differing --config is named; a file without one needs --config"
+else
+  bad "configuration from the weights" "differs exit $d, no-config exit $n: $(tail -2 "$tmp/differs.log" "$tmp/noconfig.log")"
+fi
 # bf16: a run trained with solver.precision=bf16 writes the same fp32 checkpoint layout, which evaluates in either
 # precision (checkpoints are interchangeable between precisions).
 if "$bin" train "${common[@]}" --set solver.max_iter=2 --set checkpoint.period=0 --set solver.precision=bf16 --output "$tmp/run16" \

@@ -401,8 +401,10 @@ public func readModelWeights(path: String) throws -> [(String, Tensor)] {
 }
 
 /// Writes a weights-only file: `/model/<name>` (Fletcher32-checksummed, `names` attribute in order) and a
-/// `/meta` attribute `source`, crash-safely (`path.tmp`, fsync, rename, fsync of the folder).
-public func writeModelWeights(_ model: [(String, Tensor)], to path: String, source: String = "maskpilot") throws {
+/// `/meta` attribute `source` (and `config`, the MaskPilot configuration the weights were trained with, when known),
+/// crash-safely (`path.tmp`, fsync, rename, fsync of the folder).
+public func writeModelWeights(_ model: [(String, Tensor)], to path: String, source: String = "maskpilot",
+                              configYAML: String? = nil) throws {
     try checkTensorNames(model, group: "model", nested: false, path: path)
     try writeAtomically(to: path) { tmp in
         try writeHDF5File(tmp) { file in
@@ -411,8 +413,23 @@ public func writeModelWeights(_ model: [(String, Tensor)], to path: String, sour
             try group.setAttribute(CheckpointLayout.namesAttribute, string: model.map(\.0).joined(separator: "\n"))
             let meta = try file.createGroup(CheckpointLayout.meta)
             try meta.setAttribute("source", string: source)
+            if let configYAML { try meta.setAttribute("config", string: configYAML) }
         }
     }
+}
+
+/// The MaskPilot configuration (YAML) stored in a checkpoint's or weights file's `/meta` `config` attribute, nil
+/// when the file has none (a converted or imported weights file). Errors name the file.
+public func readStoredConfiguration(path: String) throws -> String? {
+    let file = try openCheckpointFile(path)
+    defer { try? file.close() }
+    guard try checkpointRead(path, CheckpointLayout.meta, "cannot check for the group", { try file.contains(CheckpointLayout.meta) }) else {
+        return nil
+    }
+    let meta = try checkpointRead(path, CheckpointLayout.meta, "cannot open the group") { try file.group(CheckpointLayout.meta) }
+    let object = "/meta (attribute \"config\")"
+    guard try checkpointRead(path, object, "cannot check for the attribute", { try meta.hasAttribute("config") }) else { return nil }
+    return try checkpointRead(path, object, "cannot read the attribute") { try meta.stringAttribute("config") }
 }
 
 /// Opens a checkpoint file read-only; a missing, truncated or non-HDF5 file is a `CheckpointError` naming it.

@@ -124,7 +124,7 @@ func readPretrainedWeights(path: String, option: String) throws -> (tensors: [(S
 
 /// A weights path as given, or for a run folder the checkpoint it points to (`last_checkpoint`, else the newest
 /// `model_*.h5`); a folder without either is an error saying what was expected.
-func resolveWeightsPath(_ path: String, option: String) throws -> String {
+public func resolveWeightsPath(_ path: String, option: String) throws -> String {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
     let folder = CheckpointDirectory(path)
@@ -242,7 +242,8 @@ extension Trainer {
             }
             if previous.metric == metric && previous.value >= value { return }
         }
-        try writeModelWeights(step.model.stateDict(layout: .pytorch), to: (outputDirectory as NSString).appendingPathComponent("model_best.h5"))
+        try writeModelWeights(step.model.stateDict(layout: .pytorch), to: (outputDirectory as NSString).appendingPathComponent("model_best.h5"),
+                              configYAML: try config.yaml())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(BestModelRecord(metric: metric, value: value, iteration: iteration))

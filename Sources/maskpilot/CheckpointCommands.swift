@@ -138,7 +138,8 @@ struct CheckpointWeights: ParsableCommand {
         commandName: "weights",
         abstract: "Write a checkpoint's model weights (all, or those --only selects) as a weights-only file for model.weights.",
         discussion: """
-        Drops the optimizer and trainer state, as detectron2 users strip a training checkpoint to its model. Prints the \
+        Drops the optimizer and trainer state, as detectron2 users strip a training checkpoint to its model; without \
+        --only the file keeps the checkpoint's configuration, so eval and predict need no --config for it. Prints the \
         weights' model digest (the one `checkpoint inspect` prints for a checkpoint with the same weights).
         """)
 
@@ -155,7 +156,10 @@ struct CheckpointWeights: ParsableCommand {
         do { model = try readModelWeights(path: file) } catch let e as CheckpointError { throw failure(e.description) }
         let kept = only.isEmpty ? model : model.filter { t in only.contains { weightsIgnorePatternMatches($0, t.0) } }
         guard !kept.isEmpty else { throw failure("\(file): none of its \(model.count) tensors matches --only \(only.joined(separator: " "))") }
-        do { try writeModelWeights(kept, to: output, source: "maskpilot checkpoint weights \(file)") } catch let e as CheckpointError {
+        // The whole model keeps its configuration (eval and predict then need no --config); a part of it does not.
+        let config: String?
+        do { config = only.isEmpty ? try readStoredConfiguration(path: file) : nil } catch let e as CheckpointError { throw failure(e.description) }
+        do { try writeModelWeights(kept, to: output, source: "maskpilot checkpoint weights \(file)", configYAML: config) } catch let e as CheckpointError {
             throw failure(e.description)
         }
         let values = kept.reduce(0) { $0 + $1.1.count }

@@ -1,6 +1,7 @@
 // The `--config FILE [--set key=value …]` options shared by every command that reads a configuration.
 // Corresponds to detectron2's `--config-file` plus `opts` (merge_from_list).
 import ArgumentParser
+import Checkpoint
 import Kernels
 import Training
 
@@ -25,11 +26,60 @@ struct ConfigOptions: ParsableArguments {
         } catch let e as ConfigError {
             throw RuntimeError(e.description)
         }
+        return try checked(cfg, source: path ?? "the defaults")
+    }
+
+    /// `cfg` if its values pass `violations()` and then `inferenceViolations()`, else every problem named against `source`.
+    static func checked(_ cfg: MaskPilotConfig, source: String) throws -> MaskPilotConfig {
         var problems = cfg.violations()
         if problems.isEmpty { problems = cfg.inferenceViolations() }
         guard problems.isEmpty else {
-            throw RuntimeError("\(path ?? "the defaults"): the configuration cannot be used (\(problems.count) problem(s)):\n  "
+            throw RuntimeError("\(source): the configuration cannot be used (\(problems.count) problem(s)):\n  "
                                + problems.map(\.description).joined(separator: "\n  "))
+        }
+        return cfg
+    }
+}
+
+/// `--config` / `--set` of `eval` and `predict`, where the configuration may come from the weights: a MaskPilot
+/// checkpoint, `model_best.h5` and `checkpoint weights` output store the configuration they were trained with
+/// (detectron2 users give `OUTPUT/config.yaml`; HF users expect weights that describe themselves).
+struct InferenceConfigOptions: ParsableArguments {
+    @Option(help: "Configuration file (YAML); default: the one stored in --weights (a MaskPilot checkpoint, model_best.h5 or checkpoint weights output).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: "Override a key: key.path=value (repeatable).")
+    var overrides: [String] = []
+
+    /// The configuration for `weights` (a file or run folder): --config with its overrides, checked as
+    /// `ConfigOptions.resolve` does, and then compared with the weights' stored one (a model key that differs is
+    /// printed: the weights were trained with the stored value); without --config, the stored one with the overrides.
+    func load(weights: String) throws -> MaskPilotConfig {
+        let path = try resolveWeightsPath(weights, option: "--weights")
+        let stored: String?
+        do { stored = path.hasSuffix(".h5") || path.hasSuffix(".hdf5") ? try readStoredConfiguration(path: path) : nil } catch {
+            throw RuntimeError("--weights: \(error)")
+        }
+        guard let config else {
+            guard let stored else {
+                throw RuntimeError("--weights \(path) holds no MaskPilot configuration (a converted or imported weights file): give the "
+                                   + "configuration it was trained with as --config")
+            }
+            let source = "\(path) (its stored configuration)"
+            let cfg: MaskPilotConfig
+            do { cfg = try MaskPilotConfig.parse(yaml: stored, file: source, overrides: overrides) } catch let e as ConfigError {
+                throw RuntimeError(e.description)
+            }
+            return try ConfigOptions.checked(cfg, source: source)
+        }
+        let cfg = try ConfigOptions.resolve(path: config, overrides: overrides)
+        if let stored, let theirs = try? MaskPilotConfig.parse(yaml: stored, file: path) {
+            let changed = ((try? MaskPilotConfig.differences(theirs, cfg)) ?? [])
+                .filter { $0.hasPrefix("model.") && !$0.hasPrefix("model.weights") }
+            if !changed.isEmpty {
+                print("warning: --config differs from the configuration stored in \(path) in \(changed.joined(separator: ", ")); the "
+                      + "weights were trained with the stored values (leave out --config to use them)")
+            }
         }
         return cfg
     }

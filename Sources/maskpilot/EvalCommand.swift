@@ -24,7 +24,7 @@ struct EvalCommand: ParsableCommand {
         written by rank 0 alone, so OUTPUT need not be shared between nodes.
         """)
 
-    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var configOptions: InferenceConfigOptions
 
     @Option(help: "Model weights: a MaskPilot checkpoint, a weights-only .h5 (PyTorch layout), a .safetensors file, or a run folder (its last_checkpoint).")
     var weights: String
@@ -43,7 +43,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws { try requireOption("--max-images", maxImages, atLeast: 0) }
 
     func run() throws {
-        var cfg = try configOptions.load()
+        var cfg = try configOptions.load(weights: weights)
         try precisionOption.apply(to: &cfg)
         let comm = try makeCommunicator()
         do {

@@ -25,7 +25,7 @@ struct PredictCommand: ParsableCommand {
         """)
 
 
-    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var configOptions: InferenceConfigOptions
 
     @Option(help: "Model weights: a MaskPilot checkpoint, a weights-only .h5 (PyTorch layout), a .safetensors file, or a run folder (its last_checkpoint).")
     var weights: String
@@ -56,7 +56,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func predict() throws {
-        var cfg = try configOptions.load()
+        var cfg = try configOptions.load(weights: weights)
         try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
         let task = self.task ?? cfg.data.format.descriptor.task
