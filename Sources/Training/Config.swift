@@ -204,29 +204,30 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 extension MaskPilotConfig {
     /// Reads `path`: YAML whose keys override the defaults; every key must exist in the schema.
     public static func load(path: String, overrides: [String] = []) throws -> MaskPilotConfig {
+        try parse(yaml: try readConfigText(path, for: path), file: path, overrides: overrides)
+    }
+
+    /// The text of the configuration file `path`; errors are reported against `source` (the file itself, or the file
+    /// whose `_BASE_` names it).
+    static func readConfigText(_ path: String, for source: String) throws -> String {
         var isDirectory: ObjCBool = false
+        let prefix = path == source ? "" : "_BASE_ \(path): "
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ConfigError(file: path, message: "is a folder, not a YAML configuration file")
+            throw ConfigError(file: source, message: prefix + "is a folder, not a YAML configuration file")
         }
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigError(file: path, message: "cannot read the file (\(error.localizedDescription))")
+        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError(file: source, message: prefix + "cannot read the file (\(error.localizedDescription))")
         }
-        return try parse(yaml: text, file: path, overrides: overrides)
     }
 
     /// Parses YAML `text` (named `file` in errors) over the defaults, then `overrides` ("a.b.c=value", YAML values).
+    /// A top-level `_BASE_: PATH` (detectron2's inheritance; relative to `file`'s folder) is read first, its own
+    /// `_BASE_` before it, and the file's keys override it.
     public static func parse(yaml text: String, file: String = "<config>", overrides: [String] = []) throws -> MaskPilotConfig {
-        let loaded = try loadYAML(text, file: file)
         var tree = try defaultTree()
-        guard let loaded, !(loaded is NSNull) else {
-            // An empty or comment-only file would silently train the default recipe.
-            throw ConfigError(file: file, message: "holds no settings (empty or only comments); start from a file in configs/")
+        for (mapping, source) in try layers(yaml: text, file: file, chain: []) {
+            tree = try merge(mapping, into: tree, path: "", file: source)
         }
-        guard let mapping = loaded as? [String: Any] else {
-            throw ConfigError(file: file, message: "the top level must be a mapping of keys, found \(type(of: loaded))")
-        }
-        tree = try merge(mapping, into: tree, path: "", file: file)
         var origins: [String: String] = [:]   // key path → the --set argument that gave it its value
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
@@ -295,6 +296,36 @@ extension MaskPilotConfig {
             }
         default: return value
         }
+    }
+
+    /// The most `_BASE_` files one configuration may chain (detectron2's recipes use two or three).
+    static let maxBaseDepth = 16
+
+    /// The mappings of `text` and of its `_BASE_` chain, the deepest base first, each with its file for errors.
+    /// `chain`: the files already on the way down, to refuse a cycle.
+    static func layers(yaml text: String, file: String, chain: [String]) throws -> [(mapping: [String: Any], file: String)] {
+        let loaded = try loadYAML(text, file: file)
+        guard let loaded, !(loaded is NSNull) else {
+            // An empty or comment-only file would silently train the default recipe.
+            throw ConfigError(file: file, message: "holds no settings (empty or only comments); start from a file in configs/")
+        }
+        guard var mapping = loaded as? [String: Any] else {
+            throw ConfigError(file: file, message: "the top level must be a mapping of keys, found \(type(of: loaded))")
+        }
+        guard let base = mapping.removeValue(forKey: "_BASE_") else { return [(mapping, file)] }
+        guard let name = base as? String, !name.isEmpty else {
+            throw ConfigError(file: file, message: "_BASE_ must be the path of a YAML configuration file, got \(base)")
+        }
+        let folder = (file as NSString).deletingLastPathComponent
+        let path = name.hasPrefix("/") || folder.isEmpty ? name : (folder as NSString).appendingPathComponent(name)
+        let here = ((file as NSString).standardizingPath), there = (path as NSString).standardizingPath
+        guard !(chain + [here]).contains(there) else {
+            throw ConfigError(file: file, message: "_BASE_ \(name) leads back to itself (" + (chain + [here, there]).joined(separator: " → ") + ")")
+        }
+        guard chain.count < maxBaseDepth else {
+            throw ConfigError(file: file, message: "_BASE_ chains more than \(maxBaseDepth) files")
+        }
+        return try layers(yaml: try readConfigText(path, for: file), file: path, chain: chain + [here]) + [(mapping, file)]
     }
 
     /// The most YAML nodes a configuration may expand to (aliases counted each time they are used): a full

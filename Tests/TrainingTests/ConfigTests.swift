@@ -84,6 +84,36 @@ import Training
         }
     }
 
+    /// `_BASE_` (detectron2's inheritance): the base's keys first, the file's on top, relative to the file's folder,
+    /// chained; a cycle, a missing base and a bad key in a base are named by file.
+    @Test func baseFilesAreInherited() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("maskpilot-base-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/recipes", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ name: String, _ text: String) throws { try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
+        try write("base.yaml", "solver:\n  max_iter: 7\n  base_learning_rate: 0.001\nmodel:\n  decoder:\n    num_queries: 50\n")
+        try write("recipes/mid.yaml", "_BASE_: ../base.yaml\nsolver:\n  max_iter: 8\n")
+        try write("recipes/child.yaml", "_BASE_: mid.yaml\nsolver:\n  max_iter: 9\nseed: 3\n")
+        let c = try MaskPilotConfig.load(path: dir + "/recipes/child.yaml", overrides: ["solver.base_learning_rate=0.002"])
+        #expect(c.solver.maxIter == 9 && c.model.decoder.numQueries == 50 && c.seed == 3 && c.solver.baseLearningRate == 0.002)
+        #expect(try MaskPilotConfig.load(path: dir + "/recipes/mid.yaml").solver.maxIter == 8)
+
+        try write("a.yaml", "_BASE_: b.yaml\nseed: 1\n")
+        try write("b.yaml", "_BASE_: a.yaml\nseed: 2\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/a.yaml") } throws: { "\($0)".contains("leads back to itself") }
+        try write("missing.yaml", "_BASE_: nowhere.yaml\nseed: 1\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/missing.yaml") } throws: { error in
+            "\(error)".hasPrefix(dir + "/missing.yaml: _BASE_ \(dir)/nowhere.yaml: cannot read the file")
+        }
+        try write("typo.yaml", "solver:\n  max_iters: 7\n")
+        try write("uses-typo.yaml", "_BASE_: typo.yaml\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/uses-typo.yaml") } throws: { error in
+            "\(error)".hasPrefix(dir + "/typo.yaml:") && "\(error)".contains("unknown key 'solver.max_iters'")
+        }
+        try write("bad-base.yaml", "_BASE_: [a.yaml]\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/bad-base.yaml") } throws: { "\($0)".contains("_BASE_ must be the path") }
+    }
+
     @Test func typeErrorsNameThePath() {
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "model:\n  decoder:\n    num_queries: many\n", file: "y.yaml")
