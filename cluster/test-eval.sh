@@ -219,6 +219,16 @@ if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$f
 else
   bad "predict with no segment left" "$(tail -2 "$tmp/predict-none.log")"
 fi
+# A folder as --input: its images (4 here), without --config (the checkpoint's); a folder without images is named.
+mkdir -p "$tmp/no-images" && touch "$tmp/no-images/notes.txt"
+if "$bin" predict --weights "$tmp/run/model_final.h5" --input "$tmp/data/val2017" --output "$tmp/predict-folder" \
+     >"$tmp/predict-folder.log" 2>&1 && [ "$(ls "$tmp/predict-folder" | grep -c '_overlay\.png$')" = 4 ] \
+   && ! "$bin" predict --weights "$tmp/run/model_final.h5" --input "$tmp/no-images" --output "$tmp/predict-empty" >"$tmp/predict-empty.log" 2>&1 \
+   && grep -q "\-\-input $tmp/no-images: the folder holds no .jpg, .jpeg or .png file" "$tmp/predict-empty.log"; then
+  ok "predict on a folder: its 4 images, with the checkpoint's configuration; a folder without images is named"
+else
+  bad "predict on a folder" "$(tail -2 "$tmp/predict-folder.log" "$tmp/predict-empty.log")"
+fi
 printf 'not a jpeg' > "$tmp/corrupt.jpg"
 if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$tmp/corrupt.jpg" --output "$tmp/predict-bad" >"$tmp/predict-bad.log" 2>&1; then
   bad "predict on a corrupt image" "exited 0"

@@ -139,7 +139,7 @@ struct ModelRunCommand: ParsableCommand {
     @Option(help: "Model weights: a MaskPilot checkpoint or weights file, a .safetensors file, or a run folder.")
     var weights: String
 
-    @Option(parsing: .upToNextOption, help: "Image files, or one .h5 file with a pixel_values dataset.")
+    @Option(parsing: .upToNextOption, help: "Image files or folders (their .jpg, .jpeg and .png files), or one .h5 file with a pixel_values dataset.")
     var input: [String]
 
     @Option(help: "The HDF5 file to write.")
@@ -179,7 +179,7 @@ struct ModelRunCommand: ParsableCommand {
         } else {
             let resize = TestTimeResize(config: cfg)
             var noRNG = RNG(seed: 0)
-            let samples = try input.enumerated().map { n, path in
+            let samples = try expandImageInputs(input).enumerated().map { n, path in
                 try resize.apply(Sample(imageId: n, image: try loadImage(path: path), targets: .none), rng: &noRNG)
             }
             pixels = Batch.collate(samples, normalization: cfg.model.pixelNormalization).images

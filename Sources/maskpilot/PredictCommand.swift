@@ -30,7 +30,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Model weights: a MaskPilot checkpoint, a weights-only .h5 (PyTorch layout), a .safetensors file, or a run folder (its last_checkpoint).")
     var weights: String
 
-    @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG).")
+    @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG), or folders: their .jpg, .jpeg and .png files (not recursive).")
     var input: [String]
 
     @Option(help: "Output folder.")
@@ -59,6 +59,7 @@ struct PredictCommand: ParsableCommand {
         var cfg = try configOptions.load(weights: weights)
         try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
+        let images = try expandImageInputs(input)
         let task = self.task ?? cfg.data.format.descriptor.task
         // The dataset, when readable, gives class names, the thing classes and the test-time resize.
         var split: EvaluationSplit?
@@ -69,7 +70,7 @@ struct PredictCommand: ParsableCommand {
         }
         let categoryIDs = split?.categoryIDs
         var stems: [String: String] = [:]
-        for path in input {
+        for path in images {
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             if let other = stems[stem] {
                 throw ValidationError("--input: \(other) and \(path) would write the same files (\(stem)_overlay.png …); rename one")
@@ -92,7 +93,7 @@ struct PredictCommand: ParsableCommand {
         let model = try loadInferenceModel(config: cfg, weights: weights)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
-        for (n, path) in input.enumerated() {
+        for (n, path) in images.enumerated() {
             let image = try loadImage(path: path)
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post,
@@ -178,3 +179,24 @@ struct PredictCommand: ParsableCommand {
 }
 
 extension EvaluationTask: ExpressibleByArgument {}
+
+/// `--input` entries as image files: a folder stands for its `.jpg`, `.jpeg` and `.png` files (any case, sorted, not
+/// recursive; detectron2's demo takes a glob); a folder without images is refused by name.
+func expandImageInputs(_ entries: [String]) throws -> [String] {
+    var files: [String] = []
+    for entry in entries {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory), isDirectory.boolValue else {
+            files.append(entry)   // a file (a missing one is named when it is read)
+            continue
+        }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: entry) } catch {
+            throw RuntimeError("--input \(entry): cannot list the folder (\(error.localizedDescription))")
+        }
+        let found = names.filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+        guard !found.isEmpty else { throw RuntimeError("--input \(entry): the folder holds no .jpg, .jpeg or .png file") }
+        files += found.map { (entry as NSString).appendingPathComponent($0) }
+    }
+    return files
+}
