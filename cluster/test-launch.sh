@@ -86,5 +86,20 @@ if [[ $line == *"--oversubscribe --bind-to none"* ]]; then
 else
   bad "oversubscription" "$line"
 fi
+# slurm.sbatch in a job array, with a fake srun that prints what it would run: the task's own folder, and "%a" in
+# the arguments replaced by the task id (the same script outside an array keeps the folder and the arguments).
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\necho "srun $*"\n' >"$tmp/fakebin/srun"; chmod +x "$tmp/fakebin/srun"
+printf '#!/bin/sh\n' >"$tmp/fake-maskpilot"; chmod +x "$tmp/fake-maskpilot"
+array=$(env PATH="$tmp/fakebin:$PATH" MASKPILOT_BIN="$tmp/fake-maskpilot" SLURM_JOB_NAME=sweep SLURM_ARRAY_TASK_ID=3 SLURM_CPUS_PER_TASK=2 \
+        bash cluster/slurm.sbatch configs/smoke.yaml --set seed=%a --set data.root=d 2>&1 | grep '^srun ')
+single=$(env PATH="$tmp/fakebin:$PATH" MASKPILOT_BIN="$tmp/fake-maskpilot" SLURM_JOB_NAME=sweep SLURM_CPUS_PER_TASK=2 \
+         bash cluster/slurm.sbatch configs/smoke.yaml --set seed=%a 2>&1 | grep '^srun ')
+if [[ $array == *"--mpi=pmix --cpus-per-task=2"*"train --config configs/smoke.yaml --output checkpoints/sweep-3 --resume --set seed=3 --set data.root=d" ]] \
+   && [[ $single == *"--output checkpoints/sweep --resume --set seed=%a" ]]; then
+  ok "slurm.sbatch in a job array: the task's folder (checkpoints/sweep-3) and %a → the task id in the arguments"
+else
+  bad "slurm.sbatch in a job array" "array: $array; single: $single"
+fi
 echo "launch: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -71,7 +71,7 @@ latest=$(cat "$tmp/signal/last_checkpoint" 2>/dev/null || true)
 if [ "$code" -eq 0 ] && [ -n "$latest" ] && "$bin" checkpoint inspect "$tmp/signal/$latest" >/dev/null 2>&1; then
   ok "SIGTERM mid-run: exit 0 and a complete checkpoint ($latest)"
 else
-  bad "SIGTERM" "exit $code, pointer '$latest'; $(tail -3 "$tmp/signal.log")"
+  bad "SIGTERM" "exit $code, pointer '$latest'; $(grep -v "^step" "$tmp/signal.log" | grep -v "^ *[a-z_]*:" | tail -25)"
 fi
 "$bin" train "${common[@]}" --threads 2 --output "$tmp/t2" >"$tmp/t2.log" 2>&1
 "$bin" train "${common[@]}" --threads 1 --output "$tmp/t12" --iterations 20 >"$tmp/t12a.log" 2>&1

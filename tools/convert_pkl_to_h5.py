@@ -37,14 +37,15 @@ NORMALIZATION = {"pixel_mean": (123.675, 116.28, 103.53), "pixel_std": (58.395, 
 
 
 def check_normalization(src, name, value):
-    """Stops (exit 1, naming the file and key) when a checkpoint's pixel_mean / pixel_std differ from what MaskPilot's
-    data pipeline applies: the model would import and predict from shifted inputs."""
+    """Stops (exit 1, naming the file and key) when a checkpoint's pixel_mean / pixel_std differ from ImageNet's RGB
+    statistics, MaskPilot's default model.pixel_mean / pixel_std: detectron2 models with others usually take BGR input."""
     ours = NORMALIZATION[name.split(".")[-1]]
     theirs = np.asarray(value, np.float64).reshape(-1)
     if theirs.shape != (3,) or np.max(np.abs(theirs - ours)) > 0.01:
-        raise SystemExit(f"{src}: {name} is {np.round(theirs, 3).tolist()}, but MaskPilot normalizes RGB pixels (0-255) with "
-                         f"{list(ours)}; a model trained on other input statistics would predict from shifted inputs, "
-                         f"so the conversion stops")
+        raise SystemExit(f"{src}: {name} is {np.round(theirs, 3).tolist()}, but MaskPilot's recipes normalize RGB pixels (0-255) "
+                         f"with ImageNet's {list(ours)} (model.pixel_mean / model.pixel_std); detectron2 models with other "
+                         f"statistics usually expect BGR input (INPUT.FORMAT), which MaskPilot does not feed, and would "
+                         f"predict from shifted inputs, so the conversion stops")
 
 
 # torch storage class name -> numpy dtype of its elements (bfloat16 is read as its 16 high bits of a float32).
@@ -166,7 +167,7 @@ def convert(src, dst, prefix=None, quiet=False):
             continue
         if name.split(".")[-1] in DROPPED or name in DROPPED:
             check_normalization(src, name, value)
-            notes.append(f"dropped {name} (input normalization, not a weight; MaskPilot normalizes in the data pipeline)")
+            notes.append(f"dropped {name} (input normalization, not a weight: model.pixel_mean / pixel_std of the configuration)")
             continue
         if name.endswith("num_batches_tracked"):
             notes.append(f"dropped {name} (BatchNorm step counter)")

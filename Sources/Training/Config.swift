@@ -318,7 +318,9 @@ extension MaskPilotConfig {
         }
         let folder = (file as NSString).deletingLastPathComponent
         let path = name.hasPrefix("/") || folder.isEmpty ? name : (folder as NSString).appendingPathComponent(name)
-        let here = ((file as NSString).standardizingPath), there = (path as NSString).standardizingPath
+        // Absolute and without `.` / `..`, so `configs/../configs/x.yaml` is `x.yaml` for the cycle check.
+        func key(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
+        let here = key(file), there = key(path)
         guard !(chain + [here]).contains(there) else {
             throw ConfigError(file: file, message: "_BASE_ \(name) leads back to itself (" + (chain + [here, there]).joined(separator: " → ") + ")")
         }

@@ -74,8 +74,8 @@ extension MaskPilotConfig {
 
         require(model.pixelMean.count == 3 && model.pixelMean.allSatisfy { $0.isFinite && abs($0) <= 1e6 }, "model.pixel_mean",
                 "needs 3 finite numbers (R, G, B on the 0–255 scale), got \(model.pixelMean)")
-        require(model.pixelStd.count == 3 && model.pixelStd.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1e6 }, "model.pixel_std",
-                "needs 3 positive numbers (R, G, B on the 0–255 scale), got \(model.pixelStd)")
+        require(model.pixelStd.count == 3 && model.pixelStd.allSatisfy { $0.isFinite && $0 >= 1e-3 && $0 <= 1e6 }, "model.pixel_std",
+                "needs 3 numbers within 0.001…1e6 (R, G, B on the 0–255 scale), got \(model.pixelStd)")
         let p = model.pixelDecoder, d = model.decoder
         positive(p.convDim, "model.pixel_decoder.conv_dim", max: Limit.width)
         positive(p.maskDim, "model.pixel_decoder.mask_dim", max: Limit.width)

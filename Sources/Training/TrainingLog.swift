@@ -86,9 +86,11 @@ public final class TrainingLog {
     }
 }
 
-/// Rank 0's `log.txt` in the run folder (detectron2's `OUTPUT_DIR/log.txt`): every console message of every
-/// invocation, appended (a resume or an --overwrite adds to it; nothing deletes it), each line stamped with the
-/// local time, plus a plain step line every `train.log_period` steps whatever the console shows. A failed write
+/// Rank 0's `log.txt` in the run folder (detectron2's `OUTPUT_DIR/log.txt`): rank 0's console messages of every
+/// invocation from the moment it opens the file (after the configuration is read and the folder checked: refusals
+/// before that, and other ranks' errors, are on standard error only), appended (a resume or an --overwrite adds to
+/// it; nothing deletes it), each line stamped with the local time, plus a plain step line every `train.log_period`
+/// steps whatever the console shows. A failed write
 /// (a full disk) is reported once on standard error and ends the copying: metrics.jsonl and the checkpoints are
 /// what a run needs, and their own writes stop the run with the error.
 public final class LogFile: @unchecked Sendable {

@@ -126,7 +126,13 @@ struct CheckpointDiff: ParsableCommand {
         if first.trainer != second.trainer {
             attributes.append("trainer state (iteration \(first.trainer.iteration) vs \(second.trainer.iteration))")
         }
-        if first.meta.configYAML != second.meta.configYAML { attributes.append("config") }
+        // Compared as configurations (keys a later version added read back as their defaults), naming the keys.
+        if first.meta.configYAML != second.meta.configYAML {
+            let keys = (try? MaskPilotConfig.differences(MaskPilotConfig.parse(yaml: first.meta.configYAML, file: a),
+                                                         MaskPilotConfig.parse(yaml: second.meta.configYAML, file: b)))
+            if let keys, !keys.isEmpty { attributes.append("config: " + keys.joined(separator: ", ")) }
+            else if keys == nil { attributes.append("config (one of them cannot be read as a configuration)") }
+        }
         if first.meta.worldSize != second.meta.worldSize { attributes.append("world size \(first.meta.worldSize) vs \(second.meta.worldSize)") }
         for line in attributes { print("differs: \(line)") }
         print(differing == 0 ? "tensors: all identical" : "tensors: \(differing) differ")

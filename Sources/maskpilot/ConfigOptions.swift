@@ -2,6 +2,7 @@
 // Corresponds to detectron2's `--config-file` plus `opts` (merge_from_list).
 import ArgumentParser
 import Checkpoint
+import Foundation
 import Kernels
 import Training
 
@@ -51,13 +52,16 @@ struct InferenceConfigOptions: ParsableArguments {
     @Option(name: .customLong("set"), help: "Override a key: key.path=value (repeatable).")
     var overrides: [String] = []
 
-    /// The configuration for `weights` (a file or run folder): --config with its overrides, checked as
-    /// `ConfigOptions.resolve` does, and then compared with the weights' stored one (a model key that differs is
-    /// printed: the weights were trained with the stored value); without --config, the stored one with the overrides.
-    func load(weights: String) throws -> MaskPilotConfig {
+    /// The configuration for `weights` (a file or run folder), with the weights file it resolved to (a run folder's
+    /// checkpoint, read once so that the configuration and the weights are the same file's): --config with its
+    /// overrides, checked as `ConfigOptions.resolve` does, and compared with the weights' stored one (`warnings` names
+    /// the model keys that differ: the weights were trained with the stored values; the caller prints them, once);
+    /// without --config, the stored one with the overrides.
+    func load(weights: String) throws -> (config: MaskPilotConfig, weights: String, warnings: [String]) {
         let path = try resolveWeightsPath(weights, option: "--weights")
         let stored: String?
-        do { stored = path.hasSuffix(".h5") || path.hasSuffix(".hdf5") ? try readStoredConfiguration(path: path) : nil } catch {
+        let ext = (path as NSString).pathExtension.lowercased()
+        do { stored = ext == "h5" || ext == "hdf5" ? try readStoredConfiguration(path: path) : nil } catch {
             throw RuntimeError("--weights: \(error)")
         }
         guard let config else {
@@ -70,18 +74,19 @@ struct InferenceConfigOptions: ParsableArguments {
             do { cfg = try MaskPilotConfig.parse(yaml: stored, file: source, overrides: overrides) } catch let e as ConfigError {
                 throw RuntimeError(e.description)
             }
-            return try ConfigOptions.checked(cfg, source: source)
+            return (try ConfigOptions.checked(cfg, source: source), path, [])
         }
         let cfg = try ConfigOptions.resolve(path: config, overrides: overrides)
+        var warnings: [String] = []
         if let stored, let theirs = try? MaskPilotConfig.parse(yaml: stored, file: path) {
             let changed = ((try? MaskPilotConfig.differences(theirs, cfg)) ?? [])
                 .filter { $0.hasPrefix("model.") && !$0.hasPrefix("model.weights") }
             if !changed.isEmpty {
-                print("warning: --config differs from the configuration stored in \(path) in \(changed.joined(separator: ", ")); the "
-                      + "weights were trained with the stored values (leave out --config to use them)")
+                warnings.append("warning: --config differs from the configuration stored in \(path) in \(changed.joined(separator: ", ")); "
+                                + "the weights were trained with the stored values (leave out --config to use them)")
             }
         }
-        return cfg
+        return (cfg, path, warnings)
     }
 }
 

@@ -43,18 +43,21 @@ struct EvalCommand: ParsableCommand {
     func validate() throws { try requireOption("--max-images", maxImages, atLeast: 0) }
 
     func run() throws {
-        var cfg = try configOptions.load(weights: weights)
+        let (loaded, weightsPath, warnings) = try configOptions.load(weights: weights)
+        var cfg = loaded
         try precisionOption.apply(to: &cfg)
         let comm = try makeCommunicator()
+        if comm.isCoordinator { for warning in warnings { print(warning) } }
         do {
-            try evaluate(cfg, comm: comm)
+            try evaluate(cfg, weights: weightsPath, comm: comm)
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw RuntimeError(comm.size > 1 ? "rank \(comm.rank): \(error)" : "\(error)")
         }
     }
 
-    func evaluate(_ cfg: MaskPilotConfig, comm: any Communicator) throws {
+    /// Evaluates `weights` (the weights file `--weights` resolved to) under `cfg`.
+    func evaluate(_ cfg: MaskPilotConfig, weights: String, comm: any Communicator) throws {
         let evaluation = try ModelEvaluation(config: cfg, split: split, maxImages: maxImages)
         var rng = RNG(seed: cfg.seed, stream: 0)
         let model = Mask2Former(cfg.model, rng: &rng)

@@ -105,7 +105,8 @@ struct ModelImportCommand: ParsableCommand {
             if config == nil && !overrides.isEmpty { throw ValidationError("--set needs --config") }
             let imported = try importModel(from: from, config: given, python: python)
             print(imported.report)
-            try writeModelWeights(imported.tensors, to: output, source: from)
+            // The configuration goes with the weights (eval and predict read it when no --config is given).
+            try writeModelWeights(imported.tensors, to: output, source: from, configYAML: try imported.config.yaml())
             print("import: wrote \(output) (\(imported.tensors.count) tensors, PyTorch layout)")
             if let configOut {
                 let text = "# MaskPilot configuration of the weights imported from \(from) (maskpilot model import).\n"

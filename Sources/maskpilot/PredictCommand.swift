@@ -56,10 +56,12 @@ struct PredictCommand: ParsableCommand {
     }
 
     func predict() throws {
-        var cfg = try configOptions.load(weights: weights)
+        let (loaded, weights, warnings) = try configOptions.load(weights: self.weights)
+        var cfg = loaded
+        for warning in warnings { print(warning) }
         try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
-        let images = try expandImageInputs(input)
+        let images = try expandImageInputs(input, outputFolder: output)
         let task = self.task ?? cfg.data.format.descriptor.task
         // The dataset, when readable, gives class names, the thing classes and the test-time resize.
         var split: EvaluationSplit?
@@ -181,14 +183,18 @@ struct PredictCommand: ParsableCommand {
 extension EvaluationTask: ExpressibleByArgument {}
 
 /// `--input` entries as image files: a folder stands for its `.jpg`, `.jpeg` and `.png` files (any case, sorted, not
-/// recursive; detectron2's demo takes a glob); a folder without images is refused by name.
-func expandImageInputs(_ entries: [String]) throws -> [String] {
+/// recursive; detectron2's demo takes a glob); a folder without images is refused by name, and so is the
+/// `outputFolder` itself (its predictions, PNGs too, would be read back as images).
+func expandImageInputs(_ entries: [String], outputFolder: String? = nil) throws -> [String] {
     var files: [String] = []
     for entry in entries {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: entry, isDirectory: &isDirectory), isDirectory.boolValue else {
             files.append(entry)   // a file (a missing one is named when it is read)
             continue
+        }
+        if let outputFolder, URL(fileURLWithPath: entry).standardizedFileURL.path == URL(fileURLWithPath: outputFolder).standardizedFileURL.path {
+            throw RuntimeError("--input \(entry) is the --output folder: its predictions would be read as images; write them elsewhere")
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: entry) } catch {

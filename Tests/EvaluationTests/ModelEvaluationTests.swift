@@ -67,7 +67,7 @@ import TensorCore
     /// The model's `pixelMean` / `pixelStd` (`model.pixel_mean`) normalize the image infer() feeds it.
     @Test func inferNormalizesWithTheModelsStatistics() throws {
         var config = Mask2FormerConfig.testTiny(numClasses: Self.classes)
-        config.pixelMean = [127.5, 127.5, 127.5]; config.pixelStd = [127.5, 127.5, 127.5]
+        config.pixelMean = [127.5, 100, 20]; config.pixelStd = [127.5, 50, 10]   // per channel, to catch an order mix-up
         var rng = RNG(seed: 5)
         let model = Mask2Former(config, rng: &rng)
         model.eval()
@@ -80,7 +80,8 @@ import TensorCore
         let imagenet = Batch.collate([resized]).images
         #expect(out.batch.images.values == ours.values)
         #expect(out.batch.images.values != imagenet.values)
-        let firstPixel: [Float] = resized.image.pixels.prefix(3).map { (x: UInt8) -> Float in (Float(x) - 127.5) / 127.5 }
+        let rgb = Array(resized.image.pixels.prefix(3))
+        let firstPixel: [Float] = [(Float(rgb[0]) - 127.5) / 127.5, (Float(rgb[1]) - 100) / 50, (Float(rgb[2]) - 20) / 10]
         #expect(Array(out.batch.images.values.prefix(3)) == firstPixel)
     }
 

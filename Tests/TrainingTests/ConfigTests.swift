@@ -99,7 +99,7 @@ import Training
         #expect(try MaskPilotConfig.load(path: dir + "/recipes/mid.yaml").solver.maxIter == 8)
 
         try write("a.yaml", "_BASE_: b.yaml\nseed: 1\n")
-        try write("b.yaml", "_BASE_: a.yaml\nseed: 2\n")
+        try write("b.yaml", "_BASE_: recipes/../a.yaml\nseed: 2\n")   // the same file by another path is a cycle too
         #expect { _ = try MaskPilotConfig.load(path: dir + "/a.yaml") } throws: { "\($0)".contains("leads back to itself") }
         try write("missing.yaml", "_BASE_: nowhere.yaml\nseed: 1\n")
         #expect { _ = try MaskPilotConfig.load(path: dir + "/missing.yaml") } throws: { error in
@@ -182,6 +182,8 @@ import Training
         #expect(n.model.pixelNormalization == .mask2former)
         n.model.pixelMean = [1, 2]; n.model.pixelStd = [1, 0, 1]
         #expect(n.violations().map(\.key) == ["model.pixel_mean", "model.pixel_std"])
+        n.model.pixelMean = [1, 2, 3]; n.model.pixelStd = [1, 1e-300, 1]   // positive, but 0 as a float32 divisor
+        #expect(n.violations().map(\.key) == ["model.pixel_std"])
         let parsed = try? MaskPilotConfig.parse(yaml: "model:\n  pixel_mean: [127.5, 127.5, 127.5]\n  pixel_std: [127.5, 127.5, 127.5]\n")
         #expect(parsed?.model.pixelNormalization == PixelNormalization(mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5]))
         var d = MaskPilotConfig()
