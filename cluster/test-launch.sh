@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of cluster/launch.sh's rank placement (`make test` runs it; a few seconds): every rank is bound to as
 # many cores as it has BLAS/OpenMP threads (its /proc Cpus_allowed_list covers them), ranks of a node get
-# disjoint cores, and the cores per node come from the hostfile or the Slurm allocation, not from `nproc`.
+# disjoint cores, and the cores per node come from the hostfile or the Slurm allocation, not from `nproc`; and
+# cluster/slurm.sbatch in a job array (a fake srun): the task's own folder and %a replaced by the task id.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d /tmp/maskpilot-launch-XXXXXX)
