@@ -22,6 +22,12 @@ public func installStopSignalHandlers() {
 /// Configuration keys under `model.` that do not change the model's shape (initial-weights import).
 let modelKeysExemptOnResume: Set<String> = ["model.weights", "model.weights_ignore"]
 
+/// The keys among `differences` (dotted, as `MaskPilotConfig.differences` gives them) that change the model the
+/// weights belong to: `model.*` except the initial-weights import. Resume refuses them; eval and predict warn.
+public func modelChanges(_ differences: [String]) -> [String] {
+    differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) }
+}
+
 /// The configuration keys that differ between two configs (callers refuse those under `model.*` on resume,
 /// except `modelKeysExemptOnResume`).
 func configDifferences(_ a: String, _ b: String) throws -> [String] {
@@ -183,7 +189,7 @@ extension Trainer {
     static func restore(_ step: TrainingStep, config: MaskPilotConfig, communicator: any Communicator,
                         from contents: CheckpointContents, path: String) throws -> Int {
         let differences = try configDifferences(contents.meta.configYAML, try config.yaml())
-        let modelChanges = differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) }
+        let modelChanges = modelChanges(differences)
         if !modelChanges.isEmpty {
             throw TrainingError("\(path): the checkpoint's model configuration differs: \(modelChanges.joined(separator: ", "))")
         }

@@ -79,8 +79,7 @@ struct InferenceConfigOptions: ParsableArguments {
         let cfg = try ConfigOptions.resolve(path: config, overrides: overrides)
         var warnings: [String] = []
         if let stored, let theirs = try? MaskPilotConfig.parse(yaml: stored, file: path) {
-            let changed = ((try? MaskPilotConfig.differences(theirs, cfg)) ?? [])
-                .filter { $0.hasPrefix("model.") && !$0.hasPrefix("model.weights") }
+            let changed = modelChanges((try? MaskPilotConfig.differences(theirs, cfg)) ?? [])
             if !changed.isEmpty {
                 warnings.append("warning: --config differs from the configuration stored in \(path) in \(changed.joined(separator: ", ")); "
                                 + "the weights were trained with the stored values (leave out --config to use them)")
