@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "Mask2FormerModelTests",
                     dependencies: ["Mask2FormerModel", "NN", "TensorCore", "Kernels", "Checkpoint", "_TestSupport"]),
         .testTarget(name: "TrainingTests",
-                    dependencies: ["Training", "Distributed", "Mask2FormerModel", "NN", "Optim", "TensorCore", "Kernels", "_TestSupport"]),
+                    dependencies: ["Training", "Datasets", "Evaluation", "Distributed", "Mask2FormerModel", "NN", "Optim", "TensorCore", "Kernels", "_TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TensorCore", "_TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "Distributed", "TensorCore", "Mask2FormerModel", "_TestSupport"], exclude: ["Fixtures"]),

@@ -274,15 +274,20 @@ fi
 # Panoptic and semantic: eval writes the predictions in the official formats, and `eval-results` scores those files
 # to the same numbers eval printed (an independent path: PNG/JSON files instead of in-memory predictions).
 metric() { python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
-for task in panoptic semantic; do
+# sem-seg is the generic semantic folder layout (classes stored as 0…6, 255 unlabeled), rescored with --num-classes.
+for task in panoptic semantic sem-seg; do
+  extra=(); rescore=()
   if [ $task = panoptic ]; then
     fmt=coco-panoptic; split=val2017; classes=7
-  else
+  elif [ $task = semantic ]; then
     fmt=ade20k; split=validation; classes=150
+  else
+    fmt=sem-seg; split=validation; classes=7; rescore=(--num-classes 7)
+    extra=(--set 'data.classes=[sky, grass, red box, green disc, blue wedge, yellow box, cyan disc]')
   fi
   set_task=(--config configs/smoke.yaml --set data.format=$fmt --set data.root="$tmp/$task-data" --set data.train_split=$split
             --set data.test_split=$split --set model.decoder.num_classes=$classes --set input.min_size_test=64
-            --set eval.object_mask_threshold=0.3 --set eval.overlap_threshold=0.5)
+            --set eval.object_mask_threshold=0.3 --set eval.overlap_threshold=0.5 "${extra[@]}")
   if ! "$bin" data synth --format $fmt --out "$tmp/$task-data" --split $split --images 8 --size 96x64 --seed 3 >"$tmp/$task-synth.log" 2>&1 \
      || ! "$bin" train "${set_task[@]}" --set solver.max_iter=60 --set checkpoint.period=0 --output "$tmp/$task-run" >"$tmp/$task-train.log" 2>&1; then
     bad "$task: synthesizing and training" "$(tail -3 "$tmp/$task-synth.log" "$tmp/$task-train.log")"; continue
@@ -300,13 +305,14 @@ for task in panoptic semantic; do
     rescored=$(awk '$1 == "All" { print $2, $3, $4; exit }' "$tmp/$task-rescore.log"); keys="PQ SQ RQ"
   else
     n=$(ls "$tmp/$task-eval/semantic" 2>/dev/null | grep -c '\.png$')
-    [ "$n" = 8 ] && ok "semantic: eval wrote 8 label PNGs" || bad "semantic: label PNGs" "$n PNGs"
-    "$bin" eval-results --task semantic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-eval/semantic" >"$tmp/$task-rescore.log" 2>&1
+    [ "$n" = 8 ] && ok "$task: eval wrote 8 label PNGs" || bad "$task: label PNGs" "$n PNGs"
+    "$bin" eval-results --task semantic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-eval/semantic" "${rescore[@]}" \
+      >"$tmp/$task-rescore.log" 2>&1
     rescored=$(awk '$1 == "mIoU" || $1 == "pACC" { printf "%s ", $2 }' "$tmp/$task-rescore.log" | sed 's/ $//'); keys="mIoU pACC"
   fi
   # predict on one image of the task: overlay, the task's raw PNG and the JSON.
   img=$(find "$tmp/$task-data" -name '*.jpg' | sort | head -1)
-  raw=${task}; [ $task = semantic ] && raw=semantic
+  raw=${task}; [ $task = sem-seg ] && raw=semantic
   if "$bin" predict "${set_task[@]}" --weights "$tmp/$task-run/model_final.h5" --input "$img" --output "$tmp/$task-predict" \
        >"$tmp/$task-predict.log" 2>&1 && stem=$(basename "$img" .jpg) && [ -f "$tmp/$task-predict/${stem}_overlay.png" ] \
      && [ -f "$tmp/$task-predict/${stem}_$raw.png" ] && [ -f "$tmp/$task-predict/$stem.json" ]; then
@@ -322,6 +328,17 @@ for task in panoptic semantic; do
   fi
 done
 
+# sem-seg data holding a value beyond model.decoder.num_classes: training stops with exit 1 naming the label PNG.
+if [ -d "$tmp/sem-seg-data" ]; then
+  "$bin" train --config configs/smoke.yaml --set data.format=sem-seg --set data.root="$tmp/sem-seg-data" --set data.train_split=validation \
+    --set model.decoder.num_classes=5 --set solver.max_iter=2 --output "$tmp/sem-seg-few" >"$tmp/sem-seg-few.log" 2>&1; code=$?
+  if [ $code -eq 1 ] && grep -qE "sem-seg-data/annotations/validation/scene_[0-9]+\.png: image scene_[0-9]+: label [56] at pixel [0-9]+,[0-9]+ is outside 0…4 \(255 ignored\)" "$tmp/sem-seg-few.log"; then
+    ok "sem-seg: a label beyond model.decoder.num_classes stops training, naming the PNG, value and pixel"
+  else
+    bad "sem-seg with too few classes" "exit $code: $(tail -2 "$tmp/sem-seg-few.log")"
+  fi
+fi
+
 # A ground-truth label PNG with a value beyond ADE20K's 150 classes: eval-results names the annotation, not the prediction.
 if [ -d "$tmp/semantic-eval/semantic" ]; then
   cp -r "$tmp/semantic-data" "$tmp/badgt-data"
@@ -335,7 +352,7 @@ open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
                               + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 PY
   "$bin" eval-results --task semantic --gt "$tmp/badgt-data" --split validation --results "$tmp/semantic-eval/semantic" >"$tmp/badgt.log" 2>&1; code=$?
-  if [ $code -eq 1 ] && grep -qF "$ann: ground-truth value 200 at pixel 0,0 is outside 0…150" "$tmp/badgt.log"; then
+  if [ $code -eq 1 ] && grep -qF "$ann: image $(basename "$ann" .png): label 200 at pixel 0,0 is outside 1…150 (0 ignored)" "$tmp/badgt.log"; then
     ok "semantic eval-results names a ground-truth PNG holding a value beyond the 150 classes"
   else
     bad "semantic eval-results with a bad ground-truth value" "exit $code: $(tail -2 "$tmp/badgt.log")"

@@ -1,4 +1,4 @@
-// ADE20K (SceneParsing ADEChallengeData2016): image/annotation pairs and the reduce-zero-label convention.
+// ADE20K (SceneParsing ADEChallengeData2016): the semantic folder layout with the reduce-zero-label convention.
 // Corresponds to Mask2Former datasets/prepare_ade20k_sem_seg.py + detectron2's sem_seg loading (docs/model.md#classes-and-ground-truth).
 import Foundation
 
@@ -7,12 +7,9 @@ import Foundation
 /// Annotation PNGs store 0 = unlabeled and 1…150 = classes; reading applies reduce-zero-label:
 /// 0 → 255 (ignored) and k → k − 1, so classes are 0…149 (the `label − 1` on uint8 of docs/model.md#classes-and-ground-truth).
 public struct ADE20KDataset: Sendable {
-    public static let numClasses = 150
-    public let root: String
-    public let split: String
-    /// Image and annotation paths, sorted by file name.
-    public let images: [String]
-    public let annotations: [String]
+    public static let numClasses = LabelEncoding.ade20k.numClasses
+    /// The split's files, read with `LabelEncoding.ade20k`.
+    public let folders: SemanticFolders
 
     /// Lists `root/images/<split>` (the folder may also be `root/ADEChallengeData2016`); every image must
     /// have its annotation, else a `DataError` names the image.
@@ -22,25 +19,15 @@ public struct ADE20KDataset: Sendable {
         if !fm.fileExists(atPath: "\(base)/images/\(split)"), fm.fileExists(atPath: "\(base)/ADEChallengeData2016/images/\(split)") {
             base = "\(root)/ADEChallengeData2016"
         }
-        let imageDir = "\(base)/images/\(split)", annotationDir = "\(base)/annotations/\(split)"
-        guard let names = try? fm.contentsOfDirectory(atPath: imageDir) else {
-            throw DataError(file: imageDir, problem: "no such folder (expected ADEChallengeData2016/images/\(split))")
-        }
-        let jpgs = names.filter { $0.lowercased().hasSuffix(".jpg") }.sorted()
-        if jpgs.isEmpty { throw DataError(file: imageDir, problem: "no .jpg images") }
-        var imgs: [String] = [], anns: [String] = []
-        for name in jpgs {
-            let stem = String(name.dropLast(4))
-            let ann = "\(annotationDir)/\(stem).png"
-            guard fm.fileExists(atPath: ann) else {
-                throw DataError(file: ann, record: "image \(stem)", problem: "annotation PNG missing")
-            }
-            imgs.append("\(imageDir)/\(name)"); anns.append(ann)
-        }
-        self.root = base; self.split = split; images = imgs; annotations = anns
+        folders = try SemanticFolders(root: base, split: split, encoding: .ade20k, extensions: ["jpg"],
+                                      layout: "ADEChallengeData2016/images/\(split)")
     }
 
-    public var count: Int { images.count }
+    public var root: String { folders.root }
+    public var split: String { folders.split }
+    public var images: [String] { folders.images }
+    public var annotations: [String] { folders.annotations }
+    public var count: Int { folders.count }
 
     /// Class names from the release's `objectInfo150.txt` (tab-separated `Idx Ratio Train Val Name`; the first of
     /// the `;`-separated synonyms), index = label − 1; nil when the file is absent or not in that form.
@@ -57,28 +44,11 @@ public struct ADE20KDataset: Sendable {
     }
 
     /// The image id (file stem) of sample `i`.
-    public func imageId(_ i: Int) -> String { URL(fileURLWithPath: images[i]).deletingPathExtension().lastPathComponent }
+    public func imageId(_ i: Int) -> String { folders.imageId(i) }
 
     /// Sample `i`: the RGB image and its label map after reduce-zero-label. A label above 150, or an
     /// annotation whose size differs from the image, is an error naming the file.
-    public func load(_ i: Int) throws -> (image: Image8, labels: LabelMap) {
-        let image = try loadImage(path: images[i], mode: .rgb)
-        let ann = try loadImage(path: annotations[i], mode: .indices)
-        guard ann.width == image.width && ann.height == image.height else {
-            throw DataError(file: annotations[i], record: "image \(imageId(i))",
-                            problem: "annotation is \(ann.width)×\(ann.height) but the image is \(image.width)×\(image.height)")
-        }
-        var labels = ann.pixels
-        for j in 0..<labels.count {
-            let v = labels[j]
-            if v > UInt8(ADE20KDataset.numClasses) {
-                throw DataError(file: annotations[i], record: "image \(imageId(i))",
-                                problem: "label \(v) at pixel \(j % ann.width),\(j / ann.width) is outside 0…150")
-            }
-            labels[j] = v == 0 ? 255 : v - 1
-        }
-        return (image, LabelMap(width: ann.width, height: ann.height, labels: labels))
-    }
+    public func load(_ i: Int) throws -> (image: Image8, labels: LabelMap) { try folders.load(i) }
 
     /// Sample `i` for the augmentation pipelines; the image id is the number in the file name
     /// (`ADE_train_00000042` → 42), unique within a split.

@@ -1,4 +1,4 @@
-// Synthetic datasets in the official COCO instances, COCO panoptic and ADE20K layouts (real JPEG/PNG + JSON).
+// Synthetic datasets in the official COCO instances, COCO panoptic, ADE20K and Cityscapes layouts and the sem-seg folder layout (real JPEG/PNG + JSON).
 // No reference counterpart: MaskPilot's stand-in for downloading COCO / ADE20K in tests, the smoke test and experiments.
 import Foundation
 import TensorCore
@@ -11,6 +11,9 @@ public enum SyntheticFormat: String, Sendable, CaseIterable {
     /// All three Cityscapes readings at once: leftImg8bit + gtFine (labelIds, instanceIds, color, polygons) + the
     /// panoptic JSON and PNGs.
     case cityscapes
+    /// The generic semantic folder layout (`images/<split>/*.jpg`, `annotations/<split>/*.png`) with the stuff and
+    /// thing classes stored as 0…6 (`SyntheticClasses.semSegNames`) and 255 on the unlabeled seam.
+    case semSeg = "sem-seg"
 }
 
 /// Options of `maskpilot data synth`.
@@ -31,7 +34,7 @@ public struct SyntheticOptions: Sendable {
                 difficulty: SyntheticDifficulty = .standard, classes: Int = SyntheticClasses.thingNames.count) {
         self.format = format; self.images = images; self.width = width; self.height = height; self.seed = seed
         self.classes = classes
-        self.split = split ?? (format == .ade20k ? "training" : format == .cityscapes ? "train" : "train2017")
+        self.split = split ?? (format == .ade20k || format == .semSeg ? "training" : format == .cityscapes ? "train" : "train2017")
         self.difficulty = difficulty
     }
 }
@@ -58,6 +61,8 @@ public enum SyntheticClasses {
     /// ADE20K class indices (0-based, stored +1 in the PNG) used for things and stuff.
     public static let adeThings = [12, 20, 41, 66, 90]
     public static let adeStuff = [2, 9]
+    /// The `sem-seg` classes in stored order: the stuff, then the things.
+    public static let semSegNames = stuffNames + thingNames
 }
 
 /// The thing classes of a synthetic dataset: each class's shape (0 box, 1 disc, 2 wedge, 3 diamond), colour, name and
@@ -215,20 +220,26 @@ public func writeSyntheticDataset(root: String, options o: SyntheticOptions) thr
     switch o.format {
     case .cityscapes:
         annotationCount = try writeSyntheticCityscapes(root: root, options: o)
-    case .ade20k:
-        let tag = o.split == "validation" ? "val" : "train"
-        try mkdir("\(root)/ADEChallengeData2016/images/\(o.split)"); try mkdir("\(root)/ADEChallengeData2016/annotations/\(o.split)")
+    case .ade20k, .semSeg:
+        // ADE20K stores its class indices + 1 (0 unlabeled); sem-seg the 7 synthetic classes as 0…6 (255 unlabeled).
+        let ade = o.format == .ade20k
+        let base = ade ? "\(root)/ADEChallengeData2016" : root
+        let unlabeled: UInt8 = ade ? 0 : 255
+        let stuffValues = ade ? SyntheticClasses.adeStuff.map { UInt8($0 + 1) } : (0..<SyntheticClasses.stuffNames.count).map { UInt8($0) }
+        let thingValues = ade ? SyntheticClasses.adeThings.map { UInt8($0 + 1) }
+                              : (0..<SyntheticClasses.thingNames.count).map { UInt8(SyntheticClasses.stuffNames.count + $0) }
+        try mkdir("\(base)/images/\(o.split)"); try mkdir("\(base)/annotations/\(o.split)")
         for i in 0..<o.images {
             let scene = makeSyntheticScene(width: w, height: h, difficulty: o.difficulty, rng: &rng)
-            var labels = [UInt8](repeating: 0, count: w * h)
-            for p in 0..<(w * h) where scene.stuff[p] >= 0 { labels[p] = UInt8(SyntheticClasses.adeStuff[Int(scene.stuff[p])] + 1) }
+            var labels = [UInt8](repeating: unlabeled, count: w * h)
+            for p in 0..<(w * h) where scene.stuff[p] >= 0 { labels[p] = stuffValues[Int(scene.stuff[p])] }
             for obj in scene.objects {
-                for p in 0..<(w * h) where obj.visible.bits[p] != 0 { labels[p] = UInt8(SyntheticClasses.adeThings[obj.thing] + 1) }
+                for p in 0..<(w * h) where obj.visible.bits[p] != 0 { labels[p] = thingValues[obj.thing] }
             }
-            let name = String(format: "ADE_%@_%08d", tag, i + 1)
-            try writeJPEG(scene.image, to: "\(root)/ADEChallengeData2016/images/\(o.split)/\(name).jpg")
-            try writePNG(Image8(width: w, height: h, channels: 1, pixels: labels), to: "\(root)/ADEChallengeData2016/annotations/\(o.split)/\(name).png")
-            annotationCount += Set(labels).subtracting([0]).count
+            let name = ade ? String(format: "ADE_%@_%08d", o.split == "validation" ? "val" : "train", i + 1) : String(format: "scene_%05d", i)
+            try writeJPEG(scene.image, to: "\(base)/images/\(o.split)/\(name).jpg")
+            try writePNG(Image8(width: w, height: h, channels: 1, pixels: labels), to: "\(base)/annotations/\(o.split)/\(name).png")
+            annotationCount += Set(labels).subtracting([unlabeled]).count
         }
     case .cocoInstance, .cocoPanoptic:
         try mkdir("\(root)/\(o.split)"); try mkdir("\(root)/annotations")

@@ -199,10 +199,11 @@ public func encodeCOCOPanopticPNG(_ p: PanopticPrediction, imageID: PanopticImag
     return (png, COCOPanopticAnnotation(image_id: imageID, file_name: fileName, segments_info: segments))
 }
 
-/// One image's semantic prediction (class indices `[h·w]`, row-major) as an 8-bit gray PNG holding class + 1, the
-/// ADE20K annotation encoding (0 = unlabeled), which `maskpilot eval-results --task semantic` reads back.
-public func encodeSemanticLabelPNG(_ labels: [Int32], width: Int, height: Int) throws -> [UInt8] {
-    try encodePNG(Image8(width: width, height: height, channels: 1, pixels: labels.map { UInt8(clamping: Int($0) + 1) }))
+/// One image's semantic prediction (class indices `[h·w]`, row-major) as an 8-bit gray PNG holding class + `offset`:
+/// 1 is the ADE20K annotation encoding (0 = unlabeled), which `maskpilot eval-results --task semantic` reads back;
+/// a `sem-seg` dataset without reduce-zero-label stores the class itself (offset 0).
+public func encodeSemanticLabelPNG(_ labels: [Int32], width: Int, height: Int, offset: Int = 1) throws -> [UInt8] {
+    try encodePNG(Image8(width: width, height: height, channels: 1, pixels: labels.map { UInt8(clamping: Int($0) + offset) }))
 }
 
 /// Writes `bytes` to `path`, creating its folder; errors name the path.

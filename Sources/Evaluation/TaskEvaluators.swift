@@ -79,10 +79,12 @@ public struct SemanticTaskEvaluator: TaskEvaluator {
     public let numClasses: Int
     /// The label PNG name of each split index (the annotation's file name).
     public let fileNames: [String]
+    /// What the prediction PNGs store for class c: c + `storedOffset` (1: ADE20K's 0 = unlabeled encoding).
+    public let storedOffset: Int
     var evaluator: SemanticEvaluator
 
-    public init(numClasses: Int, fileNames: [String]) {
-        self.numClasses = numClasses; self.fileNames = fileNames
+    public init(numClasses: Int, fileNames: [String], storedOffset: Int = 1) {
+        self.numClasses = numClasses; self.fileNames = fileNames; self.storedOffset = storedOffset
         evaluator = SemanticEvaluator(numClasses: numClasses)
     }
 
@@ -95,7 +97,7 @@ public struct SemanticTaskEvaluator: TaskEvaluator {
         try evaluator.update(prediction: sem.labels, groundTruth: gt, context: image.context)
         if files != nil {
             files!.append(PredictionFile(path: "semantic/\(fileNames[image.index])",
-                                         png: try encodeSemanticLabelPNG(sem.labels, width: sem.width, height: sem.height)))
+                                         png: try encodeSemanticLabelPNG(sem.labels, width: sem.width, height: sem.height, offset: storedOffset)))
         }
     }
 

@@ -105,6 +105,9 @@ public struct DataConfig: Sendable, Equatable, Codable {
         case cocoInstance = "coco-instance", cocoPanoptic = "coco-panoptic", ade20k
         case cityscapesSemantic = "cityscapes-semantic", cityscapesInstance = "cityscapes-instance"
         case cityscapesPanoptic = "cityscapes-panoptic"
+        /// Any semantic segmentation dataset in the folder layout `images/SPLIT/*` + `annotations/SPLIT/<stem>.png`,
+        /// with `data.classes`, `data.ignore_label` and `data.reduce_zero_label` (detectron2's `load_sem_seg`).
+        case semSeg = "sem-seg"
     }
     public enum BadSample: String, Sendable, Codable { case error, skip }
     public var format: Format = .ade20k
@@ -112,6 +115,14 @@ public struct DataConfig: Sendable, Equatable, Codable {
     public var root = "datasets/ADEChallengeData2016"
     public var trainSplit = "training"
     public var testSplit = "validation"
+    /// `sem-seg` only: the class names, one per class (`model.decoder.num_classes` of them); empty names them
+    /// `class 0`, `class 1`, … (detectron2's `stuff_classes`).
+    public var classes: [String] = []
+    /// `sem-seg` only: the label-PNG value that marks pixels without a label (detectron2's `ignore_label`).
+    public var ignoreLabel = 255
+    /// `sem-seg` only: label-PNG value 0 is unlabeled and value k is class k − 1 (mmsegmentation's
+    /// `reduce_zero_label`, ADE20K's convention); otherwise value k is class k.
+    public var reduceZeroLabel = false
     /// A corrupt image or bad annotation stops the run (`error`) or is skipped, counted and reported
     /// at the end of the epoch (`skip`).
     public var onBadSample: BadSample = .error

@@ -165,6 +165,20 @@ extension MaskPilotConfig {
         nonNegative(input.minSizeTest, "input.min_size_test", max: Limit.pixels)
         nonNegative(input.maxSizeTest, "input.max_size_test", max: Limit.pixels)
         require(!data.root.isEmpty, "data.root", "is empty")
+        if data.format == .semSeg {
+            require((0...255).contains(data.ignoreLabel), "data.ignore_label", "must be an 8-bit label value within 0…255, got \(data.ignoreLabel)")
+            require(data.classes.isEmpty || data.classes.count == model.decoder.numClasses, "data.classes",
+                    "names \(data.classes.count) classes but model.decoder.num_classes is \(model.decoder.numClasses)")
+            if (0...255).contains(data.ignoreLabel), model.decoder.numClasses >= 1, let problem = data.labelEncoding(numClasses: model.decoder.numClasses).problem {
+                out.append(ConfigViolation(key: "model.decoder.num_classes", problem: "does not fit sem-seg label PNGs: \(problem)"))
+            }
+        } else {
+            let defaults = DataConfig()
+            for (key, isDefault) in [("data.classes", data.classes == defaults.classes), ("data.ignore_label", data.ignoreLabel == defaults.ignoreLabel),
+                                     ("data.reduce_zero_label", data.reduceZeroLabel == defaults.reduceZeroLabel)] where !isDefault {
+                out.append(ConfigViolation(key: key, problem: "applies to data.format sem-seg only (\(data.format.rawValue) has its own label space); leave it out"))
+            }
+        }
         positive(data.workers, "data.workers", max: Limit.threads)
         positive(data.prefetch, "data.prefetch", max: Limit.threads)
         positive(distributed.bucketMb, "distributed.bucket_mb", max: 1_048_576)

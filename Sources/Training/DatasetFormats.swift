@@ -32,6 +32,7 @@ extension DataConfig.Format {
         case .cityscapesSemantic: CityscapesFramesFormat(task: .semantic)
         case .cityscapesInstance: CityscapesFramesFormat(task: .instance)
         case .cityscapesPanoptic: CityscapesPanopticFormat()
+        case .semSeg: SemanticFoldersFormat()
         }
     }
 
@@ -40,8 +41,16 @@ extension DataConfig.Format {
     public var isShortEdgeCrop: Bool {
         switch self {
         case .cocoInstance, .cocoPanoptic: false
-        case .ade20k, .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic: true
+        case .ade20k, .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic, .semSeg: true
         }
+    }
+}
+
+extension DataConfig {
+    /// The `sem-seg` label encoding for `numClasses` classes (`data.ignore_label`, `data.reduce_zero_label`); the
+    /// ignore value must be a byte (`violations()` checks it first).
+    public func labelEncoding(numClasses: Int) -> LabelEncoding {
+        LabelEncoding(numClasses: numClasses, ignoreLabel: UInt8(clamping: ignoreLabel), reduceZeroLabel: reduceZeroLabel)
     }
 }
 
@@ -58,17 +67,46 @@ struct ADE20KFormat: DatasetFormatDescriptor {
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
         let ds = try ADE20KDataset(root: config.data.root, split: split)
-        let numClasses = config.model.decoder.numClasses
-        guard numClasses == ADE20KDataset.numClasses else {
-            throw EvaluationError(ds.root, "ADE20K has \(ADE20KDataset.numClasses) classes but model.decoder.num_classes is \(numClasses)")
-        }
-        let names = ds.classNames
-        let fileNames = ds.annotations.map { URL(fileURLWithPath: $0).lastPathComponent }
-        return EvaluationData(count: ds.count, load: { try ds.sample($0) },
-                              classNames: (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" },
-                              categoryIDs: nil, postProcessor: Mask2FormerPostProcessor(.semantic), imageID: { $0 + 1 },
-                              makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: numClasses, fileNames: fileNames) })
+        try requireClasses(config, ADE20KDataset.numClasses, "ADE20K", at: ds.root)
+        return semanticEvaluationData(ds.folders, classNames: ds.classNames, imageID: { $0 + 1 }, load: { try ds.sample($0) })
     }
+}
+
+/// Any semantic segmentation dataset in the folder layout (`images/<split>/*`, `annotations/<split>/<stem>.png`), its
+/// classes from `model.decoder.num_classes` and `data.classes`, its labels read with `data.ignore_label` and
+/// `data.reduce_zero_label`; ADE20K's crop recipe and test-time resize unless the `input.*` keys say otherwise.
+struct SemanticFoldersFormat: DatasetFormatDescriptor {
+    var task: EvaluationTask { .semantic }
+    var testResize: TestTimeResize { .ade20k }
+
+    func open(_ config: MaskPilotConfig, split: String) throws -> SemanticFolders {
+        try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses))
+    }
+
+    func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
+        let ds = try open(config, split: split)
+        return shortEdgeCropData(config, recipe: ShortEdgeCropAugmentation(), count: ds.count, numClasses: ds.encoding.numClasses,
+                                 load: { try ds.sample($0) })
+    }
+
+    func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
+        let ds = try open(config, split: split)
+        return semanticEvaluationData(ds, classNames: config.data.classes.isEmpty ? nil : config.data.classes, imageID: { $0 },
+                                      load: { try ds.sample($0) })
+    }
+}
+
+/// The evaluation of a semantic folder split: class names (`class k` where `classNames` is nil), class mIoU, and
+/// prediction PNGs named as the annotations and stored in their encoding.
+func semanticEvaluationData(_ ds: SemanticFolders, classNames names: [String]?, imageID: @escaping @Sendable (Int) -> Int,
+                            load: @escaping @Sendable (Int) throws -> Sample) -> EvaluationData {
+    let numClasses = ds.encoding.numClasses
+    let fileNames = (0..<ds.count).map(ds.annotationName)
+    let offset = ds.encoding.storedValue(ofClass: 0)
+    return EvaluationData(count: ds.count, load: load,
+                          classNames: (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" },
+                          categoryIDs: nil, postProcessor: Mask2FormerPostProcessor(.semantic), imageID: imageID,
+                          makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: numClasses, fileNames: fileNames, storedOffset: offset) })
 }
 
 /// COCO instances (`annotations/instances_<split>.json`): instance segmentation, large-scale jitter.

@@ -15,15 +15,15 @@ extension DataConfig.Format: ExpressibleByArgument {}
 
 struct DataSynth: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "synth", abstract: "Write a synthetic dataset in the official COCO instances, COCO panoptic, ADE20K or Cityscapes layout.")
+        commandName: "synth", abstract: "Write a synthetic dataset in the official COCO instances, COCO panoptic, ADE20K or Cityscapes layout, or the sem-seg folder layout.")
 
-    @Option(help: "coco-instance, coco-panoptic, ade20k or cityscapes (all three Cityscapes tasks: leftImg8bit, gtFine and the panoptic JSON).")
+    @Option(help: "coco-instance, coco-panoptic, ade20k, cityscapes (all three Cityscapes tasks: leftImg8bit, gtFine and the panoptic JSON) or sem-seg (images/SPLIT, annotations/SPLIT; 7 classes stored as 0…6, 255 unlabeled).")
     var format: SyntheticFormat
     @Option(help: "Output folder (the dataset root).") var out: String
     @Option(parsing: .unconditional, help: "Number of images.") var images: Int = 16
     @Option(help: "Image size WxH.") var size: String = "128x96"
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Split name (default train2017 for COCO, training for ADE20K, train for Cityscapes).") var split: String?
+    @Option(help: "Split name (default train2017 for COCO, training for ADE20K and sem-seg, train for Cityscapes).") var split: String?
     @Option(parsing: .unconditional, help: "Instances per image with --annotations-only (COCO-train: 860001 / 118287).") var annotations: Int?
     @Option(help: "standard (2–5 objects, class colours) or hard (6–11 smaller objects, jittered colours, grey distractors).")
     var difficulty: String = "standard"
@@ -62,21 +62,33 @@ struct DataSynth: ParsableCommand {
         }
         print("wrote \(images) images, \(written) annotations (\(format.rawValue), split \(options.split)) to \(out) in "
               + String(format: "%.1f s", Date().timeIntervalSince(t0)))
+        if format == .semSeg {
+            let names = SyntheticClasses.semSegNames
+            print("sem-seg classes, stored as 0…\(names.count - 1) (255 unlabeled): \(names.joined(separator: ", "))\n"
+                  + "train with --set data.format=sem-seg --set model.decoder.num_classes=\(names.count) --set 'data.classes=["
+                  + names.map { "\"\($0)\"" }.joined(separator: ", ") + "]'")
+        }
     }
 }
 
 /// The dataset options shared by `data masks` and `data stats`.
 struct DatasetOptions: ParsableArguments {
-    @Option(help: "coco-instance, coco-panoptic, ade20k, cityscapes-semantic, cityscapes-instance or cityscapes-panoptic.")
+    @Option(help: "coco-instance, coco-panoptic, ade20k, cityscapes-semantic, cityscapes-instance, cityscapes-panoptic or sem-seg.")
     var format: DataConfig.Format
     @Option(help: "Dataset root.") var root: String
-    @Option(help: "Split: NAME for annotations/instances_NAME.json or panoptic_NAME.json; training/validation for ADE20K; train/val for Cityscapes.")
+    @Option(help: "Split: NAME for annotations/instances_NAME.json or panoptic_NAME.json; training/validation for ADE20K; train/val for Cityscapes; the folder under images/ and annotations/ for sem-seg.")
     var split: String
+    @Option(name: .customLong("set"), help: "A configuration key the reading needs (repeatable); sem-seg: model.decoder.num_classes=N, data.ignore_label=V, data.reduce_zero_label=true, data.classes=[…].")
+    var overrides: [String] = []
 
     /// The split read through the format's descriptor as training reads it (before augmentation), with its class names.
     func openGeneric() throws -> (data: TrainingData, classNames: [String]) {
-        var cfg = MaskPilotConfig()
+        var cfg: MaskPilotConfig
+        do { cfg = try MaskPilotConfig.parse(yaml: "{}", file: "--set", overrides: overrides) } catch let e as ConfigError {
+            throw RuntimeError(e.description)
+        }
         cfg.data.format = format; cfg.data.root = root
+        cfg = try ConfigOptions.checked(cfg, source: "--format \(format.rawValue) --set …")
         let data = try format.descriptor.trainingData(config: cfg, split: split)
         cfg.model.decoder.numClasses = data.numClasses
         let names = (try? format.descriptor.evaluationData(config: cfg, split: split).classNames) ?? (0..<data.numClasses).map { "class \($0)" }
@@ -89,7 +101,7 @@ struct DataMasks: ParsableCommand {
         commandName: "masks", abstract: "Write each target mask of one image as a 0/255 PNG named by annotation (segment) id.")
 
     @OptionGroup var dataset: DatasetOptions
-    @Option(parsing: .unconditional, help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name).") var imageId: Int
+    @Option(parsing: .unconditional, help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name; sem-seg: the image's index in the split, sorted by file name).") var imageId: Int
     @Option(help: "Output folder.") var out: String
 
     func run() throws {
@@ -124,7 +136,7 @@ struct DataMasks: ParsableCommand {
             }
             let t = semanticTargets(try ds.load(i).labels)
             for (c, m) in zip(t.classes, t.masks) { try save(m, name: "class_\(c)", cls: "class \(c)") }
-        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic:
+        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic, .semSeg:
             let (data, names) = try dataset.openGeneric()
             guard (0..<data.count).contains(imageId) else { throw RuntimeError("image id \(imageId) is not within 0..<\(data.count) (\(dataset.root), split \(dataset.split))") }
             let sample = try data.load(imageId)
@@ -132,7 +144,7 @@ struct DataMasks: ParsableCommand {
             var crowd = Set<Int>()
             if case .instances(let a) = sample.targets { crowd = Set(a.filter(\.isCrowd).map(\.id)) }
             for (c, (m, id)) in zip(t.classes, zip(t.masks, t.ids)) {
-                try save(m, name: dataset.format == .cityscapesSemantic ? "class_\(c)" : "\(id)", cls: names[c] + (crowd.contains(id) ? " (crowd)" : ""))
+                try save(m, name: dataset.format.descriptor.task == .semantic ? "class_\(c)" : "\(id)", cls: names[c] + (crowd.contains(id) ? " (crowd)" : ""))
             }
         }
         for w in written { print("\(w.name).png  \(w.cls)  \(w.area) px") }
@@ -165,7 +177,7 @@ struct DataStats: ParsableCommand {
             for i in 0..<ds.count {
                 for c in semanticTargets(try ds.load(i).labels).classes { annotations += 1; perClass["class \(c)", default: 0] += 1 }
             }
-        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic:
+        case .cityscapesSemantic, .cityscapesInstance, .cityscapesPanoptic, .semSeg:
             // Every frame decoded as training reads it; crowd (group) regions counted apart.
             let (data, names) = try dataset.openGeneric()
             images = data.count

@@ -19,10 +19,11 @@ struct EvalResultsCommand: ParsableCommand {
         folder holding exactly one prediction JSON ({annotations: [{image_id, file_name, segments_info: [{id, \
         category_id}]}]}) and, next to it, the PNG folder named like the JSON without .json (panopticapi format). \
         Every ground-truth image needs a prediction. Prints PQ/SQ/RQ for all, things, stuff and per class.
-        --task semantic: --gt is an ADE20K root (ADEChallengeData2016); --results is a folder of 8-bit gray or \
-        palette label PNGs named like the annotation files (ADE_val_00000001.png), holding class index + 1 as ADE \
-        stores labels (1…150; 0 = unlabeled, scored as wrong for every ground-truth class). Prints mIoU, fwIoU, \
-        pACC, mACC and per-class IoU.
+        --task semantic: --gt is an ADE20K root (ADEChallengeData2016), or with --num-classes a sem-seg root \
+        (images/<split>, annotations/<split>) read with --ignore-label and --reduce-zero-label; --results is a folder \
+        of 8-bit gray or palette label PNGs named like the annotation files (ADE_val_00000001.png), holding each class \
+        as the annotations store it (ADE20K: class index + 1, 1…150); an unlabeled value there (ADE20K's 0) is scored \
+        as wrong for every ground-truth class. Prints mIoU, fwIoU, pACC, mACC and per-class IoU.
         --task cityscapes-semantic / cityscapes-instance / cityscapes-panoptic: --gt is a Cityscapes root (leftImg8bit, gtFine) \
         and --split its split (val); results are found as cityscapesscripts finds them: semantic, one <city>_<seq>_<frame>*.png \
         label-id image per frame anywhere under --results; instance, one <city>_<seq>_<frame>*.txt list per frame whose \
@@ -41,6 +42,23 @@ struct EvalResultsCommand: ParsableCommand {
     @Option(help: "Ground-truth dataset root (instance: or its annotation JSON file).") var gt: String
     @Option(help: "Split name (e.g. val2017, validation); not needed when --gt is an annotation file.") var split: String?
     @Option(help: "Results: a JSON file (instance) or a folder (panoptic, semantic).") var results: String
+    @Option(parsing: .unconditional, help: "semantic: --gt is a sem-seg root with this many classes (default: an ADE20K root).")
+    var numClasses: Int?
+    @Option(parsing: .unconditional, help: "semantic with --num-classes: the label value of unlabeled pixels.") var ignoreLabel: Int = 255
+    @Flag(help: "semantic with --num-classes: label value 0 is unlabeled and k is class k − 1.") var reduceZeroLabel = false
+
+    func validate() throws {
+        guard let numClasses else {
+            if ignoreLabel != 255 || reduceZeroLabel { throw ValidationError("--ignore-label and --reduce-zero-label need --num-classes (a sem-seg root)") }
+            return
+        }
+        guard task == .semantic else { throw ValidationError("--num-classes applies to --task semantic") }
+        try requireOption("--num-classes", numClasses, atLeast: 1, atMost: 255)
+        try requireOption("--ignore-label", ignoreLabel, atLeast: 0, atMost: 255)
+        if let problem = LabelEncoding(numClasses: numClasses, ignoreLabel: UInt8(ignoreLabel), reduceZeroLabel: reduceZeroLabel).problem {
+            throw ValidationError("--num-classes \(numClasses) with --ignore-label \(ignoreLabel)\(reduceZeroLabel ? " --reduce-zero-label" : ""): \(problem)")
+        }
+    }
 
     func run() throws {
         do {
@@ -183,46 +201,39 @@ struct EvalResultsCommand: ParsableCommand {
     }
 
     func semantic() throws {
-        let ds = try ADE20KDataset(root: gt, split: try requiredSplit())
-        let k = ADE20KDataset.numClasses
-        // Class k stands for a predicted 0 (unlabeled): never in the ground truth, so it counts as wrong for the
+        let ds: SemanticFolders
+        let name: String
+        if let numClasses {
+            ds = try SemanticFolders(root: gt, split: try requiredSplit(),
+                                     encoding: LabelEncoding(numClasses: numClasses, ignoreLabel: UInt8(ignoreLabel), reduceZeroLabel: reduceZeroLabel))
+            name = "sem-seg"
+        } else {
+            ds = try ADE20KDataset(root: gt, split: try requiredSplit()).folders
+            name = "ADE20K"
+        }
+        let encoding = ds.encoding, k = encoding.numClasses
+        // Class k stands for an unlabeled prediction: never in the ground truth, so it counts as wrong for the
         // pixel's class and is itself left out of the averages.
         var ev = SemanticEvaluator(numClasses: k + 1)
         for i in 0..<ds.count {
-            let name = URL(fileURLWithPath: ds.annotations[i]).lastPathComponent
-            let file = "\(results)/\(name)"
+            let file = "\(results)/\(ds.annotationName(i))"
             guard FileManager.default.fileExists(atPath: file) else {
                 throw EvaluationError(file, "prediction PNG missing for image \(ds.imageId(i))")
             }
-            let gtAnn = try loadImage(path: ds.annotations[i], mode: .indices)
-            var gtLabels = gtAnn.pixels
-            for j in gtLabels.indices {
-                let v = gtLabels[j]
-                guard v <= UInt8(k) else {
-                    throw EvaluationError(ds.annotations[i], "ground-truth value \(v) at pixel \(j % gtAnn.width),\(j / gtAnn.width) "
-                                          + "is outside 0…\(k) (0 unlabeled, 1…\(k) the ADE20K classes)")
-                }
-                gtLabels[j] = v == 0 ? 255 : v - 1
-            }
+            let gtLabels = try ds.labels(i)
             let pred = try loadImage(path: file, mode: .indices)
-            guard pred.width == gtAnn.width && pred.height == gtAnn.height else {
-                throw EvaluationError(file, "prediction is \(pred.width)×\(pred.height) but the annotation is \(gtAnn.width)×\(gtAnn.height)")
+            guard pred.width == gtLabels.width && pred.height == gtLabels.height else {
+                throw EvaluationError(file, "prediction is \(pred.width)×\(pred.height) but the annotation is \(gtLabels.width)×\(gtLabels.height)")
             }
-            var labels = pred.pixels
-            for j in labels.indices {
-                let v = labels[j]
-                guard v <= UInt8(k) else {
-                    throw EvaluationError(file, "value \(v) at pixel \(j % pred.width),\(j / pred.width) is outside 0…\(k)")
-                }
-                labels[j] = v == 0 ? UInt8(k) : v - 1
-            }
-            try ev.update(prediction: labels, groundTruth: gtLabels, context: file)
+            var labels = try encoding.decode(pred.pixels, width: pred.width, file: file, record: "prediction")
+            for j in labels.indices where labels[j] == 255 { labels[j] = UInt8(k) }
+            try ev.update(prediction: labels, groundTruth: gtLabels.labels, context: file)
         }
         let r = ev.result()
-        print("ADE20K semantic segmentation: \(ds.count) images, \(r.scoredPixels) scored pixels")
+        print("\(name) semantic segmentation: \(ds.count) images, \(r.scoredPixels) scored pixels")
         print(String(format: "mIoU  %6.2f\nfwIoU %6.2f\npACC  %6.2f\nmACC  %6.2f",
                      100 * r.meanIoU, 100 * r.frequencyWeightedIoU, 100 * r.pixelAccuracy, 100 * r.meanClassAccuracy))
-        print("\nper-class IoU (class index = ADE label − 1; '-' = absent from the ground truth):")
+        print("\nper-class IoU (class index = stored label\(encoding.reduceZeroLabel ? " − 1" : ""); '-' = absent from the ground truth):")
         for c in 0..<k {
             print(String(format: "%4d ", c) + (r.perClassIoU[c].map { String(format: "%6.2f", 100 * $0) } ?? "     -"))
         }

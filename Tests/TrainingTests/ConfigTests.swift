@@ -1,5 +1,6 @@
 // Tests of the YAML configuration: defaults, overrides, unknown keys and type errors named by path, round trip.
 // Reference behaviour: detectron2 CfgNode.merge_from_file / merge_from_list (unknown keys are errors).
+import Datasets
 import Foundation
 import Mask2FormerModel
 import TensorCore
@@ -292,5 +293,38 @@ import Training
         #expect(Set(c.violations().map(\.key)) == ["input.min_scale", "model.mask_piloting.loss_weight", "train.gradient_split_period"])
         #expect(try MaskPilotConfig.parse(yaml: "input:\n  min_scale: 0.5\n  max_scale: 1.5\n").input.maxScale == 1.5)
         #expect(try MaskPilotConfig.parse(yaml: "train:\n  gradient_split_period: 50\n").train.gradientSplitPeriod == 50)
+    }
+    /// `sem-seg`'s keys: class names must match `model.decoder.num_classes`, the ignore value must be a byte that is no
+    /// class's stored value, and on any other format the keys are refused rather than silently unused.
+    @Test func semSegKeysAreValidated() throws {
+        let c = try MaskPilotConfig.parse(yaml: """
+            data:
+              format: sem-seg
+              classes: [road, car, sky]
+              ignore_label: 0
+              reduce_zero_label: true
+            model:
+              decoder:
+                num_classes: 3
+            """)
+        #expect(c.violations().isEmpty && c.data.classes == ["road", "car", "sky"] && c.data.ignoreLabel == 0 && c.data.reduceZeroLabel)
+        #expect(c.data.labelEncoding(numClasses: 3) == LabelEncoding(numClasses: 3, ignoreLabel: 0, reduceZeroLabel: true))
+        #expect(try c.flattened()["data.ignore_label"] == "0")
+        var wrong = c
+        wrong.model.decoder.numClasses = 4
+        #expect(wrong.violations().map(\.description) == ["data.classes: names 3 classes but model.decoder.num_classes is 4"])
+        wrong = c
+        wrong.data.reduceZeroLabel = false; wrong.data.ignoreLabel = 1
+        #expect(wrong.violations().map(\.key) == ["model.decoder.num_classes"])
+        #expect(wrong.violations().first?.problem.contains("ignore value 1 is the stored value of class 1 of 3") == true)
+        wrong.data.ignoreLabel = 300
+        #expect(wrong.violations().map(\.key) == ["data.ignore_label"])
+        wrong = c
+        wrong.data.format = .ade20k
+        #expect(wrong.violations().map(\.key) == ["data.classes", "data.ignore_label", "data.reduce_zero_label"])
+        #expect(wrong.violations().first?.problem.contains("applies to data.format sem-seg only") == true)
+        var plain = MaskPilotConfig()
+        plain.data.format = .semSeg
+        #expect(plain.violations().isEmpty)   // 150 classes stored as 0…149, 255 ignored
     }
 }

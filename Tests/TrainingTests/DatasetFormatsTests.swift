@@ -1,6 +1,7 @@
 // Tests of the dataset-format descriptors' training recipes: the configuration's input keys reach the augmentation
 // (LSJ scale range; the short-edge crop's sizes for Cityscapes), and every format opens its synthetic split.
 import Datasets
+import Evaluation
 import Foundation
 import Testing
 import TensorCore
@@ -43,6 +44,38 @@ import _TestSupport
             let out = try data.augment(try data.load(0), &rng)
             #expect(out.image.width == 48 && out.image.height == 32, "\(format): \(out.image.width)×\(out.image.height)")
             #expect(out.masks.allSatisfy { $0.width == 48 && $0.height == 32 })
+        }
+    }
+    /// `sem-seg` reads `data.root` with `model.decoder.num_classes`, `data.ignore_label` and `data.reduce_zero_label`,
+    /// names its classes from `data.classes`, and writes prediction PNGs in the annotations' own encoding.
+    @Test func semSegFollowsItsKeys() throws {
+        let root = try makeTestDirectory("semseg-format").path
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .semSeg, images: 2, width: 48, height: 32, seed: 2))
+        var config = MaskPilotConfig()
+        config.data.format = .semSeg; config.data.root = root; config.input.cropSize = 32
+        config.model.decoder.numClasses = SyntheticClasses.semSegNames.count
+        config.data.classes = SyntheticClasses.semSegNames
+        #expect(config.violations().isEmpty)
+        let train = try config.data.format.descriptor.trainingData(config: config, split: "training")
+        #expect(train.count == 2 && train.numClasses == 7)
+        var rng = RNG(seed: 1, stream: 0)
+        let out = try train.augment(try train.load(0), &rng)
+        #expect(out.image.width == 32 && out.image.height == 32 && out.classes.allSatisfy { (0..<7).contains($0) })
+        let eval = try config.data.format.descriptor.evaluationData(config: config, split: "training")
+        #expect(eval.classNames == SyntheticClasses.semSegNames && eval.categoryIDs == nil && eval.imageID(1) == 1)
+        #expect((eval.makeEvaluator(2) as? SemanticTaskEvaluator)?.storedOffset == 0)
+
+        // Reduce-zero-label: stored 0 (sky) is unlabeled, 1…6 are classes 0…5, named "class k" without data.classes.
+        config.data.classes = []; config.data.reduceZeroLabel = true; config.model.decoder.numClasses = 6
+        let reduced = try config.data.format.descriptor.evaluationData(config: config, split: "training")
+        #expect(reduced.classNames.first == "class 0" && reduced.classNames.count == 6)
+        #expect((reduced.makeEvaluator(2) as? SemanticTaskEvaluator)?.storedOffset == 1)
+        guard case .semantic(let map) = try reduced.load(0).targets else { Issue.record("not semantic"); return }
+        #expect(!map.labels.contains(6) && map.labels.contains(255))
+        // Too few classes for the stored values: the error names the annotation and the value.
+        config.model.decoder.numClasses = 3
+        #expect { _ = try config.data.format.descriptor.trainingData(config: config, split: "training").load(0) } throws: { e in
+            "\(e)".contains("\(root)/annotations/training/scene_00000.png: image scene_00000: label") && "\(e)".contains("outside 1…3 (0 and 255 ignored)")
         }
     }
 }
