@@ -236,10 +236,18 @@ extension MaskPilotConfig {
     /// `_BASE_` before it, and the file's keys override it.
     public static func parse(yaml text: String, file: String = "<config>", overrides: [String] = []) throws -> MaskPilotConfig {
         var tree = try defaultTree()
+        var origins: [String: String] = [:]   // key path → the base file or --set argument that gave it its value
+        func recordOrigins(_ value: Any, _ path: String, _ source: String) {
+            if let map = value as? [String: Any] {
+                for (k, v) in map { recordOrigins(v, path.isEmpty ? k : "\(path).\(k)", source) }
+            } else {
+                origins[path] = source == file ? nil : source
+            }
+        }
         for (mapping, source) in try layers(yaml: text, file: file, chain: []) {
             tree = try merge(mapping, into: tree, path: "", file: source)
+            recordOrigins(mapping, "", source)
         }
-        var origins: [String: String] = [:]   // key path → the --set argument that gave it its value
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
                 throw ConfigError(file: "--set \(item)", message: "not of the form key.path=value (one argument: '=' between the key and "
@@ -250,7 +258,7 @@ extension MaskPilotConfig {
             guard !parts.contains(where: \.isEmpty) else {
                 throw ConfigError(file: "--set \(item)", message: "the key '\(keyPath)' has an empty part (keys are names joined by single dots)")
             }
-            origins[keyPath] = item
+            origins[keyPath] = "--set \(item)"
             let value = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 } ?? raw
             var nested: Any = value
             for part in parts.reversed() { nested = [String(part): nested] }
@@ -432,8 +440,8 @@ extension MaskPilotConfig {
         }
     }
 
-    /// Decodes the merged tree; a bad value is reported against the `--set` argument that gave it (`origins`: key path
-    /// → argument, a list element counting for its list), else against `file`.
+    /// Decodes the merged tree; a bad value is reported against the `_BASE_` file or `--set` argument that gave it
+    /// (`origins`: key path → source, a list element counting for its list), else against `file`.
     /// A number for a key whose default is `like`: finite, and for an integer key whole (≥ 0 for an unsigned one).
     /// JSON and Swift's decoders would otherwise fail with messages that do not name the key.
     static func checkedNumber(_ value: Double, key: String, file: String) throws -> Any {
@@ -487,8 +495,7 @@ extension MaskPilotConfig {
             case .keyNotFound(_, let c): keys = c.codingPath.compactMap { $0.intValue == nil ? snake($0.stringValue) : nil }
             @unknown default: keys = []
             }
-            let origin = origins[keys.joined(separator: ".")].map { "--set \($0)" }
-            throw ConfigError(file: origin ?? file, message: describe(error))
+            throw ConfigError(file: origins[keys.joined(separator: ".")] ?? file, message: describe(error))
         }
     }
 

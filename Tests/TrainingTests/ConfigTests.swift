@@ -111,6 +111,17 @@ import Training
         #expect { _ = try MaskPilotConfig.load(path: dir + "/uses-typo.yaml") } throws: { error in
             "\(error)".hasPrefix(dir + "/typo.yaml:") && "\(error)".contains("unknown key 'solver.max_iters'")
         }
+        // A value of the wrong type is blamed on the file that set it: the base, unless the child overrides it.
+        try write("typed.yaml", "solver:\n  max_iter: many\n")
+        try write("uses-typed.yaml", "_BASE_: typed.yaml\nseed: 4\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/uses-typed.yaml") } throws: { error in
+            "\(error)".hasPrefix(dir + "/typed.yaml:") && "\(error)".contains("solver.max_iter")
+        }
+        try write("fixes-typed.yaml", "_BASE_: typed.yaml\nsolver:\n  max_iter: 5\nseed: many\n")
+        #expect { _ = try MaskPilotConfig.load(path: dir + "/fixes-typed.yaml") } throws: { error in
+            "\(error)".hasPrefix(dir + "/fixes-typed.yaml:") && "\(error)".contains("'seed'")
+        }
+        #expect(try MaskPilotConfig.load(path: dir + "/uses-typed.yaml", overrides: ["solver.max_iter=6"]).solver.maxIter == 6)
         try write("bad-base.yaml", "_BASE_: [a.yaml]\n")
         #expect { _ = try MaskPilotConfig.load(path: dir + "/bad-base.yaml") } throws: { "\($0)".contains("_BASE_ must be the path") }
     }
