@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Preemption and resubmission under a real Slurm (`make test` runs it; about a minute):
+# Stopping, resubmission and automatic requeueing under a real Slurm (`make test` runs it; about two minutes):
 #  1. start a one-node Slurm on this machine (cluster/slurm-local.sh: munged, slurmctld, slurmd);
 #  2. submit cluster/slurm.sbatch for a tiny 2-rank run into a fresh folder: it starts fresh and says so;
-#  3. send the preemption signal by hand (scancel --signal=USR1 --full): a checkpoint is written, the job
-#     ends COMPLETED with exit code 0;
-#  4. resubmit the same script: training resumes from that checkpoint and continues its step count.
+#  3. send the stop signal by hand (scancel --signal=TERM --batch): a checkpoint is written, the job ends COMPLETED
+#     with exit code 0 and is not requeued;
+#  4. resubmit the same script: training resumes from that checkpoint and continues its step count;
+#  5. send the time-limit warning by hand (scancel --signal=USR1 --batch, what --signal=B:USR1@300 sends): the ranks
+#     checkpoint, the script requeues the job, and the job starts again by itself (Restarts=1) and resumes there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -52,14 +54,14 @@ if grep -q "has no checkpoint yet; starting a fresh run" "$tmp/job1.log"; then
 else
   bad "fresh start" "$(tail -n 5 "$tmp/job1.log")"
 fi
-scancel --signal=USR1 --full "$job1"
+scancel --signal=TERM --batch "$job1"
 wait_done "$job1" || bad "job 1" "did not end within 180 s after the signal"
 state=$(job_state "$job1"); exit_code=$(scontrol show job "$job1" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)
 stopped_at=$(sed -n 's/^stop signal: checkpoint written at iteration \([0-9]*\).*/\1/p' "$tmp/job1.log" | head -n 1)
 pointer=$(cat "$run/last_checkpoint" 2>/dev/null || true)
-if [ "$state" = COMPLETED ] && [ "$exit_code" = 0:0 ] && [ -n "$stopped_at" ] \
+if [ "$state" = COMPLETED ] && [ "$exit_code" = 0:0 ] && [ -n "$stopped_at" ] && ! grep -q requeueing "$tmp/job1.log" \
    && [ "$pointer" = "$(printf 'model_%07d.h5' "$stopped_at")" ] && "$bin" checkpoint inspect "$run/$pointer" >/dev/null 2>&1; then
-  ok "scancel --signal=USR1 --full: checkpoint $pointer written, job COMPLETED with exit code 0"
+  ok "scancel --signal=TERM --batch: checkpoint $pointer written, job COMPLETED with exit code 0, not requeued"
 else
   bad "preemption" "state $state, exit code $exit_code, stopped at '${stopped_at}', pointer '$pointer'; $(tail -n 8 "$tmp/job1.log")"
 fi
@@ -73,5 +75,24 @@ if [ "$(job_state "$job2")" = COMPLETED ] && grep -q "resume: from $run/$pointer
   ok "the resubmitted job resumes at iteration $stopped_at and ends at step $last_step"
 else
   bad "resubmission" "state $(job_state "$job2"), last step '$last_step'; $(tail -n 8 "$tmp/job2.log")"
+fi
+
+# 3. The time-limit warning: checkpoint, requeue, start again by itself, resume. Each start runs 100 more steps
+#    (--iterations), so the requeued start ends the job.
+job3=$(submit "$tmp/job3.log" --iterations 100) || { bad "sbatch (requeue)" "$job3"; finish; }
+for _ in $(seq 1 600); do grep -q '^step' "$tmp/job3.log" 2>/dev/null && break; sleep 0.2; done
+scancel --signal=USR1 --batch "$job3"
+# wait_done would stop at the REQUEUED state: first wait (≤ 180 s) for the restart's header line.
+for _ in $(seq 1 900); do grep -q "^slurm.sbatch: job $job3 on .*(restart 1)" "$tmp/job3.log" 2>/dev/null && break; sleep 0.2; done
+wait_done "$job3" || bad "job 3" "did not end within 180 s after it restarted"
+at3=$(sed -n 's/^stop signal: checkpoint written at iteration \([0-9]*\).*/\1/p' "$tmp/job3.log" | tail -n 1)
+restarts=$(scontrol show job "$job3" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+last_step=$(grep -v '"eval":' "$run/metrics.jsonl" 2>/dev/null | tail -n 1 | grep -o '"step":[0-9]*' | cut -d: -f2)
+if [ "$(job_state "$job3")" = COMPLETED ] && [ "$restarts" = 1 ] && grep -q "slurm.sbatch: requeueing job $job3 (restart 1)" "$tmp/job3.log" \
+   && [ -n "$at3" ] && grep -q "resume: from $run/$(printf 'model_%07d.h5' "$at3") at iteration $at3" "$tmp/job3.log" \
+   && [ "$last_step" = "$((at3 + 100))" ]; then
+  ok "the time-limit signal checkpoints at iteration $at3, requeues the job, and its restart resumes there (ends at step $last_step)"
+else
+  bad "requeue" "state $(job_state "$job3"), restarts '$restarts', stopped at '$at3', last step '$last_step'; $(grep -E '^(slurm|resume|stop)' "$tmp/job3.log" | tail -n 8)"
 fi
 finish
