@@ -20,7 +20,7 @@ public struct ADE20KDataset: Sendable {
             base = "\(root)/ADEChallengeData2016"
         }
         folders = try SemanticFolders(root: base, split: split, encoding: .ade20k, extensions: ["jpg"],
-                                      layout: "ADEChallengeData2016/images/\(split)")
+                                      expected: "ADEChallengeData2016/images/\(split)")
     }
 
     public var root: String { folders.root }

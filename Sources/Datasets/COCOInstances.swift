@@ -109,10 +109,10 @@ public struct COCOInstances: Sendable {
     let imageIndexByID: [Int: Int32]
     let categoryIndexByID: [Int: Int32]
 
-    /// Loads `root/annotations/instances_<split>.json` with images in `root/<split>/`.
+    /// Loads `root/annotations/instances_<split>.json` with images in `root/<split>/` (`DatasetLayout.cocoInstances`).
     public init(root: String, split: String, onBadSample policy: BadSamplePolicy = .error) throws(DataError) {
-        try self.init(annotationFile: joinPath(root, "annotations/instances_\(split).json"),
-                      imageDirectory: joinPath(root, split), onBadSample: policy)
+        let paths = DatasetLayout.cocoInstances.paths(root: root, split: split)
+        try self.init(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder, onBadSample: policy)
     }
 
     /// Loads an instances JSON file.

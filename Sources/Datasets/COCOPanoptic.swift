@@ -29,11 +29,12 @@ public struct COCOPanopticDataset: Sendable {
     /// Contiguous class indices of the thing categories.
     public var thingClasses: Set<Int> { Set(categories.indices.filter { categories[$0].isThing }) }
 
-    /// Reads `root/annotations/panoptic_<split>.json` with the byte-level scanner (no object tree, unknown keys
-    /// skipped, members and top-level arrays in any order), then checks every reference. Errors name the file and
+    /// Reads the split `split` of `root` laid out as `layout` (default: `annotations/panoptic_<split>.json`, the PNGs in
+    /// `annotations/panoptic_<split>/`, the images in `<split>/`) with the byte-level scanner (no object tree, unknown
+    /// keys skipped, members and top-level arrays in any order), then checks every reference. Errors name the file and
     /// the record, or for malformed JSON the byte offset, line and column.
-    public init(root: String, split: String) throws {
-        let json = "\(root)/annotations/panoptic_\(split).json"
+    public init(root: String, split: String, layout: DatasetLayout = .cocoPanoptic) throws {
+        let (json, imageFolder, pngFolder) = layout.paths(root: root, split: split)
         let file: MappedFile
         do { file = try MappedFile(path: json) } catch {
             throw DataError(file: json, problem: "cannot read the file (missing or unreadable): \(error.reason)")
@@ -59,7 +60,7 @@ public struct COCOPanopticDataset: Sendable {
         }
         _ = consume mapped
         self.root = root; self.split = split; jsonPath = json
-        records = try index.records(imageDirectory: "\(root)/\(split)", pngDirectory: "\(root)/annotations/panoptic_\(split)")
+        records = try index.records(imageDirectory: imageFolder, pngDirectory: pngFolder)
         categories = index.categories
     }
 

@@ -79,17 +79,18 @@ public struct SemanticFolders: Sendable {
     public let images: [String]
     public let annotations: [String]
 
-    /// Lists `root/images/<split>` for files ending in one of `extensions` (lower case, compared case-insensitively);
-    /// every image must have its annotation and no two images may share a stem, else a `DataError` names the files.
-    /// `layout` describes the expected folder in the error for a missing one.
-    public init(root: String, split: String, encoding: LabelEncoding, extensions: [String] = ["jpg", "jpeg", "png"],
-                layout: String? = nil) throws {
+    /// Lists the image folder of `layout` (default `root/images/<split>`) for files ending in one of `extensions` (lower
+    /// case, compared case-insensitively); each needs `<stem>.png` in the label folder (default
+    /// `root/annotations/<split>`), and no two images may share a stem, else a `DataError` names the files.
+    /// `expected` describes the image folder in the error for a missing one.
+    public init(root: String, split: String, encoding: LabelEncoding, layout: DatasetLayout = .semanticFolders,
+                extensions: [String] = ["jpg", "jpeg", "png"], expected: String? = nil) throws {
         let fm = FileManager.default
-        let imageDir = "\(root)/images/\(split)", annotationDir = "\(root)/annotations/\(split)"
+        let (_, imageDir, annotationDir) = layout.paths(root: root, split: split)
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: imageDir, isDirectory: &isDir), isDir.boolValue,
               let names = try? fm.contentsOfDirectory(atPath: imageDir) else {
-            throw DataError(file: imageDir, problem: "no such folder (expected \(layout ?? "ROOT/images/\(split)"))")
+            throw DataError(file: imageDir, problem: "no such folder (expected \(expected ?? "the images of split \(split)"))")
         }
         let files = names.filter { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }.sorted()
         if files.isEmpty {

@@ -115,6 +115,13 @@ public struct DataConfig: Sendable, Equatable, Codable {
     public var root = "datasets/ADEChallengeData2016"
     public var trainSplit = "training"
     public var testSplit = "validation"
+    /// Where a split's files are, for `coco-instance`, `coco-panoptic` and `sem-seg` (detectron2's
+    /// `register_coco_instances(json_file, image_root)`): paths under `data.root` (or absolute) in which `{split}`
+    /// stands for the split's name; empty takes the format's layout (the table in docs/data.md). `annotation_file`:
+    /// the COCO JSON; `image_folder`: the images; `label_folder`: COCO panoptic's segment PNGs or sem-seg's label PNGs.
+    public var annotationFile = ""
+    public var imageFolder = ""
+    public var labelFolder = ""
     /// `sem-seg` only: the class names, one per class (`model.decoder.num_classes` of them); empty names them
     /// `class 0`, `class 1`, … (detectron2's `stuff_classes`).
     public var classes: [String] = []
@@ -259,7 +266,10 @@ extension MaskPilotConfig {
                 throw ConfigError(file: "--set \(item)", message: "the key '\(keyPath)' has an empty part (keys are names joined by single dots)")
             }
             origins[keyPath] = "--set \(item)"
-            let value = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 } ?? raw
+            // A string key takes the text as it is unless YAML reads it as a string (so quotes still work): `{split}/a.json`
+            // is a path, not a YAML mapping.
+            let parsed = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 }
+            let value = schemaTypes[keyPath] == "String" && !(parsed is String) ? raw : parsed ?? raw
             var nested: Any = value
             for part in parts.reversed() { nested = [String(part): nested] }
             guard let mapping = nested as? [String: Any] else { continue }
@@ -417,6 +427,9 @@ extension MaskPilotConfig {
                     throw ConfigError(file: file, message: "'\(here)' must be a mapping with keys \(baseMap.keys.sorted().joined(separator: ", "))")
                 }
                 out[key] = try merge(userMap, into: baseMap, path: here, file: file)
+            } else if current is String, value is [String: Any] || value is [Any] {
+                throw ConfigError(file: file, message: "'\(here)' must be a string, got a YAML \(value is [Any] ? "list" : "mapping"): quote a "
+                                  + "value that starts with { or [ (\(key): \"{split}/images\")")
             } else if current is NSNumber, !(current is Bool), let s = value as? String, let d = Double(s) {
                 out[key] = try checkedNumber(d, key: here, file: file)
             } else if let number = current as? NSNumber, !isBool(number), let given = value as? NSNumber, !isBool(given) {

@@ -165,6 +165,14 @@ extension MaskPilotConfig {
         nonNegative(input.minSizeTest, "input.min_size_test", max: Limit.pixels)
         nonNegative(input.maxSizeTest, "input.max_size_test", max: Limit.pixels)
         require(!data.root.isEmpty, "data.root", "is empty")
+        let defaults = DataConfig()
+        let layoutKeys = [("data.annotation_file", data.annotationFile, [DataConfig.Format.cocoInstance, .cocoPanoptic]),
+                          ("data.image_folder", data.imageFolder, [.cocoInstance, .cocoPanoptic, .semSeg]),
+                          ("data.label_folder", data.labelFolder, [.cocoPanoptic, .semSeg])]
+        for (key, value, formats) in layoutKeys where !value.isEmpty && !formats.contains(data.format) {
+            out.append(ConfigViolation(key: key, problem: "applies to data.format " + formats.map(\.rawValue).joined(separator: ", ")
+                                         + " only (\(data.format.rawValue) does not use it); leave it out"))
+        }
         if data.format == .semSeg {
             require((0...255).contains(data.ignoreLabel), "data.ignore_label", "must be an 8-bit label value within 0…255, got \(data.ignoreLabel)")
             require(data.classes.isEmpty || data.classes.count == model.decoder.numClasses, "data.classes",
@@ -173,7 +181,6 @@ extension MaskPilotConfig {
                 out.append(ConfigViolation(key: "model.decoder.num_classes", problem: "does not fit sem-seg label PNGs: \(problem)"))
             }
         } else {
-            let defaults = DataConfig()
             for (key, isDefault) in [("data.classes", data.classes == defaults.classes), ("data.ignore_label", data.ignoreLabel == defaults.ignoreLabel),
                                      ("data.reduce_zero_label", data.reduceZeroLabel == defaults.reduceZeroLabel)] where !isDefault {
                 out.append(ConfigViolation(key: key, problem: "applies to data.format sem-seg only (\(data.format.rawValue) has its own label space); leave it out"))

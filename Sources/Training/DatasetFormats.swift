@@ -47,6 +47,16 @@ extension DataConfig.Format {
 }
 
 extension DataConfig {
+    /// Where the format's files are: its standard layout with `data.annotation_file`, `data.image_folder` and
+    /// `data.label_folder` replacing the parts they set.
+    public var layout: DatasetLayout {
+        var l: DatasetLayout = format == .cocoPanoptic ? .cocoPanoptic : format == .semSeg ? .semanticFolders : .cocoInstances
+        if !annotationFile.isEmpty { l.annotationFile = annotationFile }
+        if !imageFolder.isEmpty { l.imageFolder = imageFolder }
+        if !labelFolder.isEmpty { l.labelFolder = labelFolder }
+        return l
+    }
+
     /// The `sem-seg` label encoding for `numClasses` classes (`data.ignore_label`, `data.reduce_zero_label`); the
     /// ignore value must be a byte (`violations()` checks it first).
     public func labelEncoding(numClasses: Int) -> LabelEncoding {
@@ -80,7 +90,8 @@ struct SemanticFoldersFormat: DatasetFormatDescriptor {
     var testResize: TestTimeResize { .ade20k }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> SemanticFolders {
-        try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses))
+        try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses),
+                            layout: config.data.layout)
     }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
@@ -115,7 +126,9 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
     var testResize: TestTimeResize { .coco }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> (COCOInstances, [String]) {
-        let ds = try COCOInstances(root: config.data.root, split: split, onBadSample: config.data.onBadSample == .skip ? .skip : .error)
+        let paths = config.data.layout.paths(root: config.data.root, split: split)
+        let ds = try COCOInstances(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder,
+                                   onBadSample: config.data.onBadSample == .skip ? .skip : .error)
         return (ds, ds.skippedCount > 0 ? [droppedRecordsNote(ds)] : [])
     }
 
@@ -143,15 +156,15 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
     var testResize: TestTimeResize { .coco }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        let ds = try COCOPanopticDataset(root: config.data.root, split: split)
+        let ds = try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout)
         return largeScaleJitterData(config, count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) })
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
-        let ds = try COCOPanopticDataset(root: config.data.root, split: split)
+        let ds = try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout)
         let numClasses = config.model.decoder.numClasses
         guard ds.numClasses == numClasses else {
-            throw EvaluationError(config.data.root, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
+            throw EvaluationError(ds.jsonPath, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
         }
         var post = PostProcessingConfig.panoptic(thingClasses: ds.thingClasses)
         post.objectMaskThreshold = config.eval.objectMaskThreshold

@@ -78,17 +78,33 @@ struct DatasetOptions: ParsableArguments {
     @Option(help: "Dataset root.") var root: String
     @Option(help: "Split: NAME for annotations/instances_NAME.json or panoptic_NAME.json; training/validation for ADE20K; train/val for Cityscapes; the folder under images/ and annotations/ for sem-seg.")
     var split: String
-    @Option(name: .customLong("set"), help: "A configuration key the reading needs (repeatable); sem-seg: model.decoder.num_classes=N, data.ignore_label=V, data.reduce_zero_label=true, data.classes=[…].")
+    @Option(name: .customLong("set"), help: "A configuration key the reading needs (repeatable): the layout keys data.annotation_file, data.image_folder, data.label_folder; sem-seg: model.decoder.num_classes=N, data.ignore_label=V, data.reduce_zero_label=true, data.classes=[…].")
     var overrides: [String] = []
 
-    /// The split read through the format's descriptor as training reads it (before augmentation), with its class names.
-    func openGeneric() throws -> (data: TrainingData, classNames: [String]) {
+    /// The defaults with `--set`, `--format` and `--root`, checked.
+    func config() throws -> MaskPilotConfig {
         var cfg: MaskPilotConfig
         do { cfg = try MaskPilotConfig.parse(yaml: "{}", file: "--set", overrides: overrides) } catch let e as ConfigError {
             throw RuntimeError(e.description)
         }
         cfg.data.format = format; cfg.data.root = root
-        cfg = try ConfigOptions.checked(cfg, source: "--format \(format.rawValue) --set …")
+        return try ConfigOptions.checked(cfg, source: "--format \(format.rawValue) --set …")
+    }
+
+    /// The COCO instances of the split, where the layout keys say.
+    func cocoInstances() throws -> COCOInstances {
+        let paths = try config().data.layout.paths(root: root, split: split)
+        return try COCOInstances(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder)
+    }
+
+    /// The COCO panoptic split, where the layout keys say.
+    func cocoPanoptic() throws -> COCOPanopticDataset {
+        try COCOPanopticDataset(root: root, split: split, layout: try config().data.layout)
+    }
+
+    /// The split read through the format's descriptor as training reads it (before augmentation), with its class names.
+    func openGeneric() throws -> (data: TrainingData, classNames: [String]) {
+        var cfg = try config()
         let data = try format.descriptor.trainingData(config: cfg, split: split)
         cfg.model.decoder.numClasses = data.numClasses
         let names = (try? format.descriptor.evaluationData(config: cfg, split: split).classNames) ?? (0..<data.numClasses).map { "class \($0)" }
@@ -114,13 +130,13 @@ struct DataMasks: ParsableCommand {
         }
         switch dataset.format {
         case .cocoInstance:
-            let ds = try COCOInstances(root: dataset.root, split: dataset.split)
+            let ds = try dataset.cocoInstances()
             guard let i = ds.imageIndex(forID: imageId) else { throw RuntimeError("image id \(imageId) is not in \(ds.annotationFile)") }
             for (a, m) in zip(ds.annotations(ofImage: i), try ds.masks(ofImage: i)) {
                 try save(m, name: "\(a.id)", cls: ds.categories[a.categoryIndex].name + (a.isCrowd ? " (crowd)" : ""))
             }
         case .cocoPanoptic:
-            let ds = try COCOPanopticDataset(root: dataset.root, split: dataset.split)
+            let ds = try dataset.cocoPanoptic()
             guard let i = ds.records.firstIndex(where: { $0.imageId == imageId }) else {
                 throw RuntimeError("image id \(imageId) is not in \(ds.jsonPath)")
             }
@@ -163,12 +179,12 @@ struct DataStats: ParsableCommand {
         var images = 0, annotations = 0
         switch dataset.format {
         case .cocoInstance:
-            let ds = try COCOInstances(root: dataset.root, split: dataset.split)
+            let ds = try dataset.cocoInstances()
             images = ds.imageCount; annotations = ds.annotationCount
             for i in 0..<ds.imageCount { for a in ds.annotations(ofImage: i) { perClass[ds.categories[a.categoryIndex].name, default: 0] += 1 } }
             if ds.skippedCount > 0 { print("skipped \(ds.skippedCount) bad records") }
         case .cocoPanoptic:
-            let ds = try COCOPanopticDataset(root: dataset.root, split: dataset.split)
+            let ds = try dataset.cocoPanoptic()
             images = ds.count
             for r in ds.records { for s in r.segments { annotations += 1; perClass[ds.categories[s.classIndex].name, default: 0] += 1 } }
         case .ade20k:

@@ -112,3 +112,16 @@ import Testing
         }
     }
 }
+
+@Suite struct DatasetLayoutTests {
+    @Test func patternsResolveUnderTheRoot() {
+        #expect(DatasetLayout.resolve("annotations/instances_{split}.json", root: "/d/coco", split: "val2017") == "/d/coco/annotations/instances_val2017.json")
+        #expect(DatasetLayout.resolve("{split}", root: "/d/coco/", split: "train") == "/d/coco/train")
+        #expect(DatasetLayout.resolve("/abs/{split}/x.json", root: "/d", split: "a") == "/abs/a/x.json")
+        #expect(DatasetLayout.resolve("{split}/{split}.json", root: "r", split: "s") == "r/s/s.json")
+        let p = DatasetLayout.cocoPanoptic.paths(root: "r", split: "val2017")
+        #expect(p.annotationFile == "r/annotations/panoptic_val2017.json" && p.imageFolder == "r/val2017"
+                && p.labelFolder == "r/annotations/panoptic_val2017")
+        #expect(DatasetLayout.semanticFolders.paths(root: "r", split: "training").labelFolder == "r/annotations/training")
+    }
+}

@@ -76,8 +76,13 @@ import Training
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["input.crop_size=[.inf, 512]"])
         } throws: { error in "\(error)".hasPrefix("--set input.crop_size=[.inf, 512]:") && "\(error)".contains("'input.crop_size'") }
-        // … and as the value of a key whose default is not a number (a string, a list, a bool).
-        for item in ["data.root=.nan", "solver.steps=.inf", "model.mask_piloting.enabled=.nan"] {
+        // … and as the value of a key whose default is not a number (a string in a file, a list, a bool); `--set` gives a
+        // string key its text (`stringKeysTakeSetTextLiterally`).
+        #expect { _ = try MaskPilotConfig.parse(yaml: "data:\n  root: .nan\n", file: "n.yaml") } throws: { error in
+            "\(error)".hasPrefix("n.yaml:") && "\(error)".contains("'data.root' must hold finite numbers")
+        }
+        #expect((try? MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.root=.nan"]))?.data.root == ".nan")
+        for item in ["solver.steps=.inf", "model.mask_piloting.enabled=.nan"] {
             let key = String(item.prefix { $0 != "=" })
             #expect {
                 _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: [item])
@@ -337,5 +342,19 @@ import Training
         var plain = MaskPilotConfig()
         plain.data.format = .semSeg
         #expect(plain.violations().isEmpty)   // 150 classes stored as 0…149, 255 ignored
+    }
+    /// String keys take `--set` text literally unless YAML reads it as a string, so the layout patterns need no quotes
+    /// on the command line; in a file an unquoted `{split}` is a YAML mapping, refused with the fix.
+    @Test func stringKeysTakeSetTextLiterally() throws {
+        let c = try MaskPilotConfig.parse(yaml: "data:\n  format: coco-instance\n",
+                                          overrides: ["data.image_folder={split}", "data.annotation_file={split}/_annotations.coco.json",
+                                                      "data.root=2017", "data.label_folder=\"quoted\""])
+        #expect(c.data.imageFolder == "{split}" && c.data.annotationFile == "{split}/_annotations.coco.json")
+        #expect(c.data.root == "2017" && c.data.labelFolder == "quoted")
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  image_folder: \"{split}/rgb\"\n").data.imageFolder == "{split}/rgb")
+        #expect { _ = try MaskPilotConfig.parse(yaml: "data:\n  image_folder: {split}\n", file: "c.yaml") } throws: { e in
+            "\(e)".hasPrefix("c.yaml: 'data.image_folder' must be a string, got a YAML mapping: quote")
+        }
+        #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["seed={split}"]) }
     }
 }

@@ -78,4 +78,52 @@ import _TestSupport
             "\(e)".contains("\(root)/annotations/training/scene_00000.png: image scene_00000: label") && "\(e)".contains("outside 1…3 (0 and 255 ignored)")
         }
     }
+    /// `data.annotation_file`, `data.image_folder` and `data.label_folder` move a COCO or sem-seg split's files (a
+    /// Roboflow-style export: `train/_annotations.coco.json` next to its images; absolute paths as given).
+    @Test func layoutKeysMoveTheFiles() throws {
+        let fm = FileManager.default
+        let coco = try makeTestDirectory("layout-coco").path
+        try writeSyntheticDataset(root: coco, options: SyntheticOptions(format: .cocoInstance, images: 3, width: 48, height: 48, seed: 2))
+        try fm.moveItem(atPath: "\(coco)/train2017", toPath: "\(coco)/train")
+        try fm.moveItem(atPath: "\(coco)/annotations/instances_train2017.json", toPath: "\(coco)/train/_annotations.coco.json")
+        var config = MaskPilotConfig()
+        config.data.format = .cocoInstance; config.data.root = coco; config.model.decoder.numClasses = 5
+        #expect { _ = try config.data.format.descriptor.trainingData(config: config, split: "train") } throws: { e in
+            "\(e)".contains("\(coco)/annotations/instances_train.json")
+        }
+        config.data.annotationFile = "{split}/_annotations.coco.json"; config.data.imageFolder = "{split}"
+        #expect(config.violations().isEmpty)
+        let train = try config.data.format.descriptor.trainingData(config: config, split: "train")
+        #expect(train.count == 3 && train.numClasses == 5)
+        #expect(try train.load(2).image.width == 48)
+        #expect(try config.data.format.descriptor.evaluationData(config: config, split: "train").count == 3)
+        config.data.imageFolder = "\(coco)/train"   // absolute paths, no {split}: every split reads these files
+        config.data.annotationFile = "\(coco)/train/_annotations.coco.json"
+        #expect(try config.data.format.descriptor.trainingData(config: config, split: "any").load(0).image.height == 48)
+
+        let pan = try makeTestDirectory("layout-pan").path
+        try writeSyntheticDataset(root: pan, options: SyntheticOptions(format: .cocoPanoptic, images: 2, width: 48, height: 48, seed: 3))
+        try fm.moveItem(atPath: "\(pan)/annotations/panoptic_train2017", toPath: "\(pan)/pngs")
+        var panoptic = MaskPilotConfig()
+        panoptic.data.format = .cocoPanoptic; panoptic.data.root = pan; panoptic.model.decoder.numClasses = 7
+        panoptic.data.labelFolder = "pngs"
+        let p = try panoptic.data.format.descriptor.evaluationData(config: panoptic, split: "train2017")
+        #expect(p.count == 2)
+        guard case .panoptic = try p.load(1).targets else { Issue.record("not panoptic"); return }
+
+        let sem = try makeTestDirectory("layout-semseg").path
+        try writeSyntheticDataset(root: sem, options: SyntheticOptions(format: .semSeg, images: 2, width: 48, height: 32, seed: 4))
+        try fm.moveItem(atPath: "\(sem)/images/training", toPath: "\(sem)/rgb")
+        try fm.moveItem(atPath: "\(sem)/annotations/training", toPath: "\(sem)/labels")
+        var semseg = MaskPilotConfig()
+        semseg.data.format = .semSeg; semseg.data.root = sem; semseg.model.decoder.numClasses = 7
+        semseg.data.imageFolder = "rgb"; semseg.data.labelFolder = "labels"
+        #expect(try semseg.data.format.descriptor.trainingData(config: semseg, split: "training").count == 2)
+
+        var ade = MaskPilotConfig()
+        ade.data.imageFolder = "rgb"; ade.data.annotationFile = "x.json"
+        #expect(ade.violations().map(\.key) == ["data.annotation_file", "data.image_folder"])
+        ade.data.format = .cocoInstance; ade.data.labelFolder = "pngs"
+        #expect(ade.violations().map(\.description) == ["data.label_folder: applies to data.format coco-panoptic, sem-seg only (coco-instance does not use it); leave it out"])
+    }
 }
