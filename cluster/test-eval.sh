@@ -328,6 +328,22 @@ for task in panoptic semantic sem-seg; do
   fi
 done
 
+# Weights alone (their stored config), the dataset gone: predict names a sem-seg model's classes by data.classes.
+if [ -f "$tmp/sem-seg-run/model_final.h5" ]; then
+  img=$(find "$tmp/sem-seg-data" -name '*.jpg' | sort | head -1); stem=$(basename "$img" .jpg)
+  "$bin" predict --weights "$tmp/sem-seg-run/model_final.h5" --set data.root="$tmp/no-such-dataset" --input "$img" \
+    --output "$tmp/sem-seg-alone" >"$tmp/sem-seg-alone.log" 2>&1
+  names=$(python3 -c 'import json, sys
+names = {s["name"] for s in json.load(open(sys.argv[1]))["segments"]}
+known = {"sky", "grass", "red box", "green disc", "blue wedge", "yellow box", "cyan disc"}
+print("ok" if names and names <= known else "names %s" % sorted(names))' "$tmp/sem-seg-alone/$stem.json" 2>&1)
+  if [ "$names" = ok ] && grep -q "classes are shown by data.classes" "$tmp/sem-seg-alone.log"; then
+    ok "sem-seg: predict from the weights alone names the classes by the stored data.classes"
+  else
+    bad "sem-seg: predict without the dataset" "$names; $(tail -2 "$tmp/sem-seg-alone.log")"
+  fi
+fi
+
 # sem-seg data holding a value beyond model.decoder.num_classes: training stops with exit 1 naming the label PNG.
 if [ -d "$tmp/sem-seg-data" ]; then
   "$bin" train --config configs/smoke.yaml --set data.format=sem-seg --set data.root="$tmp/sem-seg-data" --set data.train_split=validation \

@@ -20,6 +20,10 @@ public struct BackboneConfig: Sendable, Equatable, Codable {
     public var strideInReduction: Bool = false
     /// `model.backbone.swin.*` (Mask2Former's `MODEL.SWIN.*`), used when `name` is `swin`.
     public var swin = SwinConfig()
+    /// detectron2's `MODEL.BACKBONE.FREEZE_AT` (Swin's `frozen_stages`): training leaves the first `freezeAt` stages'
+    /// parameters as they are — 1 the stem (Swin's patch embedding), 2 also res2 (Swin's first stage), … 5 the whole
+    /// backbone; 0 (Mask2Former's value) trains everything.
+    public var freezeAt = 0
 
     public init(block: Block, depths: [Int], widths: [Int], stemChannels: Int, strideInReduction: Bool = false) {
         self.block = block; self.depths = depths; self.widths = widths
@@ -36,6 +40,15 @@ public struct BackboneConfig: Sendable, Equatable, Codable {
 
     /// Channels of res2…res5, whichever backbone.
     public var outputChannels: [Int] { name == .swin ? swin.outputChannels : widths }
+
+    /// The parameter-name prefixes `freezeAt` freezes: the stem, then res2…res5 (`backbone.stem.`, `backbone.res2.`, …;
+    /// Swin: `backbone.patch_embed.`, `backbone.layers.0.`, …, each stage with its patch merging). Swin's output norms
+    /// (`backbone.normK`) stay trainable, as in its reference.
+    public var frozenParameterPrefixes: [String] {
+        let stages = name == .swin ? ["backbone.patch_embed."] + (0..<4).map { "backbone.layers.\($0)." }
+                                   : ["backbone.stem."] + (2...5).map { "backbone.res\($0)." }
+        return Array(stages.prefix(max(0, min(freezeAt, stages.count))))
+    }
 
     /// Standard depths 18, 34, 50, 101 (torchvision-style, stem 64).
     public static func standard(depth: Int) -> BackboneConfig {

@@ -38,6 +38,8 @@ extension MaskPilotConfig {
         func fraction(_ value: Double, _ key: String) { require(value.isFinite && (0...1).contains(value), key, "must be within 0…1, got \(value)") }
 
         let b = model.backbone
+        require((0...5).contains(b.freezeAt), "model.backbone.freeze_at",
+                "must be within 0…5 (0 trains everything, 1 freezes the stem, 2…5 also res2…res5), got \(b.freezeAt)")
         switch b.name {
         case .resnet:
             require(b.depths.count == 4, "model.backbone.depths", "needs 4 stages (res2…res5), got \(b.depths.count): \(b.depths)")

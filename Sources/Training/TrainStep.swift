@@ -87,7 +87,14 @@ public final class TrainingStep {
         self.config = config
         var rng = RNG(seed: config.seed, stream: 0)
         model = Mask2Former(config.model, rng: &rng)
-        let named = model.namedParameters()
+        // `model.backbone.freeze_at`: frozen parameters get no gradient (so no backward through the frozen stages) and
+        // stay out of the flat buffers, the optimizer and the all-reduce; checkpoints still hold them (the state dict).
+        let frozen = config.model.backbone.frozenParameterPrefixes
+        var named = model.namedParameters()
+        if !frozen.isEmpty {
+            for (name, t) in named where frozen.contains(where: { name.hasPrefix($0) }) { t.requiresGrad = false }
+            named = named.filter { $0.1.requiresGrad }
+        }
         parameters = FlatParameters(named)
         let rules = mask2FormerRecipe(
             normParameters: model.parameterNames(inModulesWhere: { $0 is NormLayer }),

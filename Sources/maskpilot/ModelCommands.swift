@@ -33,13 +33,14 @@ struct ModelSummary: ParsableCommand {
         let cfg = try configOptions.load()
         var rng = RNG(seed: cfg.seed)
         let model = Mask2Former(cfg.model, rng: &rng)
-        print(summary(of: model, depth: depth))
+        print(summary(of: model, depth: depth, frozenPrefixes: cfg.model.backbone.frozenParameterPrefixes))
     }
 }
 
 /// Lines `name  count` for every module down to `depth` levels, then the trainable total and the
-/// buffer count (frozen BN statistics and affines are buffers, not trainable).
-func summary(of model: Module, depth: Int) -> String {
+/// buffer count (frozen BN statistics and affines are buffers, not trainable); parameters under `frozenPrefixes`
+/// (`model.backbone.freeze_at`) are counted apart.
+func summary(of model: Module, depth: Int, frozenPrefixes: [String] = []) -> String {
     let params = model.namedParameters()
     func count(under prefix: String) -> Int {
         params.filter { $0.0 == prefix || $0.0.hasPrefix(prefix + ".") }.reduce(0) { $0 + $1.1.count }
@@ -58,10 +59,13 @@ func summary(of model: Module, depth: Int) -> String {
                          + String(format: "%14@", count(under: prefix).formatted() as NSString))
         }
     }
-    let total = params.reduce(0) { $0 + $1.1.count }
+    let all = params.reduce(0) { $0 + $1.1.count }
+    let frozen = params.filter { p in frozenPrefixes.contains { p.0.hasPrefix($0) } }.reduce(0) { $0 + $1.1.count }
+    let total = all - frozen
     let buffers = model.namedBuffers().reduce(0) { $0 + $1.1.count }
     if depth > 0 { lines.append(String(repeating: "-", count: 70)) }
     lines.append("trainable parameters: \(total.formatted()) (\(total))")
+    if frozen > 0 { lines.append("frozen parameters (model.backbone.freeze_at): \(frozen.formatted()) (\(frozen))") }
     lines.append("buffers (frozen BN): \(buffers.formatted())")
     return lines.joined(separator: "\n")
 }

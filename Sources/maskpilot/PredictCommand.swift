@@ -21,7 +21,8 @@ struct PredictCommand: ParsableCommand {
         instance → IMG_instances.png (8-bit: 0 = background, k = k-th instance of IMG.json, higher scores on top); \
         panoptic → IMG_panoptic.png (COCO panoptic RGB segment ids, 0 = void). IMG.json lists the segments \
         (id, class, name, score where the task has one). Class names and the panoptic thing/stuff split come \
-        from the dataset in the config (data.root, the test split) when it can be read.
+        from the dataset in the config (data.root, the test split) when it can be read, else from data.classes \
+        (sem-seg) when it names every class.
         """)
 
 
@@ -68,7 +69,8 @@ struct PredictCommand: ParsableCommand {
         var splitError = ""
         do { split = try EvaluationSplit(config: cfg) } catch {
             splitError = "\(error)"
-            print("predict: the dataset of the config cannot be read (\(error)); classes are shown as \"class N\"")
+            print("predict: the dataset of the config cannot be read (\(error)); classes are shown "
+                  + (cfg.data.classes.isEmpty ? "as \"class N\"" : "by data.classes"))
         }
         let categoryIDs = split?.categoryIDs
         var stems: [String: String] = [:]
@@ -80,7 +82,9 @@ struct PredictCommand: ParsableCommand {
             stems[stem] = path
         }
         let numClasses = cfg.model.decoder.numClasses
-        let names = split.map(\.classNames) ?? (0..<numClasses).map { "class \($0)" }
+        // Without the dataset, a sem-seg configuration's data.classes still names them (weights store their config).
+        let names = split.map(\.classNames)
+            ?? (cfg.data.classes.count == numClasses ? cfg.data.classes : (0..<numClasses).map { "class \($0)" })
         let post: Mask2FormerPostProcessor
         switch task {
         case .semantic: post = Mask2FormerPostProcessor(.semantic)

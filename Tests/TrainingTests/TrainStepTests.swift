@@ -40,6 +40,17 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
                       imageKeys: (0..<images).map { KeyedPointSource.imageKey(epoch: 0, imageId: $0) })
 }
 
+/// A tiny model (basic-block ResNet 16…128, one encoder layer, hidden 32, 6 queries, 3 decoder layers, 5 classes).
+func tinyStepConfig() -> MaskPilotConfig {
+        var c = MaskPilotConfig()
+        c.model.backbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
+        c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32; c.model.pixelDecoder.encoderLayers = 1
+        c.model.pixelDecoder.encoderFeedforwardDim = 32
+        c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 6
+        c.model.decoder.heads = 4; c.model.decoder.feedforwardDim = 32; c.model.decoder.decLayers = 3; c.model.decoder.numClasses = 5
+        return c
+}
+
 @Suite struct TrainStepTests {
     @Test func r50AdeBaselineHasTheReferenceParameterCount() throws {
         var c = MaskPilotConfig()
@@ -175,6 +186,51 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
         }
         #expect(bitwiseEqual(runs), "\(precision), \(backbone): losses \(runs.map { Array($0.prefix(6)) })")
     }
+
+    /// `model.backbone.freeze_at: 2` leaves the stem and res2 out of the flat parameters (their values never change,
+    /// the state dict still holds them) and changes nothing else: the same forward and, for every trained parameter,
+    /// the bitwise same gradient as the unfrozen model's (clipping off, so the norm over fewer parameters does not
+    /// rescale them).
+    @Test func freezeAtLeavesTheFirstStagesAlone() throws {
+        var c = tinyStepConfig()
+        c.loss.numPoints = 32
+        c.solver.clipGradNorm = 1e6
+        var f = c
+        f.model.backbone.freezeAt = 2
+        #expect(f.violations().isEmpty)
+        #expect(f.model.backbone.frozenParameterPrefixes == ["backbone.stem.", "backbone.res2."])
+        let full = TrainingStep(config: c), frozen = TrainingStep(config: f)
+        let isFrozen = { (name: String) in name.hasPrefix("backbone.stem.") || name.hasPrefix("backbone.res2.") }
+        let before = Dictionary(uniqueKeysWithValues: frozen.model.namedParameters().map { ($0.0, $0.1.values) })
+        #expect(frozen.parameters.names.allSatisfy { !isFrozen($0) })
+        #expect(frozen.parameters.names.count < full.parameters.names.count && frozen.parameters.names.contains("backbone.res3.0.conv1.weight"))
+        #expect(frozen.model.stateDict().contains { $0.0 == "backbone.stem.conv1.weight" })
+
+        let batch = synthesizeBatch(images: 2, seed: 5)
+        let ra = try full.train(on: batch), rb = try frozen.train(on: batch)
+        #expect(ra.total == rb.total && ra.losses == rb.losses)
+        var compared = 0
+        for name in frozen.parameters.names {
+            let a = full.parameters.grads.buffer[full.parameters.range(of: name)!]
+            let b = frozen.parameters.grads.buffer[frozen.parameters.range(of: name)!]
+            #expect(Array(a) == Array(b), "gradient of \(name)")
+            compared += 1
+        }
+        #expect(compared == frozen.parameters.names.count)
+        for _ in 0..<2 { try frozen.train(on: batch) }
+        for (name, t) in frozen.model.namedParameters() where isFrozen(name) {
+            #expect(t.values == before[name]!, "\(name) changed")
+            #expect(!t.requiresGrad)
+        }
+        #expect(frozen.model.namedParameters().first { $0.0 == "backbone.res3.0.conv1.weight" }!.1.values
+                != before["backbone.res3.0.conv1.weight"]!)
+
+        var swin = BackboneConfig.swin(SwinConfig())
+        swin.freezeAt = 3
+        #expect(swin.frozenParameterPrefixes == ["backbone.patch_embed.", "backbone.layers.0.", "backbone.layers.1."])
+        f.model.backbone.freezeAt = 6
+        #expect(f.violations().map(\.key) == ["model.backbone.freeze_at"])
+    }
 }
 
 @Suite struct GradientAccumulationTests {
@@ -182,12 +238,7 @@ func synthesizeBatch(images: Int, seed: UInt64) -> TrainBatch {
     /// images: each image has two objects, so the per-micro-batch class-loss means and num_masks average to
     /// the full batch's (the same condition as for ranks).
     @Test func accumulateEqualsTheFullBatch() throws {
-        var c = MaskPilotConfig()
-        c.model.backbone = BackboneConfig(block: .basic, depths: [1, 1, 1, 1], widths: [16, 32, 64, 128], stemChannels: 16)
-        c.model.pixelDecoder.convDim = 32; c.model.pixelDecoder.maskDim = 32; c.model.pixelDecoder.encoderLayers = 1
-        c.model.pixelDecoder.encoderFeedforwardDim = 32
-        c.model.decoder.hiddenDim = 32; c.model.decoder.maskDim = 32; c.model.decoder.numQueries = 6
-        c.model.decoder.heads = 4; c.model.decoder.feedforwardDim = 32; c.model.decoder.decLayers = 3; c.model.decoder.numClasses = 5
+        var c = tinyStepConfig()
         c.model.maskPiloting.enabled = true
         c.loss.numPoints = 32
         c.solver.baseLearningRate = 1e-3
