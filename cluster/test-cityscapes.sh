@@ -47,7 +47,7 @@ for task in semantic instance panoptic; do
        | grep -q "tensors: all identical"; then
     ok "$task: 2-rank training checkpoints; 6 + resume + 6 steps == 12 steps, bitwise"
   else
-    bad "$task training / resume" "$(tail -3 "$tmp/$task-straight.log" "$tmp/$task-split2.log")"; continue
+    bad "$task training / resume" "$(tail -n 3 "$tmp/$task-straight.log" "$tmp/$task-split2.log")"; continue
   fi
   # A model trained long enough to score (600 steps, ~15 s), so that the checks below compare real numbers.
   if ! cluster/launch.sh -n 2 -- train "${common[@]}" --set solver.max_iter=600 --set checkpoint.period=0 --output "$tmp/$task-long" \

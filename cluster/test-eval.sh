@@ -70,7 +70,7 @@ if [ $stored_ok -eq 1 ] && [ $d -eq 0 ] && grep -q "warning: --config differs fr
    && [ $n -eq 1 ] && grep -q "\-\-weights $tmp/partial.h5 holds no MaskPilot configuration .*give the configuration it was trained with as --config" "$tmp/noconfig.log"; then
   ok "eval without --config uses the weights' stored configuration (checkpoint, run folder, checkpoint weights output: the same AP); a differing --config is named; a file without one needs --config"
 else
-  bad "configuration from the weights" "differs exit $d, no-config exit $n: $(tail -2 "$tmp/differs.log" "$tmp/noconfig.log")"
+  bad "configuration from the weights" "differs exit $d, no-config exit $n: $(tail -n 2 "$tmp/differs.log" "$tmp/noconfig.log")"
 fi
 # bf16: a run trained with solver.precision=bf16 writes the same fp32 checkpoint layout, which evaluates in either
 # precision (checkpoints are interchangeable between precisions).
@@ -227,7 +227,7 @@ if "$bin" predict --weights "$tmp/run/model_final.h5" --input "$tmp/data/val2017
    && grep -q "\-\-input $tmp/no-images: the folder holds no .jpg, .jpeg or .png file" "$tmp/predict-empty.log"; then
   ok "predict on a folder: its 4 images, with the checkpoint's configuration; a folder without images is named"
 else
-  bad "predict on a folder" "$(tail -2 "$tmp/predict-folder.log" "$tmp/predict-empty.log")"
+  bad "predict on a folder" "$(tail -n 2 "$tmp/predict-folder.log" "$tmp/predict-empty.log")"
 fi
 printf 'not a jpeg' > "$tmp/corrupt.jpg"
 if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$tmp/corrupt.jpg" --output "$tmp/predict-bad" >"$tmp/predict-bad.log" 2>&1; then
@@ -290,7 +290,7 @@ for task in panoptic semantic sem-seg; do
             --set eval.object_mask_threshold=0.3 --set eval.overlap_threshold=0.5 "${extra[@]}")
   if ! "$bin" data synth --format $fmt --out "$tmp/$task-data" --split $split --images 8 --size 96x64 --seed 3 >"$tmp/$task-synth.log" 2>&1 \
      || ! "$bin" train "${set_task[@]}" --set solver.max_iter=60 --set checkpoint.period=0 --output "$tmp/$task-run" >"$tmp/$task-train.log" 2>&1; then
-    bad "$task: synthesizing and training" "$(tail -3 "$tmp/$task-synth.log" "$tmp/$task-train.log")"; continue
+    bad "$task: synthesizing and training" "$(tail -n 3 "$tmp/$task-synth.log" "$tmp/$task-train.log")"; continue
   fi
   if ! cluster/launch.sh -n 2 -- eval "${set_task[@]}" --weights "$tmp/$task-run/model_final.h5" --output "$tmp/$task-eval" >"$tmp/$task-eval.log" 2>&1; then
     bad "$task: eval with 2 ranks" "$(tail -5 "$tmp/$task-eval.log")"; continue
@@ -353,6 +353,23 @@ if [ -d "$tmp/sem-seg-data" ]; then
   else
     bad "sem-seg with too few classes" "exit $code: $(tail -2 "$tmp/sem-seg-few.log")"
   fi
+fi
+
+# configs/custom-coco-instance-r50.yaml (the template for a COCO-format export) on a Roboflow-style layout:
+# train/_annotations.coco.json next to its images; one R50 step at 64² and an evaluation of the valid split.
+"$bin" data synth --format coco-instance --out "$tmp/export" --split train --images 4 --size 64x64 --seed 6 >/dev/null 2>&1
+"$bin" data synth --format coco-instance --out "$tmp/export" --split valid --images 2 --size 64x64 --seed 7 >/dev/null 2>&1
+for split in train valid; do mv "$tmp/export/annotations/instances_$split.json" "$tmp/export/$split/_annotations.coco.json"; done
+rmdir "$tmp/export/annotations" 2>/dev/null
+template=(--config configs/custom-coco-instance-r50.yaml --set data.root="$tmp/export" --set model.decoder.num_classes=5
+          --set input.crop_size=64 --set input.min_size_test=64 --set solver.ims_per_batch=2 --set loss.num_points=256)
+if "$bin" train "${template[@]}" --set solver.max_iter=1 --set eval.period=0 --set eval.best_metric= --set checkpoint.period=0 --output "$tmp/template-run" \
+     >"$tmp/template-train.log" 2>&1 \
+   && "$bin" eval --weights "$tmp/template-run/model_final.h5" --set data.root="$tmp/export" --output "$tmp/template-eval" \
+     >"$tmp/template-eval.log" 2>&1 && grep -q '"images" : 2\|"images": 2' "$tmp/template-eval/results.json"; then
+  ok "configs/custom-coco-instance-r50.yaml trains and evaluates a Roboflow-style export (layout keys, {split} in paths)"
+else
+  bad "the custom COCO template" "$(tail -n 3 "$tmp/template-train.log" "$tmp/template-eval.log")"
 fi
 
 # A ground-truth label PNG with a value beyond ADE20K's 150 classes: eval-results names the annotation, not the prediction.

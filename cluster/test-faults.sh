@@ -239,7 +239,7 @@ EOF2
 if [ $t1 -eq 0 ] && [ -s "$tmp/thin-out/strip_overlay.png" ] && [ $t2 -eq 0 ] && [ -s "$tmp/tall-out/tall_overlay.png" ]; then
   ok "images whose test-time resize rounds a side to 0 are predicted at a 1-pixel side"
 else
-  bad "thin images at test time" "exit $t1/$t2; $(tail -2 "$tmp/thin.log" "$tmp/tall.log" | cut -c1-300)"
+  bad "thin images at test time" "exit $t1/$t2; $(tail -n 2 "$tmp/thin.log" "$tmp/tall.log" | cut -c1-300)"
 fi
 
 # 12. `maskpilot config`: the resolved configuration, every key; its output read back as --config gives itself; a bad

@@ -93,7 +93,7 @@ if "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_fina
    && ! "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-nodrop/model_final.h5" 2>&1 | grep -q "tensors: all identical"; then
   ok "Swin with drop path 0.5: 10 + resume + 10 steps == 20 steps, bitwise (and differs from drop path 0)"
 else
-  bad "Swin resume" "$(tail -2 "$tmp/swin.log" "$tmp/swin2.log"; "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_final.h5" 2>&1 | tail -3)"
+  bad "Swin resume" "$(tail -n 2 "$tmp/swin.log" "$tmp/swin2.log"; "$bin" checkpoint diff "$tmp/swin/model_final.h5" "$tmp/swin-split/model_final.h5" 2>&1 | tail -3)"
 fi
 # 7. A stop during a periodic evaluation (the checkpoint comes first, so the resume starts after it): the resumed run
 #    evaluates that step before training on; a resume whose evaluation finished does not repeat it.
