@@ -98,6 +98,67 @@ for case in swin resnet-bin; do
   fi
 done
 
+# model export: each imported HF fixture written back as an HF folder. The Swin safetensors must hold exactly the
+# fixture's names, shapes and bytes (HF wrote the fixture; only SwinModel's unused final layer norm is at its initial
+# values) and config.json the fixture's model fields; both folders re-import to weights that reproduce HF's logits.
+for case in swin resnet-bin; do
+  src=Tests/Fixtures/hf/$case
+  if [ -f "$tmp/hf-$case.h5" ] && "$bin" model export --weights "$tmp/hf-$case.h5" --output "$tmp/export-$case" >"$tmp/export-$case.log" 2>&1 \
+     && "$bin" model import --from "$tmp/export-$case" --output "$tmp/back-$case.h5" --config-out "$tmp/back-$case.yaml" >"$tmp/back-$case.log" 2>&1 \
+     && grep -q "0 missing, .* 0 unused" "$tmp/back-$case.log" \
+     && cmp -s <("$bin" config --config "$tmp/hf-$case.yaml" --keys) <("$bin" config --config "$tmp/back-$case.yaml" --keys) \
+     && "$bin" model run --config "$tmp/back-$case.yaml" --weights "$tmp/back-$case.h5" --input "$src/expected.h5" \
+          --output "$tmp/back-out-$case.h5" >"$tmp/back-run-$case.log" 2>&1 \
+     && result=$(compare "$tmp/back-out-$case.h5" "$src/expected.h5"); then
+    ok "model export of $case + import back: the same configuration, HF's logits reproduced ($result)"
+  else
+    bad "model export $case" "$(cat "$tmp/export-$case.log" "$tmp/back-$case.log" "$tmp/back-run-$case.log" 2>/dev/null | tail -5) ${result:-}"
+  fi
+done
+same=$(python3 - Tests/Fixtures/hf/swin "$tmp/export-swin" <<'PY' 2>&1
+import json, struct, sys
+def tensors(folder):
+    d = open(folder + "/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", d[:8])[0]; h = json.loads(d[8:8 + n])
+    return {k: (v["dtype"], v["shape"], d[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items() if k != "__metadata__"}
+theirs, ours = tensors(sys.argv[1]), tensors(sys.argv[2])
+unused = {"model.pixel_level_module.encoder.swin.layernorm.weight", "model.pixel_level_module.encoder.swin.layernorm.bias"}
+differ = sorted(k for k in theirs if k in ours and theirs[k] != ours[k] and k not in unused)
+shapes = sorted(k for k in unused if theirs[k][:2] != ours[k][:2])
+ca, cb = (json.load(open(f + "/config.json")) for f in sys.argv[1:3])
+model_keys = [k for k in ca if k not in ("transformers_version", "backbone_config")]
+bb_keys = [k for k in ("model_type", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "qkv_bias", "patch_size",
+                       "out_features", "hidden_act", "layer_norm_eps", "use_absolute_embeddings", "drop_path_rate")]
+config = [k for k in model_keys if ca[k] != cb.get(k)] + ["backbone_config." + k for k in bb_keys if ca["backbone_config"][k] != cb["backbone_config"].get(k)]
+missing, extra = sorted(set(theirs) - set(ours)), sorted(set(ours) - set(theirs))
+print("ok" if not (differ or shapes or config or missing or extra) else
+      "differ %s, shapes %s, config %s, missing %s, extra %s" % (differ[:3], shapes, config, missing[:3], extra[:3]))
+PY
+)
+if [ "$same" = ok ]; then
+  ok "model export of the Swin fixture: every name, shape and byte of HF's model.safetensors (292 tensors) and config.json's model fields"
+else
+  bad "model export against HF's own files" "$same"
+fi
+# An MP-Former checkpoint exports without its label embedding (training only) and runs the same after re-import;
+# a model HF cannot build is refused before anything is written, naming the key.
+if "$bin" model export --weights "$tmp/run/model_final.h5" --output "$tmp/export-mp" >"$tmp/export-mp.log" 2>&1 \
+   && grep -q "left out: sem_seg_head.predictor.label_enc.weight" "$tmp/export-mp.log" \
+   && "$bin" model import --from "$tmp/export-mp" --output "$tmp/back-mp.h5" --config-out "$tmp/back-mp.yaml" >"$tmp/back-mp.log" 2>&1 \
+   && "$bin" model run --weights "$tmp/run/model_final.h5" --config "$tmp/run/config.yaml" --input "$tmp/data/train2017/"*.jpg --output "$tmp/mp-out.h5" >/dev/null 2>&1 \
+   && "$bin" model run --config "$tmp/back-mp.yaml" --weights "$tmp/back-mp.h5" --input "$tmp/mp-out.h5" --output "$tmp/back-mp-out.h5" >/dev/null 2>&1 \
+   && result=$(compare "$tmp/back-mp-out.h5" "$tmp/mp-out.h5"); then
+  ok "an MP-Former checkpoint exports without label_enc and re-imports to the same outputs ($result)"
+else
+  bad "model export of an MP-Former checkpoint" "$(tail -n 3 "$tmp/export-mp.log" "$tmp/back-mp.log" 2>/dev/null) ${result:-}"
+fi
+"$bin" model export --weights "$tmp/run/model_final.h5" --set model.pixel_decoder.name=fpn --output "$tmp/export-fpn" >"$tmp/export-fpn.log" 2>&1; code=$?
+if [ $code -eq 1 ] && grep -q "model.pixel_decoder.name fpn: HF builds the MSDeformAttn pixel decoder only" "$tmp/export-fpn.log" && [ ! -e "$tmp/export-fpn" ]; then
+  ok "model export refuses a model HF cannot build (FPN pixel decoder), exit 1, naming the key, writing nothing"
+else
+  bad "model export of an FPN model" "exit $code: $(tail -n 2 "$tmp/export-fpn.log")"
+fi
+
 # A standalone .safetensors file with --config, then images through model run (test-time resize, padding).
 if "$bin" model import --from Tests/Fixtures/hf/swin/model.safetensors --config "$tmp/hf-swin.yaml" --output "$tmp/st.h5" >"$tmp/st.log" 2>&1 \
    && cmp -s <(h5dump -d /model/backbone.layers.1.blocks.0.attn.qkv.weight "$tmp/st.h5" | tail -n +3) \

@@ -95,3 +95,30 @@ extension Float {
         }
     }
 }
+
+/// Writes `tensors` (float32, names unique, in their stored layout) as a `.safetensors` file at `path`, atomically
+/// (a temporary file renamed into place): the header lists them in the given order with `__metadata__` `metadata`
+/// (HF's `save_pretrained` writes `{"format": "pt"}`), padded with spaces to a multiple of 8 bytes as the reference
+/// writer does, then the little-endian data back to back.
+public func writeSafeTensors(_ tensors: [(String, Tensor)], metadata: [String: String] = ["format": "pt"], to path: String) throws {
+    var header: [String: Any] = ["__metadata__": metadata]
+    var offset = 0
+    for (name, t) in tensors {
+        guard header[name] == nil else { throw CheckpointError(file: path, problem: "tensor \"\(name)\" given twice") }
+        header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]] as [String: Any]
+        offset += 4 * t.count
+    }
+    var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+    json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
+    var bytes = Data(capacity: 8 + json.count + offset)
+    withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
+    bytes.append(json)
+    for (_, t) in tensors {
+        bytes.append(UnsafeBufferPointer(start: t.data, count: t.count))
+    }
+    try writeAtomically(to: path) { tmp in
+        do { try bytes.write(to: URL(fileURLWithPath: tmp)) } catch {
+            throw CheckpointError(file: tmp, problem: "cannot write: \(error.localizedDescription)")
+        }
+    }
+}

@@ -3,6 +3,7 @@
 // Corresponds to transformers' convert_mask2former_original_pytorch_checkpoint_to_pytorch.py and its Swin/ResNet
 // key layouts.
 import Foundation
+import TensorCore
 
 /// One segment of a name pattern: literal text, optionally ending in a capture — `{x}` or `{leaf}` any text, `{x*}`
 /// the rest of the name (one or more segments; last segment only), any other name a whole number, `{s+2}` one
@@ -182,4 +183,37 @@ public func hfNames(ofOurs key: String) -> [String]? {
         return rule.slots.map { slot in values["x"] = slot; return rule.hf.fill(values) }
     }
     return nil
+}
+
+/// A MaskPilot state dict (ours, PyTorch layout) in HF transformers' Mask2Former names, as `save_pretrained` writes
+/// them: stacked q/k/v projections split into HF's three, plus the tensors HF's model holds that ours computes
+/// (`criterion.empty_weight`: ones with `noObjectWeight` last; with `swinFinalNorm` channels, the final layer norm of
+/// HF's SwinModel, unused by the backbone, at its initial ones and zeros). `dropped` names ours that HF's model has no
+/// place for, with why (MP-Former's label embedding, used in training only).
+public func exportHuggingFaceMask2Former(_ stateDict: [(String, Tensor)], numClasses: Int, noObjectWeight: Float,
+                                         swinFinalNorm: Int?) throws -> (tensors: [(String, Tensor)], dropped: [(key: String, reason: String)]) {
+    var out: [(String, Tensor)] = [], dropped: [(key: String, reason: String)] = []
+    for (name, t) in stateDict {
+        guard let names = hfNames(ofOurs: name) else {
+            if name.hasPrefix("\(predictor).label_enc.") {
+                dropped.append((name, "MP-Former's ground-truth label embedding: used in training only, HF's Mask2Former has none"))
+                continue
+            }
+            throw HFImportError(description: "\(name) \(t.shape) has no HF transformers counterpart")
+        }
+        if names.count == 1 { out.append((names[0], t)); continue }
+        guard t.rank >= 1, t.shape[0] % names.count == 0 else {
+            throw HFImportError(description: "\(name) \(t.shape) cannot be split into \(names.count) equal row blocks for \(names.joined(separator: ", "))")
+        }
+        let rows = t.shape[0] / names.count
+        for (k, hf) in names.enumerated() { out.append((hf, withNoGrad { t.slice(axis: 0, k * rows ..< (k + 1) * rows) })) }
+    }
+    var weights = [Float](repeating: 1, count: numClasses + 1)
+    weights[numClasses] = noObjectWeight
+    out.append(("criterion.empty_weight", Tensor(weights, shape: [numClasses + 1])))
+    if let c = swinFinalNorm {
+        out.append(("\(hfBackbone).swin.layernorm.weight", Tensor([Float](repeating: 1, count: c), shape: [c])))
+        out.append(("\(hfBackbone).swin.layernorm.bias", Tensor([Float](repeating: 0, count: c), shape: [c])))
+    }
+    return (out, dropped)
 }

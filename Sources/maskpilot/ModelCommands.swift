@@ -1,4 +1,4 @@
-// `maskpilot model summary | import | run`: the module tree with parameter counts; weights from HF, detectron2 and
+// `maskpilot model summary | import | export | run`: the module tree with parameter counts; weights from HF, detectron2 and
 // PyTorch files; raw outputs for comparison with other implementations.
 // Corresponds to printing a detectron2 model and counting `p.numel()`, to HF's from_pretrained, and to calling
 // Mask2FormerForUniversalSegmentation on pixel_values.
@@ -15,7 +15,7 @@ import Training
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "model", abstract: "Inspect model configurations.",
-                                                    subcommands: [ModelSummary.self, ModelImportCommand.self, ModelRunCommand.self])
+                                                    subcommands: [ModelSummary.self, ModelImportCommand.self, ModelExportCommand.self, ModelRunCommand.self])
 }
 
 struct ModelSummary: ParsableCommand {
@@ -68,6 +68,42 @@ func summary(of model: Module, depth: Int, frozenPrefixes: [String] = []) -> Str
     if frozen > 0 { lines.append("frozen parameters (model.backbone.freeze_at): \(frozen.formatted()) (\(frozen))") }
     lines.append("buffers (frozen BN): \(buffers.formatted())")
     return lines.joined(separator: "\n")
+}
+
+struct ModelExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a model as an HF transformers folder (config.json, model.safetensors, preprocessor_config.json).",
+        discussion: """
+        The folder loads with Mask2FormerForUniversalSegmentation.from_pretrained and Mask2FormerImageProcessor, and \
+        back with `maskpilot model import --from FOLDER`. Weights are named as save_pretrained writes them (the query/key/value \
+        projections HF keeps apart are split); config.json takes the model and loss keys, id2label the names of data.classes \
+        when it names every class; preprocessor_config.json model.pixel_mean/std and the test-time resize. MP-Former's label \
+        embedding (training only) is left out. A model HF cannot build (FPN pixel decoder, conv_dim ≠ hidden_dim, …) is refused, \
+        naming the keys.
+        """)
+
+    @OptionGroup var configOptions: InferenceConfigOptions
+
+    @Option(help: "Model weights: a MaskPilot checkpoint or weights file, or a run folder.")
+    var weights: String
+
+    @Option(help: "The folder to write.")
+    var output: String
+
+    func run() throws {
+        let (cfg, weights, warnings) = try configOptions.load(weights: self.weights)
+        for warning in warnings { print(warning) }
+        do {
+            let report = try exportHuggingFace(config: cfg, weights: weights, to: output)
+            print("export: wrote \(output)/model.safetensors (\(report.tensorCount) tensors), config.json, preprocessor_config.json")
+            for d in report.dropped { print("export:   left out: \(d.key) — \(d.reason)") }
+            for a in report.added { print("export:   added: \(a.key) — \(a.reason)") }
+        } catch let e as TrainingError {
+            throw RuntimeError(e.description)
+        } catch let e as CheckpointError {
+            throw RuntimeError(e.description)
+        }
+    }
 }
 
 struct ModelImportCommand: ParsableCommand {

@@ -1,5 +1,7 @@
 // Tests of the HF-transformers → detectron2 name mapping, q/k/v packing and unmapped-key reporting.
 // Reference: HF Mask2Former naming (model.pixel_level_module…, model.transformer_module…) vs Mask2Former's state_dict.
+import Checkpoint
+import Foundation
 import Mask2FormerModel
 import Testing
 import TensorCore
@@ -125,5 +127,32 @@ import TensorCore
             let qkv = r.tensors["backbone.layers.1.blocks.0.attn.qkv.weight"]!
             #expect(qkv.shape == [48, 16] && qkv.values[0] == 1 && qkv.values[16 * 16] == 2 && qkv.values[32 * 16] == 3)
         }
+    }
+    /// The name table read both ways on a file HF wrote (Tests/Fixtures/hf/swin): import then export gives back every
+    /// key with the same shape and values, the stacked q/k/v split into HF's three; the ignored keys are re-made.
+    @Test func exportInvertsImportOnHFsOwnFile() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/hf/swin/model.safetensors").path
+        let hf = try readSafeTensors(path: file).tensors
+        let imported = try importHuggingFaceMask2Former(Dictionary(uniqueKeysWithValues: hf))
+        #expect(imported.unmapped.isEmpty)
+        let ours = imported.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let back = try exportHuggingFaceMask2Former(ours, numClasses: 5, noObjectWeight: 0.1, swinFinalNorm: 128)
+        #expect(back.dropped.isEmpty)
+        let original = Dictionary(uniqueKeysWithValues: hf)
+        #expect(Set(back.tensors.map(\.0)) == Set(original.keys))
+        for (key, t) in back.tensors {
+            let o = try #require(original[key])
+            #expect(t.shape == o.shape, "\(key)")
+            if !key.contains("swin.layernorm") && key != "criterion.empty_weight" { #expect(t.values == o.values, "\(key)") }
+        }
+        #expect(back.tensors.first { $0.0 == "criterion.empty_weight" }!.1.values == [1, 1, 1, 1, 1, 0.1])
+        #expect(hfNames(ofOurs: "backbone.res3.0.conv2.norm.running_var")
+                == ["model.pixel_level_module.encoder.encoder.stages.1.layers.0.layer.1.normalization.running_var"])
+        #expect(hfNames(ofOurs: "sem_seg_head.predictor.transformer_self_attention_layers.2.self_attn.in_proj_bias")
+                == ["q_proj", "k_proj", "v_proj"].map { "model.transformer_module.decoder.layers.2.self_attn.\($0).bias" })
+        #expect(hfNames(ofOurs: "sem_seg_head.predictor.label_enc.weight") == nil)
+        #expect(throws: HFImportError.self) { _ = try exportHuggingFaceMask2Former([("backbone.mystery.weight", Tensor.zeros([1]))],
+                                                                                 numClasses: 1, noObjectWeight: 0.1, swinFinalNorm: nil) }
     }
 }
