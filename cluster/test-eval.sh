@@ -344,6 +344,27 @@ print("ok" if names and names <= known else "names %s" % sorted(names))' "$tmp/s
   fi
 fi
 
+# Test-time augmentation (eval.tta, Mask2Former's TEST.AUG) on the sem-seg model with 2 ranks: recorded in results.json
+# and the log; refused on an instance format.
+if [ -f "$tmp/sem-seg-run/model_final.h5" ]; then
+  if cluster/launch.sh -n 2 -- eval --weights "$tmp/sem-seg-run/model_final.h5" --set data.root="$tmp/sem-seg-data" --set eval.tta=true \
+       --set 'eval.tta_min_sizes=[48, 64, 96]' --output "$tmp/sem-seg-tta" >"$tmp/sem-seg-tta.log" 2>&1 \
+     && python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); a = r["test_time_augmentation"]
+sys.exit(0 if a == {"min_sizes": [48, 64, 96], "max_size": 3584, "flip": True} and r["images"] == 8 and "mIoU" in r else 1)' "$tmp/sem-seg-tta/results.json" \
+     && grep -q "test-time augmentation: short edges 48, 64, 96, longest ≤ 3584, each also mirrored (6 passes per image" "$tmp/sem-seg-tta.log"; then
+    ok "sem-seg: eval.tta averages 6 passes per image with 2 ranks, recorded in results.json (mIoU $(metric "$tmp/sem-seg-tta/results.json" mIoU) vs $(metric "$tmp/sem-seg-eval/results.json" mIoU) single-scale)"
+  else
+    bad "sem-seg: eval.tta" "$(tail -n 3 "$tmp/sem-seg-tta.log")"
+  fi
+  "$bin" eval --config configs/smoke.yaml --set data.root="$tmp/sem-seg-data" --set eval.tta=true --weights "$tmp/sem-seg-run/model_final.h5" \
+    >"$tmp/tta-coco.log" 2>&1; code=$?
+  if [ $code -eq 1 ] && grep -q "eval.tta: applies to semantic formats only" "$tmp/tta-coco.log"; then
+    ok "eval.tta on an instance format is refused, naming the key"
+  else
+    bad "eval.tta on coco-instance" "exit $code: $(tail -n 2 "$tmp/tta-coco.log")"
+  fi
+fi
+
 # sem-seg data holding a value beyond model.decoder.num_classes: training stops with exit 1 naming the label PNG.
 if [ -d "$tmp/sem-seg-data" ]; then
   "$bin" train --config configs/smoke.yaml --set data.format=sem-seg --set data.root="$tmp/sem-seg-data" --set data.train_split=validation \

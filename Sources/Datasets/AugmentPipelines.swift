@@ -471,3 +471,22 @@ public struct TestTimeResize: SampleAugmentation {
                                targetIds: t.ids, originalSize: size, transforms: list)
     }
 }
+
+/// Test-time augmentation of semantic segmentation (detectron2's `DatasetMapperTTA` as Mask2Former's
+/// `SemanticSegmentorWithTTA` uses it: `TEST.AUG.MIN_SIZES`, `MAX_SIZE`, `FLIP`): the image resized to every short edge
+/// in `minSizes` (longest edge ≤ `maxSize`), each also mirrored when `flip`; the semantic scores of all of them,
+/// mapped back to the original image, are averaged.
+public struct TestTimeAugmentation: Sendable, Equatable {
+    public var minSizes: [Int]
+    public var maxSize: Int
+    public var flip: Bool
+    public init(minSizes: [Int], maxSize: Int, flip: Bool = true) { self.minSizes = minSizes; self.maxSize = maxSize; self.flip = flip }
+    /// Mask2Former's ADE20K semantic recipes (test at 512): 256…896 in steps of 128, longest edge ≤ 3584, flipped.
+    public static let ade20k = TestTimeAugmentation(minSizes: [256, 384, 512, 640, 768, 896], maxSize: 3584)
+    /// Mask2Former's Cityscapes semantic recipes (test at 1024): 512…1792 in steps of 256, longest edge ≤ 4096, flipped.
+    public static let cityscapes = TestTimeAugmentation(minSizes: [512, 768, 1024, 1280, 1536, 1792], maxSize: 4096)
+    /// The passes: every size, unflipped then (with `flip`) mirrored.
+    public var passes: [(resize: TestTimeResize, flipped: Bool)] {
+        minSizes.flatMap { s in (flip ? [false, true] : [false]).map { (TestTimeResize(shortEdge: s, maxSize: maxSize), $0) } }
+    }
+}

@@ -97,10 +97,13 @@ public struct EvaluationOptions: Sendable {
     /// The precision of the model's matrix products (post-processing and the metrics stay fp32).
     public var precision: GEMMPrecision
 
+    /// Semantic test-time augmentation (nil: the single test-time resize).
+    public var augmentation: TestTimeAugmentation?
     public init(layerConsistency: Bool, decoderLayers: Int, matcher: HungarianMatcher, numPoints: Int, seed: UInt64,
-                skipBadImages: Bool, precision: GEMMPrecision = .fp32) {
+                skipBadImages: Bool, precision: GEMMPrecision = .fp32, augmentation: TestTimeAugmentation? = nil) {
         self.layerConsistency = layerConsistency; self.decoderLayers = decoderLayers; self.matcher = matcher
         self.numPoints = numPoints; self.seed = seed; self.skipBadImages = skipBadImages; self.precision = precision
+        self.augmentation = augmentation
     }
 }
 
@@ -130,11 +133,15 @@ public struct InferenceOutput {
 /// Test-time resize, forward without gradients (its matrix products in `precision`) and post-processing (fp32) of one
 /// image (`model` must be in eval mode). An image whose post-processing at its original size cannot fit in memory
 /// (`memoryBytes`) is an `EvaluationError` naming `context` (its file or dataset record) before anything runs.
+/// With `augmentation` the semantic result averages the scores of its passes instead (`batch` and `predictions` stay
+/// the single test-time resize's, for the layer-consistency metrics).
 public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor,
-                  precision: GEMMPrecision = .fp32, context: String, memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
+                  precision: GEMMPrecision = .fp32, augmentation: TestTimeAugmentation? = nil, context: String,
+                  memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
     let (h, w) = (sample.image.height, sample.image.width)
-    let need = postProcessor.bytesLowerBound(queries: model.config.decoder.numQueries, classes: model.config.decoder.numClasses,
+    var need = postProcessor.bytesLowerBound(queries: model.config.decoder.numQueries, classes: model.config.decoder.numClasses,
                                              outputHeight: h, outputWidth: w)
+    if augmentation != nil { need += 4 * Double(model.config.decoder.numClasses) * Double(h) * Double(w) }   // the running sum
     let memory = memoryBytes
     guard memory <= 0 || need <= Double(memory) else {
         throw EvaluationError(context, String(format: "the %d×%d image's post-processing at its original size needs at least %.1f GB "
@@ -148,8 +155,45 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
     let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                   imageHeight: resized.image.height, imageWidth: resized.image.width,
                                   outputHeight: sample.image.height, outputWidth: sample.image.width)
-    let result = postProcessor(predictions.last!, sizes: [size])[0]
+    var result = postProcessor(predictions.last!, sizes: [size])[0]
+    if let augmentation, result.semantic != nil {
+        result.semantic = MaskPostProcessing.semanticResult(scores: try augmentedSemanticScores(
+            model, sample: sample, augmentation: augmentation, postProcessor: postProcessor, precision: precision))
+    }
     return InferenceOutput(batch: batch, predictions: predictions, result: result)
+}
+
+/// The mean semantic scores `[K, H, W]` (the original image's size) over `augmentation`'s passes: each pass resizes
+/// the (mirrored) image, runs the model and post-processes its final prediction to scores at the original size,
+/// mirrored back — Mask2Former's `SemanticSegmentorWithTTA`, which averages the `sem_seg` outputs.
+public func augmentedSemanticScores(_ model: Mask2Former, sample: Sample, augmentation: TestTimeAugmentation,
+                             postProcessor: Mask2FormerPostProcessor, precision: GEMMPrecision) throws -> Tensor {
+    let (h, w) = (sample.image.height, sample.image.width)
+    let k = model.config.decoder.numClasses
+    var sum = [Float](repeating: 0, count: k * h * w)
+    var noRNG = RNG(seed: 0)
+    let passes = augmentation.passes
+    for (resize, flipped) in passes {
+        let image = flipped ? sample.image.flippedHorizontally() : sample.image
+        let resized = try resize.apply(Sample(imageId: sample.imageId, image: image, targets: .none), rng: &noRNG)
+        let batch = Batch.collate([resized], normalization: model.config.pixelNormalization)
+        let last = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions.last! } }
+        let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
+                                      imageHeight: resized.image.height, imageWidth: resized.image.width, outputHeight: h, outputWidth: w)
+        let q = last.classLogits.shape[1], mh = last.maskLogits.shape[2], mw = last.maskLogits.shape[3]
+        let scores = postProcessor.semanticScores(classLogits: last.classLogits.reshaped([q, last.classLogits.shape[2]]),
+                                                  maskLogits: last.maskLogits.reshaped([q, mh, mw]), size: size)
+        let s = scores.data
+        for c in 0..<k {
+            for y in 0..<h {
+                let row = (c * h + y) * w
+                if flipped { for x in 0..<w { sum[row + x] += s[row + w - 1 - x] } }
+                else { for x in 0..<w { sum[row + x] += s[row + x] } }
+            }
+        }
+    }
+    let n = Float(passes.count)
+    return Tensor(sum.map { $0 / n }, shape: [k, h, w])
 }
 
 /// The outcome of an evaluation, on rank 0.
@@ -220,7 +264,7 @@ public struct ModelEvaluation {
             }
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
             let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor,
-                                precision: options.precision, context: context)
+                                precision: options.precision, augmentation: options.augmentation, context: context)
             try evaluator.update(EvaluatedImage(index: index, imageID: sample.imageId, targets: sample.targets, result: out.result,
                                                 context: context), files: &files)
             if options.layerConsistency {
@@ -252,6 +296,11 @@ public struct ModelEvaluation {
                                    "world_size": comm.size, "seconds": elapsed]
         var scalars = report.scalars
         var lines: [String] = split.notes
+        if let a = options.augmentation, split.task == .semantic {
+            json["test_time_augmentation"] = ["min_sizes": a.minSizes, "max_size": a.maxSize, "flip": a.flip] as [String: Any]
+            lines.append("test-time augmentation: short edges \(a.minSizes.map(String.init).joined(separator: ", ")), longest ≤ \(a.maxSize)"
+                         + (a.flip ? ", each also mirrored" : "") + " (\(a.passes.count) passes per image, scores averaged)")
+        }
         if !allSkipped.isEmpty {
             json["skipped_images"] = allSkipped.map { ["image_id": $0.imageID, "problem": $0.problem] as [String: Any] }
             lines.append("skipped \(allSkipped.count) unreadable image(s) (data.on_bad_sample: skip): "

@@ -207,14 +207,23 @@ public struct Mask2FormerPostProcessor: Sendable {
                         keepClasses: config.panopticOn ? config.thingClasses : nil)
                 }
             } else if config.semanticOn {
-                // Semantic at the padded size, then sem_seg_postprocess on the scores; computed on
-                // the valid region only (the einsum is per pixel).
-                let cropped = MaskPostProcessing.upsampleCrop(maskLogits, size: size)
-                let s = MaskPostProcessing.semanticScores(classLogits: classLogits, maskLogits: cropped)
-                let r = MaskPostProcessing.resize(s, height: size.outputHeight, width: size.outputWidth)
-                result.semantic = MaskPostProcessing.semanticResult(scores: r)
+                result.semantic = MaskPostProcessing.semanticResult(scores: semanticScores(classLogits: classLogits, maskLogits: maskLogits, size: size))
             }
             return result
+        }
+    }
+
+    /// The semantic scores `[K, outputHeight, outputWidth]` of one image (what `process` takes the arg-max of, and what
+    /// test-time augmentation averages): at the padded size, then sem_seg_postprocess on the scores, computed on the
+    /// valid region only (the einsum is per pixel); or, with `postprocessBeforeInference`, from the resized masks.
+    public func semanticScores(classLogits: Tensor, maskLogits: Tensor, size: InferenceImageSize) -> Tensor {
+        withNoGrad {
+            if config.postprocessBeforeInference {
+                return MaskPostProcessing.semanticScores(classLogits: classLogits, maskLogits: MaskPostProcessing.upsampleCropResize(maskLogits, size: size))
+            }
+            let cropped = MaskPostProcessing.upsampleCrop(maskLogits, size: size)
+            let s = MaskPostProcessing.semanticScores(classLogits: classLogits, maskLogits: cropped)
+            return MaskPostProcessing.resize(s, height: size.outputHeight, width: size.outputWidth)
         }
     }
 }

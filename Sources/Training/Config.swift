@@ -193,6 +193,13 @@ public struct EvalConfig: Sendable, Equatable, Codable {
     /// `eval`, `predict` or `model.weights`), by this metric, higher is better (e.g. AP, PQ, mIoU); its value and
     /// iteration are in `model_best.json`. Empty = off. detectron2's BestCheckpointer.
     public var bestMetric = ""
+    /// Semantic formats: test-time augmentation (Mask2Former's `TEST.AUG.ENABLED`, the "ms+flip" results): the semantic
+    /// scores of the image at `tta_min_sizes` (empty: the format's, ADE20K 256…896, Cityscapes 512…1792), longest edge
+    /// ≤ `tta_max_size` (0: the format's, 3584 / 4096), each also mirrored with `tta_flip`, averaged at the original size.
+    public var tta = false
+    public var ttaMinSizes: [Int] = []
+    public var ttaMaxSize = 0
+    public var ttaFlip = true
     public init() {}
 }
 

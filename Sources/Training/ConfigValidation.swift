@@ -199,6 +199,15 @@ extension MaskPilotConfig {
         nonNegative(train.gradientSplitPeriod, "train.gradient_split_period", max: Limit.iterations)
         nonNegative(eval.period, "eval.period", max: Limit.iterations)
         nonNegative(eval.maxImages, "eval.max_images", max: Limit.iterations)
+        if eval.tta {
+            if data.format.descriptor.testAugmentation == nil {
+                out.append(ConfigViolation(key: "eval.tta", problem: "applies to semantic formats only (Mask2Former averages semantic scores; "
+                                             + "\(data.format.rawValue) is scored as \(data.format.descriptor.task.rawValue))"))
+            }
+            require(eval.ttaMinSizes.allSatisfy { (1...Limit.pixels).contains($0) }, "eval.tta_min_sizes",
+                    "must be short-edge lengths within 1…\(Limit.pixels), got \(eval.ttaMinSizes)")
+        }
+        nonNegative(eval.ttaMaxSize, "eval.tta_max_size", max: Limit.pixels)
         fraction(eval.objectMaskThreshold, "eval.object_mask_threshold")
         fraction(eval.overlapThreshold, "eval.overlap_threshold")
         return out

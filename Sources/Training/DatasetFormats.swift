@@ -16,6 +16,8 @@ public protocol DatasetFormatDescriptor: Sendable {
     var task: EvaluationTask { get }
     /// The reference's test-time resize (`INPUT.MIN_SIZE_TEST` / `MAX_SIZE_TEST`) for this format.
     var testResize: TestTimeResize { get }
+    /// The reference's test-time augmentation (`TEST.AUG.*`), nil where it has none (instance and panoptic formats).
+    var testAugmentation: TestTimeAugmentation? { get }
     /// The training split `split` with its augmentation.
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData
     /// The split `split` for evaluation; its class count must equal `model.decoder.num_classes`.
@@ -68,6 +70,7 @@ extension DataConfig {
 struct ADE20KFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .semantic }
     var testResize: TestTimeResize { .ade20k }
+    var testAugmentation: TestTimeAugmentation? { .ade20k }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try ADE20KDataset(root: config.data.root, split: split)
@@ -88,6 +91,7 @@ struct ADE20KFormat: DatasetFormatDescriptor {
 struct SemanticFoldersFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .semantic }
     var testResize: TestTimeResize { .ade20k }
+    var testAugmentation: TestTimeAugmentation? { .ade20k }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> SemanticFolders {
         try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses),
@@ -124,6 +128,7 @@ func semanticEvaluationData(_ ds: SemanticFolders, classNames names: [String]?, 
 struct COCOInstanceFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .instance }
     var testResize: TestTimeResize { .coco }
+    var testAugmentation: TestTimeAugmentation? { nil }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> (COCOInstances, [String]) {
         let paths = config.data.layout.paths(root: config.data.root, split: split)
@@ -154,6 +159,7 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
 struct COCOPanopticFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .panoptic }
     var testResize: TestTimeResize { .coco }
+    var testAugmentation: TestTimeAugmentation? { nil }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout)
@@ -203,6 +209,7 @@ struct CityscapesFramesFormat: DatasetFormatDescriptor {
     /// `.semantic` or `.instance`.
     let task: EvaluationTask
     var testResize: TestTimeResize { .cityscapes }
+    var testAugmentation: TestTimeAugmentation? { task == .semantic ? .cityscapes : nil }
     var classes: [CityscapesLabel] { task == .semantic ? Cityscapes.classes : Cityscapes.thingClasses }
 
     /// The split, checked for the ground truth this reading needs, and its sample reader.
@@ -232,6 +239,7 @@ struct CityscapesFramesFormat: DatasetFormatDescriptor {
 struct CityscapesPanopticFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .panoptic }
     var testResize: TestTimeResize { .cityscapes }
+    var testAugmentation: TestTimeAugmentation? { nil }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try CityscapesPanopticDataset(root: config.data.root, split: split)

@@ -30,6 +30,17 @@ extension TestTimeResize {
     }
 }
 
+extension TestTimeAugmentation {
+    /// `eval.tta`'s augmentation: the format's, with `eval.tta_min_sizes` / `tta_max_size` where set and `tta_flip`;
+    /// nil when `eval.tta` is off or the format has none.
+    public init?(config: MaskPilotConfig) {
+        guard config.eval.tta, let format = config.data.format.descriptor.testAugmentation else { return nil }
+        let e = config.eval
+        self.init(minSizes: e.ttaMinSizes.isEmpty ? format.minSizes : e.ttaMinSizes, maxSize: e.ttaMaxSize > 0 ? e.ttaMaxSize : format.maxSize,
+                  flip: e.ttaFlip)
+    }
+}
+
 /// The model of `config` in eval mode with every tensor from `weights` (a checkpoint, weights file, .safetensors or run
 /// folder); a file that lacks any model tensor is an error, since those would keep random values.
 public func loadInferenceModel(config: MaskPilotConfig, weights: String) throws -> Mask2Former {
@@ -52,7 +63,7 @@ extension EvaluationOptions {
                   matcher: HungarianMatcher(classWeight: Float(config.loss.classWeight), maskWeight: Float(config.loss.maskWeight),
                                             diceWeight: Float(config.loss.diceWeight)),
                   numPoints: config.loss.numPoints, seed: config.seed, skipBadImages: config.data.onBadSample == .skip,
-                  precision: config.solver.precision)
+                  precision: config.solver.precision, augmentation: TestTimeAugmentation(config: config))
     }
 }
 

@@ -103,7 +103,7 @@ struct PredictCommand: ParsableCommand {
             let image = try loadImage(path: path)
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post,
-                                precision: cfg.solver.precision, context: path)
+                                precision: cfg.solver.precision, augmentation: task == .semantic ? TestTimeAugmentation(config: cfg) : nil, context: path)
             let w = image.width, h = image.height
             var segments: [OverlaySegment] = []
             var records: [[String: Any]] = []

@@ -133,4 +133,48 @@ import TensorCore
                                     resize: TestTimeResize(shortEdge: 64, maxSize: 128, keepTargets: false), maxImages: 0)
         }
     }
+    /// Test-time augmentation against its composition by hand, on the scores (this random model's labels are all one
+    /// class): one unflipped pass at the standard resize gives the standard scores bitwise; size 64 with flip gives the
+    /// mean of the two passes' scores, the mirrored one computed on the mirrored image and mirrored back; two sizes give
+    /// other scores; `infer` with augmentation takes the arg-max of those scores.
+    @Test func testTimeAugmentationAveragesMirroredPasses() throws {
+        let model = Self.tinyModel()
+        model.eval()
+        let sample = try Self.data().load(0)
+        let post = Mask2FormerPostProcessor(.semantic)
+        let resize = TestTimeResize(shortEdge: 64, maxSize: 128)
+        var noRNG = RNG(seed: 0)
+        func scores(_ image: Image8) throws -> [Float] {
+            let r = try resize.apply(Sample(imageId: 0, image: image, targets: .none), rng: &noRNG)
+            let b = Batch.collate([r], normalization: model.config.pixelNormalization)
+            let last = withNoGrad { model(b.images).predictions.last! }
+            let q = last.classLogits.shape[1]
+            return post.semanticScores(classLogits: last.classLogits.reshaped([q, last.classLogits.shape[2]]),
+                                       maskLogits: last.maskLogits.reshaped([q, last.maskLogits.shape[2], last.maskLogits.shape[3]]),
+                                       size: InferenceImageSize(paddedHeight: b.paddedSize.height, paddedWidth: b.paddedSize.width,
+                                                                imageHeight: r.image.height, imageWidth: r.image.width,
+                                                                outputHeight: 40, outputWidth: 48)).values
+        }
+        func augmented(_ sizes: [Int], flip: Bool) throws -> [Float] {
+            try augmentedSemanticScores(model, sample: sample, augmentation: TestTimeAugmentation(minSizes: sizes, maxSize: 128, flip: flip),
+                                        postProcessor: post, precision: .fp32).values
+        }
+        let plain = try scores(sample.image), mirrored = try scores(sample.image.flippedHorizontally())
+        #expect(try augmented([64], flip: false) == plain)
+        var mean = [Float](repeating: 0, count: plain.count)
+        for c in 0..<Self.classes { for y in 0..<40 { for x in 0..<48 {
+            let row = (c * 40 + y) * 48
+            mean[row + x] = (plain[row + x] + mirrored[row + 47 - x]) / 2
+        } } }
+        let flipped = try augmented([64], flip: true)
+        #expect(zip(flipped, mean).map { abs($0 - $1) }.max()! <= 1e-6)
+        #expect(zip(flipped, plain).map { abs($0 - $1) }.max()! > 1e-4)   // mirroring matters for this image
+        let multi = try augmented([48, 96], flip: true)
+        #expect(zip(multi, flipped).map { abs($0 - $1) }.max()! > 1e-4)
+        let out = try infer(model, sample: sample, resize: resize, postProcessor: post,
+                            augmentation: TestTimeAugmentation(minSizes: [48, 96], maxSize: 128, flip: true), context: "img0")
+        #expect(out.result.semantic!.labels == MaskPostProcessing.semanticResult(scores: Tensor(multi, shape: [Self.classes, 40, 48])).labels)
+        #expect(TestTimeAugmentation(minSizes: [48, 96], maxSize: 128, flip: true).passes.map { ($0.resize.shortEdge, $0.flipped) }
+                    .elementsEqual([(48, false), (48, true), (96, false), (96, true)], by: ==))
+    }
 }

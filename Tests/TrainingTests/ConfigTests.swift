@@ -357,4 +357,22 @@ import Training
         }
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["seed={split}"]) }
     }
+
+    /// `eval.tta` (Mask2Former's TEST.AUG): semantic formats only, the format's sizes unless given.
+    @Test func testTimeAugmentationKeys() throws {
+        var c = MaskPilotConfig()
+        c.eval.tta = true
+        #expect(c.violations().isEmpty)
+        #expect(TestTimeAugmentation(config: c) == .ade20k)
+        c.eval.ttaMinSizes = [300, 600]; c.eval.ttaMaxSize = 1000; c.eval.ttaFlip = false
+        #expect(TestTimeAugmentation(config: c) == TestTimeAugmentation(minSizes: [300, 600], maxSize: 1000, flip: false))
+        c.data.format = .cityscapesSemantic; c.eval.ttaMinSizes = []; c.eval.ttaMaxSize = 0
+        #expect(TestTimeAugmentation(config: c)?.minSizes == TestTimeAugmentation.cityscapes.minSizes)
+        c.data.format = .cocoPanoptic
+        #expect(c.violations().map(\.key) == ["eval.tta"])
+        c.data.format = .ade20k; c.eval.ttaMinSizes = [0]
+        #expect(c.violations().map(\.key) == ["eval.tta_min_sizes"])
+        c.eval.tta = false
+        #expect(TestTimeAugmentation(config: c) == nil)
+    }
 }
