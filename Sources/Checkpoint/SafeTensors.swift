@@ -96,17 +96,23 @@ extension Float {
     }
 }
 
-/// Writes `tensors` (float32, names unique, in their stored layout) as a `.safetensors` file at `path`, atomically
-/// (a temporary file renamed into place): the header lists them in the given order with `__metadata__` `metadata`
-/// (HF's `save_pretrained` writes `{"format": "pt"}`), padded with spaces to a multiple of 8 bytes as the reference
-/// writer does, then the little-endian data back to back.
-public func writeSafeTensors(_ tensors: [(String, Tensor)], metadata: [String: String] = ["format": "pt"], to path: String) throws {
+/// Writes `tensors` (float32, names unique, in their stored layout) and `int64Scalars` (0-dimensional I64 tensors, such
+/// as BatchNorm's `num_batches_tracked`) as a `.safetensors` file at `path`, atomically (a temporary file renamed into
+/// place): the header lists them with `__metadata__` `metadata` (HF's `save_pretrained` writes `{"format": "pt"}`),
+/// padded with spaces to a multiple of 8 bytes as the reference writer does, then the little-endian data back to back.
+public func writeSafeTensors(_ tensors: [(String, Tensor)], int64Scalars: [(String, Int64)] = [], metadata: [String: String] = ["format": "pt"],
+                             to path: String) throws {
     var header: [String: Any] = ["__metadata__": metadata]
     var offset = 0
     for (name, t) in tensors {
         guard header[name] == nil else { throw CheckpointError(file: path, problem: "tensor \"\(name)\" given twice") }
         header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]] as [String: Any]
         offset += 4 * t.count
+    }
+    for (name, _) in int64Scalars {
+        guard header[name] == nil else { throw CheckpointError(file: path, problem: "tensor \"\(name)\" given twice") }
+        header[name] = ["dtype": "I64", "shape": [Int](), "data_offsets": [offset, offset + 8]] as [String: Any]
+        offset += 8
     }
     var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
     json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
@@ -116,6 +122,7 @@ public func writeSafeTensors(_ tensors: [(String, Tensor)], metadata: [String: S
     for (_, t) in tensors {
         bytes.append(UnsafeBufferPointer(start: t.data, count: t.count))
     }
+    for (_, v) in int64Scalars { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     try writeAtomically(to: path) { tmp in
         do { try bytes.write(to: URL(fileURLWithPath: tmp)) } catch {
             throw CheckpointError(file: tmp, problem: "cannot write: \(error.localizedDescription)")

@@ -120,14 +120,43 @@ public func exportHuggingFace(config: MaskPilotConfig, weights: String, to folde
         throw TrainingError("\(folder): cannot create the folder: \(error.localizedDescription)")
     }
     func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
-    try writeSafeTensors(exported.tensors, to: path("model.safetensors"))
+    // HF's ResNet uses BatchNorm2d, whose batch counter from_pretrained expects; ours are frozen (never counted).
+    let counters = exported.tensors.compactMap { name, _ -> (String, Int64)? in
+        name.hasSuffix(".normalization.running_mean") ? (String(name.dropLast("running_mean".count)) + "num_batches_tracked", 0) : nil
+    }
+    try writeSafeTensors(exported.tensors, int64Scalars: counters, to: path("model.safetensors"))
     for (name, object) in [("config.json", hfConfigJSON(config)), ("preprocessor_config.json", hfPreprocessorJSON(config))] {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let data = Data(typedJSONText(object).utf8)
         try writeAtomically(to: path(name)) { tmp in
             do { try data.write(to: URL(fileURLWithPath: tmp)) } catch {
                 throw TrainingError("\(tmp): cannot write: \(error.localizedDescription)")
             }
         }
     }
-    return HFExportReport(folder: folder, tensorCount: exported.tensors.count, dropped: exported.dropped, added: added)
+    return HFExportReport(folder: folder, tensorCount: exported.tensors.count + counters.count, dropped: exported.dropped, added: added)
+}
+
+/// `value` (dictionaries, arrays, String, Bool, Int, Double) as indented JSON with sorted keys, every Double written
+/// with a fraction or exponent (`2.0`, not `2`): transformers 5 validates config fields by type, and a float field
+/// read as an int is refused. Foundation's JSONSerialization drops the `.0`.
+func typedJSONText(_ value: Any, indent: String = "") -> String {
+    let inner = indent + "  "
+    switch value {
+    case let map as [String: Any]:
+        if map.isEmpty { return "{}" }
+        let items = map.keys.sorted().map { "\(inner)\(typedJSONText($0)): \(typedJSONText(map[$0]!, indent: inner))" }
+        return "{\n" + items.joined(separator: ",\n") + "\n\(indent)}"
+    case let list as [Any]:
+        if list.isEmpty { return "[]" }
+        return "[" + list.map { typedJSONText($0, indent: inner) }.joined(separator: ", ") + "]"
+    case let b as Bool: return b ? "true" : "false"
+    case let i as Int: return String(i)
+    case let d as Double:
+        let text = "\(d)"   // Swift's shortest round-trip form: 2.0, 0.1, 1e-05
+        return d.isFinite ? text : "null"
+    case let s as String:
+        let data = (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    default: return "null"
+    }
 }
