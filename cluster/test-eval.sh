@@ -229,6 +229,15 @@ if "$bin" predict --weights "$tmp/run/model_final.h5" --input "$tmp/data/val2017
 else
   bad "predict on a folder" "$(tail -n 2 "$tmp/predict-folder.log" "$tmp/predict-empty.log")"
 fi
+# The same folder under 2 ranks: each image predicted once (rank i mod 2), the files equal to the 1-rank run's.
+if cluster/launch.sh -n 2 -- predict --weights "$tmp/run/model_final.h5" --input "$tmp/data/val2017" --output "$tmp/predict-2" \
+     >"$tmp/predict-2.log" 2>&1 && [ "$(grep -c ' segment(s) → ' "$tmp/predict-2.log")" = 4 ] \
+   && grep -q "predicted 4 image(s) on 2 rank(s)" "$tmp/predict-2.log" \
+   && diff -r "$tmp/predict-folder" "$tmp/predict-2" >/dev/null; then
+  ok "predict under 2 ranks shares the images (each once) and writes the same files as 1 rank"
+else
+  bad "predict with 2 ranks" "$(tail -n 3 "$tmp/predict-2.log"; diff -rq "$tmp/predict-folder" "$tmp/predict-2" | head -3)"
+fi
 printf 'not a jpeg' > "$tmp/corrupt.jpg"
 if "$bin" predict "${common[@]}" --weights "$tmp/run/model_final.h5" --input "$tmp/corrupt.jpg" --output "$tmp/predict-bad" >"$tmp/predict-bad.log" 2>&1; then
   bad "predict on a corrupt image" "exited 0"

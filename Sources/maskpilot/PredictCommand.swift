@@ -3,6 +3,7 @@
 // Corresponds to detectron2's demo/demo.py with the Visualizer.
 import ArgumentParser
 import Datasets
+import Distributed
 import Evaluation
 import Foundation
 import Mask2FormerModel
@@ -53,13 +54,19 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        do { try predict() } catch let e as ValidationError { throw e } catch { throw RuntimeError("\(error)") }
+        let comm = try makeCommunicator()
+        do { try predict(comm: comm) } catch let e as ValidationError where comm.size == 1 { throw e } catch {
+            if comm.size > 1 { comm.abort(code: 1, message: "rank \(comm.rank): \(error)") }
+            throw RuntimeError("\(error)")
+        }
     }
 
-    func predict() throws {
+    /// Under several ranks (`cluster/launch.sh -n N -- predict …`) image i is predicted by rank i mod N, each rank
+    /// writing its images' files into `--output` (a folder every rank can write: on several nodes, a shared one).
+    func predict(comm: any Communicator) throws {
         let (loaded, weights, warnings) = try configOptions.load(weights: self.weights)
         var cfg = loaded
-        for warning in warnings { print(warning) }
+        if comm.isCoordinator { for warning in warnings { print(warning) } }
         try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: no image given") }
         let images = try expandImageInputs(input, outputFolder: output)
@@ -69,8 +76,8 @@ struct PredictCommand: ParsableCommand {
         var splitError = ""
         do { split = try EvaluationSplit(config: cfg) } catch {
             splitError = "\(error)"
-            print("predict: the dataset of the config cannot be read (\(error)); classes are shown "
-                  + (cfg.data.classes.isEmpty ? "as \"class N\"" : "by data.classes"))
+            if comm.isCoordinator { print("predict: the dataset of the config cannot be read (\(error)); classes are shown "
+                  + (cfg.data.classes.isEmpty ? "as \"class N\"" : "by data.classes")) }
         }
         let categoryIDs = split?.categoryIDs
         var stems: [String: String] = [:]
@@ -99,7 +106,8 @@ struct PredictCommand: ParsableCommand {
         let model = try loadInferenceModel(config: cfg, weights: weights)
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 
-        for (n, path) in images.enumerated() {
+        let t0 = Date()
+        for (n, path) in images.enumerated() where n % comm.size == comm.rank {
             let image = try loadImage(path: path)
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post,
@@ -180,6 +188,10 @@ struct PredictCommand: ParsableCommand {
             try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
                 .write(to: URL(fileURLWithPath: "\(output)/\(stem).json"))
             print("\(path): \(segments.count) segment(s) → \(output)/\(stem)_overlay.png, \(rawName)")
+        }
+        try comm.barrier()
+        if comm.isCoordinator {
+            print("predicted \(images.count) image(s) on \(comm.size) rank(s) in " + String(format: "%.1f s", Date().timeIntervalSince(t0)) + " → \(output)")
         }
     }
 }
