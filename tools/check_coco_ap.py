@@ -4,7 +4,8 @@
     tools/check_coco_ap.py --root COCO_ROOT --split val2017 [--results RESULTS.json] [--maskpilot BIN] [--tolerance 0.001]
 
 Scores the same results JSON with `maskpilot eval-results --task instance` and with pycocotools, and compares all
-12 statistics (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl). Exits 1 when any differs by more
+12 statistics (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl) and every category's AP (detectron2's
+per-category table: the mean of COCOeval's precision[:, :, k, 0, -1] above -1, nan without ground truth). Exits 1 when any differs by more
 than --tolerance (default 0.001, i.e. 0.1 AP). Without --results it synthesizes detections from the ground truth
 itself, so the check exercises the whole protocol without a model: masks shifted by 0-3 pixels, some eroded to
 a corner, some classes swapped, duplicates, crowd-overlapping and missing detections, and random scores.
@@ -56,15 +57,17 @@ def maskpilot_stats(binary, root, split, results):
                           capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"check_coco_ap: maskpilot eval-results failed:\n{proc.stdout}{proc.stderr}")
-    stats = {}
+    stats, categories = {}, {}
     for line in proc.stdout.splitlines():
         parts = line.split()
         if parts and parts[0] in NAMES and "=" in line:
             stats[parts[0]] = float(line.rsplit("=", 1)[1])
+        elif len(parts) >= 4 and parts[0] == "category" and parts[2] == "=":
+            categories[int(parts[1])] = float(parts[3])
     missing = [n for n in NAMES if n not in stats]
     if missing:
         sys.exit(f"check_coco_ap: maskpilot's output lacks {missing}:\n{proc.stdout}")
-    return [stats[n] for n in NAMES]
+    return [stats[n] for n in NAMES], categories
 
 
 def main():
@@ -106,7 +109,13 @@ def main():
             ev.accumulate()
             ev.summarize()
         reference = [float(v) for v in ev.stats]
-        ours = maskpilot_stats(args.maskpilot, args.root, args.split, results)
+        ours, our_categories = maskpilot_stats(args.maskpilot, args.root, args.split, results)
+        precision = ev.eval["precision"]
+        reference_categories = {}
+        for k, cat in enumerate(ev.params.catIds):
+            p = precision[:, :, k, 0, -1]
+            p = p[p > -1]
+            reference_categories[cat] = float(np.mean(p)) if p.size else float("nan")
     finally:
         if tmp is not None:
             os.unlink(tmp.name)
@@ -116,6 +125,14 @@ def main():
     print(f"{'stat':6} {'pycocotools':>12} {'maskpilot':>12} {'diff':>10}")
     for name, a, b in zip(NAMES, reference, ours):
         print(f"{name:6} {a:12.6f} {b:12.6f} {b - a:+10.2e}")
+    if set(our_categories) != set(reference_categories):
+        print(f"check_coco_ap: FAILED: categories {sorted(our_categories)} vs pycocotools' {sorted(reference_categories)}")
+        sys.exit(1)
+    def gap(a, b):
+        return 0.0 if a != a and b != b else (float("inf") if (a != a) != (b != b) else abs(a - b))
+    category_worst = max((gap(reference_categories[c], our_categories[c]) for c in reference_categories), default=0.0)
+    print(f"per-category AP: {len(reference_categories)} categories, largest difference {category_worst:.2e}")
+    worst = max(worst, category_worst)
     if worst > args.tolerance:
         print(f"check_coco_ap: FAILED: largest difference {worst:.6f} > tolerance {args.tolerance}")
         sys.exit(1)

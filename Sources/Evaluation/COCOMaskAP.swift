@@ -46,6 +46,11 @@ public struct COCOMaskAPResult: Sendable, Equatable {
     public var arSmall: Double { stats[9] }
     public var arMedium: Double { stats[10] }
     public var arLarge: Double { stats[11] }
+    /// Each category's AP (IoU .50:.95, all areas, 100 detections; fractions in the `categoryIDs` order), NaN for a
+    /// category without ground truth: detectron2's per-category table (`_derive_coco_results`: the mean of
+    /// `precision[:, :, k, 0, -1]` over its entries above −1).
+    public var perCategoryAP: [Double] = []
+    public init(stats: [Double], perCategoryAP: [Double] = []) { self.stats = stats; self.perCategoryAP = perCategoryAP }
     public static let names = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 }
 
@@ -267,6 +272,12 @@ public enum COCOMaskAP {
             summarize(ap: false, maxDets: 1), summarize(ap: false, maxDets: 10), summarize(ap: false),
             summarize(ap: false, area: 1), summarize(ap: false, area: 2), summarize(ap: false, area: 3),
         ]
-        return COCOMaskAPResult(stats: stats)
+        let all = maxDetections.firstIndex(of: 100)!
+        let perCategory = (0..<K).map { k -> Double in
+            var sum = 0.0, n = 0
+            for t in 0..<T { for r in 0..<R { let v = precision[pIndex(t, r, k, 0, all)]; if v > -1 { sum += v; n += 1 } } }
+            return n == 0 ? .nan : sum / Double(n)
+        }
+        return COCOMaskAPResult(stats: stats, perCategoryAP: perCategory)
     }
 }

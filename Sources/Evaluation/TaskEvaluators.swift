@@ -159,6 +159,11 @@ public struct InstanceTaskEvaluator: TaskEvaluator {
             out.lines.append(name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", value))
         }
         out.json["detections"] = detections.count
+        let categories = dataset.categories
+        out.json["per_category_AP"] = zip(categories, r.perCategoryAP).map { c, ap -> [String: Any] in
+            ["category_id": c.id, "name": c.name, "AP": ap.isNaN ? NSNull() : 100 * ap as Any]
+        }
+        out.lines += perCategoryAPLines(names: categories.map(\.name), ap: r.perCategoryAP)
         if let outputDirectory { try writeCOCOInstanceResults(detections, to: "\(outputDirectory)/coco_instances_results.json") }
         return out
     }
@@ -257,4 +262,15 @@ public struct PanopticTaskEvaluator: TaskEvaluator {
         if let outputDirectory { try writeCOCOPanopticJSON(annotations, to: "\(outputDirectory)/\(outputName).json") }
         return out
     }
+}
+
+/// detectron2's "Per-category segm AP" table: `name AP` pairs, three to a line ("nan" for a category without ground
+/// truth).
+public func perCategoryAPLines(names: [String], ap: [Double]) -> [String] {
+    guard !names.isEmpty else { return [] }
+    let width = min(max(names.map(\.count).max() ?? 0, 8), 24)
+    let cells = zip(names, ap).map { name, v in
+        String(name.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) + (v.isNaN ? "    nan" : String(format: " %6.2f", 100 * v))
+    }
+    return ["per-category AP:"] + stride(from: 0, to: cells.count, by: 3).map { cells[$0..<min($0 + 3, cells.count)].joined(separator: " | ") }
 }

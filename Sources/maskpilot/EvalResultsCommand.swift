@@ -139,6 +139,10 @@ struct EvalResultsCommand: ParsableCommand {
         for (i, v) in r.stats.enumerated() {
             print(pad(COCOMaskAPResult.names[i], 6) + " " + labels[i] + String(format: " = %.6f", v))
         }
+        print("\nper-category AP (IoU=0.50:0.95, area=all, maxDets=100; nan: no ground truth):")
+        for (c, v) in zip(ds.categories, r.perCategoryAP) {
+            print("category \(c.id) = " + (v.isNaN ? "nan" : String(format: "%.6f", v)) + "  \(c.name)")
+        }
     }
 
     func panoptic() throws {

@@ -48,6 +48,11 @@ private func square(_ h: Int, _ w: Int, y: Int, x: Int, size: Int) -> COCORLE {
         for (i, (mine, coco)) in zip(result.stats, f.stats).enumerated() {
             #expect(abs(mine - coco) < 1e-6, "\(COCOMaskAPResult.names[i]): \(mine) vs COCO API \(coco)")
         }
+        // Every category with ground truth fills all its precision entries, so AP is the mean of the per-category APs
+        // (tools/check_coco_ap.py compares each with pycocotools' precision array).
+        let defined = result.perCategoryAP.filter { !$0.isNaN }
+        #expect(result.perCategoryAP.count == f.categories.count && !defined.isEmpty)
+        #expect(abs(defined.reduce(0, +) / Double(defined.count) - result.ap) < 1e-12)
     }
 
     @Test func perfectDetectionsScoreOne() throws {
