@@ -81,10 +81,12 @@ public struct SemanticTaskEvaluator: TaskEvaluator {
     public let fileNames: [String]
     /// What the prediction PNGs store for class c: c + `storedOffset` (1: ADE20K's 0 = unlabeled encoding).
     public let storedOffset: Int
+    /// Class names for the per-class table (empty: none printed).
+    public let classNames: [String]
     var evaluator: SemanticEvaluator
 
-    public init(numClasses: Int, fileNames: [String], storedOffset: Int = 1) {
-        self.numClasses = numClasses; self.fileNames = fileNames; self.storedOffset = storedOffset
+    public init(numClasses: Int, fileNames: [String], storedOffset: Int = 1, classNames: [String] = []) {
+        self.numClasses = numClasses; self.fileNames = fileNames; self.storedOffset = storedOffset; self.classNames = classNames
         evaluator = SemanticEvaluator(numClasses: numClasses)
     }
 
@@ -114,6 +116,10 @@ public struct SemanticTaskEvaluator: TaskEvaluator {
                        ("mACC", 100 * r.meanClassAccuracy)]
         out.json["per_class_IoU"] = r.perClassIoU.map { $0.map { 100 * $0 } as Any? ?? NSNull() }
         out.lines = out.scalars.map { $0.name.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %6.2f", $0.value) }
+        if classNames.count == numClasses {
+            out.json["per_class"] = zip(classNames, r.perClassIoU).map { ["name": $0, "IoU": $1.map { 100 * $0 } as Any? ?? NSNull()] as [String: Any] }
+            out.lines += perClassLines(title: "per-class IoU (nan: not in the ground truth):", names: classNames, values: r.perClassIoU.map { $0.map { 100 * $0 } })
+        }
         return out
     }
 }
@@ -163,7 +169,7 @@ public struct InstanceTaskEvaluator: TaskEvaluator {
         out.json["per_category_AP"] = zip(categories, r.perCategoryAP).map { c, ap -> [String: Any] in
             ["category_id": c.id, "name": c.name, "AP": ap.isNaN ? NSNull() : 100 * ap as Any]
         }
-        out.lines += perCategoryAPLines(names: categories.map(\.name), ap: r.perCategoryAP)
+        out.lines += perClassLines(title: "per-category AP:", names: categories.map(\.name), values: r.perCategoryAP.map { 100 * $0 })
         if let outputDirectory { try writeCOCOInstanceResults(detections, to: "\(outputDirectory)/coco_instances_results.json") }
         return out
     }
@@ -264,13 +270,14 @@ public struct PanopticTaskEvaluator: TaskEvaluator {
     }
 }
 
-/// detectron2's "Per-category segm AP" table: `name AP` pairs, three to a line ("nan" for a category without ground
-/// truth).
-public func perCategoryAPLines(names: [String], ap: [Double]) -> [String] {
+/// detectron2's per-class tables ("Per-category segm AP", SemSegEvaluator's IoU-<class>): `name value` pairs (values
+/// in percent, "nan" for a class without ground truth), three to a line, under `title`.
+public func perClassLines(title: String, names: [String], values: [Double?]) -> [String] {
     guard !names.isEmpty else { return [] }
     let width = min(max(names.map(\.count).max() ?? 0, 8), 24)
-    let cells = zip(names, ap).map { name, v in
-        String(name.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) + (v.isNaN ? "    nan" : String(format: " %6.2f", 100 * v))
+    let cells = zip(names, values).map { name, v in
+        String(name.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0)
+            + (v.map { $0.isNaN ? "    nan" : String(format: " %6.2f", $0) } ?? "    nan")
     }
-    return ["per-category AP:"] + stride(from: 0, to: cells.count, by: 3).map { cells[$0..<min($0 + 3, cells.count)].joined(separator: " | ") }
+    return [title] + stride(from: 0, to: cells.count, by: 3).map { cells[$0..<min($0 + 3, cells.count)].joined(separator: " | ") }
 }

@@ -118,10 +118,11 @@ func semanticEvaluationData(_ ds: SemanticFolders, classNames names: [String]?, 
     let numClasses = ds.encoding.numClasses
     let fileNames = (0..<ds.count).map(ds.annotationName)
     let offset = ds.encoding.storedValue(ofClass: 0)
-    return EvaluationData(count: ds.count, load: load,
-                          classNames: (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" },
+    let classNames = (0..<numClasses).map { names != nil && $0 < names!.count ? names![$0] : "class \($0)" }
+    return EvaluationData(count: ds.count, load: load, classNames: classNames,
                           categoryIDs: nil, postProcessor: Mask2FormerPostProcessor(.semantic), imageID: imageID,
-                          makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: numClasses, fileNames: fileNames, storedOffset: offset) })
+                          makeEvaluator: { _ in SemanticTaskEvaluator(numClasses: numClasses, fileNames: fileNames, storedOffset: offset,
+                                                                      classNames: classNames) })
 }
 
 /// COCO instances (`annotations/instances_<split>.json`): instance segmentation, large-scale jitter.

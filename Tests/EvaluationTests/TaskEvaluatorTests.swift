@@ -43,4 +43,22 @@ import TensorCore
         let expected = semanticImage(1).result.semantic!.labels.map { UInt8($0 + 1) }
         #expect(decoded.width == 4 && decoded.height == 3 && decoded.pixels.enumerated().allSatisfy { $0.element == expected[$0.offset / decoded.channels] })
     }
+
+    /// The per-class tables: three `name value` cells a line, "nan" for a class without ground truth; the semantic
+    /// evaluator prints and records them by name when it has the names.
+    @Test func perClassTablesNameEveryClass() throws {
+        let lines = perClassLines(title: "t:", names: ["a", "bb", "ccc", "d"], values: [12.5, nil, .nan, 100])
+        #expect(lines == ["t:", "a         12.50 | bb          nan | ccc         nan", "d        100.00"])
+        var ev = SemanticTaskEvaluator(numClasses: 2, fileNames: ["x.png"], storedOffset: 0, classNames: ["road", "sky"])
+        let labels: [Int32] = [0, 0, 1, 1]
+        var files: [PredictionFile]? = nil
+        try ev.update(EvaluatedImage(index: 0, imageID: 1, targets: .semantic(LabelMap(width: 2, height: 2, labels: [0, 0, 0, 255])),
+                                     result: InferenceResult(semantic: SemanticResult(scores: Tensor.zeros([2, 2, 2]), labels: labels, height: 2, width: 2)),
+                                     context: "x"),
+                      files: &files)
+        let report = try ev.report(outputDirectory: nil, skippedImageIDs: [])
+        #expect(report.lines.contains("road      66.67 | sky         nan"))
+        let perClass = try #require(report.json["per_class"] as? [[String: Any]])
+        #expect(perClass.map { $0["name"] as? String } == ["road", "sky"])
+    }
 }
