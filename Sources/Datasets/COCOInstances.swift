@@ -109,9 +109,10 @@ public struct COCOInstances: Sendable {
     let imageIndexByID: [Int: Int32]
     let categoryIndexByID: [Int: Int32]
 
-    /// Loads `root/annotations/instances_<split>.json` with images in `root/<split>/` (`DatasetLayout.cocoInstances`).
-    public init(root: String, split: String, onBadSample policy: BadSamplePolicy = .error) throws(DataError) {
-        let paths = DatasetLayout.cocoInstances.paths(root: root, split: split)
+    /// Loads the split `split` of `root` laid out as `layout` (default `root/annotations/instances_<split>.json` with
+    /// images in `root/<split>/`).
+    public init(root: String, split: String, layout: DatasetLayout = .cocoInstances, onBadSample policy: BadSamplePolicy = .error) throws(DataError) {
+        let paths = layout.paths(root: root, split: split)
         try self.init(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder, onBadSample: policy)
     }
 

@@ -278,6 +278,7 @@ public enum COCOMaskAP {
             for t in 0..<T { for r in 0..<R { let v = precision[pIndex(t, r, k, 0, all)]; if v > -1 { sum += v; n += 1 } } }
             return n == 0 ? .nan : sum / Double(n)
         }
-        return COCOMaskAPResult(stats: stats, perCategoryAP: perCategory)
+        // In the caller's `categoryIDs` order (a JSON may list its categories in any order; `perCategory` is by sorted id).
+        return COCOMaskAPResult(stats: stats, perCategoryAP: categoryIDs.map { perCategory[categoryIndex[$0]!] })
     }
 }

@@ -133,11 +133,11 @@ public struct InferenceOutput {
 /// Test-time resize, forward without gradients (its matrix products in `precision`) and post-processing (fp32) of one
 /// image (`model` must be in eval mode). An image whose post-processing at its original size cannot fit in memory
 /// (`memoryBytes`) is an `EvaluationError` naming `context` (its file or dataset record) before anything runs.
-/// With `augmentation` the semantic result averages the scores of its passes instead (`batch` and `predictions` stay
-/// the single test-time resize's, for the layer-consistency metrics).
+/// With `augmentation` the semantic result averages the scores of its passes instead; the single test-time resize's
+/// forward then runs only when `predictions` are needed (the layer-consistency metrics), else `predictions` is empty.
 public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, postProcessor: Mask2FormerPostProcessor,
-                  precision: GEMMPrecision = .fp32, augmentation: TestTimeAugmentation? = nil, context: String,
-                  memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
+                  precision: GEMMPrecision = .fp32, augmentation: TestTimeAugmentation? = nil, needsPredictions: Bool = true,
+                  context: String, memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
     let (h, w) = (sample.image.height, sample.image.width)
     var need = postProcessor.bytesLowerBound(queries: model.config.decoder.numQueries, classes: model.config.decoder.numClasses,
                                              outputHeight: h, outputWidth: w)
@@ -151,15 +151,19 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
     var noRNG = RNG(seed: 0)
     let resized = try resize.apply(sample, rng: &noRNG)
     let batch = Batch.collate([resized], normalization: model.config.pixelNormalization)
+    if let augmentation, postProcessor.config.semanticOn {
+        let predictions: [MaskPrediction] = needsPredictions
+            ? withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } } : []
+        let scores = try augmentedSemanticScores(model, sample: sample, augmentation: augmentation, postProcessor: postProcessor,
+                                                 precision: precision)
+        return InferenceOutput(batch: batch, predictions: predictions,
+                               result: InferenceResult(semantic: MaskPostProcessing.semanticResult(scores: scores)))
+    }
     let predictions: [MaskPrediction] = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } }
     let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                   imageHeight: resized.image.height, imageWidth: resized.image.width,
                                   outputHeight: sample.image.height, outputWidth: sample.image.width)
-    var result = postProcessor(predictions.last!, sizes: [size])[0]
-    if let augmentation, result.semantic != nil {
-        result.semantic = MaskPostProcessing.semanticResult(scores: try augmentedSemanticScores(
-            model, sample: sample, augmentation: augmentation, postProcessor: postProcessor, precision: precision))
-    }
+    let result = postProcessor(predictions.last!, sizes: [size])[0]
     return InferenceOutput(batch: batch, predictions: predictions, result: result)
 }
 
@@ -170,7 +174,8 @@ public func augmentedSemanticScores(_ model: Mask2Former, sample: Sample, augmen
                              postProcessor: Mask2FormerPostProcessor, precision: GEMMPrecision) throws -> Tensor {
     let (h, w) = (sample.image.height, sample.image.width)
     let k = model.config.decoder.numClasses
-    var sum = [Float](repeating: 0, count: k * h * w)
+    let mean = Tensor.zeros([k, h, w])   // the running sum, then the mean, in place
+    let sum = mean.data
     var noRNG = RNG(seed: 0)
     let passes = augmentation.passes
     for (resize, flipped) in passes {
@@ -193,7 +198,8 @@ public func augmentedSemanticScores(_ model: Mask2Former, sample: Sample, augmen
         }
     }
     let n = Float(passes.count)
-    return Tensor(sum.map { $0 / n }, shape: [k, h, w])
+    for i in 0..<(k * h * w) { sum[i] /= n }
+    return mean
 }
 
 /// The outcome of an evaluation, on rank 0.
@@ -264,7 +270,8 @@ public struct ModelEvaluation {
             }
             let context = "\(split.root) \(split.split) image \(sample.imageId)"
             let out = try infer(model, sample: sample, resize: split.resize, postProcessor: split.postProcessor,
-                                precision: options.precision, augmentation: options.augmentation, context: context)
+                                precision: options.precision, augmentation: options.augmentation,
+                                needsPredictions: options.layerConsistency, context: context)
             try evaluator.update(EvaluatedImage(index: index, imageID: sample.imageId, targets: sample.targets, result: out.result,
                                                 context: context), files: &files)
             if options.layerConsistency {

@@ -59,6 +59,9 @@ extension DataConfig {
         return l
     }
 
+    /// `data.classes` when it names exactly `numClasses` classes, else nil (the caller's default names).
+    public func classNames(numClasses: Int) -> [String]? { classes.count == numClasses ? classes : nil }
+
     /// The `sem-seg` label encoding for `numClasses` classes (`data.ignore_label`, `data.reduce_zero_label`); the
     /// ignore value must be a byte (`violations()` checks it first).
     public func labelEncoding(numClasses: Int) -> LabelEncoding {
@@ -106,7 +109,7 @@ struct SemanticFoldersFormat: DatasetFormatDescriptor {
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
         let ds = try open(config, split: split)
-        return semanticEvaluationData(ds, classNames: config.data.classes.isEmpty ? nil : config.data.classes, imageID: { $0 },
+        return semanticEvaluationData(ds, classNames: config.data.classNames(numClasses: ds.encoding.numClasses), imageID: { $0 },
                                       load: { try ds.sample($0) })
     }
 }
@@ -132,8 +135,7 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
     var testAugmentation: TestTimeAugmentation? { nil }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> (COCOInstances, [String]) {
-        let paths = config.data.layout.paths(root: config.data.root, split: split)
-        let ds = try COCOInstances(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder,
+        let ds = try COCOInstances(root: config.data.root, split: split, layout: config.data.layout,
                                    onBadSample: config.data.onBadSample == .skip ? .skip : .error)
         return (ds, ds.skippedCount > 0 ? [droppedRecordsNote(ds)] : [])
     }

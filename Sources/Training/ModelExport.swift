@@ -63,7 +63,7 @@ public func hfConfigJSON(_ config: MaskPilotConfig) -> [String: Any] {
                         "downsample_in_first_stage": false, "hidden_act": "relu"]) { $1 }
     }
     let k = m.decoder.numClasses
-    let names = config.data.classes.count == k ? config.data.classes : (0..<k).map { "LABEL_\($0)" }
+    let names = config.data.classNames(numClasses: k) ?? (0..<k).map { "LABEL_\($0)" }
     return [
         "model_type": "mask2former", "architectures": ["Mask2FormerForUniversalSegmentation"], "backbone_config": backbone,
         "feature_size": m.pixelDecoder.convDim, "mask_feature_size": m.pixelDecoder.maskDim, "hidden_dim": m.decoder.hiddenDim,

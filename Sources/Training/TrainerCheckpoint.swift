@@ -22,10 +22,14 @@ public func installStopSignalHandlers() {
 /// Configuration keys under `model.` that do not change the model's shape (initial-weights import).
 let modelKeysExemptOnResume: Set<String> = ["model.weights", "model.weights_ignore"]
 
+/// Configuration keys under `model.` that shape training only (which parameters train), not the model inference runs.
+let modelKeysOfTrainingOnly: Set<String> = ["model.backbone.freeze_at"]
+
 /// The keys among `differences` (dotted, as `MaskPilotConfig.differences` gives them) that change the model the
-/// weights belong to: `model.*` except the initial-weights import. Resume refuses them; eval and predict warn.
-public func modelChanges(_ differences: [String]) -> [String] {
-    differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) }
+/// weights belong to: `model.*` except the initial-weights import, and for `inference` also the training-only keys.
+/// Resume refuses them; eval and predict warn.
+public func modelChanges(_ differences: [String], inference: Bool = false) -> [String] {
+    differences.filter { $0.hasPrefix("model.") && !modelKeysExemptOnResume.contains($0) && !(inference && modelKeysOfTrainingOnly.contains($0)) }
 }
 
 /// The configuration keys that differ between two configs (callers refuse those under `model.*` on resume,

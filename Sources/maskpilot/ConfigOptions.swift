@@ -79,7 +79,7 @@ struct InferenceConfigOptions: ParsableArguments {
         let cfg = try ConfigOptions.resolve(path: config, overrides: overrides)
         var warnings: [String] = []
         if let stored, let theirs = try? MaskPilotConfig.parse(yaml: stored, file: path) {
-            let changed = modelChanges((try? MaskPilotConfig.differences(theirs, cfg)) ?? [])
+            let changed = modelChanges((try? MaskPilotConfig.differences(theirs, cfg)) ?? [], inference: true)
             if !changed.isEmpty {
                 warnings.append("warning: --config differs from the configuration stored in \(path) in \(changed.joined(separator: ", ")); "
                                 + "the weights were trained with the stored values (leave out --config to use them)")

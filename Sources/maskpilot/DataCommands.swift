@@ -93,8 +93,7 @@ struct DatasetOptions: ParsableArguments {
 
     /// The COCO instances of the split, where the layout keys say.
     func cocoInstances() throws -> COCOInstances {
-        let paths = try config().data.layout.paths(root: root, split: split)
-        return try COCOInstances(annotationFile: paths.annotationFile, imageDirectory: paths.imageFolder)
+        try COCOInstances(root: root, split: split, layout: try config().data.layout)
     }
 
     /// The COCO panoptic split, where the layout keys say.

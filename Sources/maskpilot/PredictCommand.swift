@@ -91,7 +91,7 @@ struct PredictCommand: ParsableCommand {
         let numClasses = cfg.model.decoder.numClasses
         // Without the dataset, a sem-seg configuration's data.classes still names them (weights store their config).
         let names = split.map(\.classNames)
-            ?? (cfg.data.classes.count == numClasses ? cfg.data.classes : (0..<numClasses).map { "class \($0)" })
+            ?? cfg.data.classNames(numClasses: numClasses) ?? (0..<numClasses).map { "class \($0)" }
         let post: Mask2FormerPostProcessor
         switch task {
         case .semantic: post = Mask2FormerPostProcessor(.semantic)
@@ -104,14 +104,17 @@ struct PredictCommand: ParsableCommand {
         }
         let resize = split?.resize ?? TestTimeResize(config: cfg)
         let model = try loadInferenceModel(config: cfg, weights: weights)
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        // Rank 0 makes the folder; the others wait for it (several creating it at once may see EEXIST).
+        if comm.isCoordinator { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
+        try comm.barrier()
 
         let t0 = Date()
         for (n, path) in images.enumerated() where n % comm.size == comm.rank {
             let image = try loadImage(path: path)
             let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             let out = try infer(model, sample: Sample(imageId: n, image: image, targets: .none), resize: resize, postProcessor: post,
-                                precision: cfg.solver.precision, augmentation: task == .semantic ? TestTimeAugmentation(config: cfg) : nil, context: path)
+                                precision: cfg.solver.precision, augmentation: task == .semantic ? TestTimeAugmentation(config: cfg) : nil,
+                                needsPredictions: false, context: path)
             let w = image.width, h = image.height
             var segments: [OverlaySegment] = []
             var records: [[String: Any]] = []

@@ -53,6 +53,10 @@ private func square(_ h: Int, _ w: Int, y: Int, x: Int, size: Int) -> COCORLE {
         let defined = result.perCategoryAP.filter { !$0.isNaN }
         #expect(result.perCategoryAP.count == f.categories.count && !defined.isEmpty)
         #expect(abs(defined.reduce(0, +) / Double(defined.count) - result.ap) < 1e-12)
+        // Categories given out of id order get their own APs (the evaluation sorts them internally).
+        let reversed = try COCOMaskAP.evaluate(imageIDs: f.images, categoryIDs: f.categories.reversed(), groundTruth: f.gt, detections: f.dt)
+        #expect(reversed.perCategoryAP.map { $0.isNaN ? -1 : $0 } == result.perCategoryAP.reversed().map { $0.isNaN ? -1 : $0 })
+        #expect(reversed.stats == result.stats)
     }
 
     @Test func perfectDetectionsScoreOne() throws {

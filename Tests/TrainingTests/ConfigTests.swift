@@ -375,4 +375,12 @@ import Training
         c.eval.tta = false
         #expect(TestTimeAugmentation(config: c) == nil)
     }
+
+    /// Which differing keys change the model the weights belong to: resume refuses `freeze_at` (the optimizer state
+    /// would not match) but inference does not warn about it; the initial-weights keys never count.
+    @Test func modelChangesForResumeAndInference() {
+        let diff = ["model.backbone.freeze_at", "model.weights", "model.decoder.num_queries", "solver.max_iter"]
+        #expect(modelChanges(diff) == ["model.backbone.freeze_at", "model.decoder.num_queries"])
+        #expect(modelChanges(diff, inference: true) == ["model.decoder.num_queries"])
+    }
 }
