@@ -87,6 +87,10 @@ public struct SemanticFolders: Sendable {
                 extensions: [String] = ["jpg", "jpeg", "png"], expected: String? = nil) throws {
         let fm = FileManager.default
         let (_, imageDir, annotationDir) = layout.paths(root: root, split: split)
+        guard imageDir != annotationDir else {
+            throw DataError(file: imageDir, problem: "holds both the images and the label PNGs: the image folder and the label folder "
+                                                     + "must differ (data.image_folder, data.label_folder)")
+        }
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: imageDir, isDirectory: &isDir), isDir.boolValue,
               let names = try? fm.contentsOfDirectory(atPath: imageDir) else {

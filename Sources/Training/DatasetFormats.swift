@@ -97,8 +97,10 @@ struct SemanticFoldersFormat: DatasetFormatDescriptor {
     var testAugmentation: TestTimeAugmentation? { .ade20k }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> SemanticFolders {
-        try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses),
-                            layout: config.data.layout)
+        let given = config.data.imageFolder
+        return try SemanticFolders(root: config.data.root, split: split, encoding: config.data.labelEncoding(numClasses: config.model.decoder.numClasses),
+                                   layout: config.data.layout,
+                                   expected: given.isEmpty ? "ROOT/images/\(split)" : "data.image_folder \(given) for split \(split)")
     }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
@@ -135,8 +137,10 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
     var testAugmentation: TestTimeAugmentation? { nil }
 
     func open(_ config: MaskPilotConfig, split: String) throws -> (COCOInstances, [String]) {
-        let ds = try COCOInstances(root: config.data.root, split: split, layout: config.data.layout,
-                                   onBadSample: config.data.onBadSample == .skip ? .skip : .error)
+        let ds = try withLayoutKeyNamed(config, split: split) {
+            try COCOInstances(root: config.data.root, split: split, layout: config.data.layout,
+                              onBadSample: config.data.onBadSample == .skip ? .skip : .error)
+        }
         return (ds, ds.skippedCount > 0 ? [droppedRecordsNote(ds)] : [])
     }
 
@@ -165,12 +169,12 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
     var testAugmentation: TestTimeAugmentation? { nil }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        let ds = try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout)
+        let ds = try withLayoutKeyNamed(config, split: split) { try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout) }
         return largeScaleJitterData(config, count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) })
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
-        let ds = try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout)
+        let ds = try withLayoutKeyNamed(config, split: split) { try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout) }
         let numClasses = config.model.decoder.numClasses
         guard ds.numClasses == numClasses else {
             throw EvaluationError(ds.jsonPath, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
@@ -280,4 +284,13 @@ func largeScaleJitterData(_ config: MaskPilotConfig, count: Int, numClasses: Int
 func droppedRecordsNote(_ ds: COCOInstances) -> String {
     "data: \(ds.annotationFile): dropped \(ds.skippedCount) bad record(s) while indexing (data.on_bad_sample: skip): "
         + ds.skippedRecords.prefix(3).map(\.description).joined(separator: "; ") + (ds.skippedCount > 3 ? "; …" : "")
+}
+
+/// `open()`, with a whole-file error (a missing or unreadable annotation file) naming `data.annotation_file` when the
+/// user set it, so a wrong pattern is found where it was written.
+func withLayoutKeyNamed<T>(_ config: MaskPilotConfig, split: String, _ open: () throws -> T) throws -> T {
+    do { return try open() } catch let e as DataError {
+        guard !config.data.annotationFile.isEmpty, e.record.isEmpty else { throw e }
+        throw DataError(file: e.file, problem: e.problem + " (data.annotation_file \(config.data.annotationFile), split \(split))")
+    }
 }

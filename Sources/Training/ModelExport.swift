@@ -151,12 +151,15 @@ func typedJSONText(_ value: Any, indent: String = "") -> String {
         return "[" + list.map { typedJSONText($0, indent: inner) }.joined(separator: ", ") + "]"
     case let b as Bool: return b ? "true" : "false"
     case let i as Int: return String(i)
+    case let i as Int64: return String(i)
+    case let f as Float: return typedJSONText(Double(f), indent: indent)
     case let d as Double:
         let text = "\(d)"   // Swift's shortest round-trip form: 2.0, 0.1, 1e-05
         return d.isFinite ? text : "null"
     case let s as String:
         let data = (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self)
-    default: return "null"
+    case let n as NSNumber: return typedJSONText(n.doubleValue, indent: indent)
+    default: return "null"   // NSNull, and nothing else the export writes
     }
 }

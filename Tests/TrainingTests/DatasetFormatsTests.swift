@@ -91,6 +91,10 @@ import _TestSupport
         #expect { _ = try config.data.format.descriptor.trainingData(config: config, split: "train") } throws: { e in
             "\(e)".contains("\(coco)/annotations/instances_train.json")
         }
+        config.data.annotationFile = "{split}/annotations.json"   // a wrong pattern is named with the key that made it
+        #expect { _ = try config.data.format.descriptor.trainingData(config: config, split: "train") } throws: { e in
+            "\(e)".contains("\(coco)/train/annotations.json") && "\(e)".contains("(data.annotation_file {split}/annotations.json, split train)")
+        }
         config.data.annotationFile = "{split}/_annotations.coco.json"; config.data.imageFolder = "{split}"
         #expect(config.violations().isEmpty)
         let train = try config.data.format.descriptor.trainingData(config: config, split: "train")
@@ -119,6 +123,14 @@ import _TestSupport
         semseg.data.format = .semSeg; semseg.data.root = sem; semseg.model.decoder.numClasses = 7
         semseg.data.imageFolder = "rgb"; semseg.data.labelFolder = "labels"
         #expect(try semseg.data.format.descriptor.trainingData(config: semseg, split: "training").count == 2)
+        semseg.data.labelFolder = "rgb"
+        #expect { _ = try semseg.data.format.descriptor.trainingData(config: semseg, split: "training") } throws: { e in
+            "\(e)".contains("holds both the images and the label PNGs")
+        }
+        semseg.data.imageFolder = "pictures/{split}"
+        #expect { _ = try semseg.data.format.descriptor.trainingData(config: semseg, split: "training") } throws: { e in
+            "\(e)".contains("\(sem)/pictures/training: no such folder (expected data.image_folder pictures/{split} for split training)")
+        }
 
         var ade = MaskPilotConfig()
         ade.data.imageFolder = "rgb"; ade.data.annotationFile = "x.json"
