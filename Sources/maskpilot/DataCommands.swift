@@ -145,6 +145,7 @@ struct DataMasks: ParsableCommand {
                          cls: ds.categories[s.classIndex].name + (s.isCrowd ? " (crowd)" : ""))
             }
         case .ade20k:
+            _ = try dataset.config()   // --set is checked (ADE20K's layout and labels are fixed: its keys are refused)
             let ds = try ADE20KDataset(root: dataset.root, split: dataset.split)
             guard let i = (0..<ds.count).first(where: { Int(ds.imageId($0).filter(\.isNumber)) == imageId }) else {
                 throw RuntimeError("no image numbered \(imageId) in \(ds.root)/images/\(dataset.split)")
@@ -187,6 +188,7 @@ struct DataStats: ParsableCommand {
             images = ds.count
             for r in ds.records { for s in r.segments { annotations += 1; perClass[ds.categories[s.classIndex].name, default: 0] += 1 } }
         case .ade20k:
+            _ = try dataset.config()   // --set is checked (ADE20K's layout and labels are fixed: its keys are refused)
             let ds = try ADE20KDataset(root: dataset.root, split: dataset.split)
             images = ds.count
             for i in 0..<ds.count {
