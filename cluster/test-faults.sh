@@ -9,7 +9,7 @@
 #    invocation never rewrites config.yaml;
 #  - runtime failures exit 1 without a usage block; a mistyped command line exits 64;
 #  - SIGTERM to cluster/launch.sh: a checkpoint and exit 0;
-#  - a dataset without images: named; images whose test-time resize rounds a side to 0: predicted;
+#  - a dataset without images: named; a list of training splits trained as one, other categories refused; images whose test-time resize rounds a side to 0: predicted;
 #  - `maskpilot config`: every key, read back as --config; bad keys and a model beyond memory named.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -219,6 +219,24 @@ python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["images"] = []
   --output "$tmp/nodata-run" >"$tmp/nodata.log" 2>&1
 expect_error "a dataset without images names data.root and the split" \
   "data.root $tmp/nodata: the coco-instance split 'train2017' has no training images" "$tmp/nodata.log" $?
+
+# 10b. data.train_split as a list trains the splits as one dataset (the log counts each); a split whose categories differ
+#      is refused naming both JSON files before anything trains.
+"$bin" data synth --format coco-instance --out "$tmp/data" --images 4 --size 96x96 --seed 6 --split extra >/dev/null
+"$bin" data synth --format coco-instance --out "$tmp/data" --images 2 --size 96x96 --seed 7 --split other --classes 6 >/dev/null
+"$bin" train "${common[@]}" --set 'data.train_split=[train2017, extra]' --set solver.max_iter=2 --set eval.period=0 \
+  --output "$tmp/splits-run" >"$tmp/splits.log" 2>&1; code=$?
+if [ "$code" -eq 0 ] && grep -qF "data: 20 training images (coco-instance in $tmp/data: train2017 16, extra 4), 5 classes" "$tmp/splits.log" \
+   && [ -f "$tmp/splits-run/model_final.h5" ]; then
+  ok "data.train_split [train2017, extra] trains on 20 images"
+else
+  bad "data.train_split as a list" "exit $code; $(tail -3 "$tmp/splits.log")"
+fi
+"$bin" train "${common[@]}" --set 'data.train_split=[train2017, other]' --set solver.max_iter=2 --set eval.period=0 \
+  --output "$tmp/splits-bad" >"$tmp/splits-bad.log" 2>&1
+expect_error "listed splits with other categories are refused naming the files" \
+  "data.train_split: the split 'other' ($tmp/data/annotations/instances_other.json) does not have the classes of 'train2017': 6 classes, 'train2017' 5" \
+  "$tmp/splits-bad.log" $?
 
 # 11. Images whose short side rounds to 0 pixels in the test-time resize (1×4000 at max_size_test 160; 300×100 at
 #     max_size_test 1): predicted at a 1-pixel side, exit 0 (they reached a precondition in ResizeTransform).

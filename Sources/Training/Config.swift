@@ -113,7 +113,9 @@ public struct DataConfig: Sendable, Equatable, Codable {
     public var format: Format = .ade20k
     /// Dataset root (COCO: holds `annotations/` and the image folders; ADE20K: holds ADEChallengeData2016).
     public var root = "datasets/ADEChallengeData2016"
-    public var trainSplit = "training"
+    /// The split trained on, or a list of splits trained as one dataset (detectron2's `DATASETS.TRAIN` tuple):
+    /// `train_split: [train, extra]`. Listed splits must have the same classes (COCO: the same `categories`).
+    public var trainSplit: SplitNames = "training"
     public var testSplit = "validation"
     /// Where a split's files are, for `coco-instance`, `coco-panoptic` and `sem-seg` (detectron2's
     /// `register_coco_instances(json_file, image_root)`): paths under `data.root` (or absolute) in which `{split}`
@@ -137,6 +139,42 @@ public struct DataConfig: Sendable, Equatable, Codable {
     public var workers = 2
     public var prefetch = 2
     public init() {}
+}
+
+/// One split name, or a list of them (`data.train_split`): written as a string when one, as `[a, b]` otherwise.
+public struct SplitNames: Sendable, Equatable, Codable, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, CustomStringConvertible,
+                          CustomReflectable {
+    /// At least one name, none empty (ConfigValidation refuses the rest).
+    public var names: [String]
+    public init(_ names: [String]) { self.names = names }
+    public init(stringLiteral name: String) { self.init([name]) }
+    public init(arrayLiteral names: String...) { self.init(names) }
+
+    /// A name as YAML may read it: text, or a whole number (`train_split: 2017` is the split "2017").
+    struct Name: Decodable {
+        let text: String
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { text = s } else { text = String(try c.decode(Int.self)) }
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let name = try? c.decode(Name.self) { self.init([name.text]); return }
+        guard let names = try? c.decode([Name].self) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "must be a split name or a list of split names")
+        }
+        self.init(names.map(\.text))
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if names.count == 1 { try c.encode(names[0]) } else { try c.encode(names) }
+    }
+    /// `train` or `[train, extra]`, as the YAML writes it.
+    public var description: String { names.count == 1 ? names[0] : "[" + names.joined(separator: ", ") + "]" }
+    /// A leaf of the configuration schema (`data.train_split`), not a mapping of its fields.
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
 /// Data parallelism (`distributed.*`).
@@ -274,9 +312,10 @@ extension MaskPilotConfig {
             }
             origins[keyPath] = "--set \(item)"
             // A string key takes the text as it is unless YAML reads it as a string (so quotes still work): `{split}/a.json`
-            // is a path, not a YAML mapping.
+            // is a path, not a YAML mapping. So does a split list given one name (`data.train_split=2017`).
             let parsed = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 }
-            let value = schemaTypes[keyPath] == "String" && !(parsed is String) ? raw : parsed ?? raw
+            let textual = schemaTypes[keyPath] == "String" || schemaTypes[keyPath] == "SplitNames" && !(parsed is [Any])
+            let value = textual && !(parsed is String) ? raw : parsed ?? raw
             var nested: Any = value
             for part in parts.reversed() { nested = [String(part): nested] }
             guard let mapping = nested as? [String: Any] else { continue }
@@ -434,7 +473,7 @@ extension MaskPilotConfig {
                     throw ConfigError(file: file, message: "'\(here)' must be a mapping with keys \(baseMap.keys.sorted().joined(separator: ", "))")
                 }
                 out[key] = try merge(userMap, into: baseMap, path: here, file: file)
-            } else if current is String, value is [String: Any] || value is [Any] {
+            } else if current is String, schemaTypes[here] == "String", value is [String: Any] || value is [Any] {
                 throw ConfigError(file: file, message: "'\(here)' must be a string, got a YAML \(value is [Any] ? "list" : "mapping"): quote a "
                                   + "value that starts with { or [ (\(key): \"{split}/images\")")
             } else if current is NSNumber, !(current is Bool), let s = value as? String, let d = Double(s) {

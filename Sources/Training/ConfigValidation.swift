@@ -167,6 +167,9 @@ extension MaskPilotConfig {
         nonNegative(input.minSizeTest, "input.min_size_test", max: Limit.pixels)
         nonNegative(input.maxSizeTest, "input.max_size_test", max: Limit.pixels)
         require(!data.root.isEmpty, "data.root", "is empty")
+        let splits = data.trainSplit.names
+        require(!splits.isEmpty && !splits.contains(where: \.isEmpty), "data.train_split", "must name a split or a list of splits, none empty")
+        require(splits.count <= TrainingData.maxSplits, "data.train_split", "lists \(splits.count) splits; at most \(TrainingData.maxSplits)")
         let defaults = DataConfig()
         let layoutKeys = [("data.annotation_file", data.annotationFile, [DataConfig.Format.cocoInstance, .cocoPanoptic]),
                           ("data.image_folder", data.imageFolder, [.cocoInstance, .cocoPanoptic, .semSeg]),

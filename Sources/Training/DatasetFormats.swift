@@ -146,7 +146,10 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let (ds, notes) = try open(config, split: split)
-        return largeScaleJitterData(config, count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) })
+        var data = largeScaleJitterData(config, count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) })
+        data.categories = ds.categories.map { "\($0.id) \($0.name)" }
+        data.categoriesFile = ds.annotationFile
+        return data
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
@@ -170,7 +173,10 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let ds = try withLayoutKeyNamed(config, split: split) { try COCOPanopticDataset(root: config.data.root, split: split, layout: config.data.layout) }
-        return largeScaleJitterData(config, count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) })
+        var data = largeScaleJitterData(config, count: ds.count, numClasses: ds.numClasses, load: { try ds.sample($0) })
+        data.categories = ds.categories.map { "\($0.id) \($0.name) (\($0.isThing ? "thing" : "stuff"))" }
+        data.categoriesFile = ds.jsonPath
+        return data
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {

@@ -26,6 +26,12 @@ public struct TrainingData: Sendable {
     public var numClasses: Int
     /// What opening the dataset dropped under `data.on_bad_sample: skip` (bad annotation records), for the log.
     public var notes: [String] = []
+    /// The classes as the dataset's own files define them (COCO: `id name` of each category in the contiguous order),
+    /// and that file; empty where the format or the configuration fixes the classes. Splits trained together must agree.
+    public var categories: [String] = []
+    public var categoriesFile = ""
+    /// The images of each split trained (in `data.train_split`'s order; one entry for one split).
+    public var splitCounts: [Int] = []
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
 
@@ -34,9 +40,54 @@ public struct TrainingData: Sendable {
         self.count = count; self.numClasses = numClasses; self.notes = notes; self.load = load; self.augment = augment
     }
 
-    /// The training split (`data.train_split`, or `split`) of `config.data`, through its format's descriptor.
+    /// The training split(s) of `config.data` (`data.train_split`, or the one split `split`), through its format's descriptor.
     public init(config: MaskPilotConfig, split: String? = nil) throws {
-        self = try config.data.format.descriptor.trainingData(config: config, split: split ?? config.data.trainSplit)
+        let splits = split.map { [$0] } ?? config.data.trainSplit.names
+        let descriptor = config.data.format.descriptor
+        self = try TrainingData(concatenating: try splits.map { try descriptor.trainingData(config: config, split: $0) }, splits: splits)
+    }
+
+    /// The most splits `data.train_split` may list (the k-th split's image ids are offset by k·2³²).
+    public static let maxSplits = 255
+
+    /// `parts` (the splits `splits`, in order) as one dataset, detectron2's concatenation of `DATASETS.TRAIN`: sample i
+    /// is the i-th of the splits' samples in order. The k-th split's image ids are offset by k·2³², so every image keeps
+    /// its own augmentation and mask-noise streams (COCO ids are below 2³²); the first split's are unchanged, so one
+    /// split trains exactly as before. The splits must have the same classes, and none may be empty.
+    init(concatenating parts: [TrainingData], splits: [String]) throws {
+        guard !parts.isEmpty, parts.count == splits.count, parts.count <= TrainingData.maxSplits else {
+            throw TrainingError("data.train_split: must list 1…\(TrainingData.maxSplits) splits, got \(splits.count)")
+        }
+        guard parts.count > 1 else { self = parts[0]; splitCounts = [count]; return }
+        let first = parts[0]
+        for (k, part) in parts.enumerated() {
+            guard part.count > 0 else {
+                throw TrainingError("data.train_split: the split '\(splits[k])' has no training images"
+                                    + (part.notes.isEmpty ? "" : " (" + part.notes.joined(separator: "; ") + ")"))
+            }
+            guard k > 0 else { continue }
+            if part.numClasses != first.numClasses || part.categories != first.categories {
+                let at = zip(first.categories, part.categories).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
+                let detail = part.numClasses != first.numClasses
+                    ? "\(part.numClasses) classes, '\(splits[0])' \(first.numClasses)"
+                    : "class \(at ?? 0) is '\(part.categories[at ?? 0])', in '\(splits[0])' (\(first.categoriesFile)) '\(first.categories[at ?? 0])'"
+                throw TrainingError("data.train_split: the split '\(splits[k])'" + (part.categoriesFile.isEmpty ? "" : " (\(part.categoriesFile))")
+                                    + " does not have the classes of '\(splits[0])': \(detail). Splits trained together need the same "
+                                    + "categories in the same order")
+            }
+        }
+        let starts = parts.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        let loads = parts.map(\.load)
+        self.init(count: starts.last!, numClasses: first.numClasses, notes: parts.flatMap(\.notes), load: { i in
+            var k = 0
+            while i >= starts[k + 1] { k += 1 }
+            var sample = try loads[k](i - starts[k])
+            sample.imageId += k << 32
+            return sample
+        }, augment: first.augment)
+        categories = first.categories
+        categoriesFile = first.categoriesFile
+        splitCounts = parts.map(\.count)
     }
 }
 
@@ -95,7 +146,12 @@ public final class Trainer {
                                 + "training images\(data.notes.isEmpty ? "" : " (" + data.notes.joined(separator: "; ") + ")")")
         }
         try Trainer.refuse(config.violations(worldSize: comm.size, datasetClasses: data.numClasses))
-        if comm.isCoordinator { for note in data.notes { Console.message(note) } }
+        if comm.isCoordinator {
+            for note in data.notes { Console.message(note) }
+            let splits = config.data.trainSplit.names
+            Console.message("data: \(data.count) training images (\(config.data.format.rawValue) in \(config.data.root): "
+                            + zip(splits, data.splitCounts).map { "\($0) \($1)" }.joined(separator: ", ") + "), \(data.numClasses) classes")
+        }
         if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {
             Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "
                             + "classes; the extra class outputs are never a target")

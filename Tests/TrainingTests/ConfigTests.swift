@@ -358,6 +358,33 @@ import Training
         #expect(throws: ConfigError.self) { _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["seed={split}"]) }
     }
 
+    /// `data.train_split` is one split or a list (detectron2's DATASETS.TRAIN tuple): written back the way it was given,
+    /// a number is a split name, `--set` takes one name literally and a YAML list as a list; empty names are refused.
+    @Test func trainSplitIsANameOrAList() throws {
+        let one = try MaskPilotConfig.parse(yaml: "data:\n  train_split: train2017\n")
+        #expect(one.data.trainSplit.names == ["train2017"] && one.data.trainSplit.description == "train2017")
+        #expect(try one.flattened()["data.train_split"] == "train2017")
+        let two = try MaskPilotConfig.parse(yaml: "data:\n  train_split: [train, extra]\n")
+        #expect(two.data.trainSplit == SplitNames(["train", "extra"]) && two.violations().isEmpty)
+        #expect(try two.flattened()["data.train_split"] == "[train, extra]")
+        #expect(try MaskPilotConfig.parse(yaml: try two.yaml()) == two)
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  train_split: 2017\n").data.trainSplit.names == ["2017"])
+        let set = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.train_split=[a, 2017]"])
+        #expect(set.data.trainSplit.names == ["a", "2017"])
+        #expect(try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.train_split=007"]).data.trainSplit.names == ["007"])
+        #expect(try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.train_split={split}"]).data.trainSplit.names == ["{split}"])
+        #expect { _ = try MaskPilotConfig.parse(yaml: "data:\n  train_split: {a: 1}\n", file: "m.yaml") } throws: { e in
+            "\(e)".hasPrefix("m.yaml: 'data.train_split': must be a split name or a list of split names")
+        }
+        for bad in ["[]", "[a, \"\"]", "\"\""] {
+            let c = try MaskPilotConfig.parse(yaml: "data:\n  train_split: \(bad)\n")
+            #expect(c.violations().map(\.key) == ["data.train_split"], "\(bad)")
+        }
+        var many = MaskPilotConfig()
+        many.data.trainSplit = SplitNames((0...TrainingData.maxSplits).map { "s\($0)" })
+        #expect(many.violations().map(\.description) == ["data.train_split: lists 256 splits; at most 255"])
+    }
+
     /// `eval.tta` (Mask2Former's TEST.AUG): semantic formats only, the format's sizes unless given.
     @Test func testTimeAugmentationKeys() throws {
         var c = MaskPilotConfig()

@@ -138,4 +138,57 @@ import _TestSupport
         ade.data.format = .cocoInstance; ade.data.labelFolder = "pngs"
         #expect(ade.violations().map(\.description) == ["data.label_folder: applies to data.format coco-panoptic, sem-seg only (coco-instance does not use it); leave it out"])
     }
+
+    /// `data.train_split: [a, b]` trains the splits as one dataset: sample i runs through them in order, the second
+    /// split's image ids are offset by 2³² (so equal ids keep distinct augmentation streams), a single split is unchanged;
+    /// splits with other categories, or none, are refused naming the split and files.
+    @Test func listedTrainSplitsAreConcatenated() throws {
+        let root = try makeTestDirectory("concat-splits").path
+        for (split, images, seed) in [("a", 3, UInt64(5)), ("b", 2, UInt64(6))] {
+            try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoInstance, images: images, width: 48, height: 48,
+                                                                            seed: seed, split: split))
+        }
+        var config = MaskPilotConfig()
+        config.data.format = .cocoInstance; config.data.root = root; config.model.decoder.numClasses = 5
+        config.data.trainSplit = ["a", "b"]
+        let both = try TrainingData(config: config)
+        let a = try TrainingData(config: config, split: "a"), b = try TrainingData(config: config, split: "b")
+        #expect(both.count == 5 && both.numClasses == 5 && both.categories == a.categories && a.categories.count == 5)
+        #expect(both.splitCounts == [3, 2] && a.splitCounts == [3])
+        for i in 0..<3 {
+            let s = try both.load(i), t = try a.load(i)
+            #expect(s.imageId == t.imageId && s.image.pixels == t.image.pixels)
+        }
+        for i in 0..<2 {
+            let s = try both.load(3 + i), t = try b.load(i)
+            #expect(s.imageId == t.imageId + (1 << 32) && s.image.pixels == t.image.pixels)
+        }
+        config.data.trainSplit = ["a"]
+        #expect(try TrainingData(config: config).load(1).imageId == a.load(1).imageId)
+
+        // Other categories (a 6-class synthetic split): refused with both files and the first class that differs.
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoInstance, images: 2, width: 48, height: 48, seed: 7,
+                                                                        split: "c", classes: 6))
+        config.data.trainSplit = ["a", "c"]
+        #expect { _ = try TrainingData(config: config) } throws: { e in
+            "\(e)".hasPrefix("data.train_split: the split 'c' (\(root)/annotations/instances_c.json) does not have the classes of 'a': 6 classes, 'a' 5")
+        }
+        // An empty split among several is refused by name.
+        let json = try String(contentsOfFile: "\(root)/annotations/instances_a.json", encoding: .utf8)
+        let emptied = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        var dict = emptied; dict["images"] = [Any](); dict["annotations"] = [Any]()
+        try JSONSerialization.data(withJSONObject: dict).write(to: URL(fileURLWithPath: "\(root)/annotations/instances_e.json"))
+        config.data.trainSplit = ["a", "e"]
+        #expect { _ = try TrainingData(config: config) } throws: { "\($0)" == "data.train_split: the split 'e' has no training images" }
+        // Same count, another name: the message names the class.
+        var renamed = emptied
+        var cats = try #require(renamed["categories"] as? [[String: Any]])
+        cats[2]["name"] = "renamed"; renamed["categories"] = cats
+        try JSONSerialization.data(withJSONObject: renamed).write(to: URL(fileURLWithPath: "\(root)/annotations/instances_r.json"))
+        try FileManager.default.copyItem(atPath: "\(root)/a", toPath: "\(root)/r")
+        config.data.trainSplit = ["a", "r"]
+        #expect { _ = try TrainingData(config: config) } throws: { e in
+            "\(e)".contains("the split 'r' (\(root)/annotations/instances_r.json) does not have the classes of 'a': class 2 is '3 renamed'")
+        }
+    }
 }
