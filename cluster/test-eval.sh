@@ -291,7 +291,7 @@ for task in panoptic semantic sem-seg; do
   elif [ $task = semantic ]; then
     fmt=ade20k; split=validation; classes=150
   else
-    fmt=sem-seg; split=validation; classes=7; rescore=(--num-classes 7)
+    fmt=sem-seg; split=validation; classes=7; rescore=(--num-classes 7 --classes sky grass "red box" "green disc" "blue wedge" "yellow box" "cyan disc")
     extra=(--set 'data.classes=[sky, grass, red box, green disc, blue wedge, yellow box, cyan disc]')
   fi
   set_task=(--config configs/smoke.yaml --set data.format=$fmt --set data.root="$tmp/$task-data" --set data.train_split=$split
@@ -318,6 +318,10 @@ for task in panoptic semantic sem-seg; do
     "$bin" eval-results --task semantic --gt "$tmp/$task-data" --split $split --results "$tmp/$task-eval/semantic" "${rescore[@]}" \
       >"$tmp/$task-rescore.log" 2>&1
     rescored=$(awk '$1 == "mIoU" || $1 == "pACC" { printf "%s ", $2 }' "$tmp/$task-rescore.log" | sed 's/ $//'); keys="mIoU pACC"
+    if [ $task = sem-seg ]; then
+      grep -qE '^6 cyan disc +[0-9.]+|\| 6 cyan disc +[0-9.]+' "$tmp/$task-rescore.log" && ok "sem-seg: eval-results names the classes given by --classes" \
+        || bad "sem-seg: eval-results --classes" "$(grep -A3 per-class "$tmp/$task-rescore.log")"
+    fi
   fi
   # predict on one image of the task: overlay, the task's raw PNG and the JSON.
   img=$(find "$tmp/$task-data" -name '*.jpg' | sort | head -1)

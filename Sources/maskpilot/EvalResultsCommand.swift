@@ -20,7 +20,7 @@ struct EvalResultsCommand: ParsableCommand {
         category_id}]}]}) and, next to it, the PNG folder named like the JSON without .json (panopticapi format). \
         Every ground-truth image needs a prediction. Prints PQ/SQ/RQ for all, things, stuff and per class.
         --task semantic: --gt is an ADE20K root (ADEChallengeData2016), or with --num-classes a sem-seg root \
-        (images/<split>, annotations/<split>) read with --ignore-label and --reduce-zero-label; --results is a folder \
+        (images/<split>, annotations/<split>) read with --ignore-label and --reduce-zero-label, its classes named by --classes; --results is a folder \
         of 8-bit gray or palette label PNGs named like the annotation files (ADE_val_00000001.png), holding each class \
         as the annotations store it (ADE20K: class index + 1, 1…150); an unlabeled value there (ADE20K's 0) is scored \
         as wrong for every ground-truth class. Prints mIoU, fwIoU, pACC, mACC and per-class IoU.
@@ -46,11 +46,18 @@ struct EvalResultsCommand: ParsableCommand {
     var numClasses: Int?
     @Option(parsing: .unconditional, help: "semantic with --num-classes: the label value of unlabeled pixels.") var ignoreLabel: Int = 255
     @Flag(help: "semantic with --num-classes: label value 0 is unlabeled and k is class k − 1.") var reduceZeroLabel = false
+    @Option(parsing: .upToNextOption, help: "semantic with --num-classes: the class names, one per class (default: class 0, class 1, …).")
+    var classes: [String] = []
 
     func validate() throws {
         guard let numClasses else {
-            if ignoreLabel != 255 || reduceZeroLabel { throw ValidationError("--ignore-label and --reduce-zero-label need --num-classes (a sem-seg root)") }
+            if ignoreLabel != 255 || reduceZeroLabel || !classes.isEmpty {
+                throw ValidationError("--ignore-label, --reduce-zero-label and --classes need --num-classes (a sem-seg root)")
+            }
             return
+        }
+        guard classes.isEmpty || classes.count == numClasses else {
+            throw ValidationError("--classes names \(classes.count) classes but --num-classes is \(numClasses)")
         }
         guard task == .semantic else { throw ValidationError("--num-classes applies to --task semantic") }
         try requireOption("--num-classes", numClasses, atLeast: 1, atMost: 255)
@@ -207,13 +214,17 @@ struct EvalResultsCommand: ParsableCommand {
     func semantic() throws {
         let ds: SemanticFolders
         let name: String
+        var names: [String]?
         if let numClasses {
             ds = try SemanticFolders(root: gt, split: try requiredSplit(),
                                      encoding: LabelEncoding(numClasses: numClasses, ignoreLabel: UInt8(ignoreLabel), reduceZeroLabel: reduceZeroLabel))
             name = "sem-seg"
+            names = classes.isEmpty ? nil : classes
         } else {
-            ds = try ADE20KDataset(root: gt, split: try requiredSplit()).folders
+            let ade = try ADE20KDataset(root: gt, split: try requiredSplit())
+            ds = ade.folders
             name = "ADE20K"
+            names = ade.classNames
         }
         let encoding = ds.encoding, k = encoding.numClasses
         // Class k stands for an unlabeled prediction: never in the ground truth, so it counts as wrong for the
@@ -237,9 +248,11 @@ struct EvalResultsCommand: ParsableCommand {
         print("\(name) semantic segmentation: \(ds.count) images, \(r.scoredPixels) scored pixels")
         print(String(format: "mIoU  %6.2f\nfwIoU %6.2f\npACC  %6.2f\nmACC  %6.2f",
                      100 * r.meanIoU, 100 * r.frequencyWeightedIoU, 100 * r.pixelAccuracy, 100 * r.meanClassAccuracy))
-        print("\nper-class IoU (class index = stored label\(encoding.reduceZeroLabel ? " − 1" : ""); '-' = absent from the ground truth):")
-        for c in 0..<k {
-            print(String(format: "%4d ", c) + (r.perClassIoU[c].map { String(format: "%6.2f", 100 * $0) } ?? "     -"))
+        let labels = (0..<k).map { c in names.map { "\(c) \($0[c])" } ?? "class \(c)" }
+        print("")
+        for line in perClassLines(title: "per-class IoU (index = stored label\(encoding.reduceZeroLabel ? " − 1" : ""); nan = absent from the ground truth):",
+                                  names: labels, values: (0..<k).map { r.perClassIoU[$0].map { 100 * $0 } }) {
+            print(line)
         }
     }
 }
