@@ -58,8 +58,11 @@ else
   bad "model.weights from a converted .pkl" "$(grep weights "$tmp/init.log" | head -5; tail -3 "$tmp/init.log")"
 fi
 
-"$bin" train "${common[@]}" --set model.decoder.num_classes=7 --set model.weights="$tmp/zoo.h5" --output "$tmp/bad" >"$tmp/bad.log" 2>&1
-if grep -q "sem_seg_head.predictor.class_embed.weight: the model has \[8, 32\], the file has \[6, 32\]" "$tmp/bad.log"; then
+# Fine-tuning on a dataset with other classes (6 here) without ignoring the class head.
+"$bin" data synth --format coco-instance --out "$tmp/data6" --images 4 --size 96x96 --seed 6 --classes 6 >/dev/null
+"$bin" train "${common[@]}" --set data.root="$tmp/data6" --set model.decoder.num_classes=6 --set model.weights="$tmp/zoo.h5" \
+  --output "$tmp/bad" >"$tmp/bad.log" 2>&1
+if grep -q "sem_seg_head.predictor.class_embed.weight: the model has \[7, 32\], the file has \[6, 32\]" "$tmp/bad.log"; then
   ok "a different class head without model.weights_ignore is refused, naming the key and both shapes"
 else
   bad "mis-shaped weights" "$(tail -3 "$tmp/bad.log")"

@@ -190,7 +190,7 @@ else
   bad "--set key value" "exit $code: $(tail -2 "$tmp/set-space.log")"
 fi
 if ! "$bin" eval "${common[@]}" --weights "$tmp/run" --set eval.max_images=three >"$tmp/set-type.log" 2>&1 \
-   && grep -q "^Error: --set eval.max_images=three: 'eval.max_images' must be Int" "$tmp/set-type.log"; then
+   && grep -q "^Error: --set eval.max_images=three: 'eval.max_images' must be a whole number, found a string instead" "$tmp/set-type.log"; then
   ok "a --set type error names the --set argument"
 else
   bad "--set type error" "$(tail -2 "$tmp/set-type.log")"

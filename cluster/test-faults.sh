@@ -88,7 +88,7 @@ lines += ["a%d: &a%d [%s]" % (i, i, ", ".join(["*a%d" % (i - 1)] * 9)) for i in 
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
 EOF
 (ulimit -v 4000000; timeout 20 "$bin" train --config "$tmp/bomb.yaml" --output "$tmp/bomb") >"$tmp/bomb.log" 2>&1; code=$?
-expect_error "YAML alias bomb refused (4 GB limit, 20 s)" "through its aliases" "$tmp/bomb.log" "$code"
+expect_error "YAML alias bomb refused (4 GB limit, 20 s)" "more than 100000 values (through aliases" "$tmp/bomb.log" "$code"
 printf 'seed: 1\nsolver:\n  max_iter: 10\nseed: 2\n' >"$tmp/dup.yaml"
 "$bin" train --config "$tmp/dup.yaml" --output "$tmp/dup" >"$tmp/dup.log" 2>&1
 expect_error "a duplicate YAML key is refused naming it and its line" "key 'seed' appears twice (the second at line 4)" "$tmp/dup.log" $?
@@ -156,6 +156,9 @@ neg_case '--annotations must be at least 0, got -3' data synth --format coco-ins
 neg_case '--max-images must be at least 0, got -1' eval "${common[@]}" --weights "$tmp/neg/none.h5" --max-images -1
 neg_case '--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
 neg_case '--steps must be at least 1, got -2' bench step --config configs/bench.yaml --steps -2
+neg_case '--seeds: 1 is listed twice' experiment-report --runs "$tmp" --seeds "1 2 1" --output "$tmp/neg" --steps 4 --ranks 1 --wall-seconds 1 --command x
+neg_case '--arms: mpformer is listed twice' experiment-report --runs "$tmp" --seeds "1" --arms "mask2former mpformer mpformer" --output "$tmp/neg" \
+  --steps 4 --ranks 1 --wall-seconds 1 --command x
 neg_case '--images must be at least 1, got -1' bench data --images -1
 
 # 7. SIGTERM to the launcher: the ranks write a checkpoint and everything exits 0.

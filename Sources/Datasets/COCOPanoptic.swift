@@ -213,6 +213,7 @@ private struct PanopticIndex {
             if id == nil { problem = "missing 'id'" }
             else if name == nil { problem = "missing 'name'" }
             else if isThing == nil { problem = "missing 'isthing'" }
+            else if isThing != 0 && isThing != 1 { problem = "'isthing' must be 0 or 1, got \(isThing!)" }
         }
         if let problem { note(record, problem); return }
         if classOf[id!] != nil {
@@ -311,10 +312,13 @@ private struct PanopticIndex {
         if let id = duplicateCategory { throw bad("category \(id)", "duplicate category id") }
         var records: [COCOPanopticDataset.Record] = []
         records.reserveCapacity(annImageID.count)
-        var seen = Set<Int>()
+        var seen = Set<Int>(), annotated = Set<Int>()
         for a in annImageID.indices {
             guard let im = imageIndexByID[annImageID[a]] else {
                 throw bad("annotation \(annPNG[a])", "names unknown image id \(annImageID[a])")
+            }
+            guard annotated.insert(im).inserted else {
+                throw bad("annotation \(annPNG[a])", "is a second annotation of image \(annImageID[a]) (one per image)")
             }
             let imageID = imageIDs[im]
             let range = segStart[a] ..< segStart[a + 1]

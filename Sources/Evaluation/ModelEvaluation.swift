@@ -139,14 +139,32 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
                   precision: GEMMPrecision = .fp32, augmentation: TestTimeAugmentation? = nil, needsPredictions: Bool = true,
                   context: String, memoryBytes: Int = physicalMemoryBytes()) throws -> InferenceOutput {
     let (h, w) = (sample.image.height, sample.image.width)
-    var need = postProcessor.bytesLowerBound(queries: model.config.decoder.numQueries, classes: model.config.decoder.numClasses,
+    let queries = model.config.decoder.numQueries
+    var need = postProcessor.bytesLowerBound(queries: queries, classes: model.config.decoder.numClasses,
                                              outputHeight: h, outputWidth: w)
     if augmentation != nil { need += 4 * Double(model.config.decoder.numClasses) * Double(h) * Double(w) }   // the running sum
     let memory = memoryBytes
     guard memory <= 0 || need <= Double(memory) else {
         throw EvaluationError(context, String(format: "the %d×%d image's post-processing at its original size needs at least %.1f GB "
                                               + "(%d queries), more than this machine's %.1f GB", w, h, need / 1e9,
-                                              model.config.decoder.numQueries, Double(memory) / 1e9))
+                                              queries, Double(memory) / 1e9))
+    }
+    // The model's input: the largest test-time resize of the image, padded to 32, and its mask logits upsampled to that
+    // size before the crop (Q + 3 floats per input pixel at least).
+    let resizes = augmentation.map { a in postProcessor.config.semanticOn ? a.passes.map(\.resize) : [resize] } ?? [resize]
+    var largest = (height: 0, width: 0, pixels: 0.0)
+    for r in resizes {
+        let o = shortestEdgeResize(sample.image.size, shortEdge: r.shortEdge, maxSize: r.maxSize).output
+        let ph = (o.height + 31) / 32 * 32, pw = (o.width + 31) / 32 * 32
+        let pixels = Double(ph) * Double(pw)
+        if pixels > largest.pixels { largest = (ph, pw, pixels) }
+    }
+    let inputNeed = 4 * Double(queries + 3) * largest.pixels
+    guard memory <= 0 || inputNeed <= Double(memory) else {
+        throw EvaluationError(context, String(format: "the %d×%d image resized for the model to %d×%d (input.min_size_test / max_size_test, "
+                                              + "or eval.tta_min_sizes / tta_max_size) needs at least %.1f GB (%d queries), more than "
+                                              + "this machine's %.1f GB", w, h, largest.width, largest.height, inputNeed / 1e9, queries,
+                                              Double(memory) / 1e9))
     }
     var noRNG = RNG(seed: 0)
     let resized = try resize.apply(sample, rng: &noRNG)
@@ -155,11 +173,12 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
         let predictions: [MaskPrediction] = needsPredictions
             ? withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } } : []
         let scores = try augmentedSemanticScores(model, sample: sample, augmentation: augmentation, postProcessor: postProcessor,
-                                                 precision: precision)
+                                                 precision: precision, context: context)
         return InferenceOutput(batch: batch, predictions: predictions,
                                result: InferenceResult(semantic: MaskPostProcessing.semanticResult(scores: scores)))
     }
     let predictions: [MaskPrediction] = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions } }
+    try requireFinite(predictions.last!, context: context)
     let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                   imageHeight: resized.image.height, imageWidth: resized.image.width,
                                   outputHeight: sample.image.height, outputWidth: sample.image.width)
@@ -167,11 +186,24 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
     return InferenceOutput(batch: batch, predictions: predictions, result: result)
 }
 
+/// A final prediction whose class or mask logits hold a NaN or an infinity (weights of huge magnitude, or a diverged
+/// model) is an `EvaluationError` naming `context`: its scores would otherwise reach the metrics and the result files.
+func requireFinite(_ prediction: MaskPrediction, context: String) throws {
+    for (name, t) in [("class", prediction.classLogits), ("mask", prediction.maskLogits)] {
+        let p = t.data
+        for i in 0..<t.count where !p[i].isFinite {
+            throw EvaluationError(context, "the model's \(name) logits hold \(p[i]) (value \(i) of \(t.count)): its weights are of "
+                                  + "huge magnitude or come from a diverged run")
+        }
+    }
+}
+
 /// The mean semantic scores `[K, H, W]` (the original image's size) over `augmentation`'s passes: each pass resizes
 /// the (mirrored) image, runs the model and post-processes its final prediction to scores at the original size,
 /// mirrored back — Mask2Former's `SemanticSegmentorWithTTA`, which averages the `sem_seg` outputs.
 public func augmentedSemanticScores(_ model: Mask2Former, sample: Sample, augmentation: TestTimeAugmentation,
-                             postProcessor: Mask2FormerPostProcessor, precision: GEMMPrecision) throws -> Tensor {
+                             postProcessor: Mask2FormerPostProcessor, precision: GEMMPrecision,
+                             context: String = "the image") throws -> Tensor {
     let (h, w) = (sample.image.height, sample.image.width)
     let k = model.config.decoder.numClasses
     let mean = Tensor.zeros([k, h, w])   // the running sum, then the mean, in place
@@ -183,6 +215,7 @@ public func augmentedSemanticScores(_ model: Mask2Former, sample: Sample, augmen
         let resized = try resize.apply(Sample(imageId: sample.imageId, image: image, targets: .none), rng: &noRNG)
         let batch = Batch.collate([resized], normalization: model.config.pixelNormalization)
         let last = withGEMMPrecision(precision) { withNoGrad { model(batch.images).predictions.last! } }
+        try requireFinite(last, context: context)
         let size = InferenceImageSize(paddedHeight: batch.paddedSize.height, paddedWidth: batch.paddedSize.width,
                                       imageHeight: resized.image.height, imageWidth: resized.image.width, outputHeight: h, outputWidth: w)
         let q = last.classLogits.shape[1], mh = last.maskLogits.shape[2], mw = last.maskLogits.shape[3]

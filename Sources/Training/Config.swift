@@ -315,6 +315,8 @@ extension MaskPilotConfig {
             // is a path, not a YAML mapping. So does a split list given one name (`data.train_split=2017`).
             let parsed = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 }
             let textual = schemaTypes[keyPath] == "String" || schemaTypes[keyPath] == "SplitNames" && !(parsed is [Any])
+            // Any other key takes the text as YAML, whose errors are the argument's.
+            if !textual, parsed == nil, !raw.isEmpty { _ = try loadYAML(raw, file: "--set \(item)") }
             let value = textual && !(parsed is String) ? raw : parsed ?? raw
             var nested: Any = value
             for part in parts.reversed() { nested = [String(part): nested] }
@@ -414,8 +416,13 @@ extension MaskPilotConfig {
     /// The node tree is composed first (aliases share their anchor's nodes, so that is cheap) and counted with an
     /// early exit, before anything is expanded.
     static func loadYAML(_ text: String, file: String) throws -> Any? {
+        // libyaml's composer recurses once per level: thousands of levels overflow the stack before it can report.
+        let depth = yamlNestingDepth(text)
+        guard depth <= maxYAMLDepth else {
+            throw ConfigError(file: file, message: "nests \(depth) levels deep (a configuration needs 4; at most \(maxYAMLDepth))")
+        }
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
+        do { root = try Yams.compose(yaml: text, .default, plainConstructor) } catch {
             throw ConfigError(file: file, message: "invalid YAML: \(error)")
         }
         guard let root else { return nil }
@@ -423,8 +430,8 @@ extension MaskPilotConfig {
         func visit(_ node: Node, _ path: String) throws {
             count += 1
             guard count <= maxYAMLNodes else {
-                throw ConfigError(file: file, message: "expands to more than \(maxYAMLNodes) values through its aliases (a configuration "
-                                  + "needs a few hundred): refusing to expand it")
+                throw ConfigError(file: file, message: "holds or expands to more than \(maxYAMLNodes) values (through aliases, say; a "
+                                  + "configuration needs a few hundred): refusing to expand it")
             }
             switch node {
             case .scalar: return
@@ -433,6 +440,11 @@ extension MaskPilotConfig {
             case .mapping(let pairs):
                 var seen = Set<String>()
                 for (key, value) in pairs {
+                    guard key.scalar != nil else {
+                        throw ConfigError(file: file, message: "a key \(path.isEmpty ? "at the top level" : "under '\(path)'") is a YAML "
+                                          + "\(key.sequence != nil ? "list" : "mapping"), not a name"
+                                          + (key.mark.map { " (line \($0.line))" } ?? ""))
+                    }
                     let name = key.string ?? "\(key)", here = path.isEmpty ? name : "\(path).\(name)"
                     guard seen.insert(name).inserted else {
                         throw ConfigError(file: file, message: "key '\(here)' appears twice" + (key.mark.map { " (the second at line \($0.line))" } ?? ""))
@@ -443,6 +455,63 @@ extension MaskPilotConfig {
         }
         try visit(root, "")
         return root.any
+    }
+
+    /// YAML's core types only: timestamps (`2017-01-01`), `!!binary`, `!!set`, `!!omap` and `!!pairs` stay strings,
+    /// mappings and lists, as a configuration's values are (Yams would make Date, Data and Set values, which cannot
+    /// become the configuration's JSON).
+    static var plainConstructor: Constructor {
+        var scalars = Constructor.defaultScalarMap
+        scalars[.timestamp] = nil; scalars[.binary] = nil
+        var mappings = Constructor.defaultMappingMap
+        mappings[.set] = nil
+        return Constructor(scalars, mappings, [.seq: Constructor.defaultSequenceMap[.seq]!])
+    }
+
+    /// The most levels a configuration's YAML may nest (it needs 4: `model.backbone.swin.depths`'s list).
+    static let maxYAMLDepth = 64
+
+    /// How deeply `text` nests, read off the text without parsing it: open block levels (by indentation; each
+    /// `- ` entry marker on a line opens one more) plus open flow brackets (`[`, `{`) outside quoted scalars and
+    /// comments. Exact for configuration files; it only has to bound what libyaml would recurse into.
+    static func yamlNestingDepth(_ text: String) -> Int {
+        var deepest = 0, flow = 0
+        var indents: [Int] = []
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
+            let c = Array(line.utf8)
+            var i = 0
+            while i < c.count, c[i] == UInt8(ascii: " ") { i += 1 }
+            if i == c.count || c[i] == UInt8(ascii: "#") { continue }
+            if flow == 0 {
+                while let last = indents.last, last >= i { indents.removeLast() }
+                indents.append(i)
+            }
+            var block = indents.count
+            while i + 1 < c.count, c[i] == UInt8(ascii: "-"), c[i + 1] == UInt8(ascii: " ") {
+                block += 1; i += 2
+                while i < c.count, c[i] == UInt8(ascii: " ") { i += 1 }
+            }
+            deepest = max(deepest, block + flow)
+            var quote: UInt8? = nil
+            while i < c.count {
+                let ch = c[i]
+                let tokenStart = i == 0 || [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","),
+                                            UInt8(ascii: ":")].contains(c[i - 1])
+                if let q = quote {
+                    if ch == UInt8(ascii: "\\"), q == UInt8(ascii: "\"") { i += 1 } else if ch == q { quote = nil }
+                } else if ch == UInt8(ascii: "#"), tokenStart {
+                    break
+                } else if (ch == UInt8(ascii: "\"") || ch == UInt8(ascii: "'")), tokenStart {
+                    quote = ch
+                } else if ch == UInt8(ascii: "[") || ch == UInt8(ascii: "{") {
+                    flow += 1; deepest = max(deepest, block + flow)
+                } else if ch == UInt8(ascii: "]") || ch == UInt8(ascii: "}") {
+                    flow = max(0, flow - 1)
+                }
+                i += 1
+            }
+        }
+        return deepest
     }
 
     /// A stable hash of the resolved configuration (FNV-1a over the sorted YAML).
@@ -476,6 +545,10 @@ extension MaskPilotConfig {
             } else if current is String, schemaTypes[here] == "String", value is [String: Any] || value is [Any] {
                 throw ConfigError(file: file, message: "'\(here)' must be a string, got a YAML \(value is [Any] ? "list" : "mapping"): quote a "
                                   + "value that starts with { or [ (\(key): \"{split}/images\")")
+            } else if value is [String: Any] {
+                throw ConfigError(file: file, message: "'\(here)' takes a value, not a mapping (it has no keys under it)")
+            } else if let number = current as? NSNumber, !isBool(number), let exact = exactInteger(value, key: here) {
+                out[key] = exact
             } else if current is NSNumber, !(current is Bool), let s = value as? String, let d = Double(s) {
                 out[key] = try checkedNumber(d, key: here, file: file)
             } else if let number = current as? NSNumber, !isBool(number), let given = value as? NSNumber, !isBool(given) {
@@ -522,6 +595,20 @@ extension MaskPilotConfig {
         }
     }
 
+    /// A whole number given for an integer key, kept exact (through a Double, 2⁶³ − 1 would become 2⁶³): a YAML integer
+    /// for an `Int` key, or a YAML integer or the text of one (YAML reads integers beyond `Int.max` as text) within
+    /// 0…2⁶⁴ − 1 for an unsigned key. nil: not one of those (`checkedNumber` judges it).
+    static func exactInteger(_ value: Any, key: String) -> Any? {
+        guard !(value is Bool) else { return nil }
+        switch schemaTypes[key] {
+        case "Int": return value as? Int
+        case "UInt64", "UInt", "UInt32":
+            if let i = value as? Int { return i >= 0 ? UInt64(i) : nil }
+            return (value as? String).flatMap { UInt64($0) }
+        default: return nil
+        }
+    }
+
     /// The Swift type of every leaf key of the schema (`input.crop_size` → `Int`, `seed` → `UInt64`), read off a
     /// default configuration by reflection; a number in the defaults' JSON does not say whether it is an integer.
     static let schemaTypes: [String: String] = {
@@ -544,6 +631,9 @@ extension MaskPilotConfig {
     static func isBool(_ n: NSNumber) -> Bool { String(describing: type(of: n)).contains("Boolean") }
 
     static func decode(_ tree: [String: Any], file: String, origins: [String: String] = [:]) throws -> MaskPilotConfig {
+        guard JSONSerialization.isValidJSONObject(tree) else {
+            throw ConfigError(file: file, message: "holds a value that is not a string, number, boolean, list or mapping")
+        }
         let data = try JSONSerialization.data(withJSONObject: tree)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -562,9 +652,25 @@ extension MaskPilotConfig {
         func path(_ keys: [CodingKey]) -> String {
             keys.map { $0.intValue.map { "[\($0)]" } ?? snake($0.stringValue) }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
         }
+        /// What a value of the schema's Swift type is, in the configuration's words.
+        func kind(_ type: Any.Type) -> String {
+            switch type {
+            case is Int.Type: return "a whole number"
+            case is UInt64.Type, is UInt.Type, is UInt32.Type: return "a whole number within 0…2⁶⁴ − 1"
+            case is Double.Type, is Float.Type: return "a number"
+            case is Bool.Type: return "true or false"
+            case is String.Type: return "a string"
+            default: return "\(type)".hasPrefix("Array") ? "a list" : "\(type)"
+            }
+        }
+        /// "found a string instead" of Swift's message, without its "Expected to decode T but " (the type is said already).
+        func found(_ text: String) -> String {
+            guard let range = text.range(of: " but ") else { return text }
+            return String(text[range.upperBound...]).replacingOccurrences(of: ".", with: "")
+        }
         switch error {
-        case .typeMismatch(let type, let ctx): return "'\(path(ctx.codingPath))' must be \(type): \(ctx.debugDescription)"
-        case .valueNotFound(let type, let ctx): return "'\(path(ctx.codingPath))' is missing a \(type) value"
+        case .typeMismatch(let type, let ctx): return "'\(path(ctx.codingPath))' must be \(kind(type)), \(found(ctx.debugDescription))"
+        case .valueNotFound(let type, let ctx): return "'\(path(ctx.codingPath))' is missing \(kind(type))"
         case .keyNotFound(let key, let ctx): return "'\(path(ctx.codingPath + [key]))' is missing"
         case .dataCorrupted(let ctx): return "'\(path(ctx.codingPath))': \(ctx.debugDescription)"
         @unknown default: return "\(error)"

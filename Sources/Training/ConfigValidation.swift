@@ -226,7 +226,7 @@ extension MaskPilotConfig {
     }
 
     /// `violations()` plus what depends on the run: the per-rank batch for `worldSize` ranks, the dataset's class
-    /// count (when known) and the activation-memory lower bound of one rank against `memoryBytes`.
+    /// count (when known; `model.decoder.num_classes` must equal it) and the activation-memory lower bound of one rank against `memoryBytes`.
     public func violations(worldSize: Int, datasetClasses: Int? = nil, memoryBytes: Int = physicalMemoryBytes()) -> [ConfigViolation] {
         var out = violations()
         let s = solver
@@ -235,9 +235,11 @@ extension MaskPilotConfig {
                                        problem: "\(s.imsPerBatch) images cannot be shared by \(worldSize) rank(s) × solver.accumulate \(s.accumulate): "
                                          + "it must be a multiple of \(worldSize * s.accumulate)"))
         }
-        if let classes = datasetClasses, model.decoder.numClasses >= 1, model.decoder.numClasses < classes {
+        if let classes = datasetClasses, model.decoder.numClasses >= 1, model.decoder.numClasses != classes {
+            // More would train outputs that are never a target, and evaluation and predict refuse such a model.
             out.append(ConfigViolation(key: "model.decoder.num_classes",
-                                       problem: "\(model.decoder.numClasses) is fewer than the dataset's \(classes) classes (\(data.root))"))
+                                       problem: "\(model.decoder.numClasses) is \(model.decoder.numClasses < classes ? "fewer" : "more") than the "
+                                         + "dataset's \(classes) classes (\(data.root)); set it to \(classes)"))
         }
         if out.isEmpty, memoryBytes > 0 {
             let perRank = s.imsPerBatch / (worldSize * s.accumulate)

@@ -152,10 +152,6 @@ public final class Trainer {
             Console.message("data: \(data.count) training images (\(config.data.format.rawValue) in \(config.data.root): "
                             + zip(splits, data.splitCounts).map { "\($0) \($1)" }.joined(separator: ", ") + "), \(data.numClasses) classes")
         }
-        if config.model.decoder.numClasses > data.numClasses, comm.isCoordinator {
-            Console.message("warning: model.decoder.num_classes \(config.model.decoder.numClasses) is more than the dataset's \(data.numClasses) "
-                            + "classes; the extra class outputs are never a target")
-        }
         step = TrainingStep(config: config, communicator: comm)
         try Trainer.checkAgreement(name: "parameter signature", text: Trainer.parameterSignatureText(of: step), comm: comm)
         if resume == nil, !config.model.weights.isEmpty {

@@ -82,6 +82,14 @@ public func loadPretrainedWeights(into model: Module, path given: String, ignore
     for (name, tensor) in tensors {
         if ignore.contains(where: { weightsIgnorePatternMatches($0, name) }) { ignored.append(name) } else { kept.append((name, tensor)) }
     }
+    // A NaN or infinity would run through every prediction (and, in training, every gradient) without a word.
+    for (name, tensor) in kept {
+        let p = tensor.data
+        if let i = (0..<tensor.count).first(where: { !p[$0].isFinite }) {
+            throw TrainingError("\(option): \(path): tensor '\(name)' holds \(p[i]) (value \(i) of \(tensor.count)): the file is "
+                                + "corrupt or comes from a diverged run")
+        }
+    }
     let report: StateDictReport
     do {
         report = try model.load(kept, layout: .pytorch, strict: false)

@@ -66,6 +66,7 @@ struct ExperimentReportCommand: ParsableCommand {
             return s
         }
         guard !seedList.isEmpty else { throw ValidationError("--seeds: no seed given") }
+        if let seed = firstRepeated(seedList) { throw ValidationError("--seeds: \(seed) is listed twice") }
         if let notes, !FileManager.default.fileExists(atPath: notes) { throw ValidationError("--notes: \(notes) does not exist") }
         let options = ExperimentReportOptions(output: output, steps: steps, ranks: ranks, wallSeconds: wallSeconds,
                                               command: command, notes: notes)
@@ -73,6 +74,7 @@ struct ExperimentReportCommand: ParsableCommand {
             if let arms {
                 let armList = arms.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
                 guard !armList.isEmpty else { throw ValidationError("--arms: no arm given") }
+                if let arm = firstRepeated(armList) { throw ValidationError("--arms: \(arm) is listed twice") }
                 let loaded = try ExperimentArms.load(directory: runs, seeds: seedList, arms: armList)
                 let path = try ArmsReport.write(loaded, options: options)
                 print("wrote \(path), \(output)/summary.json and 6 plots"
@@ -86,4 +88,10 @@ struct ExperimentReportCommand: ParsableCommand {
             throw RuntimeError(e.description)
         }
     }
+}
+
+/// The first element of `list` that an earlier one equals.
+private func firstRepeated<T: Hashable>(_ list: [T]) -> T? {
+    var seen = Set<T>()
+    return list.first { !seen.insert($0).inserted }
 }

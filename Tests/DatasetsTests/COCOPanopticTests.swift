@@ -165,6 +165,12 @@ import Testing
         #expect(try loadError("{\(images), \(cats), \(annotations(9, many))}").contains("segment 17 of image 9: duplicate segment id"))
         let dupCat = cats.replacingOccurrences(of: #""id": 5"#, with: #""id": 18"#)
         #expect(try loadError("{\(images), \(dupCat), \(annotations(9, ""))}").contains("category 18: duplicate category id"))
+        // Two annotation records for one image; isthing other than 0/1.
+        let twice = #""annotations": [{"image_id": 9, "file_name": "a.png", "segments_info": []}, "#
+            + #"{"image_id": 9, "file_name": "b.png", "segments_info": []}]"#
+        #expect(try loadError("{\(images), \(cats), \(twice)}").contains("annotation b.png: is a second annotation of image 9 (one per image)"))
+        let thing2 = cats.replacingOccurrences(of: #""isthing": 1"#, with: #""isthing": 2"#)
+        #expect(try loadError("{\(images), \(thing2), \(annotations(9, ""))}").contains("category 18: 'isthing' must be 0 or 1, got 2"))
     }
 
     @Test func largeGeneratedFileMatchesExpectations() throws {

@@ -60,8 +60,36 @@ import TensorCore
         #expect {
             _ = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(need) - 1)
         } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image's post-processing at its original size needs") }
-        let out = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(need))
+        // The model's input, 48×40 resized to 77×64 and padded to 96×64: Q + 3 floats per pixel.
+        let inputNeed = 4 * Double(model.config.decoder.numQueries + 3) * 96 * 64
+        #expect {
+            _ = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(inputNeed) - 1)
+        } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image resized for the model to 96×64") }
+        let out = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(max(need, inputNeed)))
         #expect(out.result.semantic?.labels.count == 48 * 40)
+        // The model's input: a test-time resize far beyond the image (65536, as `input.min_size_test` may say) is refused
+        // by its resized size before anything runs; so is the largest pass of a test-time augmentation.
+        let huge = TestTimeResize(shortEdge: 65536, maxSize: 1 << 20)
+        #expect {
+            _ = try infer(model, sample: sample, resize: huge, postProcessor: post, context: "big.jpg", memoryBytes: 1 << 34)
+        } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image resized for the model to 78656×65536") }
+        let tta = TestTimeAugmentation(minSizes: [64, 65536], maxSize: 1 << 20, flip: false)
+        #expect {
+            _ = try infer(model, sample: sample, resize: resize, postProcessor: post, augmentation: tta, context: "big.jpg", memoryBytes: 1 << 34)
+        } throws: { error in "\(error)".contains("resized for the model to 78656×65536") }
+    }
+
+    /// Logits holding a NaN or an infinity (weights of huge magnitude) stop the image's inference with its name.
+    @Test func nonFiniteLogitsAreNamed() throws {
+        let model = Self.tinyModel()
+        model.eval()
+        let sample = try Self.data().load(0)
+        let classWeight = try #require(model.stateDict().first { $0.0 == "sem_seg_head.predictor.class_embed.weight" }?.1)
+        for i in 0..<classWeight.count { classWeight.data[i] = 3e38 }
+        #expect {
+            _ = try infer(model, sample: sample, resize: TestTimeResize(shortEdge: 64, maxSize: 128), postProcessor: Mask2FormerPostProcessor(.semantic),
+                          context: "x.jpg")
+        } throws: { error in "\(error)".hasPrefix("x.jpg: the model's class logits hold") && "\(error)".contains("diverged run") }
     }
 
     /// The model's `pixelMean` / `pixelStd` (`model.pixel_mean`) normalize the image infer() feeds it.

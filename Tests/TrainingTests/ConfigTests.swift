@@ -52,7 +52,7 @@ import Training
     @Test func overrideErrorsNameTheSetArgument() {
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", file: "z.yaml", overrides: ["solver.max_iter=abc"])
-        } throws: { error in "\(error)".hasPrefix("--set solver.max_iter=abc:") && "\(error)".contains("'solver.max_iter' must be Int") }
+        } throws: { error in "\(error)".hasPrefix("--set solver.max_iter=abc:") && "\(error)".contains("'solver.max_iter' must be a whole number, found a string instead") }
         // A bad value in the file itself is still the file's.
         #expect {
             _ = try MaskPilotConfig.parse(yaml: "solver:\n  max_iter: abc\n", file: "z.yaml", overrides: ["seed=3"])
@@ -207,6 +207,8 @@ import Training
         d.solver.imsPerBatch = 6
         #expect(d.violations(worldSize: 4, memoryBytes: 0).map(\.key) == ["solver.ims_per_batch"])
         #expect(d.violations(worldSize: 3, datasetClasses: 151, memoryBytes: 0).map(\.key) == ["model.decoder.num_classes"])
+        #expect(d.violations(worldSize: 3, datasetClasses: 149, memoryBytes: 0).map(\.description)
+                == ["model.decoder.num_classes: 150 is more than the dataset's 149 classes (datasets/ADEChallengeData2016); set it to 149"])
         #expect(d.violations(worldSize: 3, datasetClasses: 150, memoryBytes: 0).isEmpty)
         // The memory lower bound: 512² crops of R50, 2 images per rank, is about 0.7 GB; 1 GB passes, 0.5 GB does not.
         let need = d.activationBytesLowerBound(imagesPerRank: 2)
@@ -259,7 +261,7 @@ import Training
     @Test func hostileYAMLIsRefused() throws {
         var bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
         for i in 1...9 { bomb.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]") }
-        #expect { _ = try MaskPilotConfig.parse(yaml: bomb.joined(separator: "\n"), file: "b.yaml") } throws: { "\($0)".contains("through its aliases") }
+        #expect { _ = try MaskPilotConfig.parse(yaml: bomb.joined(separator: "\n"), file: "b.yaml") } throws: { "\($0)".contains("more than 100000 values (through aliases") }
         // A few aliases are fine (then the unknown key is what is wrong).
         #expect { _ = try MaskPilotConfig.parse(yaml: "x: &w [1, 2]\ny: *w\n", file: "a.yaml") } throws: { "\($0)".contains("unknown key '") }
         #expect { _ = try MaskPilotConfig.parse(yaml: "seed: 1\nseed: 2\n", file: "d.yaml") } throws: {
@@ -278,6 +280,39 @@ import Training
         #expect { _ = try MaskPilotConfig.parse(yaml: "seed: -1\n", file: "n.yaml") } throws: { "\($0)".contains("'seed' must be a whole number ≥ 0") }
         #expect(try MaskPilotConfig.parse(yaml: "loss:\n  class_weight: 2.5\n").loss.classWeight == 2.5)
         #expect(try MaskPilotConfig.parse(yaml: "distributed:\n  bucket_mb: 12.5\n").distributed.bucketMb == 12.5)
+        // Deep nesting is refused before libyaml recurses into it (thousands of levels overflowed the stack), in a file,
+        // in block style and in --set.
+        let deep = "model: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+        #expect { _ = try MaskPilotConfig.parse(yaml: deep, file: "deep.yaml") } throws: {
+            "\($0)" == "deep.yaml: nests 5001 levels deep (a configuration needs 4; at most 64)"
+        }
+        let block = (0..<100).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n"
+        #expect { _ = try MaskPilotConfig.parse(yaml: block, file: "b.yaml") } throws: { "\($0)".hasPrefix("b.yaml: nests 100 levels deep") }
+        #expect { _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["solver.steps=" + String(repeating: "[", count: 70)]) } throws: {
+            "\($0)".hasPrefix("--set solver.steps=[[[") && "\($0)".contains("nests 71 levels deep")
+        }
+        // Brackets inside quotes and comments are text.
+        let brackets = String(repeating: "[", count: 70)
+        #expect(try MaskPilotConfig.parse(yaml: "data:  # \(brackets)\n  root: '\(brackets)'\n  test_split: \"it's \(brackets)\"\n").data.root == brackets)
+        #expect(try MaskPilotConfig.parse(yaml: try MaskPilotConfig().yaml()) == MaskPilotConfig())   // the full schema passes
+        // A key that is a list or mapping (YAML's `? [a, b]`) is refused, not a crash in the YAML library.
+        #expect { _ = try MaskPilotConfig.parse(yaml: "? [a, b]\n: 5\n", file: "k.yaml") } throws: {
+            "\($0)" == "k.yaml: a key at the top level is a YAML list, not a name (line 1)"
+        }
+        #expect { _ = try MaskPilotConfig.parse(yaml: "solver:\n  ? {a: 1}\n  : 2\n", file: "k.yaml") } throws: {
+            "\($0)".hasPrefix("k.yaml: a key under 'solver' is a YAML mapping, not a name")
+        }
+        // Timestamps and !!binary stay text (a date-like split name is a name; text for a number is a type error by key).
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  train_split: 2017-01-01\n  test_split: 2017-01-02\n").data.testSplit == "2017-01-02")
+        #expect { _ = try MaskPilotConfig.parse(yaml: "seed: !!binary aGVsbG8=\n", file: "t.yaml") } throws: { "\($0)".hasPrefix("t.yaml: 'seed' must be") }
+        // Integers stay exact (through a Double, 2⁶³ − 1 became 2⁶³); unsigned ones reach 2⁶⁴ − 1.
+        #expect(try MaskPilotConfig.parse(yaml: "seed: 9223372036854775807\n").seed == 9_223_372_036_854_775_807)
+        #expect(try MaskPilotConfig.parse(yaml: "seed: 18446744073709551615\n").seed == UInt64.max)
+        #expect(try MaskPilotConfig.parse(yaml: "solver:\n  max_iter: 9007199254740993\n").solver.maxIter == 9_007_199_254_740_993)
+        // A mapping under a value key is the argument's error.
+        #expect { _ = try MaskPilotConfig.parse(yaml: "{}", file: "the defaults", overrides: ["seed.x=1"]) } throws: {
+            "\($0)" == "--set seed.x=1: 'seed' takes a value, not a mapping (it has no keys under it)"
+        }
     }
 
     /// `input.crop_size` is one number (square) or `[height, width]`; the latter only for the short-edge crop formats.
@@ -374,7 +409,7 @@ import Training
         #expect(try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.train_split=007"]).data.trainSplit.names == ["007"])
         #expect(try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["data.train_split={split}"]).data.trainSplit.names == ["{split}"])
         #expect { _ = try MaskPilotConfig.parse(yaml: "data:\n  train_split: {a: 1}\n", file: "m.yaml") } throws: { e in
-            "\(e)".hasPrefix("m.yaml: 'data.train_split': must be a split name or a list of split names")
+            "\(e)" == "m.yaml: 'data.train_split' takes a value, not a mapping (it has no keys under it)"
         }
         for bad in ["[]", "[a, \"\"]", "\"\""] {
             let c = try MaskPilotConfig.parse(yaml: "data:\n  train_split: \(bad)\n")

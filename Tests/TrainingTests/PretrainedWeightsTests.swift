@@ -90,6 +90,25 @@ import Training
         #expect(report.ignored == Self.head && report.unused.isEmpty)
     }
 
+    /// A weights file holding a NaN or an infinity is refused naming the file and the tensor (in training it would
+    /// reach every gradient; in evaluation every score).
+    @Test func nonFiniteWeightsAreNamed() throws {
+        var rng = RNG(seed: 1)
+        let source = Mask2Former(Self.tinyConfig(numClasses: 5), rng: &rng)
+        let bias = try #require(source.stateDict().first { $0.0 == "sem_seg_head.predictor.class_embed.bias" }?.1)
+        bias.data[2] = .nan
+        let path = Self.temporaryPath("nan.h5")
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try writeModelWeights(source.stateDict(layout: .pytorch), to: path)
+        let target = Mask2Former(Self.tinyConfig(numClasses: 5), rng: &rng)
+        #expect { _ = try loadPretrainedWeights(into: target, path: path, ignore: [], option: "--weights") } throws: { e in
+            "\(e)" == "--weights: \(path): tensor 'sem_seg_head.predictor.class_embed.bias' holds nan (value 2 of 6): the file is corrupt or "
+                + "comes from a diverged run"
+        }
+        // Ignored tensors are not looked at.
+        #expect(try loadPretrainedWeights(into: target, path: path, ignore: ["class_embed"]).ignored == Self.head)
+    }
+
     @Test func patternsAreSubstringsOrGlobs() {
         #expect(weightsIgnorePatternMatches("class_embed", "sem_seg_head.predictor.class_embed.bias"))
         #expect(weightsIgnorePatternMatches("sem_seg_head.*.class_embed.*", "sem_seg_head.predictor.class_embed.bias"))
