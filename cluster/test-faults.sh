@@ -262,6 +262,15 @@ if [ $t1 -eq 0 ] && [ -s "$tmp/thin-out/strip_overlay.png" ] && [ $t2 -eq 0 ] &&
 else
   bad "thin images at test time" "exit $t1/$t2; $(tail -n 2 "$tmp/thin.log" "$tmp/tall.log" | cut -c1-300)"
 fi
+# 11b. A test-time resize far beyond the machine (predict: refused by the image's resized size before the model runs) and
+#      a `model run` batch whose predictions cannot be held (refused naming --input, before the model is built).
+"$bin" predict --config configs/smoke.yaml --set data.root="$tmp/data" --set input.min_size_test=65536 --set input.max_size_test=65536 \
+  --weights "$tmp/straddle/model_final.h5" --input "$tmp/tall.png" --output "$tmp/huge-out" >"$tmp/huge.log" 2>&1
+expect_error "a test-time resize beyond memory is refused by the image's resized size" \
+  "$tmp/tall.png: the 100×300 image resized for the model to 21856×65536" "$tmp/huge.log" $?
+"$bin" model run --config configs/smoke.yaml --set model.decoder.num_queries=16384 --set input.min_size_test=4096 --set input.max_size_test=4096 \
+  --weights "$tmp/straddle/model_final.h5" --input "$tmp/tall.png" --output "$tmp/run-huge.h5" >"$tmp/run-huge.log" 2>&1
+expect_error "model run refuses a batch whose predictions cannot be held" "--input: 1 image(s) in one 1376×4096 batch" "$tmp/run-huge.log" $?
 
 # 12. `maskpilot config`: the resolved configuration, every key; its output read back as --config gives itself; a bad
 #     key or value is named (exit 1).

@@ -225,6 +225,16 @@ struct ModelRunCommand: ParsableCommand {
             }
             pixels = Batch.collate(samples, normalization: cfg.model.pixelNormalization).images
         }
+        // One batch: every prediction's mask logits are kept for the file, B × Q × H/4 × W/4 floats each (a lower bound).
+        let (b, h, w) = (pixels.shape[0], pixels.shape[1], pixels.shape[2])
+        let d = cfg.model.decoder
+        let need = 4 * Double(b) * (Double(d.decLayers) * Double(d.numQueries) * Double(h / 4) * Double(w / 4) + 3 * Double(h) * Double(w))
+        let memory = physicalMemoryBytes()
+        guard memory <= 0 || need <= Double(memory) else {
+            throw RuntimeError(String(format: "--input: %d image(s) in one %d×%d batch with their %d predictions need at least %.1f GB, more "
+                                      + "than this machine's %.1f GB; give fewer images (`maskpilot predict` takes a folder one image "
+                                      + "at a time)", b, w, h, d.decLayers, need / 1e9, Double(memory) / 1e9))
+        }
         let model = try loadInferenceModel(config: cfg, weights: weights)
         let predictions = withGEMMPrecision(cfg.solver.precision) { withNoGrad { model(pixels).predictions } }
         try writeAtomically(to: output) { tmp in try writeHDF5File(tmp) { file in
