@@ -166,6 +166,12 @@ public struct COCOInstances: Sendable {
 
     public func annotationCount(ofImage index: Int) -> Int { imageAnnStart[index + 1] - imageAnnStart[index] }
 
+    /// Whether image `index` has an annotation that is not a crowd region: detectron2 trains only on those images
+    /// (`DATALOADER.FILTER_EMPTY_ANNOTATIONS`, `filter_images_with_only_crowd_annotations`).
+    public func hasNonCrowdAnnotation(ofImage index: Int) -> Bool {
+        (imageAnnStart[index] ..< imageAnnStart[index + 1]).contains { annFlags[Int(annOrder[$0])] & 1 == 0 }
+    }
+
     /// The annotations of image `index`, in file order.
     public func annotations(ofImage index: Int) -> [COCOAnnotation] {
         (imageAnnStart[index] ..< imageAnnStart[index + 1]).map { annotation(stored: Int(annOrder[$0])) }

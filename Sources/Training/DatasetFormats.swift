@@ -145,8 +145,15 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
     }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        let (ds, notes) = try open(config, split: split)
-        var data = largeScaleJitterData(config, count: ds.imageCount, numClasses: ds.categories.count, notes: notes, load: { try ds.sample($0) })
+        var (ds, notes) = try open(config, split: split)
+        // detectron2's FILTER_EMPTY_ANNOTATIONS: only images with a non-crowd annotation train.
+        let kept = config.data.filterEmptyAnnotations ? (0..<ds.imageCount).filter(ds.hasNonCrowdAnnotation) : Array(0..<ds.imageCount)
+        if kept.count < ds.imageCount {
+            notes.append("data: \(ds.annotationFile): removed \(ds.imageCount - kept.count) image(s) with no usable annotations "
+                         + "(none, or only crowd regions; data.filter_empty_annotations), \(kept.count) left")
+        }
+        let all = ds
+        var data = largeScaleJitterData(config, count: kept.count, numClasses: ds.categories.count, notes: notes, load: { try all.sample(kept[$0]) })
         data.categories = ds.categories.map { "\($0.id) \($0.name)" }
         data.categoriesFile = ds.annotationFile
         return data

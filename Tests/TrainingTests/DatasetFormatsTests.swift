@@ -191,4 +191,39 @@ import _TestSupport
             "\(e)".contains("the split 'r' (\(root)/annotations/instances_r.json) does not have the classes of 'a': class 2 is '3 renamed'")
         }
     }
+
+    /// COCO instance training leaves out images without a non-crowd annotation (detectron2's FILTER_EMPTY_ANNOTATIONS,
+    /// on by default), says so in the notes, and keeps every image with `data.filter_empty_annotations: false`;
+    /// evaluation scores every image either way. Other formats refuse the key.
+    @Test func imagesWithoutUsableAnnotationsAreLeftOutOfTraining() throws {
+        let root = try makeTestDirectory("filter-empty").path
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cocoInstance, images: 5, width: 48, height: 48, seed: 4))
+        let file = "\(root)/annotations/instances_train2017.json"
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+        let images = try #require(json["images"] as? [[String: Any]])
+        let (crowdOnly, bare) = (try #require(images[1]["id"] as? Int), try #require(images[3]["id"] as? Int))
+        var annotations = try #require(json["annotations"] as? [[String: Any]])
+        annotations = annotations.filter { $0["image_id"] as? Int != bare }.map { a in
+            var a = a
+            if a["image_id"] as? Int == crowdOnly { a["iscrowd"] = 1 }
+            return a
+        }
+        json["annotations"] = annotations
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
+
+        var config = MaskPilotConfig()
+        config.data.format = .cocoInstance; config.data.root = root; config.model.decoder.numClasses = 5
+        let train = try config.data.format.descriptor.trainingData(config: config, split: "train2017")
+        #expect(train.count == 3)
+        #expect(try (0..<3).map { try train.load($0).imageId } == [0, 2, 4].map { images[$0]["id"] as! Int })
+        #expect(train.notes == ["data: \(file): removed 2 image(s) with no usable annotations (none, or only crowd regions; "
+                                + "data.filter_empty_annotations), 3 left"])
+        #expect(try config.data.format.descriptor.evaluationData(config: config, split: "train2017").count == 5)
+        config.data.filterEmptyAnnotations = false
+        #expect(config.violations().isEmpty)
+        let all = try config.data.format.descriptor.trainingData(config: config, split: "train2017")
+        #expect(all.count == 5 && all.notes.isEmpty)
+        config.data.format = .cocoPanoptic
+        #expect(config.violations().map(\.key) == ["data.filter_empty_annotations"])
+    }
 }
