@@ -272,6 +272,20 @@ expect_error "a test-time resize beyond memory is refused by the image's resized
   --weights "$tmp/straddle/model_final.h5" --input "$tmp/tall.png" --output "$tmp/run-huge.h5" >"$tmp/run-huge.log" 2>&1
 expect_error "model run refuses a batch whose predictions cannot be held" "--input: 1 image(s) in one 1376×4096 batch" "$tmp/run-huge.log" $?
 
+# 11c. An output that is the command's own input (each replaced it and exited 0), a file where a folder is written, a
+#      split name that leaves the dataset folder: usage errors, the input untouched.
+ck="$tmp/straddle/model_final.h5"; ck_sum=$(md5sum "$ck" | cut -d' ' -f1); touch "$tmp/a-file"
+ln -sfn "$tmp/straddle" "$tmp/straddle-link"
+neg_case "--output $tmp/straddle-link/model_final.h5 is the file the checkpoint argument reads" checkpoint weights "$ck" --output "$tmp/straddle-link/model_final.h5"
+neg_case "--output $ck is the file --from reads" model import --from "$ck" --output "$ck" --config configs/smoke.yaml
+neg_case "--output $tmp/tall.png is the file --input reads" model run --config configs/smoke.yaml --weights "$ck" --input "$tmp/tall.png" --output "$tmp/tall.png"
+neg_case "--output $ck is the file --weights reads" model run --config configs/smoke.yaml --weights "$tmp/straddle" --input "$tmp/tall.png" --output "$ck"
+neg_case "--out $tmp/a-file is a file; give a folder" data synth --format coco-instance --out "$tmp/a-file" --images 2
+neg_case "--split must be a folder name (no '/', not '.' or '..'), got '../escaped'" data synth --format coco-instance --out "$tmp/neg" --images 2 --split ../escaped
+neg_case "--output $tmp/a-file is a file; give a folder" predict --config configs/smoke.yaml --weights "$ck" --input "$tmp/tall.png" --output "$tmp/a-file"
+[ "$(md5sum "$ck" | cut -d' ' -f1)" = "$ck_sum" ] && file "$tmp/tall.png" | grep -q PNG && ok "the inputs of the refused commands are unchanged" \
+  || bad "inputs after refused outputs" "the checkpoint or tall.png changed"
+
 # 12. `maskpilot config`: the resolved configuration, every key; its output read back as --config gives itself; a bad
 #     key or value is named (exit 1).
 "$bin" config --config configs/smoke.yaml --set solver.max_iter=7 >"$tmp/resolved.yaml" 2>"$tmp/resolved.log"; c1=$?

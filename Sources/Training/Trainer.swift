@@ -82,7 +82,7 @@ public struct TrainingData: Sendable {
             var k = 0
             while i >= starts[k + 1] { k += 1 }
             var sample = try loads[k](i - starts[k])
-            sample.imageId += k << 32
+            sample.imageId &+= k << 32   // ADE20K ids are file-name digits, up to Int.max; the id only keys random streams
             return sample
         }, augment: first.augment)
         categories = first.categories

@@ -157,6 +157,8 @@ struct CheckpointWeights: ParsableCommand {
                                valueName: "pattern"))
     var only: [String] = []
 
+    func validate() throws { try requireOutput(output, notOver: [("the checkpoint argument", file)]) }
+
     func run() throws {
         let model: [(String, Tensor)]
         do { model = try readModelWeights(path: file) } catch let e as CheckpointError { throw failure(e.description) }

@@ -35,6 +35,10 @@ struct DataSynth: ParsableCommand {
     func validate() throws {
         try requireOption("--images", images, atLeast: 1, atMost: 1 << 24)
         try requireOption("--annotations", annotations, atLeast: 0, atMost: 1 << 30)
+        if let split, split.isEmpty || split.contains("/") || split == "." || split == ".." {
+            throw ValidationError("--split must be a folder name (no '/', not '.' or '..'), got '\(split)'")
+        }
+        try requireFolder(out, option: "--out")
     }
 
     func run() throws {
@@ -118,6 +122,8 @@ struct DataMasks: ParsableCommand {
     @OptionGroup var dataset: DatasetOptions
     @Option(parsing: .unconditional, help: "Image id (COCO image id; ADE20K: the number in the file name; Cityscapes: the frame's index in the split, sorted by city and name; sem-seg: the image's index in the split, sorted by file name).") var imageId: Int
     @Option(help: "Output folder.") var out: String
+
+    func validate() throws { try requireFolder(out, option: "--out") }
 
     func run() throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -137,6 +137,18 @@ struct ModelImportCommand: ParsableCommand {
     @Option(help: "Python interpreter for pickles (needs numpy and h5py).")
     var python: String = "python3"
 
+    func validate() throws {
+        var isFolder: ObjCBool = false
+        let fromFolder = FileManager.default.fileExists(atPath: from, isDirectory: &isFolder) && isFolder.boolValue
+        let source = fromFolder ? [(option: String, path: String)]() : [("--from", from)]
+        try requireOutput(output, notOver: source + (config.map { [("--config", $0)] } ?? []),
+                          orInside: fromFolder ? [("--from", from)] : [])
+        if let configOut {
+            try requireOutput(configOut, option: "--config-out", notOver: source + [("--output", output)] + (config.map { [("--config", $0)] } ?? []),
+                              orInside: fromFolder ? [("--from", from)] : [])
+        }
+    }
+
     func run() throws {
         do {
             let given = try config.map { path -> MaskPilotConfig in
@@ -198,6 +210,7 @@ struct ModelRunCommand: ParsableCommand {
         var cfg = try configOptions.load()
         try precisionOption.apply(to: &cfg)
         guard !input.isEmpty else { throw ValidationError("--input: nothing given") }
+        try requireOutput(output, notOver: [("--weights", try resolveWeightsPath(weights, option: "--weights"))] + input.map { ("--input", $0) })
         let pixels: Tensor   // [B, H, W, 3]
         if input.count == 1, ["h5", "hdf5"].contains((input[0] as NSString).pathExtension.lowercased()) {
             let file: HDF5File
@@ -220,7 +233,9 @@ struct ModelRunCommand: ParsableCommand {
         } else {
             let resize = TestTimeResize(config: cfg)
             var noRNG = RNG(seed: 0)
-            let samples = try expandImageInputs(input).enumerated().map { n, path in
+            let files = try expandImageInputs(input)
+            try requireOutput(output, notOver: files.map { ("--input", $0) })
+            let samples = try files.enumerated().map { n, path in
                 try resize.apply(Sample(imageId: n, image: try loadImage(path: path), targets: .none), rng: &noRNG)
             }
             pixels = Batch.collate(samples, normalization: cfg.model.pixelNormalization).images

@@ -51,6 +51,7 @@ struct PredictCommand: ParsableCommand {
         guard scoreThreshold.isFinite, scoreThreshold >= 0 else {
             throw ValidationError("--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got \(scoreThreshold)")
         }
+        try requireFolder(output, option: "--output")
     }
 
     func run() throws {
@@ -212,7 +213,7 @@ func expandImageInputs(_ entries: [String], outputFolder: String? = nil) throws 
             files.append(entry)   // a file (a missing one is named when it is read)
             continue
         }
-        if let outputFolder, URL(fileURLWithPath: entry).standardizedFileURL.path == URL(fileURLWithPath: outputFolder).standardizedFileURL.path {
+        if let outputFolder, resolvedPath(entry) == resolvedPath(outputFolder) {
             throw RuntimeError("--input \(entry) is the --output folder: its predictions would be read as images; write them elsewhere")
         }
         let names: [String]
