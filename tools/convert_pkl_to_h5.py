@@ -10,7 +10,8 @@ Inputs:
   * PyTorch files (`.pth` / `.pt` / `.bin`, e.g. HF `pytorch_model.bin`): a state_dict or `{"model": state_dict}` /
     `{"state_dict": state_dict}`. Files in torch's zip format (every torch >= 1.6) are read without torch: a
     restricted unpickler rebuilds each tensor from its storage record (`archive/data/<key>`) with numpy; only the
-    legacy non-zip format needs torch.
+    legacy non-zip format needs torch (read with `weights_only=True`). `.pkl` files are read with an unpickler that
+    allows numpy's array globals only: a pickle cannot run code.
   * ImageNet Swin backbones (`swin_*_patch4_window*.pkl` / `.pth`: `patch_embed.*`, `layers.*`) also get the
     prefix `backbone.`.
 
@@ -40,7 +41,10 @@ def check_normalization(src, name, value):
     """Stops (exit 1, naming the file and key) when a checkpoint's pixel_mean / pixel_std differ from ImageNet's RGB
     statistics, MaskPilot's default model.pixel_mean / pixel_std: detectron2 models with others usually take BGR input."""
     ours = NORMALIZATION[name.split(".")[-1]]
-    theirs = np.asarray(value, np.float64).reshape(-1)
+    try:
+        theirs = np.asarray(value, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise SystemExit(f"{src}: {name} is not numeric ({type(value).__name__}: {value!r:.60})")
     if theirs.shape != (3,) or np.max(np.abs(theirs - ours)) > 0.01:
         raise SystemExit(f"{src}: {name} is {np.round(theirs, 3).tolist()}, but MaskPilot's recipes normalize RGB pixels (0-255) "
                          f"with ImageNet's {list(ours)} (model.pixel_mean / model.pixel_std); detectron2 models with other "
@@ -104,6 +108,23 @@ class _TorchZipUnpickler(pickle.Unpickler):
         return np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))[:count]
 
 
+class _WeightsUnpickler(pickle.Unpickler):
+    """Reads a detectron2 / numpy pickle, allowing only the globals arrays and dicts of them need: a pickle can name
+    any callable, and plain `pickle.load` would run it."""
+
+    ALLOWED = {
+        ("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),   # protocol-2 pickles (detectron2's R-50.pkl) store array bytes as latin-1 text
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+
 def load_torch_zip(path):
     """The object saved by torch.save in a zip checkpoint, tensors as numpy arrays (no torch needed)."""
     with zipfile.ZipFile(path) as archive:
@@ -124,20 +145,29 @@ def unwrap(obj):
 
 
 def load_state(path):
-    """{name: ndarray-like} from a .pkl, or a .pth/.pt/.bin (torch zip read without torch; legacy format via torch)."""
+    """{name: ndarray-like} from a .pkl, or a .pth/.pt/.bin (torch zip read without torch; legacy format via torch).
+    A file that is not a readable pickle of that kind stops the conversion naming it."""
+    try:
+        return _load_state(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError,
+            zipfile.BadZipFile, OSError) as e:
+        raise SystemExit(f"{path}: not a readable weights pickle ({type(e).__name__}: {e})")
+
+
+def _load_state(path):
     if path.endswith((".pth", ".pt", ".bin", ".ckpt")):
         if zipfile.is_zipfile(path):
             obj = unwrap(load_torch_zip(path))
         else:
             import torch  # only for legacy (pre-1.6, non-zip) PyTorch files
 
-            obj = unwrap(torch.load(path, map_location="cpu", weights_only=False))
+            obj = unwrap(torch.load(path, map_location="cpu", weights_only=True))
             obj = {k: (v.detach().cpu().float().numpy() if hasattr(v, "detach") else v) for k, v in obj.items()}
         if not isinstance(obj, dict):
             raise SystemExit(f"{path}: expected a state dict (or {{'model': dict}}), found {type(obj).__name__}")
         return obj
     with open(path, "rb") as f:
-        obj = unwrap(pickle.load(f, encoding="latin1"))
+        obj = unwrap(_WeightsUnpickler(f, encoding="latin1").load())
     if not isinstance(obj, dict):
         raise SystemExit(f"{path}: expected a dict of arrays (or {{'model': dict}}), found {type(obj).__name__}")
     return obj
@@ -186,23 +216,29 @@ def convert(src, dst, prefix=None, quiet=False):
             notes.append(f"backbone-only weights: prefixed every name with '{prefix}'")
     arrays = [(prefix + n, a) for n, a in arrays]
     for name, _ in arrays:
-        if "/" in name:
-            raise SystemExit(f"{src}: tensor name {name!r} contains '/', which MaskPilot names never do")
+        # HDF5 reads '/' as a path and '.' as the group itself; the names attribute is newline-separated.
+        if "/" in name or "\n" in name or name.strip(".") == "":
+            raise SystemExit(f"{src}: tensor name {name!r} is not a MaskPilot name (empty, only dots, or holding '/' or a newline)")
     if not arrays:
         raise SystemExit(f"{src}: no arrays to convert")
     tmp = dst + ".tmp"
-    with h5py.File(tmp, "w") as f:
-        model = f.create_group("model")
-        for name, array in arrays:
-            if array.ndim == 0:
-                model.create_dataset(name, data=array)  # HDF5 cannot checksum (chunk) a scalar
-            else:
-                model.create_dataset(name, data=array, fletcher32=True, chunks=True)
-        model.attrs["names"] = "\n".join(n for n, _ in arrays)
-        meta = f.create_group("meta")
-        meta.attrs["source"] = os.path.abspath(src)
-        meta.attrs["converter"] = "tools/convert_pkl_to_h5.py"
-    os.replace(tmp, dst)
+    try:
+        with h5py.File(tmp, "w") as f:
+            model = f.create_group("model")
+            for name, array in arrays:
+                if array.ndim == 0:
+                    model.create_dataset(name, data=array)  # HDF5 cannot checksum (chunk) a scalar
+                else:
+                    model.create_dataset(name, data=array, fletcher32=True, chunks=True)
+            model.attrs["names"] = "\n".join(n for n, _ in arrays)
+            meta = f.create_group("meta")
+            meta.attrs["source"] = os.path.abspath(src)
+            meta.attrs["converter"] = "tools/convert_pkl_to_h5.py"
+        os.replace(tmp, dst)
+    except (OSError, ValueError, TypeError) as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise SystemExit(f"{dst}: cannot write ({type(e).__name__}: {e})")
     if not quiet:
         for note in notes:
             print(f"note: {note}")

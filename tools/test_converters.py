@@ -190,5 +190,50 @@ def _():
     check_npz(checkpoint, values)
 
 
+def expect_exit(src, text):
+    """convert(src) stops with a message naming src and holding text, leaving no output or .tmp behind."""
+    out = os.path.join(tmp, "refused.h5")
+    try:
+        convert_pkl_to_h5.convert(src, out, quiet=True)
+    except SystemExit as e:
+        assert str(e).startswith(src) and text in str(e), str(e)
+    else:
+        raise AssertionError(f"{src} was converted")
+    assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+
+
+@test("a pickle naming any other callable is refused without running it")
+def _():
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {os.path.join(tmp, 'PWNED')}",))
+    evil = os.path.join(tmp, "evil.pkl")
+    with open(evil, "wb") as f:
+        pickle.dump({"model": {"a": Payload()}}, f)
+    expect_exit(evil, "is not allowed in a weights file")
+    assert not os.path.exists(os.path.join(tmp, "PWNED")), "the pickle's code ran"
+
+
+@test("truncated, empty and random files are refused naming the file")
+def _():
+    data = open(zoo_pkl, "rb").read()
+    for name, content in (("truncated.pkl", data[: len(data) // 2]), ("empty.pkl", b""), ("random.pkl", bytes(rng.integers(0, 256, 300, dtype=np.uint8)))):
+        path = os.path.join(tmp, name)
+        open(path, "wb").write(content)
+        expect_exit(path, "not a readable weights pickle")
+
+
+@test("names HDF5 cannot hold, and a non-numeric pixel_mean, are refused naming the file")
+def _():
+    for i, (key, value, text) in enumerate((("", np.zeros(2, np.float32), "is not a MaskPilot name"),
+                                            (".", np.zeros(2, np.float32), "is not a MaskPilot name"),
+                                            ("a\nb", np.zeros(2, np.float32), "is not a MaskPilot name"),
+                                            ("pixel_mean", "abc", "pixel_mean is not numeric"))):
+        path = os.path.join(tmp, f"bad-name-{i}.pkl")
+        with open(path, "wb") as f:
+            pickle.dump({"model": {key: value, "backbone.x": np.ones(2, np.float32)}}, f)
+        expect_exit(path, text)
+
+
 print(f"converters (python): {sum(results)} passed, {len(results) - sum(results)} failed")
 sys.exit(0 if all(results) else 1)
