@@ -138,5 +138,18 @@ if [ -d "$tmp/instance-eval/cityscapes_instance" ]; then
   expect_error "a prediction list line with two fields is refused, naming the list and line" "$(basename "$list"): line" "$tmp/bad4.log"
 fi
 
+# predict with a Cityscapes panoptic model where the dataset is gone: the 19 classes and 8 thing classes are fixed by the
+# format, so the weights' own configuration is enough.
+if [ -f "$tmp/panoptic-long/model_final.h5" ]; then
+  img=$(ls "$tmp"/data/leftImg8bit/val/*/*.png | head -1); stem=$(basename "$img" .png)
+  "$bin" predict --weights "$tmp/panoptic-long/model_final.h5" --set data.root="$tmp/gone" --input "$img" --output "$tmp/pan-predict" \
+    >"$tmp/pan-predict.log" 2>&1; code=$?
+  if [ $code -eq 0 ] && [ -f "$tmp/pan-predict/${stem}_panoptic.png" ] && [ -f "$tmp/pan-predict/$stem.json" ]; then
+    ok "cityscapes-panoptic predict without the dataset (the format's fixed classes)"
+  else
+    bad "cityscapes-panoptic predict without the dataset" "exit $code: $(tail -n 2 "$tmp/pan-predict.log")"
+  fi
+fi
+
 echo "cityscapes: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

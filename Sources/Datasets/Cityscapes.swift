@@ -298,6 +298,7 @@ public struct CityscapesPanopticDataset: Sendable {
                 throw DataError(file: json, record: "image \(n)", problem: "needs a string id, file_name and positive width and height")
             }
             let city = String(id.prefix { $0 != "_" })
+            guard imageOf[id] == nil else { throw DataError(file: json, record: "image \(n)", problem: "id \(id) appears twice in 'images'") }
             imageOf[id] = ("\(root)/leftImg8bit/\(split)/\(city)/\(file)", w, h)
         }
         var records: [Record] = []
@@ -321,7 +322,11 @@ public struct CityscapesPanopticDataset: Sendable {
                     throw DataError(file: json, record: "image \(id) segment \(sid)", problem: "category_id \(cat) is not in 'categories'")
                 }
                 guard ids.insert(sid).inserted else { throw DataError(file: json, record: "image \(id)", problem: "segment id \(sid) twice") }
-                segments.append(PanopticSegment(id: UInt32(sid), classIndex: c, isCrowd: (s["iscrowd"] as? Int ?? 0) != 0))
+                let crowd = s["iscrowd"] == nil ? 0 : s["iscrowd"] as? Int
+                guard let crowd, crowd == 0 || crowd == 1 else {
+                    throw DataError(file: json, record: "image \(id) segment \(sid)", problem: "iscrowd must be 0 or 1, got \(s["iscrowd"]!)")
+                }
+                segments.append(PanopticSegment(id: UInt32(sid), classIndex: c, isCrowd: crowd == 1))
             }
             records.append(Record(stem: id, imageFile: image.file, width: image.width, height: image.height,
                                   pngFile: "\(pngDir)/\(file)", segments: segments))

@@ -22,6 +22,13 @@ public protocol DatasetFormatDescriptor: Sendable {
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData
     /// The split `split` for evaluation; its class count must equal `model.decoder.num_classes`.
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData
+    /// The class names and (panoptic) thing classes when the format fixes them, so `predict` needs no dataset; nil
+    /// where they come from the dataset's files.
+    var fixedClasses: (names: [String], thingClasses: Set<Int>)? { get }
+}
+
+extension DatasetFormatDescriptor {
+    public var fixedClasses: (names: [String], thingClasses: Set<Int>)? { nil }
 }
 
 extension DataConfig.Format {
@@ -231,6 +238,7 @@ struct CityscapesFramesFormat: DatasetFormatDescriptor {
     var testResize: TestTimeResize { .cityscapes }
     var testAugmentation: TestTimeAugmentation? { task == .semantic ? .cityscapes : nil }
     var classes: [CityscapesLabel] { task == .semantic ? Cityscapes.classes : Cityscapes.thingClasses }
+    var fixedClasses: (names: [String], thingClasses: Set<Int>)? { (classes.map(\.name), []) }
 
     /// The split, checked for the ground truth this reading needs, and its sample reader.
     func open(_ config: MaskPilotConfig, split: String) throws -> (CityscapesDataset, @Sendable (Int) throws -> Sample) {
@@ -258,6 +266,9 @@ struct CityscapesFramesFormat: DatasetFormatDescriptor {
 /// Cityscapes panoptic (createPanopticImgs' JSON + PNGs, 19 classes, 8 things): the short-edge crop recipe at 1024, PQ.
 struct CityscapesPanopticFormat: DatasetFormatDescriptor {
     var task: EvaluationTask { .panoptic }
+    var fixedClasses: (names: [String], thingClasses: Set<Int>)? {
+        (Cityscapes.classes.map(\.name), CityscapesPanopticDataset.thingClasses)
+    }
     var testResize: TestTimeResize { .cityscapes }
     var testAugmentation: TestTimeAugmentation? { nil }
 

@@ -91,15 +91,21 @@ struct PredictCommand: ParsableCommand {
         }
         let numClasses = cfg.model.decoder.numClasses
         // Without the dataset, a sem-seg configuration's data.classes still names them (weights store their config).
-        let names = split.map(\.classNames)
+        let fixed = cfg.data.format.descriptor.fixedClasses   // Cityscapes: no dataset needed
+        let names = split.map(\.classNames) ?? fixed?.names
             ?? cfg.data.classNames(numClasses: numClasses) ?? (0..<numClasses).map { "class \($0)" }
         let post: Mask2FormerPostProcessor
         switch task {
         case .semantic: post = Mask2FormerPostProcessor(.semantic)
         case .instance: post = Mask2FormerPostProcessor(.instance)
+        case .panoptic where split == nil && cfg.data.format.descriptor.task == .panoptic && fixed != nil:
+            var config = PostProcessingConfig.panoptic(thingClasses: fixed!.thingClasses)
+            config.objectMaskThreshold = cfg.eval.objectMaskThreshold
+            config.overlapThreshold = cfg.eval.overlapThreshold
+            post = Mask2FormerPostProcessor(config)
         case .panoptic:
             guard let split, case .panoptic = split.task else {
-                throw RuntimeError("--task panoptic needs the COCO panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
+                throw RuntimeError("--task panoptic needs the panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
             }
             post = split.postProcessor
         }

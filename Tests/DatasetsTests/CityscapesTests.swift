@@ -116,6 +116,20 @@ import TensorCore
         let text = try String(contentsOfFile: json, encoding: .utf8).replacingOccurrences(of: "\"id\":7,", with: "\"id\":9,")
         try text.write(toFile: json, atomically: true, encoding: .utf8)
         #expect { _ = try CityscapesPanopticDataset(root: root, split: "val") } throws: { "\($0)".contains(json) && "\($0)".contains("id 9") }
+        // An image listed twice in 'images', and an iscrowd that is not 0 or 1 (it read as 0).
+        try text.replacingOccurrences(of: "\"id\":9,", with: "\"id\":7,").write(toFile: json, atomically: true, encoding: .utf8)
+        var top = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        let good = top
+        var images = try #require(top["images"] as? [[String: Any]])
+        images.append(images[0]); top["images"] = images
+        try JSONSerialization.data(withJSONObject: top).write(to: URL(fileURLWithPath: json))
+        #expect { _ = try CityscapesPanopticDataset(root: root, split: "val") } throws: { "\($0)".contains("appears twice in 'images'") }
+        top = good
+        var annotations = try #require(top["annotations"] as? [[String: Any]])
+        var infos = try #require(annotations[0]["segments_info"] as? [[String: Any]])
+        infos[0]["iscrowd"] = "yes"; annotations[0]["segments_info"] = infos; top["annotations"] = annotations
+        try JSONSerialization.data(withJSONObject: top).write(to: URL(fileURLWithPath: json))
+        #expect { _ = try CityscapesPanopticDataset(root: root, split: "val") } throws: { "\($0)".contains("iscrowd must be 0 or 1, got yes") }
     }
 
     /// The Cityscapes recipe: short edge from its choices, crop [h, w] without a pad; an image smaller than the crop
