@@ -117,6 +117,7 @@ class _WeightsUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
         ("_codecs", "encode"),   # protocol-2 pickles (detectron2's R-50.pkl) store array bytes as latin-1 text
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),   # protocol 5
     }
 
     def find_class(self, module, name):
@@ -149,7 +150,9 @@ def load_state(path):
     A file that is not a readable pickle of that kind stops the conversion naming it."""
     try:
         return _load_state(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError,
+    except ImportError as e:
+        raise SystemExit(f"{path}: a legacy (non-zip) PyTorch file needs torch to read: {e}")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             zipfile.BadZipFile, OSError) as e:
         raise SystemExit(f"{path}: not a readable weights pickle ({type(e).__name__}: {e})")
 

@@ -202,6 +202,16 @@ def expect_exit(src, text):
     assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
 
 
+@test("pickles of every protocol (0-5) convert")
+def _():
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        path = os.path.join(tmp, f"protocol{protocol}.pkl")
+        with open(path, "wb") as f:
+            pickle.dump({"model": zoo}, f, protocol=protocol)
+        convert_pkl_to_h5.convert(path, os.path.join(tmp, f"protocol{protocol}.h5"), quiet=True)
+        check_h5(os.path.join(tmp, f"protocol{protocol}.h5"), zoo_expected)
+
+
 @test("a pickle naming any other callable is refused without running it")
 def _():
     class Payload:

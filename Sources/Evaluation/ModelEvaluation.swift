@@ -149,17 +149,18 @@ public func infer(_ model: Mask2Former, sample: Sample, resize: TestTimeResize, 
                                               + "(%d queries), more than this machine's %.1f GB", w, h, need / 1e9,
                                               queries, Double(memory) / 1e9))
     }
-    // The model's input: the largest test-time resize of the image, padded to 32, and its mask logits upsampled to that
-    // size before the crop (Q + 3 floats per input pixel at least).
+    // The model's input: the largest test-time resize of the image (padded to 32), the forward pass's predictions and
+    // the post-processing at the resized size.
     let resizes = augmentation.map { a in postProcessor.config.semanticOn ? a.passes.map(\.resize) : [resize] } ?? [resize]
-    var largest = (height: 0, width: 0, pixels: 0.0)
+    var largest = (height: 0, width: 0, bytes: 0.0)
     for r in resizes {
         let o = shortestEdgeResize(sample.image.size, shortEdge: r.shortEdge, maxSize: r.maxSize).output
         let ph = (o.height + 31) / 32 * 32, pw = (o.width + 31) / 32 * 32
-        let pixels = Double(ph) * Double(pw)
-        if pixels > largest.pixels { largest = (ph, pw, pixels) }
+        let bytes = model.config.inferenceBytesLowerBound(batch: 1, paddedHeight: ph, paddedWidth: pw)
+            + postProcessor.resizedBytesLowerBound(queries: queries, imageHeight: o.height, imageWidth: o.width)
+        if bytes > largest.bytes { largest = (ph, pw, bytes) }
     }
-    let inputNeed = 4 * Double(queries + 3) * largest.pixels
+    let inputNeed = largest.bytes
     guard memory <= 0 || inputNeed <= Double(memory) else {
         throw EvaluationError(context, String(format: "the %d×%d image resized for the model to %d×%d (input.min_size_test / max_size_test, "
                                               + "or eval.tta_min_sizes / tta_max_size) needs at least %.1f GB (%d queries), more than "

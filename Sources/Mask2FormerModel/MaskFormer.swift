@@ -119,3 +119,13 @@ public final class Mask2Former: Module {
         return (f, head.pixelDecoder(f))
     }
 }
+
+extension Mask2FormerConfig {
+    /// A lower bound of the bytes a forward pass without gradients holds for `batch` images padded to
+    /// `paddedHeight × paddedWidth`: the input and every prediction's mask logits at stride 4 (the backbone's and the
+    /// pixel decoder's activations come on top). `infer` and `model run` check it against memory before running.
+    public func inferenceBytesLowerBound(batch: Int, paddedHeight: Int, paddedWidth: Int) -> Double {
+        let pixels = Double(paddedHeight) * Double(paddedWidth)
+        return 4 * Double(batch) * (3 * pixels + Double(decoder.decLayers) * Double(decoder.numQueries) * pixels / 16)
+    }
+}

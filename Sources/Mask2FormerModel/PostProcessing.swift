@@ -186,6 +186,14 @@ public struct Mask2FormerPostProcessor: Sendable {
         return 4 * floats
     }
 
+    /// A lower bound of the bytes `process` allocates at the resized image's size `imageHeight × imageWidth` (before
+    /// the output size): every query's mask cropped there on the semantic path, one scratch map on the
+    /// before-inference path.
+    public func resizedBytesLowerBound(queries: Int, imageHeight: Int, imageWidth: Int) -> Double {
+        let pixels = Double(imageHeight) * Double(imageWidth)
+        return 4 * (config.postprocessBeforeInference ? pixels : config.semanticOn ? Double(queries) * pixels : 0)
+    }
+
     /// Post-processes one image: `classLogits` `[Q, K+1]`, `maskLogits` `[Q, h, w]` at stride 4.
     public func process(classLogits: Tensor, maskLogits: Tensor, size: InferenceImageSize) -> InferenceResult {
         withNoGrad {

@@ -475,44 +475,66 @@ extension MaskPilotConfig {
     /// The most levels a configuration's YAML may nest (it needs 4: `model.backbone.swin.depths`'s list).
     static let maxYAMLDepth = 64
 
-    /// How deeply `text` nests, read off the text without parsing it: open block levels (by indentation; each
-    /// `- ` entry marker on a line opens one more) plus open flow brackets (`[`, `{`) outside quoted scalars and
-    /// comments. Exact for configuration files; it only has to bound what libyaml would recurse into.
+    /// How deeply `text` nests, read off the text without parsing it, so that it can bound what libyaml would
+    /// recurse into: open block levels (by indentation; each `- `, `? ` or `: ` marker leading a line opens one more)
+    /// plus open flow collections. A `[` or `{` opens one inside a flow collection, and outside only where a token
+    /// starts (line start or after a space: `a[` is a plain scalar); quoted scalars (across lines), comments and block
+    /// scalars (`|`, `>`) are text. It may count more than libyaml on odd input, never fewer.
     static func yamlNestingDepth(_ text: String) -> Int {
+        let space = UInt8(ascii: " "), dquote = UInt8(ascii: "\""), squote = UInt8(ascii: "'")
         var deepest = 0, flow = 0
         var indents: [Int] = []
+        var quote: UInt8? = nil
+        var blockScalarIndent: Int? = nil   // inside a block scalar: lines indented more than this are its text
         for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
             let c = Array(line.utf8)
             var i = 0
-            while i < c.count, c[i] == UInt8(ascii: " ") { i += 1 }
-            if i == c.count || c[i] == UInt8(ascii: "#") { continue }
-            if flow == 0 {
-                while let last = indents.last, last >= i { indents.removeLast() }
-                indents.append(i)
+            while i < c.count, c[i] == space { i += 1 }
+            if let b = blockScalarIndent {
+                if i == c.count || i > b { continue }
+                blockScalarIndent = nil
             }
+            if quote == nil {
+                if i == c.count || c[i] == UInt8(ascii: "#") { continue }
+                if flow == 0 {
+                    while let last = indents.last, last >= i { indents.removeLast() }
+                    indents.append(i)
+                }
+            }
+            let lineIndent = i
             var block = indents.count
-            while i + 1 < c.count, c[i] == UInt8(ascii: "-"), c[i + 1] == UInt8(ascii: " ") {
-                block += 1; i += 2
-                while i < c.count, c[i] == UInt8(ascii: " ") { i += 1 }
+            if quote == nil {
+                while i + 1 < c.count, [UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":")].contains(c[i]), c[i + 1] == space {
+                    block += 1; i += 2
+                    while i < c.count, c[i] == space { i += 1 }
+                }
             }
             deepest = max(deepest, block + flow)
-            var quote: UInt8? = nil
+            var lastToken = 0   // where the line's last token starts, for a block-scalar header
             while i < c.count {
                 let ch = c[i]
-                let tokenStart = i == 0 || [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","),
-                                            UInt8(ascii: ":")].contains(c[i - 1])
+                let tokenStart = i == 0 || c[i - 1] == space
+                    || flow > 0 && [UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":")].contains(c[i - 1])
                 if let q = quote {
-                    if ch == UInt8(ascii: "\\"), q == UInt8(ascii: "\"") { i += 1 } else if ch == q { quote = nil }
+                    if ch == UInt8(ascii: "\\"), q == dquote { i += 1 }
+                    else if ch == q, q == squote, i + 1 < c.count, c[i + 1] == squote { i += 1 }   // '' inside '…'
+                    else if ch == q { quote = nil }
                 } else if ch == UInt8(ascii: "#"), tokenStart {
                     break
-                } else if (ch == UInt8(ascii: "\"") || ch == UInt8(ascii: "'")), tokenStart {
+                } else if ch == dquote || ch == squote, tokenStart {
                     quote = ch
-                } else if ch == UInt8(ascii: "[") || ch == UInt8(ascii: "{") {
+                } else if ch == UInt8(ascii: "[") || ch == UInt8(ascii: "{"), flow > 0 || tokenStart {
                     flow += 1; deepest = max(deepest, block + flow)
-                } else if ch == UInt8(ascii: "]") || ch == UInt8(ascii: "}") {
-                    flow = max(0, flow - 1)
+                } else if (ch == UInt8(ascii: "]") || ch == UInt8(ascii: "}")), flow > 0 {
+                    flow -= 1
                 }
+                if ch != space, tokenStart { lastToken = i }
                 i += 1
+            }
+            // A block scalar header (`|`, `>`, with chomping or indentation indicators) ends the line.
+            if quote == nil, flow == 0, lastToken < c.count, c[lastToken] == UInt8(ascii: "|") || c[lastToken] == UInt8(ascii: ">"),
+               c[(lastToken + 1)...].allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || (48...57).contains($0) || $0 == space }) {
+                blockScalarIndent = lineIndent
             }
         }
         return deepest

@@ -181,6 +181,14 @@ public final class Trainer {
         if let resume {
             startIteration = try Trainer.restore(step, config: config, communicator: comm, from: resume.contents, path: resume.path)
             resumedIteration = startIteration
+            // A checkpoint from before data.filter_empty_annotations trained on every image: its default (true) would
+            // change the training set, and so the data order, without a configuration difference to show it.
+            if comm.isCoordinator, config.data.format == .cocoInstance, config.data.filterEmptyAnnotations,
+               !resume.contents.meta.configYAML.contains("filter_empty_annotations"), data.notes.contains(where: { $0.contains("no usable annotations") }) {
+                Console.message("resume: warning: \(resume.path) was written before data.filter_empty_annotations existed and trained on "
+                                + "every image; this run leaves out the images without usable annotations, so the data order from here "
+                                + "differs (--set data.filter_empty_annotations=false keeps the checkpoint's)")
+            }
         }
         // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,

@@ -138,14 +138,16 @@ struct ModelImportCommand: ParsableCommand {
     var python: String = "python3"
 
     func validate() throws {
+        // An HF folder: the files import reads there (config.json, the weights and their shard index); a MaskPilot
+        // file written next to them is fine.
         var isFolder: ObjCBool = false
         let fromFolder = FileManager.default.fileExists(atPath: from, isDirectory: &isFolder) && isFolder.boolValue
-        let source = fromFolder ? [(option: String, path: String)]() : [("--from", from)]
-        try requireOutput(output, notOver: source + (config.map { [("--config", $0)] } ?? []),
-                          orInside: fromFolder ? [("--from", from)] : [])
+        let read = fromFolder ? ((try? FileManager.default.contentsOfDirectory(atPath: from)) ?? [])
+            .filter { ["json", "safetensors", "bin", "pth", "pt"].contains(($0 as NSString).pathExtension.lowercased()) }
+            .map { (option: "--from", path: (from as NSString).appendingPathComponent($0)) } : [("--from", from)]
+        try requireOutput(output, notOver: read + (config.map { [("--config", $0)] } ?? []))
         if let configOut {
-            try requireOutput(configOut, option: "--config-out", notOver: source + [("--output", output)] + (config.map { [("--config", $0)] } ?? []),
-                              orInside: fromFolder ? [("--from", from)] : [])
+            try requireOutput(configOut, option: "--config-out", notOver: read + [("--output", output)] + (config.map { [("--config", $0)] } ?? []))
         }
     }
 
@@ -243,7 +245,7 @@ struct ModelRunCommand: ParsableCommand {
         // One batch: every prediction's mask logits are kept for the file, B × Q × H/4 × W/4 floats each (a lower bound).
         let (b, h, w) = (pixels.shape[0], pixels.shape[1], pixels.shape[2])
         let d = cfg.model.decoder
-        let need = 4 * Double(b) * (Double(d.decLayers) * Double(d.numQueries) * Double(h / 4) * Double(w / 4) + 3 * Double(h) * Double(w))
+        let need = cfg.model.inferenceBytesLowerBound(batch: b, paddedHeight: h, paddedWidth: w)
         let memory = physicalMemoryBytes()
         guard memory <= 0 || need <= Double(memory) else {
             throw RuntimeError(String(format: "--input: %d image(s) in one %d×%d batch with their %d predictions need at least %.1f GB, more "

@@ -3,26 +3,26 @@
 import ArgumentParser
 import Foundation
 
-/// `path` absolute, `.`/`..` removed and symbolic links resolved (for a path that does not exist yet, its folder's).
+/// `path` as the file system resolves it (`realpath`: absolute, symbolic links and `..` followed in that order); for a
+/// path that does not exist yet, its folder's, with its own name.
 func resolvedPath(_ path: String) -> String {
-    let url = URL(fileURLWithPath: path).standardizedFileURL
-    if FileManager.default.fileExists(atPath: url.path) { return url.resolvingSymlinksInPath().path }
-    return url.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(url.lastPathComponent).path
+    func real(_ p: String) -> String? {
+        guard let r = realpath(p, nil) else { return nil }
+        defer { free(r) }
+        return String(cString: r)
+    }
+    if let r = real(path) { return r }
+    let name = (path as NSString).lastPathComponent, folder = (path as NSString).deletingLastPathComponent
+    if let r = real(folder.isEmpty ? "." : folder) { return (r as NSString).appendingPathComponent(name) }
+    return URL(fileURLWithPath: path).standardizedFileURL.path
 }
 
-/// A usage error when `output` (given as `option`) is one of `files` or lies inside one of `folders` (each named by
-/// its option): writing it would replace what the command reads.
-func requireOutput(_ output: String, option: String = "--output", notOver files: [(option: String, path: String)],
-                   orInside folders: [(option: String, path: String)] = []) throws {
+/// A usage error when `output` (given as `option`) is one of `files` (each named by its option): writing it would
+/// replace what the command reads.
+func requireOutput(_ output: String, option: String = "--output", notOver files: [(option: String, path: String)]) throws {
     let out = resolvedPath(output)
     for (name, path) in files where resolvedPath(path) == out {
         throw ValidationError("\(option) \(output) is the file \(name) reads (\(path)); write to another path")
-    }
-    for (name, path) in folders {
-        let folder = resolvedPath(path)
-        if out == folder || out.hasPrefix(folder + "/") {
-            throw ValidationError("\(option) \(output) is inside the folder \(name) reads (\(path)); write it elsewhere")
-        }
     }
 }
 

@@ -91,7 +91,8 @@ struct PredictCommand: ParsableCommand {
         }
         let numClasses = cfg.model.decoder.numClasses
         // Without the dataset, a sem-seg configuration's data.classes still names them (weights store their config).
-        let fixed = cfg.data.format.descriptor.fixedClasses   // Cityscapes: no dataset needed
+        // Cityscapes: no dataset needed (when the model has the format's class count).
+        let fixed = cfg.data.format.descriptor.fixedClasses.flatMap { $0.names.count == cfg.model.decoder.numClasses ? $0 : nil }
         let names = split.map(\.classNames) ?? fixed?.names
             ?? cfg.data.classNames(numClasses: numClasses) ?? (0..<numClasses).map { "class \($0)" }
         let post: Mask2FormerPostProcessor

@@ -60,8 +60,10 @@ import TensorCore
         #expect {
             _ = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(need) - 1)
         } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image's post-processing at its original size needs") }
-        // The model's input, 48×40 resized to 77×64 and padded to 96×64: Q + 3 floats per pixel.
-        let inputNeed = 4 * Double(model.config.decoder.numQueries + 3) * 96 * 64
+        // The model's input, 48×40 resized to 77×64 and padded to 96×64: 3 floats per pixel, every prediction's Q mask
+        // logits at stride 4, and the semantic path's Q masks cropped at 77×64.
+        let q = Double(model.config.decoder.numQueries), predictions = Double(model.config.decoder.decLayers)
+        let inputNeed = 4 * (3 * 96 * 64 + predictions * q * 24 * 16 + q * 77 * 64)
         #expect {
             _ = try infer(model, sample: sample, resize: resize, postProcessor: post, context: "big.jpg", memoryBytes: Int(inputNeed) - 1)
         } throws: { error in "\(error)".hasPrefix("big.jpg: the 48×40 image resized for the model to 96×64") }

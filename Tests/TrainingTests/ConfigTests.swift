@@ -291,9 +291,20 @@ import Training
         #expect { _ = try MaskPilotConfig.parse(yaml: "seed: 1\n", overrides: ["solver.steps=" + String(repeating: "[", count: 70)]) } throws: {
             "\($0)".hasPrefix("--set solver.steps=[[[") && "\($0)".contains("nests 71 levels deep")
         }
-        // Brackets inside quotes and comments are text.
+        // Brackets inside quotes (also across lines), comments, plain scalars and block scalars are text.
         let brackets = String(repeating: "[", count: 70)
         #expect(try MaskPilotConfig.parse(yaml: "data:  # \(brackets)\n  root: '\(brackets)'\n  test_split: \"it's \(brackets)\"\n").data.root == brackets)
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  root: \"a\n    \(brackets)\"\n").data.root == "a \(brackets)")
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  root: |\n    \(brackets)\n    \(brackets)\n  test_split: v\n").data.testSplit == "v")
+        #expect(try MaskPilotConfig.parse(yaml: "data:\n  root: a\(brackets)\n").data.root == "a\(brackets)")
+        // …but they do not hide nesting that follows: '? ' and '- ' open levels, and a bracket in a plain scalar opens none.
+        #expect { _ = try MaskPilotConfig.parse(yaml: String(repeating: "? ", count: 100) + "a\n", file: "q.yaml") } throws: {
+            "\($0)".hasPrefix("q.yaml: nests 101 levels deep")
+        }
+        let afterPlain = "x: a[\n" + (0..<100).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n"
+        #expect { _ = try MaskPilotConfig.parse(yaml: afterPlain, file: "p.yaml") } throws: { "\($0)".hasPrefix("p.yaml: nests 10") }
+        let flowPlain = "x: [" + String(repeating: "a[", count: 100) + "\n"
+        #expect { _ = try MaskPilotConfig.parse(yaml: flowPlain, file: "f.yaml") } throws: { "\($0)".hasPrefix("f.yaml: nests 10") }
         #expect(try MaskPilotConfig.parse(yaml: try MaskPilotConfig().yaml()) == MaskPilotConfig())   // the full schema passes
         // A key that is a list or mapping (YAML's `? [a, b]`) is refused, not a crash in the YAML library.
         #expect { _ = try MaskPilotConfig.parse(yaml: "? [a, b]\n: 5\n", file: "k.yaml") } throws: {
