@@ -343,6 +343,7 @@ with h5py.File(sys.argv[1], "r+") as f:
 PY
 "$bin" train "${common[@]}" --set data.root="$tmp/crowd" --set solver.max_iter=3 --output "$tmp/old" --resume >"$tmp/old-resume.log" 2>&1; code=$?
 if [ $code -eq 0 ] && grep -q "was written before data.filter_empty_annotations existed" "$tmp/old-resume.log" \
+   && grep -q "the training set has 5 images, the checkpoint's run had 6" "$tmp/old-resume.log" \
    && grep -q "removed 1 image(s) with no usable annotations" "$tmp/old-resume.log"; then
   ok "resuming a checkpoint from before data.filter_empty_annotations warns that the training set changes"
 else

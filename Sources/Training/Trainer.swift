@@ -181,6 +181,15 @@ public final class Trainer {
         if let resume {
             startIteration = try Trainer.restore(step, config: config, communicator: comm, from: resume.contents, path: resume.path)
             resumedIteration = startIteration
+            // The checkpoint's training-set size, from its epoch and position (consumed = epoch · size + position): a
+            // different size (images added, a split list edited) changes the data order from here.
+            let t = resume.contents.trainer
+            if comm.isCoordinator, t.epoch > 0, let stored = try? MaskPilotConfig.parse(yaml: resume.contents.meta.configYAML),
+               case let consumed = t.iteration * stored.solver.imsPerBatch, consumed >= t.position,
+               (consumed - t.position) % t.epoch == 0, case let size = (consumed - t.position) / t.epoch, size != data.count {
+                Console.message("resume: warning: the training set has \(data.count) images, the checkpoint's run had \(size): the data "
+                                + "order from here differs from an uninterrupted run's")
+            }
             // A checkpoint from before data.filter_empty_annotations trained on every image: its default (true) would
             // change the training set, and so the data order, without a configuration difference to show it.
             if comm.isCoordinator, config.data.format == .cocoInstance, config.data.filterEmptyAnnotations,
