@@ -355,6 +355,9 @@ public func findCityscapesResultFiles(in folder: String, stems: [String], suffix
         guard name.hasSuffix(suffix), let stem = Cityscapes.stem(ofFileName: name), wanted.contains(stem) else { continue }
         // fnmatch("<stem>*"): the name must start with the stem itself (a longer frame number is another frame).
         guard name.hasPrefix(stem) else { continue }
+        // os.walk's filenames: a folder named like a prediction is not one.
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: "\(folder)/\(relative)", isDirectory: &isFolder), isFolder.boolValue { continue }
         byStem[stem, default: []].append("\(folder)/\(relative)")
     }
     return try stems.map { stem in
@@ -417,7 +420,9 @@ public func readCityscapesInstanceList(_ path: String, root: String? = nil) thro
         }
         guard !fields[0].hasPrefix("/") else { throw EvaluationError(at, "the mask path must be relative to the list's folder, got \(fields[0])") }
         let number = fields[2].trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let label = Double(fields[1]), label.isFinite, let confidence = Double(number), confidence.isFinite else {
+        // Decimal as Python's float() reads it (Swift's Double also reads hexadecimal: 0x1A).
+        func decimal(_ text: String) -> Double? { text.lowercased().contains("x") ? nil : Double(text) }
+        guard let label = decimal(fields[1]), label.isFinite, let confidence = decimal(number), confidence.isFinite else {
             throw EvaluationError(at, "label id '\(fields[1])' or confidence '\(fields[2])' is not a number")
         }
         guard label.magnitude < 1e9 else { throw EvaluationError(at, "label id '\(fields[1])' is not a Cityscapes label id") }

@@ -96,7 +96,8 @@ import Testing
         // A mask outside the results folder is refused, as the script does.
         try "../../a.png 26 0.5\n".write(toFile: list, atomically: true, encoding: .utf8)
         #expect { _ = try readCityscapesInstanceList(list, root: dir) } throws: { "\($0)".contains("outside the results folder") }
-        for bad in ["masks/a.png 26\n", "masks/a.png  26 0.5\n", "/abs/a.png 26 0.5\n", "masks/a.png car 0.5\n", "masks/a.png 1e300 0.5\n"] {
+        for bad in ["masks/a.png 26\n", "masks/a.png  26 0.5\n", "/abs/a.png 26 0.5\n", "masks/a.png car 0.5\n", "masks/a.png 1e300 0.5\n",
+                    "masks/a.png 0x1A 0.5\n", "masks/a.png 26 0x1p-1\n"] {
             try bad.write(toFile: list, atomically: true, encoding: .utf8)
             #expect { _ = try readCityscapesInstanceList(list) } throws: { "\($0)".contains("\(list): line 1") }
         }
@@ -105,6 +106,7 @@ import Testing
     @Test func resultFileSearch() throws {
         let dir = try makeTestDirectory("cs-find").path
         try FileManager.default.createDirectory(atPath: "\(dir)/a/b", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(dir)/aachen_000000_000019_dir.png", withIntermediateDirectories: true)   // not a file
         for f in ["a/b/aachen_000000_000019_pred.png", "a/mask_aachen_000000_000019_0.png", "aachen_000000_0000190_pred.png",
                   "bochum_000000_000001_x.png", "bochum_000000_000001_y.png"] {
             FileManager.default.createFile(atPath: "\(dir)/\(f)", contents: Data())
