@@ -334,6 +334,9 @@ for a in d["annotations"]:
     if a["image_id"] == first: a["iscrowd"] = 1
 json.dump(d, open(sys.argv[1], "w"))
 PY
+"$bin" data stats --format coco-instance --root "$tmp/crowd" --split train2017 >"$tmp/crowd-stats.log" 2>&1
+grep -q "images without usable annotations (none, or only crowd regions): 1 (training leaves them out" "$tmp/crowd-stats.log" \
+  && ok "data stats counts the images the empty-annotation filter leaves out" || bad "data stats unusable images" "$(tail -3 "$tmp/crowd-stats.log")"
 "$bin" train "${common[@]}" --set data.root="$tmp/crowd" --set data.filter_empty_annotations=false --output "$tmp/old" >"$tmp/old.log" 2>&1
 python3 - "$tmp/old/model_final.h5" <<'PY'
 import h5py, sys

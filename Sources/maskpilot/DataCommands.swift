@@ -189,6 +189,9 @@ struct DataStats: ParsableCommand {
             images = ds.imageCount; annotations = ds.annotationCount
             for i in 0..<ds.imageCount { for a in ds.annotations(ofImage: i) { perClass[ds.categories[a.categoryIndex].name, default: 0] += 1 } }
             if ds.skippedCount > 0 { print("skipped \(ds.skippedCount) bad records") }
+            let unusable = (0..<ds.imageCount).filter { !ds.hasNonCrowdAnnotation(ofImage: $0) }.count
+            print("images without usable annotations (none, or only crowd regions): \(unusable)"
+                  + (unusable > 0 ? " (training leaves them out: data.filter_empty_annotations)" : ""))
         case .cocoPanoptic:
             let ds = try dataset.cocoPanoptic()
             images = ds.count
