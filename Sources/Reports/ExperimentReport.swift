@@ -584,8 +584,15 @@ public enum ExperimentReport {
     /// A split's counts: from `<runs>/dataset.json` (`{"<split>": {"images": N, "annotations": N, "categories": N}}`,
     /// which cluster/experiment.sh records next to the runs, so the report needs no dataset), else from the split's
     /// annotation file under `dataRoot`; nil when neither is readable.
-    static func datasetCounts(_ runsDirectory: String, dataRoot: String, _ split: String)
+    public static func datasetCounts(_ runsDirectory: String, dataRoot: String, _ split: String)
         -> (images: Int, annotations: Int, categories: Int)? {
+        // A `data.train_split` list, as the flattened configuration writes it (`[a, b]`): the splits' sums.
+        if split.hasPrefix("["), split.hasSuffix("]") {
+            let names = split.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = names.map { datasetCounts(runsDirectory, dataRoot: dataRoot, $0) }
+            guard !parts.isEmpty, let first = parts[0], parts.allSatisfy({ $0 != nil }) else { return nil }
+            return (parts.reduce(0) { $0 + $1!.images }, parts.reduce(0) { $0 + $1!.annotations }, first.categories)
+        }
         func json(_ path: String) -> [String: Any]? {
             guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
             return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]

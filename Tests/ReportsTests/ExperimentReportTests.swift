@@ -107,6 +107,18 @@ struct FakeRuns {
         #expect(runs.mpformer[0].loss.count == 4 && runs.mpformer[0].evals.map(\.step) == [2, 4])
     }
 
+    /// A split's counts come from the recorded dataset.json; a `data.train_split` list (`[a, b]`) sums its splits.
+    @Test func datasetCountsOfASplitAndAList() throws {
+        let dir = NSTemporaryDirectory() + "maskpilot-counts-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(#"{"a": {"images": 3, "annotations": 10, "categories": 5}, "b": {"images": 2, "annotations": 7, "categories": 5}}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        #expect(ExperimentReport.datasetCounts(dir, dataRoot: "/nowhere", "a").map { [$0.images, $0.annotations, $0.categories] } == [3, 10, 5])
+        #expect(ExperimentReport.datasetCounts(dir, dataRoot: "/nowhere", "[a, b]").map { [$0.images, $0.annotations, $0.categories] } == [5, 17, 5])
+        #expect(ExperimentReport.datasetCounts(dir, dataRoot: "/nowhere", "[a, c]") == nil)
+    }
+
     @Test func oneValueHasNoStd() {
         let s = SeedStats([3: 7])
         #expect(s.mean == 7 && s.std == nil && s.standardError == nil)
