@@ -317,10 +317,11 @@ extension MaskPilotConfig {
             origins[keyPath] = "--set \(item)"
             // A string key takes the text as it is unless YAML reads it as a string (so quotes still work): `{split}/a.json`
             // is a path, not a YAML mapping. So does a split list given one name (`data.train_split=2017`).
-            let parsed = (try? loadYAML(raw, file: "--set \(item)")).flatMap { $0 }
+            let yaml = Result { try loadYAML(raw, file: "--set \(item)") }
+            let parsed = (try? yaml.get()).flatMap { $0 }
             let textual = schemaTypes[keyPath] == "String" || schemaTypes[keyPath] == "SplitNames" && !(parsed is [Any])
             // Any other key takes the text as YAML, whose errors are the argument's.
-            if !textual, parsed == nil, !raw.isEmpty { _ = try loadYAML(raw, file: "--set \(item)") }
+            if !textual { _ = try yaml.get() }
             let value = textual && !(parsed is String) ? raw : parsed ?? raw
             var nested: Any = value
             for part in parts.reversed() { nested = [String(part): nested] }

@@ -152,15 +152,14 @@ struct COCOInstanceFormat: DatasetFormatDescriptor {
     }
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
-        var (ds, notes) = try open(config, split: split)
+        let (ds, opened) = try open(config, split: split)
         // detectron2's FILTER_EMPTY_ANNOTATIONS: only images with a non-crowd annotation train.
         let kept = config.data.filterEmptyAnnotations ? (0..<ds.imageCount).filter(ds.hasNonCrowdAnnotation) : Array(0..<ds.imageCount)
-        if kept.count < ds.imageCount {
-            notes.append("data: \(ds.annotationFile): removed \(ds.imageCount - kept.count) image(s) with no usable annotations "
-                         + "(none, or only crowd regions; data.filter_empty_annotations), \(kept.count) left")
-        }
-        let all = ds
-        var data = largeScaleJitterData(config, count: kept.count, numClasses: ds.categories.count, notes: notes, load: { try all.sample(kept[$0]) })
+        let removed = ds.imageCount - kept.count
+        let notes = opened + (removed == 0 ? [] : ["data: \(ds.annotationFile): removed \(removed) image(s) with no usable annotations "
+                                                   + "(none, or only crowd regions; data.filter_empty_annotations), \(kept.count) left"])
+        var data = largeScaleJitterData(config, count: kept.count, numClasses: ds.categories.count, notes: notes, load: { try ds.sample(kept[$0]) })
+        data.imagesWithoutAnnotations = removed
         data.categories = ds.categories.map { "\($0.id) \($0.name)" }
         data.categoriesFile = ds.annotationFile
         return data
@@ -199,14 +198,20 @@ struct COCOPanopticFormat: DatasetFormatDescriptor {
         guard ds.numClasses == numClasses else {
             throw EvaluationError(ds.jsonPath, "the dataset has \(ds.numClasses) categories but model.decoder.num_classes is \(numClasses)")
         }
-        var post = PostProcessingConfig.panoptic(thingClasses: ds.thingClasses)
-        post.objectMaskThreshold = config.eval.objectMaskThreshold
-        post.overlapThreshold = config.eval.overlapThreshold
+        let post = panopticPostProcessor(config, thingClasses: ds.thingClasses)
         let names = ds.categories.map(\.name), isThing = ds.categories.map(\.isThing), ids = ds.categories.map(\.id)
         return EvaluationData(count: ds.count, load: { try ds.sample($0) }, classNames: names, categoryIDs: ids,
-                              postProcessor: Mask2FormerPostProcessor(post), imageID: { ds.records[$0].imageId },
+                              postProcessor: post, imageID: { ds.records[$0].imageId },
                               makeEvaluator: { _ in PanopticTaskEvaluator(isThing: isThing, categoryIDs: ids, classNames: names) })
     }
+}
+
+/// Panoptic post-processing for `thingClasses` with `eval.object_mask_threshold` / `eval.overlap_threshold`.
+public func panopticPostProcessor(_ config: MaskPilotConfig, thingClasses: Set<Int>) -> Mask2FormerPostProcessor {
+    var post = PostProcessingConfig.panoptic(thingClasses: thingClasses)
+    post.objectMaskThreshold = config.eval.objectMaskThreshold
+    post.overlapThreshold = config.eval.overlapThreshold
+    return Mask2FormerPostProcessor(post)
 }
 
 /// Training data augmented with the short-edge resize + crop recipe `recipe` (the format's defaults), with
@@ -281,13 +286,11 @@ struct CityscapesPanopticFormat: DatasetFormatDescriptor {
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {
         let ds = try CityscapesPanopticDataset(root: config.data.root, split: split)
         try requireClasses(config, Cityscapes.numClasses, "Cityscapes panoptic", at: ds.jsonPath)
-        var post = PostProcessingConfig.panoptic(thingClasses: CityscapesPanopticDataset.thingClasses)
-        post.objectMaskThreshold = config.eval.objectMaskThreshold
-        post.overlapThreshold = config.eval.overlapThreshold
+        let post = panopticPostProcessor(config, thingClasses: CityscapesPanopticDataset.thingClasses)
         let names = Cityscapes.classes.map(\.name), ids = Cityscapes.classes.map(\.id), isThing = Cityscapes.classes.map(\.hasInstances)
         let stems = ds.records.map(\.stem)
         return EvaluationData(count: ds.count, load: { try ds.sample($0) }, classNames: names, categoryIDs: ids,
-                              postProcessor: Mask2FormerPostProcessor(post), imageID: { $0 },
+                              postProcessor: post, imageID: { $0 },
                               makeEvaluator: { _ in PanopticTaskEvaluator(isThing: isThing, categoryIDs: ids, classNames: names, imageNames: stems,
                                                                           outputName: "cityscapes_panoptic_predictions") })
     }

@@ -32,6 +32,8 @@ public struct TrainingData: Sendable {
     public var categoriesFile = ""
     /// The images of each split trained (in `data.train_split`'s order; one entry for one split).
     public var splitCounts: [Int] = []
+    /// Images `data.filter_empty_annotations` left out (COCO instances without a non-crowd annotation).
+    public var imagesWithoutAnnotations = 0
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample
 
@@ -88,6 +90,7 @@ public struct TrainingData: Sendable {
         categories = first.categories
         categoriesFile = first.categoriesFile
         splitCounts = parts.map(\.count)
+        imagesWithoutAnnotations = parts.reduce(0) { $0 + $1.imagesWithoutAnnotations }
     }
 }
 
@@ -181,23 +184,7 @@ public final class Trainer {
         if let resume {
             startIteration = try Trainer.restore(step, config: config, communicator: comm, from: resume.contents, path: resume.path)
             resumedIteration = startIteration
-            // The checkpoint's training-set size, from its epoch and position (consumed = epoch · size + position): a
-            // different size (images added, a split list edited) changes the data order from here.
-            let t = resume.contents.trainer
-            if comm.isCoordinator, t.epoch > 0, let stored = try? MaskPilotConfig.parse(yaml: resume.contents.meta.configYAML),
-               case let consumed = t.iteration * stored.solver.imsPerBatch, consumed >= t.position,
-               (consumed - t.position) % t.epoch == 0, case let size = (consumed - t.position) / t.epoch, size != data.count {
-                Console.message("resume: warning: the training set has \(data.count) images, the checkpoint's run had \(size): the data "
-                                + "order from here differs from an uninterrupted run's")
-            }
-            // A checkpoint from before data.filter_empty_annotations trained on every image: its default (true) would
-            // change the training set, and so the data order, without a configuration difference to show it.
-            if comm.isCoordinator, config.data.format == .cocoInstance, config.data.filterEmptyAnnotations,
-               !resume.contents.meta.configYAML.contains("filter_empty_annotations"), data.notes.contains(where: { $0.contains("no usable annotations") }) {
-                Console.message("resume: warning: \(resume.path) was written before data.filter_empty_annotations existed and trained on "
-                                + "every image; this run leaves out the images without usable annotations, so the data order from here "
-                                + "differs (--set data.filter_empty_annotations=false keeps the checkpoint's)")
-            }
+            if comm.isCoordinator { for warning in Trainer.trainingSetChanges(since: resume.contents, config: config, data: data) { Console.message(warning) } }
         }
         // The loader serves micro-batches: each optimizer step consumes `accumulate` global micro-batches.
         let sampler = try TrainingSampler(datasetSize: data.count, globalBatchSize: global / accumulate,

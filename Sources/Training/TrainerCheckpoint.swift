@@ -167,6 +167,34 @@ extension Trainer {
         step.model.namedParameters().map { "\($0.0) \($0.1.shape)" }.joined(separator: "\n")
     }
 
+    /// The size of the training set a checkpoint's run consumed, read back from `epoch` and `position` as
+    /// `checkpointContents` writes them (consumed = iteration · ims_per_batch = epoch · size + position); nil in the
+    /// first epoch, where they do not tell it.
+    static func trainingSetSize(of contents: CheckpointContents) -> Int? {
+        let t = contents.trainer
+        guard t.epoch > 0, let stored = try? MaskPilotConfig.parse(yaml: contents.meta.configYAML) else { return nil }
+        let consumed = t.iteration * stored.solver.imsPerBatch
+        guard consumed >= t.position, (consumed - t.position) % t.epoch == 0 else { return nil }
+        return (consumed - t.position) / t.epoch
+    }
+
+    /// Resume warnings about the training set: another size than the checkpoint's run (images added, a split list
+    /// edited) changes the data order from here; so does `data.filter_empty_annotations` (default true) on a checkpoint
+    /// from before it existed, which trained on every image, with no configuration difference to show it.
+    static func trainingSetChanges(since contents: CheckpointContents, config: MaskPilotConfig, data: TrainingData) -> [String] {
+        var out: [String] = []
+        if let size = trainingSetSize(of: contents), size != data.count {
+            out.append("resume: warning: the training set has \(data.count) images, the checkpoint's run had \(size): the data order "
+                       + "from here differs from an uninterrupted run's")
+        }
+        if data.imagesWithoutAnnotations > 0, !contents.meta.configYAML.contains("filter_empty_annotations") {
+            out.append("resume: warning: the checkpoint was written before data.filter_empty_annotations existed and trained on every "
+                       + "image; this run leaves out the images without usable annotations, so the data order from here differs "
+                       + "(--set data.filter_empty_annotations=false keeps the checkpoint's)")
+        }
+        return out
+    }
+
     /// The state a checkpoint holds. All random streams are keyed by (seed, epoch, image id, iteration),
     /// so the seed and the iteration restore them exactly; they are recorded under `rng.*`.
     func checkpointContents() throws -> CheckpointContents {

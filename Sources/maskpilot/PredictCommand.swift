@@ -100,10 +100,7 @@ struct PredictCommand: ParsableCommand {
         case .semantic: post = Mask2FormerPostProcessor(.semantic)
         case .instance: post = Mask2FormerPostProcessor(.instance)
         case .panoptic where split == nil && cfg.data.format.descriptor.task == .panoptic && fixed != nil:
-            var config = PostProcessingConfig.panoptic(thingClasses: fixed!.thingClasses)
-            config.objectMaskThreshold = cfg.eval.objectMaskThreshold
-            config.overlapThreshold = cfg.eval.overlapThreshold
-            post = Mask2FormerPostProcessor(config)
+            post = panopticPostProcessor(cfg, thingClasses: fixed!.thingClasses)
         case .panoptic:
             guard let split, case .panoptic = split.task else {
                 throw RuntimeError("--task panoptic needs the panoptic dataset of the config (data.format coco-panoptic, data.root \(cfg.data.root)) for its thing/stuff categories" + (splitError.isEmpty ? "" : ": \(splitError)"))
