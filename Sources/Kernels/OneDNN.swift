@@ -3,6 +3,7 @@
 // and cached per thread with their memory objects and a reused scratchpad.
 // Corresponds to what torch's mkldnn matmul path does under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 import CDNNL
+import Synchronization
 
 /// A oneDNN call that failed: the call's name and oneDNN's status.
 public struct DNNLError: Error, CustomStringConvertible {
@@ -57,8 +58,14 @@ public enum DNNLThreads {
     static let minimumBlockWork = 1 << 21
 }
 
-/// The CPU engine (one per process) and one stream per thread.
+/// The CPU engine (one per process), one stream per thread, and the lock primitive descriptors are made under.
 enum DNNLContext {
+    /// Held while a primitive descriptor is made (`primitiveDescriptor`, `reorderDescriptor`): oneDNN 2.6.3 makes
+    /// wrong convolutions when an fp32 and a bf16 one's descriptors are made at the same time on two threads (about one
+    /// in a thousand, wrong on every call; `OneDNNConvTests.convolutionsMadeConcurrentlyInTwoPrecisions`). Descriptors
+    /// are made once per shape and thread, so the lock costs nothing measurable; executing stays concurrent.
+    static let creation = Mutex<Void>(())
+
     /// The engine, or the status creating it failed with.
     nonisolated(unsafe) static let created: (engine: dnnl_engine_t?, status: dnnl_status_t) = {
         var e: dnnl_engine_t?
@@ -164,9 +171,10 @@ func makeAttributes(alpha: Float = 1, beta: Float = 0) throws -> dnnl_primitive_
 /// descriptor a backward one needs). The caller destroys it.
 func primitiveDescriptor(_ name: String, desc: UnsafeRawPointer, attributes: dnnl_primitive_attr_t,
                          hint: dnnl_primitive_desc_t? = nil) throws -> dnnl_primitive_desc_t {
+    let engine = try DNNLContext.requireEngine()
     var pd: dnnl_primitive_desc_t?
-    try check(dnnl_primitive_desc_create(&pd, desc, attributes, try DNNLContext.requireEngine(), hint),
-              "dnnl_primitive_desc_create(\(name))")
+    let status = DNNLContext.creation.withLock { _ in dnnl_primitive_desc_create(&pd, desc, attributes, engine, hint) }
+    try check(status, "dnnl_primitive_desc_create(\(name))")
     return pd!
 }
 
@@ -177,8 +185,8 @@ func reorderDescriptor(from source: dnnl_memory_desc_t, to destination: dnnl_mem
     var src = source, dst = destination
     let engine = try DNNLContext.requireEngine()
     var pd: dnnl_primitive_desc_t?
-    try check(dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, attributes),
-              "dnnl_reorder_primitive_desc_create")
+    let status = DNNLContext.creation.withLock { _ in dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, attributes) }
+    try check(status, "dnnl_reorder_primitive_desc_create")
     return pd!
 }
 

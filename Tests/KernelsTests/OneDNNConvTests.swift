@@ -1,7 +1,9 @@
 // Tests of oneDNN's convolution in bf16 (against the emulated twin and the fp32 reference, within bounds derived from
 // bf16's precision) and of the parameter cache (copies made once per scope, made again in the next).
 // Reference semantics: torch.nn.functional.conv2d under torch.autocast("cpu", dtype=torch.bfloat16).
+import Foundation
 import Kernels
+import Synchronization
 import Testing
 import _TestSupport
 
@@ -67,6 +69,52 @@ import _TestSupport
             #expect(refOK, "\(name) \(g) vs fp32 reference: \(refWorst)")
             #expect(got != want, "\(name) \(g): bf16 gave exactly the fp32 result, so it did not round")
         }
+    }
+
+    /// Convolutions made at the same time on two threads, one in fp32 and one in bf16, compute what they should.
+    /// oneDNN 2.6.3 does not allow this by itself: making an fp32 and a bf16 convolution's primitive descriptor at the
+    /// same time builds, about once in a thousand, a convolution that computes wrong values on every call (measured
+    /// in C against libdnnl: 8–18 of 12,000 fresh convolutions; none when one thread makes them, when both threads use
+    /// one precision, or when descriptor creation is serialized). Swift Testing's parallel suites hit it (a wrong
+    /// `forwardMatchesReference` about once in 50 runs of the Kernels tests), so MaskPilot serializes descriptor
+    /// creation (`DNNLContext.creation`). Each shape here is new, so each convolution is made, not reused.
+    @Test func convolutionsMadeConcurrentlyInTwoPrecisions() {
+        let shapes = (0..<3000).map { i in
+            ConvGeometry(batch: 1, height: 4 + i % 40, width: 4 + i / 40, inChannels: 2 + i % 5, outChannels: 2 + i % 7,
+                         kernelHeight: 3, kernelWidth: 3, stride: 1 + i % 2, padding: 1)
+        }
+        let wrong = Mutex<[String]>([])
+        let done = DispatchGroup()
+        for precision in GEMMPrecision.allCases {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                withGEMMPrecision(precision) {
+                    for (i, g) in shapes.enumerated() {
+                        let x = randomFloats(g.inputCount, seed: UInt64(2 * i)), w = randomFloats(g.weightCount, seed: UInt64(2 * i + 1))
+                        let b: [Float]? = i / 2 % 2 == 0 ? randomFloats(g.outChannels, seed: 7) : nil
+                        var ref = [Float](repeating: 0, count: g.outputCount), mag = ref
+                        conv2dForwardReference(x: x, weight: w, bias: b, y: &ref, geometry: g)
+                        conv2dForwardReference(x: x.map(abs), weight: w.map(abs), bias: b?.map(abs), y: &mag, geometry: g)
+                        var ws = [Float](repeating: 0, count: g.workspaceCount())
+                        var y = [Float](repeating: .nan, count: g.outputCount)
+                        conv2dForward(x: x, weight: w, bias: b, y: &y, geometry: g, workspace: &ws, workspaceCount: ws.count)
+                        let bound = { (j: Int) in
+                            precision == .fp32 ? 1e-5 * (1 + Double(mag[j]))
+                                               : bf16ProductBound(magnitude: Double(mag[j]), k: g.patchSize)
+                        }
+                        if let j = y.indices.first(where: { !(Swift.abs(Double(y[$0]) - Double(ref[$0])) <= bound($0)) }) {
+                            wrong.withLock { $0.append("\(precision) \(g) bias \(b != nil): y[\(j)] = \(y[j]), want \(ref[j])") }
+                        }
+                    }
+                }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        done.wait()
+        let found = wrong.withLock { $0 }
+        #expect(found.isEmpty, "\(found.count) of \(2 * shapes.count) convolutions wrong: \(found.prefix(4))")
     }
 
     /// `count` floats at a fixed address (parameters must not move between calls).
