@@ -16,25 +16,35 @@ static inline int mp_dnnl_arg_to(void) { return DNNL_ARG_TO; }
 static inline int mp_dnnl_max_ndims(void) { return DNNL_MAX_NDIMS; }
 
 /// oneDNN's CPU runtime here is OpenMP (DNNL_CPU_RUNTIME_OMP), so its thread count is OpenMP's. libgomp is loaded
-/// as libdnnl's dependency; its two calls are looked up at run time, so nothing links against libgomp by name (the
+/// as libdnnl's dependency; its calls are looked up at run time, so nothing links against libgomp by name (the
 /// unversioned libgomp.so is a GCC development file). The count applies to parallel regions this thread starts.
 #include <dlfcn.h>
 static inline void *mp_gomp(const char *name) {
     void *lib = dlopen("libgomp.so.1", RTLD_NOW);
     return lib ? dlsym(lib, name) : 0;
 }
+/// `name` from libgomp, looked up once per `slot` (1 there records "not found"). Called from many threads at once
+/// (Swift Testing's parallel tests, a rank's worker threads): the slot is read and written atomically, and racing
+/// lookups store the same value.
+static inline void *mp_gomp_once(void **slot, const char *name) {
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = mp_gomp(name);
+        if (!f) f = (void *)1;
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f == (void *)1 ? 0 : f;
+}
 static inline int mp_dnnl_set_threads(int n) {
-    static void (*f)(int) = 0;
-    static int looked = 0;
-    if (!looked) { f = (void (*)(int))mp_gomp("omp_set_num_threads"); looked = 1; }
+    static void *slot = 0;
+    void (*f)(int) = (void (*)(int))mp_gomp_once(&slot, "omp_set_num_threads");
     if (!f) return -1;
     f(n > 0 ? n : 1);
     return 0;
 }
 static inline int mp_dnnl_get_threads(void) {
-    static int (*f)(void) = 0;
-    static int looked = 0;
-    if (!looked) { f = (int (*)(void))mp_gomp("omp_get_max_threads"); looked = 1; }
+    static void *slot = 0;
+    int (*f)(void) = (int (*)(void))mp_gomp_once(&slot, "omp_get_max_threads");
     return f ? f() : -1;
 }
 
@@ -43,9 +53,9 @@ static inline int mp_dnnl_get_threads(void) {
 /// of a second pool competing with them. -1 when libgomp is not loaded.
 typedef void (*mp_omp_body)(void *);
 static inline int mp_omp_parallel(mp_omp_body fn, void *data, unsigned threads) {
-    static void (*entry)(mp_omp_body, void *, unsigned, unsigned) = 0;
-    static int looked = 0;
-    if (!looked) { entry = (void (*)(mp_omp_body, void *, unsigned, unsigned))mp_gomp("GOMP_parallel"); looked = 1; }
+    static void *slot = 0;
+    void (*entry)(mp_omp_body, void *, unsigned, unsigned) =
+        (void (*)(mp_omp_body, void *, unsigned, unsigned))mp_gomp_once(&slot, "GOMP_parallel");
     if (!entry) return -1;
     entry(fn, data, threads, 0);
     return 0;
