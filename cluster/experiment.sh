@@ -146,12 +146,21 @@ record() {
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
+# The options the dataset in --out is synthesized with, kept next to it (a file inside would change its fingerprint):
+# a variant (--difficulty, --size, …) run with the default --out would otherwise reuse the first dataset silently.
+synthesis="train $train_images val $val_images size $size difficulty $difficulty classes ${classes:-default} seeds ${data_seeds[*]}"
+if [ -f "$data/annotations/instances_val2017.json" ] && [ -f "$out/data.synthesis" ] \
+   && [ "$(cat "$out/data.synthesis")" != "$synthesis" ]; then
+  echo "experiment: $data was synthesized with ($(cat "$out/data.synthesis")), this run asks for ($synthesis):" \
+    "give a variant its own --out and --report, or delete $data" >&2; exit 1
+fi
 if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; then
   class_opt=(); [ -n "$classes" ] && class_opt=(--classes "$classes")
   "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
     --seed "${data_seeds[0]}" --difficulty "$difficulty" "${class_opt[@]}"
   "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
     --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
+  echo "$synthesis" > "$out/data.synthesis"
 fi
 # The dataset's counts next to the records, for the report (which then needs no dataset), and its fingerprint
 # (SHA-256 over every file's path and bytes): a dataset synthesized again for further runs must be the same one.

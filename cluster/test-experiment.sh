@@ -8,8 +8,9 @@
 #     nothing and writes the same report from the records alone;
 #  3. with the runs folder gone and one record removed, only that run is trained again, from the recorded
 #     initialization, to the same record (every logged loss, gradient norm and AP the same);
-#  4. a dataset synthesized with other options (its fingerprint differs from the recorded one), and recorded runs
-#     without the recorded initialization, stop the script with exit 1 before anything is trained;
+#  4. a dataset synthesized with other options (its fingerprint differs from the recorded one), a variant asking for
+#     other synthesis options than the dataset in its --out was made with, and recorded runs without the recorded
+#     initialization, stop the script with exit 1 before anything is trained;
 # and `maskpilot checkpoint weights` refuses a selection of nothing and a missing file.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,17 @@ else
   bad "first invocation" "exit $code; $(tail -3 "$tmp/first.log")"
 fi
 cp "$report/summary.json" "$tmp/summary1.json"
+
+# A variant (other synthesis options) pointed at the same --out is refused before anything runs, naming both.
+MASKPILOT_BIN=$bin cluster/experiment.sh --preset powered --out "$out" --report "$tmp/variant" --seeds "1" --arms "mask2former" \
+  --steps 4 --eval-period 2 --init-steps 2 --train-images 8 --val-images 4 --size 64x64 --difficulty standard > "$tmp/variant.log" 2>&1; code=$?
+if [ $code -eq 1 ] && grep -q "difficulty hard.*this run asks for (.*difficulty standard" "$tmp/variant.log" \
+   && grep -q "its own --out and --report" "$tmp/variant.log" && ! grep -qE "experiment: training|^wrote [0-9]+ images" "$tmp/variant.log" \
+   && [ ! -e "$tmp/variant/runs/init" ]; then
+  ok "a variant's synthesis options against the dataset in --out are refused before anything runs"
+else
+  bad "variant in the same --out" "exit $code; $(tail -2 "$tmp/variant.log")"
+fi
 
 # checkpoint weights refuses a selection of nothing and a missing file, naming them, and writes nothing.
 "$bin" checkpoint weights "$tmp/copy.h5" --only 'decoder_typo.*' --output "$tmp/none.h5" > "$tmp/none.log" 2>&1; code=$?
