@@ -37,7 +37,8 @@ final class ParameterCache {
 
     static let perThread = ThreadLocal { ParameterCache() }
 
-    /// Entries kept before the cache starts over (evaluation at many image sizes would otherwise keep adding layouts).
+    /// Entries kept before the cache starts over, at the next scope (evaluation at many image sizes would otherwise keep
+    /// adding layouts).
     static let capacity = 4096
 
     /// Runs `body` with `[base, base + count)` (the flat parameter values) cached; an enclosing scope stays in charge.
@@ -46,6 +47,9 @@ final class ParameterCache {
         let start = UInt(bitPattern: base)
         range = start ..< start + UInt(count * MemoryLayout<Float>.stride)
         epoch += 1
+        // Emptied only here, where no copy is in use: emptying inside `copy` could free the copy of one operand of a
+        // product while the other's was being made.
+        if entries.count >= Self.capacity { entries.removeAll() }
         defer { range = nil }
         return try body()
     }
@@ -66,7 +70,6 @@ final class ParameterCache {
         if let e = entries[key] {
             entry = e
         } else {
-            if entries.count >= Self.capacity { entries.removeAll() }
             entry = Entry()
             entries[key] = entry
         }

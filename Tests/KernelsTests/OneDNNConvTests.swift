@@ -130,6 +130,37 @@ import _TestSupport
         func scale(by s: Float) { for i in 0..<count { pointer[i] *= s } }
     }
 
+    /// A scope keeps every copy it made, however many: the cache starts over only when a scope opens (emptying it
+    /// inside one could free one operand's copy while the other's was made). Checked by the documented staleness: a
+    /// copy made before 4100 others is still the one made from the old values.
+    @Test func parameterCacheKeepsCopiesWithinAScope() {
+        let params = Parameters(randomFloats(4200, seed: 31))
+        let a = randomFloats(3 * 16, seed: 32)
+        func gemm(at offset: Int, k: Int = 16) -> [Float] {   // a[3, k] · w[k, 1], w the parameters from offset
+            var c = [Float](repeating: .nan, count: 3)
+            sgemm(transA: false, transB: false, m: 3, n: 1, k: k, a: a, lda: k, b: params.pointer + offset, ldb: 1, c: &c, ldc: 1)
+            return c
+        }
+        withGEMMPrecision(.bf16) {
+            let plain = gemm(at: 0)
+            withParameterCache(params.pointer, count: params.count) {
+                #expect(gemm(at: 0) == plain)
+                params.scale(by: 2)
+                for offset in 1...4100 { _ = gemm(at: offset, k: 1) }   // 4100 more copies (one per address)
+                let again = gemm(at: 0)
+                if BF16Support.native {
+                    #expect(again == plain, "the first copy was kept through 4100 others in the scope")
+                } else {
+                    #expect(again == plain.map { 2 * $0 }, "emulated bf16 caches nothing")
+                }
+            }
+            withParameterCache(params.pointer, count: params.count) {
+                #expect(gemm(at: 0) == plain.map { 2 * $0 }, "the next scope starts over")
+            }
+            params.scale(by: 0.5)
+        }
+    }
+
     /// In bf16, inside one scope a parameter's converted copy is made once (a change to the parameter inside the scope
     /// is not seen: the documented contract), the next scope makes it again, and outside any scope nothing is cached.
     /// In fp32 nothing is cached (the GEMM reads the parameter, the convolution reorders it per call).
