@@ -24,8 +24,7 @@ public enum GEMMPrecision: String, Sendable, CaseIterable, Codable {
     fileprivate final class Box {
         var value = GEMMPrecision.fp32, emulated = false
         var library = KernelLibrary.oneDNN
-        var shapes: [GEMMShape: Int]?   // calls per shape while `withGEMMShapeLog` runs
-        var convolutions: [ConvGeometry: Int]?
+        var shapeLog: GEMMShapeLog?   // while `withGEMMShapeLog` runs (shared with the loops' threads)
     }
     fileprivate static let perThread = ThreadLocal { Box() }
 
@@ -64,19 +63,19 @@ public func withKernelLibrary<T>(_ library: KernelLibrary, _ body: () throws -> 
 /// This thread's GEMM settings (precision, the emulated twin, the library), carried by a parallel loop to the threads
 /// that run its chunks, so that a GEMM inside a chunk computes what it would on the calling thread.
 struct GEMMSettings {
-    var precision: GEMMPrecision, emulated: Bool, library: KernelLibrary
+    var precision: GEMMPrecision, emulated: Bool, library: KernelLibrary, shapeLog: GEMMShapeLog?
 
     static var current: GEMMSettings {
         let box = GEMMPrecision.perThread.value
-        return GEMMSettings(precision: box.value, emulated: box.emulated, library: box.library)
+        return GEMMSettings(precision: box.value, emulated: box.emulated, library: box.library, shapeLog: box.shapeLog)
     }
 
     /// Runs `body` with these settings on this thread, then restores the thread's own.
     func apply(_ body: () -> Void) {
         let box = GEMMPrecision.perThread.value
-        let saved = (box.value, box.emulated, box.library)
-        (box.value, box.emulated, box.library) = (precision, emulated, library)
-        defer { (box.value, box.emulated, box.library) = saved }
+        let saved = (box.value, box.emulated, box.library, box.shapeLog)
+        (box.value, box.emulated, box.library, box.shapeLog) = (precision, emulated, library, shapeLog)
+        defer { (box.value, box.emulated, box.library, box.shapeLog) = saved }
         body()
     }
 }
@@ -150,22 +149,29 @@ public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The calls `withGEMMShapeLog` counts: `sgemm` calls per shape and convolution forwards per geometry, from the
+/// calling thread and the threads of the parallel loops it starts (which carry the log with the GEMM settings).
+final class GEMMShapeLog: Sendable {
+    let counts = Mutex<(shapes: [GEMMShape: Int], convolutions: [ConvGeometry: Int])>(([:], [:]))
+}
+
 /// Runs `body` and returns, with its result, how many `sgemm` calls of each shape and convolution forwards of each
-/// geometry it made on this thread (for benchmarks: which shapes a step's GEMM time is spent on).
+/// geometry it made, on this thread and in the parallel loops it ran (for benchmarks: which shapes a step's GEMM time
+/// is spent on). An inner call counts its own body only.
 public func withGEMMShapeLog<T>(_ body: () throws -> T) rethrows -> (T, [GEMMShape: Int], [ConvGeometry: Int]) {
     let box = GEMMPrecision.perThread.value
-    let saved = (box.shapes, box.convolutions)
-    box.shapes = [:]
-    box.convolutions = [:]
-    defer { (box.shapes, box.convolutions) = saved }
+    let saved = box.shapeLog
+    let log = GEMMShapeLog()
+    box.shapeLog = log
+    defer { box.shapeLog = saved }
     let result = try body()
-    return (result, box.shapes ?? [:], box.convolutions ?? [:])
+    let counts = log.counts.withLock { $0 }
+    return (result, counts.shapes, counts.convolutions)
 }
 
 /// Counts a convolution forward of `geometry` while `withGEMMShapeLog` runs.
 func logConvolution(_ geometry: ConvGeometry) {
-    let box = GEMMPrecision.perThread.value
-    if box.convolutions != nil { box.convolutions![geometry, default: 0] += 1 }
+    GEMMPrecision.perThread.value.shapeLog?.counts.withLock { $0.convolutions[geometry, default: 0] += 1 }
 }
 
 /// Runs `body` with this thread's GEMMs in `precision`, then restores the previous one.
@@ -199,9 +205,9 @@ public func sgemm(
         return
     }
     let precision = GEMMPrecision.perThread.value   // one thread-local lookup per call
-    if precision.shapes != nil {
-        precision.shapes![GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha,
-                                    beta: beta), default: 0] += 1
+    if let log = precision.shapeLog {
+        let shape = GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta)
+        log.counts.withLock { $0.shapes[shape, default: 0] += 1 }
     }
     if precision.value == .bf16 {
         if precision.emulated || !BF16Support.native {

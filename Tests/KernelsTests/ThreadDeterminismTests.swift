@@ -55,6 +55,39 @@ import _TestSupport
         }
     }
 
+    /// `withGEMMShapeLog` counts the products and convolutions made on every thread of the loops it runs (attention's
+    /// per-head products run on the loop's threads), not only the calling thread's.
+    @Test func shapeLogCountsEveryThread() {
+        let a = randomFloats(4 * 8, seed: 51), b = randomFloats(8 * 5, seed: 52)
+        let g = ConvGeometry(batch: 1, height: 6, width: 6, inChannels: 3, outChannels: 4, kernelHeight: 3, kernelWidth: 3, padding: 1)
+        let x = randomFloats(g.inputCount, seed: 53), w = randomFloats(g.weightCount, seed: 54)
+        let chunks = 64
+        for threads in [1, 2, 4] {
+            let (_, shapes, convolutions) = withIntraOpThreads(threads) {
+                withGEMMShapeLog {
+                    parallelChunks(chunks) { _ in
+                        var c = [Float](repeating: 0, count: 4 * 5)
+                        sgemm(transA: false, transB: false, m: 4, n: 5, k: 8, a: a, lda: 8, b: b, ldb: 5, c: &c, ldc: 5)
+                        var ws = [Float](repeating: 0, count: g.workspaceCount()), y = [Float](repeating: 0, count: g.outputCount)
+                        conv2dForward(x: x, weight: w, bias: nil, y: &y, geometry: g, workspace: &ws, workspaceCount: ws.count)
+                    }
+                }
+            }
+            #expect(shapes == [GEMMShape(transA: false, transB: false, m: 4, n: 5, k: 8): chunks], "\(threads) threads: \(shapes)")
+            #expect(convolutions == [g: chunks], "\(threads) threads: \(convolutions)")
+        }
+        // Outside the log nothing is counted, and an inner log counts its own body only.
+        let (_, outer, _) = withGEMMShapeLog {
+            var c = [Float](repeating: 0, count: 8 * 5)
+            let (_, inner, _) = withGEMMShapeLog {
+                sgemm(transA: false, transB: false, m: 4, n: 5, k: 8, a: a, lda: 8, b: b, ldb: 5, c: &c, ldc: 5)
+            }
+            #expect(inner.values.reduce(0, +) == 1)
+            sgemm(transA: true, transB: false, m: 8, n: 5, k: 4, a: a, lda: 8, b: b, ldb: 5, c: &c, ldc: 5)
+        }
+        #expect(outer == [GEMMShape(transA: true, transB: false, m: 8, n: 5, k: 4): 1])
+    }
+
     @Test func layerNorm() {
         let rows = 5_000, d = 64
         let x = randomFloats(rows * d, seed: 7, low: -3, high: 3), w = randomFloats(d, seed: 8), b = randomFloats(d, seed: 9)
