@@ -92,9 +92,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 seeds=${seeds//,/ }
-for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"}; do
+for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"} "$train_images" "$val_images" ${classes:+"$classes"}; do
   case "$n" in ''|*[!0-9]*) echo "experiment.sh: expected a number ≥ 0, got '$n'" >&2; exit 2 ;; esac
 done
+# The synthesis options in one spelling (data synth reads 0512 as 512 and 128X128 as 128x128).
+train_images=$((10#$train_images)); val_images=$((10#$val_images)); [ -n "$classes" ] && classes=$((10#$classes))
+size=${size,,}
 [ "${eval_period:-1}" -gt 0 ] && [ "$steps" -gt 0 ] || { echo "experiment.sh: --steps and --eval-period must be > 0" >&2; exit 2; }
 # The per-arm settings (one place): the train --set options that make an arm.
 arm_sets() {
@@ -115,8 +118,6 @@ launch=(cluster/launch.sh --bin "$bin" -n "$ranks")
 # With periodic evaluations as the resume points, a stopped run continues; without, it starts over.
 resumable=0; [ "$preset" = powered ] && resumable=1
 start=$(date +%s); trained=0
-mkdir -p "$out" "$records"
-echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks rank(s); runs in $out, records and report in $report"
 
 # Run order: seed by seed, every arm of a seed before the next seed. Pending: the runs without a record.
 order=()
@@ -125,11 +126,26 @@ pending=0; recorded=0
 for item in "${order[@]}"; do
   if [ -f "$records/${item%%:*}-seed${item##*:}/eval/results.json" ]; then recorded=$((recorded + 1)); else pending=$((pending + 1)); fi
 done
+# The options the dataset in --out is synthesized with, kept next to it (a file inside would change its fingerprint)
+# and written before it is: a variant (--difficulty, --size, …) run with the default --out would otherwise reuse the
+# first dataset silently. Checked before anything is written.
+synthesis="train $train_images val $val_images size $size difficulty $difficulty classes ${classes:-default} seeds ${data_seeds[*]}"
+if [ $pending -gt 0 ] && [ -f "$data/annotations/instances_val2017.json" ]; then
+  if [ ! -f "$out/data.synthesis" ]; then
+    echo "experiment: warning: $data holds a dataset whose synthesis options were not recorded (made before they were);" \
+      "it is used as it is (the records' fingerprint still has to match)" >&2
+  elif [ "$(cat "$out/data.synthesis")" != "$synthesis" ]; then
+    echo "experiment: $data was synthesized with ($(cat "$out/data.synthesis")), this run asks for ($synthesis):" \
+      "give a variant its own --out and --report, or delete $data" >&2; exit 1
+  fi
+fi
 # Recorded runs started from the recorded initialization: without it, no further run can be paired with them.
 if [ "$init_steps" -gt 0 ] && [ $recorded -gt 0 ] && [ $pending -gt 0 ] && [ ! -f "$records/init/weights.h5" ]; then
   echo "experiment: runs are recorded in $records but not the initialization they started from ($records/init/weights.h5):" \
     "restore it (git checkout), or delete $records to start over" >&2; exit 1
 fi
+mkdir -p "$out" "$records"
+echo "experiment ($preset): seeds $seeds × {$arms} × $steps steps on $ranks rank(s); runs in $out, records and report in $report"
 
 # record RUN NAME: copies what the report reads of a run (the init: also its weights) to $records/NAME, atomically.
 record() {
@@ -146,21 +162,13 @@ record() {
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
 }
 
-# The options the dataset in --out is synthesized with, kept next to it (a file inside would change its fingerprint):
-# a variant (--difficulty, --size, …) run with the default --out would otherwise reuse the first dataset silently.
-synthesis="train $train_images val $val_images size $size difficulty $difficulty classes ${classes:-default} seeds ${data_seeds[*]}"
-if [ -f "$data/annotations/instances_val2017.json" ] && [ -f "$out/data.synthesis" ] \
-   && [ "$(cat "$out/data.synthesis")" != "$synthesis" ]; then
-  echo "experiment: $data was synthesized with ($(cat "$out/data.synthesis")), this run asks for ($synthesis):" \
-    "give a variant its own --out and --report, or delete $data" >&2; exit 1
-fi
 if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; then
+  echo "$synthesis" > "$out/data.synthesis"
   class_opt=(); [ -n "$classes" ] && class_opt=(--classes "$classes")
   "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
     --seed "${data_seeds[0]}" --difficulty "$difficulty" "${class_opt[@]}"
   "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
     --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
-  echo "$synthesis" > "$out/data.synthesis"
 fi
 # The dataset's counts next to the records, for the report (which then needs no dataset), and its fingerprint
 # (SHA-256 over every file's path and bytes): a dataset synthesized again for further runs must be the same one.

@@ -61,7 +61,7 @@ MASKPILOT_BIN=$bin cluster/experiment.sh --preset powered --out "$out" --report 
   --steps 4 --eval-period 2 --init-steps 2 --train-images 8 --val-images 4 --size 64x64 --difficulty standard > "$tmp/variant.log" 2>&1; code=$?
 if [ $code -eq 1 ] && grep -q "difficulty hard.*this run asks for (.*difficulty standard" "$tmp/variant.log" \
    && grep -q "its own --out and --report" "$tmp/variant.log" && ! grep -qE "experiment: training|^wrote [0-9]+ images" "$tmp/variant.log" \
-   && [ ! -e "$tmp/variant/runs/init" ]; then
+   && [ ! -e "$tmp/variant" ]; then
   ok "a variant's synthesis options against the dataset in --out are refused before anything runs"
 else
   bad "variant in the same --out" "exit $code; $(tail -2 "$tmp/variant.log")"

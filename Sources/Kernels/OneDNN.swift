@@ -63,9 +63,10 @@ enum DNNLContext {
     /// Held while a primitive descriptor is made (`primitiveDescriptor`, `reorderDescriptor`): oneDNN 2.6.3 makes
     /// wrong convolutions when an fp32 and a bf16 one's descriptors are made at the same time on two threads (about one
     /// in a thousand, wrong on every call; `OneDNNConvTests.convolutionsMadeConcurrentlyInTwoPrecisions`). Descriptors
-    /// are made once per shape and thread, so the lock costs nothing measurable; making primitives from descriptors
-    /// (`dnnl_primitive_create`) and executing them stay concurrent (measured: no wrong result in 36,000 fresh
-    /// convolutions made and run on two threads with only descriptor creation serialized).
+    /// are made when a thread first meets a shape (in a precision and thread count; again after its cache is emptied),
+    /// so the lock costs nothing measurable; making primitives from descriptors (`dnnl_primitive_create`) and executing
+    /// them stay concurrent (measured: no wrong result in 36,000 fresh convolutions made and run on two threads with
+    /// only descriptor creation serialized).
     static let creation = Mutex<Void>(())
 
     /// The engine, or the status creating it failed with.

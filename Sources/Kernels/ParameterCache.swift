@@ -26,7 +26,9 @@ final class ParameterCache {
     }
 
     /// What a copy is of: the parameter's address and the conversion (`kind`, and three numbers fixing its layout:
-    /// rows, columns and row stride of a GEMM operand; a layout's hash and size for a reorder).
+    /// rows, columns and row stride of a GEMM operand; a convolution's batch, height·width and stride·padding for its
+    /// reordered weights, whose layout oneDNN picks from the geometry and the thread count, which is fixed for the
+    /// thread that owns a scope).
     struct Key: Hashable {
         var address: UInt, kind: UInt8, a: Int, b: Int, c: Int
     }

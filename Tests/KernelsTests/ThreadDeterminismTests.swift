@@ -73,7 +73,8 @@ import _TestSupport
                     }
                 }
             }
-            #expect(shapes == [GEMMShape(transA: false, transB: false, m: 4, n: 5, k: 8): chunks], "\(threads) threads: \(shapes)")
+            // (Where the convolution runs as im2col its own products are counted too.)
+            #expect(shapes[GEMMShape(transA: false, transB: false, m: 4, n: 5, k: 8)] == chunks, "\(threads) threads: \(shapes)")
             #expect(convolutions == [g: chunks], "\(threads) threads: \(convolutions)")
         }
         // Outside the log nothing is counted, and an inner log counts its own body only.
