@@ -58,7 +58,7 @@ case "$preset" in
   synthetic)
     config=configs/experiment-synthetic.yaml; steps=2000; seeds="1 2 3"; arms="mask2former mpformer"
     out=checkpoints/experiment; report=docs/experiments/synthetic
-    train_images=512; val_images=128; size=128x128; difficulty=standard; classes=""; data_seeds=(11 12)
+    train_images=512; val_images=128; size=128x128; difficulty=standard; classes=5; data_seeds=(11 12)
     init_steps=0; init_seed=1; eval_period="" ;;
   powered)
     config=configs/experiment-powered.yaml; steps=1500; seeds="11 12 13 14 15"
@@ -92,11 +92,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 seeds=${seeds//,/ }
-for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"} "$train_images" "$val_images" ${classes:+"$classes"}; do
+for n in "$steps" "$ranks" "$init_steps" ${eval_period:+"$eval_period"} "$train_images" "$val_images" "$classes"; do
   case "$n" in ''|*[!0-9]*) echo "experiment.sh: expected a number ≥ 0, got '$n'" >&2; exit 2 ;; esac
 done
 # The synthesis options in one spelling (data synth reads 0512 as 512 and 128X128 as 128x128).
-train_images=$((10#$train_images)); val_images=$((10#$val_images)); [ -n "$classes" ] && classes=$((10#$classes))
+train_images=$((10#$train_images)); val_images=$((10#$val_images)); classes=$((10#$classes))
 size=${size,,}
 [ "${eval_period:-1}" -gt 0 ] && [ "$steps" -gt 0 ] || { echo "experiment.sh: --steps and --eval-period must be > 0" >&2; exit 2; }
 # The per-arm settings (one place): the train --set options that make an arm.
@@ -129,7 +129,7 @@ done
 # The options the dataset in --out is synthesized with, kept next to it (a file inside would change its fingerprint)
 # and written before it is: a variant (--difficulty, --size, …) run with the default --out would otherwise reuse the
 # first dataset silently. Checked before anything is written.
-synthesis="train $train_images val $val_images size $size difficulty $difficulty classes ${classes:-default} seeds ${data_seeds[*]}"
+synthesis="train $train_images val $val_images size $size difficulty $difficulty classes $classes seeds ${data_seeds[*]}"
 if [ $pending -gt 0 ] && [ -f "$data/annotations/instances_val2017.json" ]; then
   if [ ! -f "$out/data.synthesis" ]; then
     echo "experiment: warning: $data holds a dataset whose synthesis options were not recorded (made before they were);" \
@@ -164,11 +164,10 @@ record() {
 
 if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; then
   echo "$synthesis" > "$out/data.synthesis"
-  class_opt=(); [ -n "$classes" ] && class_opt=(--classes "$classes")
   "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
-    --seed "${data_seeds[0]}" --difficulty "$difficulty" "${class_opt[@]}"
+    --seed "${data_seeds[0]}" --difficulty "$difficulty" --classes "$classes"
   "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
-    --seed "${data_seeds[1]}" --difficulty "$difficulty" "${class_opt[@]}"
+    --seed "${data_seeds[1]}" --difficulty "$difficulty" --classes "$classes"
 fi
 # The dataset's counts next to the records, for the report (which then needs no dataset), and its fingerprint
 # (SHA-256 over every file's path and bytes): a dataset synthesized again for further runs must be the same one.
