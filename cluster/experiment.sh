@@ -129,7 +129,8 @@ done
 # The options the dataset in --out is synthesized with, kept next to it (a file inside would change its fingerprint)
 # and written before it is: a variant (--difficulty, --size, …) run with the default --out would otherwise reuse the
 # first dataset silently. Checked before anything is written.
-synthesis="train $train_images val $val_images size $size difficulty $difficulty classes $classes seeds ${data_seeds[*]}"
+synth=(--size "$size" --difficulty "$difficulty" --classes "$classes")
+synthesis="train $train_images val $val_images ${synth[*]} seeds ${data_seeds[*]}"
 if [ $pending -gt 0 ] && [ -f "$data/annotations/instances_val2017.json" ]; then
   if [ ! -f "$out/data.synthesis" ]; then
     echo "experiment: warning: $data holds a dataset whose synthesis options were not recorded (made before they were);" \
@@ -164,10 +165,8 @@ record() {
 
 if [ $pending -gt 0 ] && [ ! -f "$data/annotations/instances_val2017.json" ]; then
   echo "$synthesis" > "$out/data.synthesis"
-  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --size "$size" \
-    --seed "${data_seeds[0]}" --difficulty "$difficulty" --classes "$classes"
-  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --size "$size" \
-    --seed "${data_seeds[1]}" --difficulty "$difficulty" --classes "$classes"
+  "$bin" data synth --format coco-instance --out "$data" --split train2017 --images "$train_images" --seed "${data_seeds[0]}" "${synth[@]}"
+  "$bin" data synth --format coco-instance --out "$data" --split val2017 --images "$val_images" --seed "${data_seeds[1]}" "${synth[@]}"
 fi
 # The dataset's counts next to the records, for the report (which then needs no dataset), and its fingerprint
 # (SHA-256 over every file's path and bytes): a dataset synthesized again for further runs must be the same one.
