@@ -220,21 +220,47 @@ public struct CityscapesDataset: Sendable {
     /// e.g. a crowd of cars) are crowd and dropped by training. `classIndex` indexes `Cityscapes.thingClasses`;
     /// `id` is the stored value.
     public static func instances(of map: Gray16Map) -> [InstanceAnnotation] {
-        var classOfLabel = [Int](repeating: -1, count: Cityscapes.maxLabelID + 1)
-        for (c, l) in Cityscapes.thingClasses.enumerated() { classOfLabel[l.id] = c }
         var present = Set<UInt16>()
         var previous: UInt16 = 0
         for v in map.values where v != previous { present.insert(v); previous = v }
         var out: [InstanceAnnotation] = []
-        for v in present.sorted() where v >= 24 {
-            let labelID = v >= 1000 ? Int(v) / 1000 : Int(v)
-            guard labelID <= Cityscapes.maxLabelID, classOfLabel[labelID] >= 0 else { continue }
+        for v in present.sorted() {
+            guard let c = thingClass(ofValue: v) else { continue }
             let bits = map.values.map { $0 == v ? UInt8(1) : 0 }
-            out.append(InstanceAnnotation(id: Int(v), classIndex: classOfLabel[labelID], isCrowd: v < 1000,
+            out.append(InstanceAnnotation(id: Int(v), classIndex: c, isCrowd: v < 1000,
                                           mask: .bitmap(BinaryMask(width: map.width, height: map.height, bits: bits))))
         }
         return out
     }
+
+    /// Whether `instances(of: map)` holds a non-crowd instance (a value from 1000 on, of an evaluated class): the test
+    /// of detectron2's `filter_empty_annotations` on a Cityscapes frame.
+    public static func hasNonCrowdInstance(_ map: Gray16Map) -> Bool {
+        var previous: UInt16 = 0
+        for v in map.values where v != previous {
+            if v >= 1000, thingClass(ofValue: v) != nil { return true }
+            previous = v
+        }
+        return false
+    }
+
+    /// The index in `Cityscapes.thingClasses` of the instance an `instanceIds` value names (below 1000: the class's
+    /// group region), or nil for stuff, void and the classes not evaluated (caravan, trailer); values below 24 are
+    /// never instances.
+    static func thingClass(ofValue v: UInt16) -> Int? {
+        guard v >= 24 else { return nil }
+        let labelID = v >= 1000 ? Int(v) / 1000 : Int(v)
+        guard labelID <= Cityscapes.maxLabelID else { return nil }
+        let c = classOfLabel[labelID]
+        return c >= 0 ? c : nil
+    }
+
+    /// `Cityscapes.thingClasses` index by label id (−1: not a thing class).
+    private static let classOfLabel: [Int] = {
+        var out = [Int](repeating: -1, count: Cityscapes.maxLabelID + 1)
+        for (c, l) in Cityscapes.thingClasses.enumerated() { out[l.id] = c }
+        return out
+    }()
 
     /// Frame i for instance segmentation (see `instances(of:)`).
     public func instanceSample(_ i: Int) throws -> Sample {

@@ -132,9 +132,9 @@ public struct DataConfig: Sendable, Equatable, Codable {
     /// `sem-seg` only: label-PNG value 0 is unlabeled and value k is class k − 1 (mmsegmentation's
     /// `reduce_zero_label`, ADE20K's convention); otherwise value k is class k.
     public var reduceZeroLabel = false
-    /// `coco-instance` training: leave out the images without an annotation that is not a crowd region, as detectron2
-    /// does by default (`DATALOADER.FILTER_EMPTY_ANNOTATIONS`; COCO train2017 keeps 117,266 of 118,287 images).
-    /// Evaluation always scores every image.
+    /// `coco-instance` and `cityscapes-instance` training: leave out the images without an annotation that is not a
+    /// crowd region (a Cityscapes group region), as detectron2 does by default (`DATALOADER.FILTER_EMPTY_ANNOTATIONS`;
+    /// COCO train2017 keeps 117,266 of 118,287 images). Evaluation always scores every image.
     public var filterEmptyAnnotations = true
     /// A corrupt image or bad annotation stops the run (`error`) or is skipped, counted and reported
     /// at the end of the epoch (`skip`).

@@ -178,9 +178,9 @@ extension MaskPilotConfig {
             out.append(ConfigViolation(key: key, problem: "applies to data.format " + formats.map(\.rawValue).joined(separator: ", ")
                                          + " only (\(data.format.rawValue) does not use it); leave it out"))
         }
-        if !data.filterEmptyAnnotations, data.format != .cocoInstance {
+        if !data.filterEmptyAnnotations, data.format != .cocoInstance, data.format != .cityscapesInstance {
             out.append(ConfigViolation(key: "data.filter_empty_annotations",
-                                       problem: "applies to data.format coco-instance only (\(data.format.rawValue) trains on every image); leave it out"))
+                                       problem: "applies to data.format coco-instance and cityscapes-instance only (\(data.format.rawValue) trains on every image); leave it out"))
         }
         if data.format == .semSeg {
             require((0...255).contains(data.ignoreLabel), "data.ignore_label", "must be an 8-bit label value within 0…255, got \(data.ignoreLabel)")

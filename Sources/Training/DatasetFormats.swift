@@ -7,6 +7,7 @@
 import Datasets
 import Evaluation
 import Foundation
+import Kernels
 import Mask2FormerModel
 import TensorCore
 
@@ -254,7 +255,39 @@ struct CityscapesFramesFormat: DatasetFormatDescriptor {
 
     func trainingData(config: MaskPilotConfig, split: String) throws -> TrainingData {
         let (ds, load) = try open(config, split: split)
-        return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: classes.count, load: load)
+        guard task == .instance, config.data.filterEmptyAnnotations else {
+            return shortEdgeCropData(config, recipe: .cityscapes, count: ds.count, numClasses: classes.count, load: load)
+        }
+        // detectron2's FILTER_EMPTY_ANNOTATIONS: only frames with a non-crowd instance train.
+        let kept = try framesWithInstances(ds, skipUnreadable: config.data.onBadSample == .skip)
+        let removed = ds.count - kept.count
+        var data = shortEdgeCropData(config, recipe: .cityscapes, count: kept.count, numClasses: classes.count, load: { try load(kept[$0]) })
+        data.imagesWithoutAnnotations = removed
+        if removed > 0 {
+            data.notes.append("data: \(ds.root)/gtFine/\(split): removed \(removed) frame(s) with no usable instances (none, or only "
+                              + "group regions; data.filter_empty_annotations), \(kept.count) left")
+        }
+        return data
+    }
+
+    /// The frames of `ds` whose `instanceIds` map holds a non-crowd instance, read on the rank's threads. A map that
+    /// cannot be read is an error naming it, or kept when `skipUnreadable` (`data.on_bad_sample: skip`: the loader then
+    /// skips the frame as it skips any bad sample).
+    func framesWithInstances(_ ds: CityscapesDataset, skipUnreadable: Bool) throws -> [Int] {
+        var keep = [Bool](repeating: false, count: ds.count)
+        var errors = [(any Error)?](repeating: nil, count: ds.count)
+        keep.withUnsafeMutableBufferPointer { keepOut in
+            errors.withUnsafeMutableBufferPointer { errorOut in
+                parallelFor(ds.count, grain: 1) { range in
+                    for i in range {
+                        do { keepOut[i] = CityscapesDataset.hasNonCrowdInstance(try ds.instanceIds(i)) }
+                        catch { errorOut[i] = error; keepOut[i] = skipUnreadable }
+                    }
+                }
+            }
+        }
+        if !skipUnreadable, let error = errors.lazy.compactMap({ $0 }).first { throw error }
+        return keep.indices.filter { keep[$0] }
     }
 
     func evaluationData(config: MaskPilotConfig, split: String) throws -> EvaluationData {

@@ -32,7 +32,7 @@ public struct TrainingData: Sendable {
     public var categoriesFile = ""
     /// The images of each split trained (in `data.train_split`'s order; one entry for one split).
     public var splitCounts: [Int] = []
-    /// Images `data.filter_empty_annotations` left out (COCO instances without a non-crowd annotation).
+    /// Images `data.filter_empty_annotations` left out (COCO images or Cityscapes frames without a non-crowd instance).
     public var imagesWithoutAnnotations = 0
     public var load: @Sendable (Int) throws -> Sample
     public var augment: @Sendable (Sample, inout RNG) throws -> AugmentedSample

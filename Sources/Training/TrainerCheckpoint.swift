@@ -183,11 +183,15 @@ extension Trainer {
     /// from before it existed, which trained on every image, with no configuration difference to show it.
     static func trainingSetChanges(since contents: CheckpointContents, config: MaskPilotConfig, data: TrainingData) -> [String] {
         var out: [String] = []
+        let beforeFilter = data.imagesWithoutAnnotations > 0 && !contents.meta.configYAML.contains("filter_empty_annotations")
         if let size = trainingSetSize(of: contents), size != data.count {
-            out.append("resume: warning: the training set has \(data.count) images, the checkpoint's run had \(size): the data order "
+            // Cityscapes instance frames were filtered only later than the key existed: name the filter there too.
+            let filtered = data.imagesWithoutAnnotations > 0 && !beforeFilter
+                ? " (this run leaves out \(data.imagesWithoutAnnotations) without usable annotations: data.filter_empty_annotations)" : ""
+            out.append("resume: warning: the training set has \(data.count) images\(filtered), the checkpoint's run had \(size): the data order "
                        + "from here differs from an uninterrupted run's")
         }
-        if data.imagesWithoutAnnotations > 0, !contents.meta.configYAML.contains("filter_empty_annotations") {
+        if beforeFilter {
             out.append("resume: warning: the checkpoint was written before data.filter_empty_annotations existed and trained on every "
                        + "image; this run leaves out the images without usable annotations, so the data order from here differs "
                        + "(--set data.filter_empty_annotations=false keeps the checkpoint's)")

@@ -108,6 +108,8 @@ struct DatasetOptions: ParsableArguments {
     /// The split read through the format's descriptor as training reads it (before augmentation), with its class names.
     func openGeneric() throws -> (data: TrainingData, classNames: [String]) {
         var cfg = try config()
+        // Every frame, indexed as in the split (training's filter of frames without instances is reported apart).
+        if format == .cityscapesInstance { cfg.data.filterEmptyAnnotations = false }
         let data = try format.descriptor.trainingData(config: cfg, split: split)
         cfg.model.decoder.numClasses = data.numClasses
         let names = (try? format.descriptor.evaluationData(config: cfg, split: split).classNames) ?? (0..<data.numClasses).map { "class \($0)" }
@@ -207,17 +209,23 @@ struct DataStats: ParsableCommand {
             // Every frame decoded as training reads it; crowd (group) regions counted apart.
             let (data, names) = try dataset.openGeneric()
             images = data.count
+            var unusable = 0
             for i in 0..<data.count {
                 let sample = try data.load(i)
                 switch sample.targets {
                 case .semantic(let labels):
                     for c in semanticTargets(labels).classes { annotations += 1; perClass[names[c], default: 0] += 1 }
                 case .instances(let list):
+                    if !list.contains(where: { !$0.isCrowd }) { unusable += 1 }
                     for a in list { annotations += 1; perClass[names[a.classIndex] + (a.isCrowd ? " (group)" : ""), default: 0] += 1 }
                 case .panoptic(let p):
                     for s in p.segments { annotations += 1; perClass[names[s.classIndex] + (s.isCrowd ? " (group)" : ""), default: 0] += 1 }
                 case .none: break
                 }
+            }
+            if dataset.format == .cityscapesInstance {
+                print("frames without usable instances (none, or only group regions): \(unusable)"
+                      + (unusable > 0 ? " (training leaves them out: data.filter_empty_annotations)" : ""))
             }
         }
         print("images: \(images)\nannotations: \(annotations)\nclasses present: \(perClass.count)")

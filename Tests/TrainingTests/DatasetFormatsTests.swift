@@ -226,4 +226,51 @@ import _TestSupport
         config.data.format = .cocoPanoptic
         #expect(config.violations().map(\.key) == ["data.filter_empty_annotations"])
     }
+
+    /// Cityscapes instance training leaves out the frames whose `instanceIds` hold no non-crowd instance of an
+    /// evaluated class (only a car group region; only a caravan, a class not evaluated), as detectron2's filter does for
+    /// its Cityscapes registration; semantic training of the same frames keeps them all. An unreadable map stops
+    /// training before the first step, naming the file, unless `data.on_bad_sample: skip`.
+    @Test func cityscapesFramesWithoutInstancesAreLeftOutOfTraining() throws {
+        let root = try makeTestDirectory("filter-empty-cityscapes").path
+        try writeSyntheticDataset(root: root, options: SyntheticOptions(format: .cityscapes, images: 5, width: 64, height: 32, seed: 6))
+        let ds = try CityscapesDataset(root: root, split: "train", requireInstanceIds: true)
+        #expect(try (0..<5).allSatisfy { CityscapesDataset.hasNonCrowdInstance(try ds.instanceIds($0)) })
+        func rewrite(_ i: Int, _ values: (UInt16) -> UInt16) throws {
+            let map = try ds.instanceIds(i)
+            try writeGray16PNG(Gray16Map(width: map.width, height: map.height, values: map.values.map(values)), to: ds.frames[i].instanceIds)
+        }
+        try rewrite(1) { $0 >= 1000 ? 26 : $0 }                        // every instance becomes the car group region
+        try rewrite(3) { $0 >= 1000 ? 29_001 : $0 }                    // every instance becomes one caravan
+        #expect(CityscapesDataset.instances(of: try ds.instanceIds(3)).isEmpty)
+        #expect(CityscapesDataset.instances(of: try ds.instanceIds(1)).allSatisfy(\.isCrowd))
+
+        var config = MaskPilotConfig()
+        config.data.format = .cityscapesInstance; config.data.root = root; config.data.trainSplit = "train"
+        config.input.cropSize = CropSize(height: 32, width: 32)
+        #expect(config.violations().filter { $0.key.hasPrefix("data.") }.isEmpty)
+        let train = try config.data.format.descriptor.trainingData(config: config, split: "train")
+        #expect(train.count == 3 && train.imagesWithoutAnnotations == 2)
+        #expect(try (0..<3).map { try train.load($0).imageId } == [0, 2, 4])
+        #expect(train.notes == ["data: \(root)/gtFine/train: removed 2 frame(s) with no usable instances (none, or only group "
+                                + "regions; data.filter_empty_annotations), 3 left"])
+        config.data.filterEmptyAnnotations = false
+        #expect(config.violations().filter { $0.key.hasPrefix("data.") }.isEmpty)
+        let all = try config.data.format.descriptor.trainingData(config: config, split: "train")
+        #expect(all.count == 5 && all.notes.isEmpty && all.imagesWithoutAnnotations == 0)
+        config.data.format = .cityscapesSemantic
+        #expect(config.violations().map(\.key).contains("data.filter_empty_annotations"))
+        config.data.filterEmptyAnnotations = true
+        #expect(try config.data.format.descriptor.trainingData(config: config, split: "train").count == 5)
+
+        // A truncated instanceIds PNG: an error naming it at start-up, or kept for the loader to skip.
+        let file = ds.frames[2].instanceIds
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: file))
+        config.data.format = .cityscapesInstance
+        #expect { _ = try config.data.format.descriptor.trainingData(config: config, split: "train") } throws: { "\($0)".contains(file) }
+        config.data.onBadSample = .skip
+        let skipping = try config.data.format.descriptor.trainingData(config: config, split: "train")
+        #expect(skipping.count == 3 && skipping.imagesWithoutAnnotations == 2)
+    }
 }
