@@ -33,10 +33,25 @@ func mpiErrorString(_ code: Int32) -> String {
     }
 }
 
+/// `call` (an MPI call made once MPI is initialised, given as the code it returns) on the thread that initialised MPI,
+/// its error thrown as a `DistributedError` naming it. `MPI_THREAD_FUNNELED` allows MPI calls from that thread only;
+/// from any other `call` is not made and the error says so (it would be undefined behaviour: a collective could match
+/// another rank's different call).
+@inline(__always) func mpiFunneled(_ code: @autoclosure () -> Int32, _ call: @autoclosure () -> String) throws {
+    var isMain: Int32 = 0
+    try mpiCheck(MPI_Is_thread_main(&isMain), "MPI_Is_thread_main")
+    guard isMain != 0 else {
+        throw DistributedError(call: call(), code: -1,
+                               message: "called from a thread other than the one that initialised MPI (MPI_THREAD_FUNNELED: only that thread makes MPI calls)")
+    }
+    try mpiCheck(code(), call())
+}
+
 /// The processes of `MPI_COMM_WORLD`. MPI is initialised once per process (`MPI_Init_thread` with
 /// `MPI_THREAD_FUNNELED`: only the thread that created the communicator makes MPI calls) by `shared()`,
 /// and finalised at process exit (or earlier by `finalize()`). Errors are returned, not fatal
-/// (`MPI_ERRORS_RETURN`), and thrown as `DistributedError`.
+/// (`MPI_ERRORS_RETURN`), and thrown as `DistributedError`; so is a call from another thread, which is refused before
+/// it reaches MPI (`abort` alone may be called from any thread).
 ///
 /// Buffers larger than `Int32.max` elements are sent in chunks by the blocking calls; a non-blocking
 /// all-reduce takes at most `Int32.max` elements.
@@ -108,7 +123,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func finalize() throws {
         var finalized: Int32 = 0
         try mpiCheck(MPI_Finalized(&finalized), "MPI_Finalized")
-        if finalized == 0 { try mpiCheck(MPI_Finalize(), "MPI_Finalize") }
+        if finalized == 0 { try mpiFunneled(MPI_Finalize(), "MPI_Finalize") }
     }
 
     static func finalizeIfNeeded() {
@@ -122,7 +137,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     static let maxChunk = Int(Int32.max)
 
     public func barrier() throws {
-        try mpiCheck(MPI_Barrier(comm), "MPI_Barrier")
+        try mpiFunneled(MPI_Barrier(comm), "MPI_Barrier")
     }
 
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
@@ -130,7 +145,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let n = min(Self.maxChunk, bytes.count - offset)
-            try mpiCheck(MPI_Bcast(base + offset, Int32(n), mp_mpi_byte(), Int32(root), comm),
+            try mpiFunneled(MPI_Bcast(base + offset, Int32(n), mp_mpi_byte(), Int32(root), comm),
                          "MPI_Bcast(\(n) bytes from rank \(root))")
             offset += n
         }
@@ -141,7 +156,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var offset = 0
         while offset < values.count {
             let n = min(Self.maxChunk, values.count - offset)
-            try mpiCheck(MPI_Allreduce(mp_mpi_in_place(), base + offset, Int32(n), mp_mpi_float(), mp_mpi_sum(), comm),
+            try mpiFunneled(MPI_Allreduce(mp_mpi_in_place(), base + offset, Int32(n), mp_mpi_float(), mp_mpi_sum(), comm),
                          "MPI_Allreduce(\(n) floats)")
             offset += n
         }
@@ -152,7 +167,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var offset = 0
         while offset < values.count {
             let n = min(Self.maxChunk, values.count - offset)
-            try mpiCheck(MPI_Allreduce(mp_mpi_in_place(), base + offset, Int32(n), mp_mpi_double(), mp_mpi_sum(), comm),
+            try mpiFunneled(MPI_Allreduce(mp_mpi_in_place(), base + offset, Int32(n), mp_mpi_double(), mp_mpi_sum(), comm),
                          "MPI_Allreduce(\(n) doubles)")
             offset += n
         }
@@ -161,7 +176,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func startAllReduceSum(_ values: UnsafeMutableBufferPointer<Float>) throws -> any PendingReduction {
         precondition(values.count <= Self.maxChunk, "non-blocking all-reduce of \(values.count) elements (limit Int32.max)")
         let pending = Request(count: values.count)
-        try mpiCheck(MPI_Iallreduce(mp_mpi_in_place(), values.baseAddress, Int32(values.count), mp_mpi_float(),
+        try mpiFunneled(MPI_Iallreduce(mp_mpi_in_place(), values.baseAddress, Int32(values.count), mp_mpi_float(),
                                     mp_mpi_sum(), comm, &pending.request),
                      "MPI_Iallreduce(\(values.count) floats)")
         pending.active = true
@@ -172,7 +187,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var send = value
         var out = [UInt64](repeating: 0, count: size)
         try out.withUnsafeMutableBufferPointer { buf in
-            try mpiCheck(MPI_Allgather(&send, 1, mp_mpi_uint64(), buf.baseAddress, 1, mp_mpi_uint64(), comm),
+            try mpiFunneled(MPI_Allgather(&send, 1, mp_mpi_uint64(), buf.baseAddress, 1, mp_mpi_uint64(), comm),
                          "MPI_Allgather(UInt64)")
         }
         return out
@@ -210,7 +225,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var all = [UInt8](repeating: 0, count: receives ? max(total, 1) : 1)
         let count = Int32(bytes.count)
         if bytes.isEmpty { bytes = [0] }   // a valid pointer; zero bytes are sent
-        try mpiCheck(exchange(&bytes, count, &all, lengths, displacements), call)
+        try mpiFunneled(exchange(&bytes, count, &all, lengths, displacements), call)
         guard receives else { return nil }
         return (0..<size).map { r in
             let start = Int(displacements[r])
@@ -235,14 +250,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         func test() throws -> Bool {
             guard active else { return true }
             var done: Int32 = 0
-            try mpiCheck(MPI_Test(&request, &done, mp_mpi_status_ignore()), "MPI_Test(all-reduce of \(count) floats)")
+            try mpiFunneled(MPI_Test(&request, &done, mp_mpi_status_ignore()), "MPI_Test(all-reduce of \(count) floats)")
             if done != 0 { active = false }
             return done != 0
         }
 
         func wait() throws {
             guard active else { return }
-            try mpiCheck(MPI_Wait(&request, mp_mpi_status_ignore()), "MPI_Wait(all-reduce of \(count) floats)")
+            try mpiFunneled(MPI_Wait(&request, mp_mpi_status_ignore()), "MPI_Wait(all-reduce of \(count) floats)")
             active = false
         }
 

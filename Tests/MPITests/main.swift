@@ -133,6 +133,28 @@ section("errors are returned") {
     }
 }
 
+section("calls from another thread are refused") {
+    // MPI is initialised MPI_THREAD_FUNNELED: a call from another thread never reaches MPI (where it could match
+    // another rank's different collective); it throws, naming the call, and the main thread's calls go on working.
+    final class Outcome: @unchecked Sendable { var errors: [String] = [] }
+    let outcome = Outcome(), c = comm, done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        do { try c.barrier(); outcome.errors.append("barrier: no error") } catch { outcome.errors.append("\(error)") }
+        do { _ = try c.allGather(UInt64(1)); outcome.errors.append("allGather: no error") } catch { outcome.errors.append("\(error)") }
+        var x: [Float] = [1]
+        do { try x.withUnsafeMutableBufferPointer { try c.allReduceSum($0) }; outcome.errors.append("allReduceSum: no error") }
+        catch { outcome.errors.append("\(error)") }
+        done.signal()
+    }
+    thread.start()
+    done.wait()
+    check(outcome.errors.count == 3 && outcome.errors.allSatisfy { $0.contains("thread other than the one that initialised MPI (MPI_THREAD_FUNNELED") },
+          "calls from another thread throw: \(outcome.errors)")
+    check(zip(outcome.errors, ["MPI_Barrier", "MPI_Allgather(UInt64)", "MPI_Allreduce(1 floats)"]).allSatisfy { $0.hasPrefix($1) },
+          "the refusals name the calls: \(outcome.errors)")
+    check(try comm.allGather(UInt64(rank)) == (0..<size).map(UInt64.init), "the main thread's calls work after refused ones")
+}
+
 // MARK: gradient bucketer
 
 section("bucketer averages") {
