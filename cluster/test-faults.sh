@@ -202,6 +202,31 @@ for n in 1 2; do
   fi
 done
 
+# 8b. Under skip, samples whose replacements all fail too (here a layout key naming a folder that does not exist, so
+#     every image is unreadable) stop training with exit 1 and a message naming the first failure, on every rank.
+for n in 1 2; do
+  cluster/launch.sh -n $n -- train "${skipset[@]}" --set 'data.image_folder=typo/{split}' --set eval.period=0 --output "$tmp/noimages$n" \
+    >"$tmp/noimages$n.log" 2>&1; code=$?
+  if [ "$code" -eq 1 ] && grep -q "sample(s) of a batch of [0-9]* could not be read, nor their replacements (data.on_bad_sample: skip; .*typo/train2017/" \
+       "$tmp/noimages$n.log" && ! grep -q "Fatal error\|precondition" "$tmp/noimages$n.log"; then
+    ok "on_bad_sample=skip with every image unreadable, $n rank(s): exit 1 naming the first unreadable file"
+  else
+    bad "on_bad_sample=skip, every image unreadable, $n rank(s)" "exit $code; $(tail -3 "$tmp/noimages$n.log")"
+  fi
+done
+
+# 8c. A loader that cannot start its worker threads (the user's thread limit, ulimit -u, as a container's pids limit
+#     would do) stops with exit 1 naming data.workers, not a crash. The limit binds an unprivileged user only: as root
+#     the run is made as nobody, from copies it can read.
+mkdir -p "$tmp/nproc" && cp "$bin" configs/smoke.yaml "$tmp/nproc/" && chmod -R a+rwX "$tmp/nproc" && chmod a+rx "$tmp" && chmod -R a+rX "$tmp/data"
+if [ "$(id -u)" = 0 ]; then as=(runuser -u nobody --); user=nobody; else as=(); user=$(id -un); fi
+tasks=$(ps -L -u "$user" --no-headers 2>/dev/null | wc -l)
+(cd "$tmp/nproc" && "${as[@]}" bash -c 'ulimit -u "$1" && shift && exec "$@"' limit $((tasks + 24)) ./maskpilot train --config smoke.yaml \
+   --set data.root="$tmp/data" --set data.workers=64 --set train.threads=1 --set solver.max_iter=2 --set checkpoint.period=0 \
+   --output "$tmp/nproc/run") >"$tmp/nproc.log" 2>&1
+expect_error "a loader that cannot start its threads (ulimit -u)" "pthread_create failed (error 11" "$tmp/nproc.log" $?
+grep -q "lower data.workers" "$tmp/nproc.log" || bad "the thread-limit error names data.workers" "$(tail -2 "$tmp/nproc.log")"
+
 # 9. A global batch that straddles an epoch boundary (10 images, batches of 4 on 2 ranks: each rank's first sample
 #    can be in different epochs) must not desynchronize the ranks' collectives: the run ends, it does not hang.
 "$bin" data synth --format coco-instance --out "$tmp/ten" --images 10 --size 96x96 --seed 6 >/dev/null

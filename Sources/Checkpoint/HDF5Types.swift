@@ -76,13 +76,8 @@ enum HDF5Extent: Equatable {
         let rank = try H5.sgetSimpleExtentNdims(space, at: at)
         let dims = try H5.sgetSimpleExtentDims(space, rank: rank, at: at)
         // Every element count computed from a file's shape stays far from overflow: at most 2^40 elements.
-        var count = 1
-        for d in dims {
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            guard d >= 0, !overflow, product <= Limit.elements else {
-                throw hdf5Refuse("H5Sget_simple_extent_dims", at, "the declared shape \(dims) has more than 2^40 elements")
-            }
-            count = product
+        guard Limit.elementCount(ofDeclaredShape: dims) != nil else {
+            throw hdf5Refuse("H5Sget_simple_extent_dims", at, "the declared shape \(dims) has more than 2^40 elements (a zero dimension aside)")
         }
         return .simple(dims)
     }

@@ -35,9 +35,8 @@ public func readSafeTensors(path: String) throws -> (tensors: [(String, Tensor)]
               let shape = (info["shape"] as? [Any])?.map(exactInt),
               let offsets = (info["data_offsets"] as? [Any])?.map(exactInt), offsets.count == 2
         else { throw fail("tensor \"\(name)\": the header entry needs dtype, shape and data_offsets [begin, end]") }
-        // Element counts are multiplied with overflow checks: a hostile header must give an error, not a trap.
-        let elements = shape.reduce(Optional(1)) { n, d in n.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p } }
-        guard shape.allSatisfy({ $0 >= 0 }), let elements, elements <= byteCount, offsets[0] >= 0, offsets[0] <= offsets[1],
+        // Element counts are bounded: a hostile header must give an error, not a trap.
+        guard let elements = Limit.elementCount(ofDeclaredShape: shape), elements <= byteCount, offsets[0] >= 0, offsets[0] <= offsets[1],
               offsets[1] <= byteCount else {
             throw fail("tensor \"\(name)\": shape \(shape) or data_offsets \(offsets) out of range (\(byteCount) data bytes)")
         }

@@ -47,7 +47,7 @@ public final class Loader: @unchecked Sendable {
                 onBadSample: BadSamplePolicy = .error, maxReplacementAttempts: Int = 16,
                 sizeDivisibility: Int = 32, normalization: PixelNormalization = .mask2former,
                 load: @escaping @Sendable (Int) throws -> Sample,
-                augment: @escaping @Sendable (Sample, inout RNG) throws -> AugmentedSample) {
+                augment: @escaping @Sendable (Sample, inout RNG) throws -> AugmentedSample) throws {
         precondition(workers >= 1, "a loader needs at least one worker, got \(workers)")
         precondition(prefetchBatches >= 1, "prefetchBatches must be at least 1, got \(prefetchBatches)")
         precondition(maxReplacementAttempts >= 0, "maxReplacementAttempts \(maxReplacementAttempts)")
@@ -57,10 +57,17 @@ public final class Loader: @unchecked Sendable {
                           normalization: normalization, load: load, augment: augment)
         threadName = "mpload\(Loader.nextLoaderID())"
         let c = core, name = threadName
-        threads = (0..<workers).map { _ in
-            spawnThread {
-                setCurrentThreadName(name)
-                c.workerLoop()
+        for k in 0..<workers {
+            do {
+                threads.append(try spawnThread {
+                    setCurrentThreadName(name)
+                    c.workerLoop()
+                })
+            } catch {
+                stop()   // the workers already started
+                throw LoaderError("cannot start data loader worker \(k + 1) of \(workers): pthread_create failed (error \(error.code): "
+                                  + "\(String(cString: strerror(error.code)))); "
+                                  + "the process may not make more threads (ulimit -u, a container's pids limit): lower data.workers")
             }
         }
     }
@@ -81,8 +88,8 @@ public final class Loader: @unchecked Sendable {
                             workers: Int = 2, prefetchBatches: Int = 2, onBadSample: BadSamplePolicy = .error,
                             maxReplacementAttempts: Int = 16, sizeDivisibility: Int = 32,
                             normalization: PixelNormalization = .mask2former,
-                            load: @escaping @Sendable (Int) throws -> Sample) {
-        self.init(schedule: schedule, seed: seed, workers: workers, prefetchBatches: prefetchBatches,
+                            load: @escaping @Sendable (Int) throws -> Sample) throws {
+        try self.init(schedule: schedule, seed: seed, workers: workers, prefetchBatches: prefetchBatches,
                   onBadSample: onBadSample, maxReplacementAttempts: maxReplacementAttempts,
                   sizeDivisibility: sizeDivisibility, normalization: normalization, load: load,
                   augment: { sample, rng in try augmentation.apply(sample, rng: &rng) })
@@ -128,6 +135,13 @@ public final class Loader: @unchecked Sendable {
     }
 }
 
+/// A loader that could not start: the reason, naming what to change.
+public struct LoaderError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 // MARK: - Internals
 
 private final class ThreadBody {
@@ -140,7 +154,11 @@ private func setCurrentThreadName(_ name: String) {
     Thread.current.name = String(name.prefix(15))
 }
 
-private func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// pthread_create's error code.
+private struct ThreadStartFailure: Error { let code: Int32 }
+
+/// A new thread running `body`; pthread_create's error code thrown when it cannot be made.
+private func spawnThread(_ body: @escaping @Sendable () -> Void) throws(ThreadStartFailure) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     #if canImport(Darwin)
     var tid: pthread_t?
@@ -148,7 +166,10 @@ private func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         Unmanaged<ThreadBody>.fromOpaque(raw).takeRetainedValue().run()
         return nil
     }, box)
-    precondition(status == 0, "pthread_create failed with \(status)")
+    guard status == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        throw ThreadStartFailure(code: status)
+    }
     return tid!
     #else
     var tid = pthread_t()
@@ -156,7 +177,10 @@ private func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
         return nil
     }, box)
-    precondition(status == 0, "pthread_create failed with \(status)")
+    guard status == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        throw ThreadStartFailure(code: status)
+    }
     return tid
     #endif
 }

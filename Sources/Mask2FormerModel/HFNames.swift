@@ -51,7 +51,10 @@ private struct NamePattern {
                 guard !tail.isEmpty, values[key].map({ $0 == tail }) ?? true else { return nil }
                 values[key] = String(tail)
             case .number(let key, let offset):
-                guard !tail.isEmpty, tail.allSatisfy(\.isASCII), tail.allSatisfy(\.isNumber), let v = Int(tail), v - offset >= 0 else { return nil }
+                // An index (a layer, a stage) is small: a huge one in a file's tensor name matches nothing, so it
+                // cannot overflow here or in `fill`.
+                guard !tail.isEmpty, tail.count <= 9, tail.allSatisfy(\.isASCII), tail.allSatisfy(\.isNumber), let v = Int(tail), v - offset >= 0
+                else { return nil }
                 let stored = String(v - offset)
                 guard values[key].map({ $0 == stored }) ?? true else { return nil }
                 values[key] = stored

@@ -14,6 +14,21 @@ public enum Limit {
     public static let iterations = 1 << 40
     /// Elements of one tensor declared by a file (2^40).
     public static let elements = 1 << 40
+
+    /// The element count of a shape a file declares; nil when a dimension is negative or the dimensions multiply to
+    /// more than `elements` with zeros counted as 1 (a zero must not let `[0, 2^32, 2^32]` through: slicing or
+    /// concatenating it multiplies the other dimensions).
+    public static func elementCount(ofDeclaredShape shape: [Int]) -> Int? {
+        var bound = 1, count = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (product, overflow) = bound.multipliedReportingOverflow(by: Swift.max(d, 1))
+            guard !overflow, product <= elements else { return nil }
+            bound = product
+            count *= d
+        }
+        return count
+    }
     /// Threads and loader workers (4096).
     public static let threads = 4096
     /// Real-valued settings without a tighter bound: learning rates, weights, norms (10^12).

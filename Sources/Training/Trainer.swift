@@ -128,7 +128,7 @@ public final class Trainer {
         try Trainer.checkAgreement(name: "configuration", text: try config.yaml(), comm: comm)
         // Everything about the configuration is checked before the model or the loader allocate anything.
         try Trainer.refuse(config.violations(worldSize: comm.size))
-        let threads = computeThreads(configured: config.train.threads)
+        let threads = try computeThreads(configured: config.train.threads)
         ComputeThreads.set(threads)
         if comm.isCoordinator { Console.message("threads: \(threads) compute thread(s) per rank") }
         Trainer.preparePrecision(config.solver.precision, announce: comm.isCoordinator)
@@ -195,7 +195,7 @@ public final class Trainer {
         currentEpoch = startEpoch
         let firstPlan = try comm.broadcast(epochPlans.plan(startEpoch).order, root: 0)
         epochPlans.install(try EpochPlan(epoch: startEpoch, order: firstPlan))
-        loader = Loader(schedule: epochPlans, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
+        loader = try Loader(schedule: epochPlans, seed: config.seed, workers: config.data.workers, prefetchBatches: config.data.prefetch,
                         onBadSample: config.data.onBadSample == .skip ? .skip : .error,
                         sizeDivisibility: 32, normalization: config.model.pixelNormalization, load: data.load, augment: data.augment)
     }
@@ -277,7 +277,14 @@ public final class Trainer {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 guard let batch = try loader.next() else { throw TrainingError("the data loader ended early") }
                 dataWait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                precondition(batch.count == perRank, "batch of \(batch.count), expected \(perRank)")
+                // Under data.on_bad_sample: skip a sample whose replacements all failed too is dropped: training
+                // needs full batches (every rank's share of the global batch), so it stops, naming the failures.
+                guard batch.count == perRank else {
+                    let missing = perRank - batch.count
+                    throw TrainingError("data: \(missing) sample(s) of a batch of \(perRank) could not be read, nor their replacements "
+                                        + "(data.on_bad_sample: skip; \(batch.skipped.count) failure(s), first: "
+                                        + "\(batch.skipped.first.map { "\($0.error)" } ?? "none recorded")); check data.root and the layout keys")
+                }
                 // The epoch of the global micro-batch's first sample: the same on every rank, also when the global
                 // batch straddles an epoch boundary (each rank's own first sample may then be in different epochs,
                 // and the collectives below must be entered by all ranks at the same step or none).
@@ -426,11 +433,18 @@ public func peakResidentBytes() -> Int {
 
 /// The compute threads of this rank for `train.threads` = `configured` (see `TrainConfig.threads`): `configured` when
 /// positive, else `OMP_NUM_THREADS` when it is a positive number, else the CPUs this process may run on (its affinity
-/// mask, as mpirun's binding sets it) ÷ the ranks Open MPI reports on this node, at least 1.
+/// mask, as mpirun's binding sets it) ÷ the ranks Open MPI reports on this node, at least 1. An `OMP_NUM_THREADS`
+/// above `Limit.threads` is an error naming it.
 public func computeThreads(configured: Int, environment: [String: String] = ProcessInfo.processInfo.environment,
-                           availableCPUs: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+                           availableCPUs: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Int {
     if configured > 0 { return configured }
-    if let omp = environment["OMP_NUM_THREADS"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), omp > 0 { return omp }
+    if let text = environment["OMP_NUM_THREADS"], let omp = Int(text.trimmingCharacters(in: .whitespaces)), omp > 0 {
+        guard omp <= Limit.threads else {
+            throw TrainingError("OMP_NUM_THREADS=\(text) asks for more compute threads per rank than \(Limit.threads); "
+                                + "set it to the cores per rank (or train.threads)")
+        }
+        return omp
+    }
     let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
     return max(1, availableCPUs / max(1, local))
 }

@@ -173,8 +173,9 @@ extension Trainer {
     static func trainingSetSize(of contents: CheckpointContents) -> Int? {
         let t = contents.trainer
         guard t.epoch > 0, let stored = try? MaskPilotConfig.parse(yaml: contents.meta.configYAML) else { return nil }
-        let consumed = t.iteration * stored.solver.imsPerBatch
-        guard consumed >= t.position, (consumed - t.position) % t.epoch == 0 else { return nil }
+        // The stored configuration was not validated: a hand-edited one must not overflow here.
+        let (consumed, overflow) = t.iteration.multipliedReportingOverflow(by: stored.solver.imsPerBatch)
+        guard !overflow, consumed >= t.position, (consumed - t.position) % t.epoch == 0 else { return nil }
         return (consumed - t.position) / t.epoch
     }
 

@@ -9,7 +9,8 @@ public enum NiceTicks {
     /// Returns 1 for non-finite bounds.
     public static func step(min lo: Double, max hi: Double, maxCount: Int = 6, minimumStep: Double = 0) -> Double {
         guard let (a, b) = normalised(lo, hi) else { return Swift.max(1, minimumStep) }
-        let raw = Swift.max((b - a) / Double(Swift.max(1, maxCount - 1)), minimumStep)
+        // At least the smallest normal double: a range of a few subnormals would otherwise give log10(0).
+        let raw = Swift.max((b - a) / Double(Swift.max(1, maxCount - 1)), minimumStep, Double.leastNormalMagnitude)
         var exponent = Int(log10(raw).rounded(.down))
         while true {
             for m in [1.0, 2, 5] {

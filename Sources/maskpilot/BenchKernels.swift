@@ -17,7 +17,7 @@ struct BenchKernels: ParsableCommand {
     var seconds: Double = 1.0
 
     func validate() throws {
-        try requireOption("--threads", threads, atLeast: 1)
+        try requireOption("--threads", threads, atLeast: 1, atMost: Limit.threads)
         try requireOption("--seconds", seconds, in: 0...3600)
     }
 

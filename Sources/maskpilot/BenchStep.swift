@@ -34,7 +34,7 @@ struct BenchStep: ParsableCommand {
 
     func validate() throws {
         try requireOption("--steps", steps, atLeast: 1)
-        try requireOption("--threads", threads, atLeast: 1)
+        try requireOption("--threads", threads, atLeast: 1, atMost: Limit.threads)
         try requireOption("--gemm-shapes", gemmShapes, atLeast: 0)
     }
 

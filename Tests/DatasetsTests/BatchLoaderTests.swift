@@ -177,7 +177,7 @@ func liveThreadNames() -> [String] {
     @Test func oneAndFourThreadsGiveIdenticalBatches() throws {
         var runs: [[BatchFingerprint]] = []
         for (workers, prefetch) in [(1, 1), (4, 3), (3, 8)] {
-            let loader = Loader(schedule: try trainingSchedule(), seed: 7, augmentation: smallADE(),
+            let loader = try Loader(schedule: try trainingSchedule(), seed: 7, augmentation: smallADE(),
                                 workers: workers, prefetchBatches: prefetch, load: syntheticLoad())
             let batches = try drain(loader)
             #expect(batches.count == 9)
@@ -205,7 +205,7 @@ func liveThreadNames() -> [String] {
 
     @Test func prefetchIsBounded() throws {
         let rec = Recorder()
-        let loader = Loader(schedule: try trainingSchedule(n: 50, batch: 2, batches: 20), seed: 1, augmentation: smallADE(),
+        let loader = try Loader(schedule: try trainingSchedule(n: 50, batch: 2, batches: 20), seed: 1, augmentation: smallADE(),
                             workers: 4, prefetchBatches: 2, load: syntheticLoad(jitter: false, recorder: rec))
         _ = try loader.next()
         usleep(300_000)   // a slow consumer: the workers must stop at the window
@@ -218,7 +218,7 @@ func liveThreadNames() -> [String] {
     }
 
     @Test func stopJoinsEveryWorker() throws {
-        let loader = Loader(schedule: try trainingSchedule(batches: 100), seed: 1, augmentation: smallADE(),
+        let loader = try Loader(schedule: try trainingSchedule(batches: 100), seed: 1, augmentation: smallADE(),
                             workers: 3, prefetchBatches: 2, load: syntheticLoad())
         _ = try loader.next()
         let name = loader.threadName
@@ -239,7 +239,7 @@ func liveThreadNames() -> [String] {
             let token = Token()
             weakToken = token
             let load = syntheticLoad()
-            let loader = Loader(schedule: try trainingSchedule(batches: 100), seed: 1, augmentation: smallADE(), workers: 2,
+            let loader = try Loader(schedule: try trainingSchedule(batches: 100), seed: 1, augmentation: smallADE(), workers: 2,
                                 load: { i in _ = token; return try load(i) })
             name = loader.threadName
             _ = try loader.next()
@@ -253,7 +253,7 @@ func liveThreadNames() -> [String] {
 
     @Test func endOfScheduleAndEmptyBatches() throws {
         let s = InferenceSchedule(sampler: try InferenceSampler(datasetSize: 7, worldSize: 2, rank: 1), batchSize: 2)
-        let loader = Loader(schedule: s, seed: 0, augmentation: TestTimeResize(shortEdge: 32, maxSize: 64),
+        let loader = try Loader(schedule: s, seed: 0, augmentation: TestTimeResize(shortEdge: 32, maxSize: 64),
                             workers: 2, load: syntheticLoad())
         let batches = try drain(loader)
         #expect(batches.map { $0.imageIds } == [[1004, 1005], [1006]])
@@ -264,7 +264,7 @@ func liveThreadNames() -> [String] {
     @Test func errorPolicySurfacesOnTheBatch() throws {
         let schedule = try trainingSchedule(n: 23, batch: 4, batches: 6)
         let badIndex = schedule.batch(2)![1].index
-        let loader = Loader(schedule: schedule, seed: 3, augmentation: smallADE(), workers: 3, onBadSample: .error,
+        let loader = try Loader(schedule: schedule, seed: 3, augmentation: smallADE(), workers: 3, onBadSample: .error,
                             load: syntheticLoad(bad: [badIndex]))
         _ = try loader.next(); _ = try loader.next()
         let error = #expect(throws: DataError.self) { _ = try loader.next() }
@@ -279,7 +279,7 @@ func liveThreadNames() -> [String] {
         let nextInPlan = schedule.batch(1)![3]
         var runs: [[BatchFingerprint]] = []
         for workers in [1, 4] {
-            let loader = Loader(schedule: try trainingSchedule(n: 23, batch: 4, batches: 6), seed: 3, augmentation: smallADE(),
+            let loader = try Loader(schedule: try trainingSchedule(n: 23, batch: 4, batches: 6), seed: 3, augmentation: smallADE(),
                                 workers: workers, onBadSample: .skip, load: syntheticLoad(bad: [victim.index]))
             let batches = try drain(loader)
             #expect(batches.allSatisfy { $0.count == 4 })
@@ -290,7 +290,7 @@ func liveThreadNames() -> [String] {
         }
         #expect(runs[0] == runs[1])
         // In evaluation a bad image is dropped, never replaced.
-        let eval = Loader(schedule: InferenceSchedule(sampler: try InferenceSampler(datasetSize: 5, worldSize: 1, rank: 0), batchSize: 5),
+        let eval = try Loader(schedule: InferenceSchedule(sampler: try InferenceSampler(datasetSize: 5, worldSize: 1, rank: 0), batchSize: 5),
                           seed: 0, augmentation: TestTimeResize(shortEdge: 32, maxSize: 64), workers: 2, onBadSample: .skip,
                           load: syntheticLoad(bad: [2]))
         let e = try drain(eval)
@@ -299,7 +299,7 @@ func liveThreadNames() -> [String] {
 
     @Test func nonDataErrorsAreNeverSkipped() throws {
         struct Boom: Error {}
-        let loader = Loader(schedule: try trainingSchedule(batches: 2), seed: 0, workers: 2, onBadSample: .skip,
+        let loader = try Loader(schedule: try trainingSchedule(batches: 2), seed: 0, workers: 2, onBadSample: .skip,
                             load: syntheticLoad(), augment: { _, _ in throw Boom() })
         #expect(throws: Boom.self) { _ = try loader.next() }
     }

@@ -152,6 +152,10 @@ import TensorCore
         #expect(hfNames(ofOurs: "sem_seg_head.predictor.transformer_self_attention_layers.2.self_attn.in_proj_bias")
                 == ["q_proj", "k_proj", "v_proj"].map { "model.transformer_module.decoder.layers.2.self_attn.\($0).bias" })
         #expect(hfNames(ofOurs: "sem_seg_head.predictor.label_enc.weight") == nil)
+        // An index too large for any model (from a hand-made file) maps nothing instead of overflowing.
+        let huge = "model.pixel_level_module.encoder.encoder.stages.0.layers.0.layer.9223372036854775807.convolution.weight"
+        #expect(try importHuggingFaceMask2Former([huge: Tensor.zeros([1])]).unmapped == [huge])
+        #expect(hfNames(ofOurs: "backbone.res2.9223372036854775807.conv1.weight") == nil)
         #expect(throws: HFImportError.self) { _ = try exportHuggingFaceMask2Former([("backbone.mystery.weight", Tensor.zeros([1]))],
                                                                                  numClasses: 1, noObjectWeight: 0.1, swinFinalNorm: nil) }
     }

@@ -456,4 +456,16 @@ import Training
         #expect(modelChanges(diff) == ["model.backbone.freeze_at", "model.decoder.num_queries"])
         #expect(modelChanges(diff, inference: true) == ["model.decoder.num_queries"])
     }
+
+    /// A rank's compute threads: train.threads, else OMP_NUM_THREADS (at most Limit.threads, else an error naming it),
+    /// else the CPUs ÷ the ranks on the node.
+    @Test func computeThreadsComeFromTheConfigTheEnvironmentOrTheCPUs() throws {
+        #expect(try computeThreads(configured: 3, environment: ["OMP_NUM_THREADS": "8"], availableCPUs: 16) == 3)
+        #expect(try computeThreads(configured: 0, environment: ["OMP_NUM_THREADS": " 8 "], availableCPUs: 16) == 8)
+        #expect(try computeThreads(configured: 0, environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "4"], availableCPUs: 16) == 4)
+        #expect(try computeThreads(configured: 0, environment: ["OMP_NUM_THREADS": "zero"], availableCPUs: 2) == 2)
+        #expect { try computeThreads(configured: 0, environment: ["OMP_NUM_THREADS": "3000000000"], availableCPUs: 2) } throws: {
+            "\($0)".contains("OMP_NUM_THREADS=3000000000 asks for more compute threads per rank than \(Limit.threads)")
+        }
+    }
 }

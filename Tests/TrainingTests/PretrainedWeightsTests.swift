@@ -169,6 +169,13 @@ import Training
         // A damaged header is an error naming the file.
         try Data([200, 0, 0, 0, 0, 0, 0, 0] + Array("{}".utf8)).write(to: URL(fileURLWithPath: path))
         #expect { _ = try readSafeTensors(path: path) } throws: { "\($0)".contains(path) && "\($0)".contains("header length") }
+
+        // An empty tensor whose other dimensions multiply past 2^40 (concatenating q/k/v would multiply them) is refused.
+        try Self.writeSafeTensors([(name: "w", dtype: "F32", shape: [0, 1 << 32, 1 << 32], bytes: [])], to: path)
+        #expect { _ = try readSafeTensors(path: path) } throws: { "\($0)".contains(path) && "\($0)".contains("shape [0, 4294967296, 4294967296]") }
+        #expect(Limit.elementCount(ofDeclaredShape: [0, 1 << 20, 1 << 20]) == 0)
+        #expect(Limit.elementCount(ofDeclaredShape: [0, 1 << 32, 1 << 32]) == nil)
+        #expect(Limit.elementCount(ofDeclaredShape: [3, -1]) == nil && Limit.elementCount(ofDeclaredShape: []) == 1)
     }
 
     /// Our half-precision decoding agrees with the platform's Float16 for all 65,536 bit patterns.

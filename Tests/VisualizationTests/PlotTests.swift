@@ -33,6 +33,14 @@ import Visualization
         }
     }
 
+    /// A range a few subnormal doubles wide (losses of 0 and 5e-324 in a hand-made log) gets a positive step and
+    /// ticks, not log10(0).
+    @Test func subnormalRangeHasASmallPositiveStep() {
+        let step = NiceTicks.step(min: 0, max: .leastNonzeroMagnitude)
+        #expect(step > 0 && step.isFinite)
+        #expect(NiceTicks.ticks(min: 0, max: .leastNonzeroMagnitude).count <= 2)
+    }
+
     @Test func labels() {
         #expect(NiceTicks.label(0.30000000000000004, step: 0.1) == "0.3")
         #expect(NiceTicks.label(0.25, step: 0.25) == "0.25")
