@@ -252,10 +252,15 @@ extension MaskPilotConfig {
                 out.append(ConfigViolation(key: key, problem: String(format: "its parameters with their gradients and AdamW state need at least %.1f GB, "
                                                                      + "more than this machine's %.1f GB", bytes / 1e9, Double(memoryBytes) / 1e9)))
             } else if need > Double(memoryBytes) {
-                out.append(ConfigViolation(key: "input.crop_size",
-                                           problem: String(format: "%d×%d crops (%d image(s) per rank) need at least %.1f GB of activations, "
-                                                           + "more than this machine's %.1f GB", input.cropSize.height, input.cropSize.width, perRank,
-                                                           need / 1e9, Double(memoryBytes) / 1e9)))
+                // Named by what dominates: the decoder's attention (queries²) or everything that grows with the crop.
+                let attention = decoderAttentionBytesLowerBound(imagesPerRank: perRank)
+                let key = attention > need / 2 ? "model.decoder.num_queries" : "input.crop_size"
+                let what = key == "input.crop_size"
+                    ? String(format: "%d×%d crops", input.cropSize.height, input.cropSize.width)
+                    : "\(model.decoder.numQueries) queries (\(model.decoder.heads) heads, \(max(model.decoder.decLayers - 1, 0)) decoder layers)"
+                out.append(ConfigViolation(key: key,
+                                           problem: String(format: "%@ (%d image(s) per rank) need at least %.1f GB of activations, "
+                                                           + "more than this machine's %.1f GB", what, perRank, need / 1e9, Double(memoryBytes) / 1e9)))
             }
         }
         return out
@@ -292,10 +297,26 @@ extension MaskPilotConfig {
     }
 
     /// A lower bound of the bytes one rank holds for backward: the float32 activations the backbone saves alone
-    /// (stem at stride 2, then about three tensors per block at each stage's stride) and the transformer decoder's
-    /// mask logits (every query at stride 4, for each of its predictions). The pixel decoder, the decoder's other
-    /// tensors and the losses come on top, so a run can still need more.
+    /// (stem at stride 2, then about three tensors per block at each stage's stride), the transformer decoder's
+    /// mask logits (every query at stride 4, for each of its predictions) and its attention probabilities
+    /// (`decoderAttentionBytesLowerBound`). The pixel decoder, the decoder's other tensors, mask piloting's extra
+    /// queries and the losses come on top, so a run can still need more.
     public func activationBytesLowerBound(imagesPerRank: Int) -> Double {
+        backboneAndMaskBytesLowerBound(imagesPerRank: imagesPerRank) + decoderAttentionBytesLowerBound(imagesPerRank: imagesPerRank)
+    }
+
+    /// The transformer decoder's attention probabilities kept for backward, per decoder layer: heads × queries ×
+    /// queries (self-attention) and heads × queries × the pixels of its feature level (masked cross-attention; counted
+    /// at stride 32, the smallest level), in float32.
+    public func decoderAttentionBytesLowerBound(imagesPerRank: Int) -> Double {
+        let d = model.decoder
+        let pixels = Double(input.cropSize.height) * Double(input.cropSize.width)
+        let queries = Double(d.numQueries), layers = Double(max(d.decLayers - 1, 0))
+        return Double(max(0, imagesPerRank)) * layers * Double(d.heads) * queries * (queries + pixels / 1024) * 4
+    }
+
+    /// The backbone's saved activations and the decoder's mask logits (see `activationBytesLowerBound`).
+    func backboneAndMaskBytesLowerBound(imagesPerRank: Int) -> Double {
         let b = model.backbone
         let pixels = Double(input.cropSize.height) * Double(input.cropSize.width)
         var floatsPerPixel: Double

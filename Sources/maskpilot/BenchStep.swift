@@ -48,8 +48,10 @@ struct BenchStep: ParsableCommand {
         // batch, each rank steps its share (its own synthetic images) with the overlapped bucketed all-reduce.
         let comm = try makeCommunicator()
         let ranks = comm.size
-        guard cfg.solver.imsPerBatch % ranks == 0 else {
-            throw ValidationError("solver.ims_per_batch \(cfg.solver.imsPerBatch) is not divisible by the \(ranks) ranks")
+        // What depends on the ranks and the machine, as training checks it: the per-rank batch, the memory bounds.
+        let problems = cfg.violations(worldSize: ranks)
+        guard problems.isEmpty else {
+            throw ValidationError("the configuration cannot be benchmarked on \(ranks) rank(s):\n  " + problems.map(\.description).joined(separator: "\n  "))
         }
         guard cfg.input.cropSize.isSquare else {
             throw ValidationError("bench step synthesizes square images: set input.crop_size to one number (got \(cfg.input.cropSize.description))")

@@ -215,6 +215,15 @@ import Training
         #expect(need > 5e8 && need < 1e9, "\(need)")
         #expect(d.violations(worldSize: 3, memoryBytes: 1_000_000_000).isEmpty)
         #expect(d.violations(worldSize: 3, memoryBytes: 500_000_000).map(\.key) == ["input.crop_size"])
+        // The decoder's attention: 100,000 queries on 32² crops need terabytes (they ran into an allocation failure).
+        var q = MaskPilotConfig()
+        q.model.decoder.numQueries = 100_000; q.input.cropSize = 32
+        #expect(q.violations().isEmpty)
+        #expect(q.decoderAttentionBytesLowerBound(imagesPerRank: 1) > 1e12)
+        #expect(q.violations(worldSize: 1, memoryBytes: 24 << 30).map(\.description).first?
+                    .hasPrefix("model.decoder.num_queries: 100000 queries (8 heads, 9 decoder layers) (16 image(s) per rank) need at least") == true,
+                "\(q.violations(worldSize: 1, memoryBytes: 24 << 30))")
+        #expect(d.decoderAttentionBytesLowerBound(imagesPerRank: 2) < 1e8)   // the default's: small beside its backbone
     }
 
     /// Values far beyond any real run are refused by key before anything multiplies or converts them (they used to
