@@ -156,6 +156,13 @@ neg_case '--annotations must be at least 0, got -3' data synth --format coco-ins
 neg_case '--max-images must be at least 0, got -1' eval "${common[@]}" --weights "$tmp/neg/none.h5" --max-images -1
 neg_case '--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
 neg_case '--steps must be at least 1, got -2' bench step --config configs/bench.yaml --steps -2
+# The decoder's attention in the memory bound: 100,000 queries are refused by key (they ended in an allocation failure).
+for cmd in train "bench step"; do
+  # shellcheck disable=SC2086
+  "$bin" $cmd "${common[@]}" --set model.decoder.num_queries=100000 --set solver.max_iter=1 $([ "$cmd" = train ] && echo --output "$tmp/neg-q") \
+    >"$tmp/queries.log" 2>&1
+  expect_error "$cmd with 100,000 queries: refused by the activation memory bound" "model.decoder.num_queries: 100000 queries" "$tmp/queries.log" $?
+done
 neg_case '--seeds: 1 is listed twice' experiment-report --runs "$tmp" --seeds "1 2 1" --output "$tmp/neg" --steps 4 --ranks 1 --wall-seconds 1 --command x
 neg_case '--arms: mpformer is listed twice' experiment-report --runs "$tmp" --seeds "1" --arms "mask2former mpformer mpformer" --output "$tmp/neg" \
   --steps 4 --ranks 1 --wall-seconds 1 --command x

@@ -51,7 +51,7 @@ struct BenchStep: ParsableCommand {
         // What depends on the ranks and the machine, as training checks it: the per-rank batch, the memory bounds.
         let problems = cfg.violations(worldSize: ranks)
         guard problems.isEmpty else {
-            throw ValidationError("the configuration cannot be benchmarked on \(ranks) rank(s):\n  " + problems.map(\.description).joined(separator: "\n  "))
+            throw RuntimeError("the configuration cannot be benchmarked on \(ranks) rank(s):\n  " + problems.map(\.description).joined(separator: "\n  "))
         }
         guard cfg.input.cropSize.isSquare else {
             throw ValidationError("bench step synthesizes square images: set input.crop_size to one number (got \(cfg.input.cropSize.description))")
