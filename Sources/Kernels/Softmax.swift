@@ -26,9 +26,16 @@ private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Flo
         let lse = m + logf(s)
         for j in 0..<n { y[j] = src[j] - lse }   // −∞ stays −∞
     } else {
-        for j in 0..<n { y[j] = fastExp(src[j] - m) }
+        // 8 lanes by hand: the attention kernels run this in place (src = y), where the compiler's loop stays scalar.
+        let m8 = SIMD8<Float>(repeating: m)
+        var j = 0
+        while j + 8 <= n { store8(fastExp(load8(src + j) - m8), y + j); j += 8 }
+        while j < n { y[j] = fastExp(src[j] - m); j += 1 }
         let inv = 1 / sumFloats(y, n)
-        for j in 0..<n { y[j] *= inv }
+        j = 0
+        let inv8 = SIMD8<Float>(repeating: inv)
+        while j + 8 <= n { store8(load8(y + j) * inv8, y + j); j += 8 }
+        while j < n { y[j] *= inv; j += 1 }
     }
 }
 

@@ -29,6 +29,9 @@ struct BenchStep: ParsableCommand {
     @Flag(help: "Swin: run the window attention composed from primitive ops instead of fused (for comparison).")
     var composedWindowAttention = false
 
+    @Flag(help: "Time only the inference forward (no gradients), --steps times after a warm-up, and skip training.")
+    var inferenceOnly = false
+
     @Option(parsing: .unconditional, help: "After the steps, time the N GEMM shapes of a step with the most work in OpenBLAS and oneDNN (fp32, bf16).")
     var gemmShapes: Int = 0
 
@@ -81,6 +84,21 @@ struct BenchStep: ParsableCommand {
         var t0 = now()
         _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
+        if inferenceOnly {
+            var times = [inference]
+            for _ in 1..<steps {
+                t0 = now()
+                _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
+                times.append(now() - t0)
+            }
+            guard comm.isCoordinator else { return }
+            let median = times.sorted()[times.count / 2], rate = gemmRate(p)
+            print(String(repeating: "-", count: 60))
+            print("inference forwards".padding(toLength: 28, withPad: " ", startingAt: 0) + times.map { String(format: "%.3f", $0) }.joined(separator: " ") + " s")
+            print(String(format: "inference (median)          %9.3f s; %.1f GFLOP of GEMM/conv work; %@ rate (n=512) %.1f GFLOP/s → %.2f× the floor",
+                         median, Double(inferenceFlops) / 1e9, p.rawValue, rate, median / (Double(inferenceFlops) / 1e9 / rate)))
+            return
+        }
         try trainer.train(on: batch)  // warm-up
         var reports: [StepReport] = []
         var timings: [GradientBucketer.StepTiming] = []

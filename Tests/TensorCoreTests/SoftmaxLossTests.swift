@@ -108,6 +108,40 @@ import _TestSupport
 }
 
 @Suite struct FastExpTests {
+    /// The 8-lane fastExp equals the scalar one bit for bit: over [−90, 90] in steps that hit every range-reduction
+    /// case, at the clamps, at ±∞ and in the subnormal results. So a kernel's result does not depend on which of
+    /// its elements run in lanes and which in the scalar tail.
+    @Test func eightLaneFastExpEqualsTheScalarOne() {
+        var inputs: [Float] = [-.infinity, .infinity, -87.5, -87, -86.99, 87.99, 88, 88.5, 0, -0, 1e-30, -1e-30, -103, -104]
+        var x: Float = -90
+        while x < 90 { inputs.append(x); x += 0.00731 }
+        while inputs.count % 8 != 0 { inputs.append(0.5) }
+        var mismatches = 0
+        for i in stride(from: 0, to: inputs.count, by: 8) {
+            let v = inputs.withUnsafeBufferPointer { fastExp(load8($0.baseAddress! + i)) }
+            for l in 0..<8 where v[l].bitPattern != fastExp(inputs[i + l]).bitPattern { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(inputs.count) lanes differ")
+    }
+
+    /// Softmax in place (as the attention kernels run it) equals softmax into another buffer, bit for bit, for row
+    /// lengths around the 8-lane blocks.
+    @Test func softmaxInPlaceEqualsOutOfPlace() {
+        var rng = RNG(seed: 3)
+        for n in [1, 7, 8, 9, 16, 143, 144, 145] {
+            let x = (0..<(3 * n)).map { _ in rng.nextFloat() * 20 - 10 }
+            var out = [Float](repeating: 0, count: x.count), inPlace = x
+            x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { o in
+                softmaxForward(xs.baseAddress!, o.baseAddress!, outer: 3, n: n, inner: 1, mask: nil, fullyMasked: .unmasked, logOutput: false)
+            } }
+            inPlace.withUnsafeMutableBufferPointer { p in
+                softmaxForward(p.baseAddress!, p.baseAddress!, outer: 3, n: n, inner: 1, mask: nil, fullyMasked: .unmasked, logOutput: false)
+            }
+            #expect(out.map(\.bitPattern) == inPlace.map(\.bitPattern), "n = \(n)")
+            for r in 0..<3 { #expect(Swift.abs(out[(r * n)..<((r + 1) * n)].reduce(0, +) - 1) < 1e-5) }
+        }
+    }
+
     @Test func fastExpMatchesExp() {
         var worst = 0.0
         var x: Float = -87
