@@ -7,17 +7,7 @@
 /// x ∈ [−87, 88]; returns 0 below −87 (so −∞ gives 0) and saturates above 88.
 @inlinable @inline(__always)
 public func fastExp(_ x0: Float) -> Float {
-    let x = min(max(x0, -87.0), 88.0)
-    let shifted = x * 1.442_695_04 + 12_582_912.0   // round(x·log2 e) lands in the low mantissa bits
-    let n = shifted - 12_582_912.0
-    let r = x - n * 0.693_359_375 + n * 2.121_944_40e-4
-    var p: Float = 1.987_569_150_0e-4
-    p = p * r + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    let e = p * r * r + r + 1
+    let (shifted, e) = expReduced(min(max(x0, -87.0), 88.0))
     let bits = (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23   // 2^n
     let v = e * Float(bitPattern: bits)
     return x0 < -87.0 ? 0 : v
@@ -30,20 +20,38 @@ public func fastExp(_ x0: Float) -> Float {
 public func fastExp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
     // Swift's max(x0, −87) and min(·, 88) as lane selects (the generic pointwiseMin/Max are not inlined).
     let low = x0.replacing(with: -87.0, where: x0 .<= -87.0)
-    let x = low.replacing(with: 88.0, where: low .> 88.0)
-    let shifted = x * 1.442_695_04 + 12_582_912.0
-    let n = shifted - 12_582_912.0
-    let r = x - n * 0.693_359_375 + n * 2.121_944_40e-4
-    var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
-    p = p * r + 1.398_199_950_7e-3
-    p = p * r + 8.333_451_907_3e-3
-    p = p * r + 4.166_579_589_4e-2
-    p = p * r + 1.666_666_545_9e-1
-    p = p * r + 5.000_000_120_1e-1
-    let e = p * r * r + r + 1
+    let (shifted, e) = expReduced(low.replacing(with: 88.0, where: low .> 88.0))
     let bits = (unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23   // 2^n
     let v = e * unsafeBitCast(bits, to: SIMD8<Float>.self)
     return v.replacing(with: 0, where: x0 .< -87.0)
+}
+
+/// One float or 8 lanes, for `expReduced`.
+public protocol FastExpLanes {
+    init(_ value: Float)
+    static func + (a: Self, b: Self) -> Self
+    static func - (a: Self, b: Self) -> Self
+    static func * (a: Self, b: Self) -> Self
+}
+extension Float: FastExpLanes {}
+extension SIMD8: FastExpLanes where Scalar == Float {
+    @inlinable public init(_ value: Float) { self.init(repeating: value) }
+}
+
+/// `fastExp`'s range reduction and polynomial for a clamped x: `shifted` holds round(x·log2 e) in its low mantissa
+/// bits, and exp(x) = e · 2^round(x·log2 e).
+@inlinable @inline(__always)
+public func expReduced<V: FastExpLanes>(_ x: V) -> (shifted: V, e: V) {
+    let shifted = x * V(1.442_695_04) + V(12_582_912.0)
+    let n = shifted - V(12_582_912.0)
+    let r = x - n * V(0.693_359_375) + n * V(2.121_944_40e-4)
+    var p = V(1.987_569_150_0e-4)
+    p = p * r + V(1.398_199_950_7e-3)
+    p = p * r + V(8.333_451_907_3e-3)
+    p = p * r + V(4.166_579_589_4e-2)
+    p = p * r + V(1.666_666_545_9e-1)
+    p = p * r + V(5.000_000_120_1e-1)
+    return (shifted, p * r * r + r + V(1))
 }
 
 /// log(1 + x) for x ∈ [0, 1] (the softplus tail `log1p(exp(−|v|))`), branch-free. Max relative error
