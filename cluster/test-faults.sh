@@ -156,6 +156,14 @@ neg_case '--annotations must be at least 0, got -3' data synth --format coco-ins
 neg_case '--max-images must be at least 0, got -1' eval "${common[@]}" --weights "$tmp/neg/none.h5" --max-images -1
 neg_case '--score-threshold must be a finite number ≥ 0 (scores are within 0…1), got -0.5' predict "${common[@]}" --weights "$tmp/neg/none.h5" --input "$tmp/neg/a.png" --output "$tmp/neg" --score-threshold -0.5
 neg_case '--steps must be at least 1, got -2' bench step --config configs/bench.yaml --steps -2
+# bench step --inference-only times the inference forward alone (and trains nothing).
+"$bin" bench step "${common[@]}" --steps 2 --inference-only >"$tmp/bench-inf.log" 2>&1; code=$?
+if [ $code -eq 0 ] && grep -q "^inference forwards  *[0-9.]* [0-9.]* s" "$tmp/bench-inf.log" && grep -q "^inference (median)" "$tmp/bench-inf.log" \
+   && ! grep -q "final loss" "$tmp/bench-inf.log"; then
+  ok "bench step --inference-only: two timed inference forwards, no training step"
+else
+  bad "bench step --inference-only" "exit $code: $(tail -3 "$tmp/bench-inf.log")"
+fi
 # The decoder's attention in the memory bound: 100,000 queries are refused by key (they ended in an allocation failure).
 for cmd in train "bench step"; do
   # shellcheck disable=SC2086
