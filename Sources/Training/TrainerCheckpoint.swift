@@ -187,7 +187,7 @@ extension Trainer {
         let beforeFilter = data.imagesWithoutAnnotations > 0 && !contents.meta.configYAML.contains("filter_empty_annotations")
         if let size = trainingSetSize(of: contents), size != data.count {
             // Cityscapes instance frames were filtered only later than the key existed: name the filter there too.
-            let filtered = data.imagesWithoutAnnotations > 0 && !beforeFilter
+            let filtered = config.data.format == .cityscapesInstance && data.imagesWithoutAnnotations > 0 && !beforeFilter
                 ? " (this run leaves out \(data.imagesWithoutAnnotations) without usable annotations: data.filter_empty_annotations)" : ""
             out.append("resume: warning: the training set has \(data.count) images\(filtered), the checkpoint's run had \(size): the data order "
                        + "from here differs from an uninterrupted run's")

@@ -39,6 +39,7 @@ struct BenchStep: ParsableCommand {
         try requireOption("--steps", steps, atLeast: 1)
         try requireOption("--threads", threads, atLeast: 1, atMost: Limit.threads)
         try requireOption("--gemm-shapes", gemmShapes, atLeast: 0)
+        if inferenceOnly && gemmShapes > 0 { throw ValidationError("--gemm-shapes times a training step's shapes: leave out --inference-only") }
     }
 
     func run() throws {

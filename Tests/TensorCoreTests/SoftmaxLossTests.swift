@@ -109,9 +109,14 @@ import _TestSupport
 
 @Suite struct FastExpTests {
     /// The 8-lane fastExp equals the scalar one bit for bit: over [−90, 90] in steps that hit every range-reduction
-    /// case, at the clamps, at ±∞ and in the subnormal results. So a kernel's result does not depend on which of
-    /// its elements run in lanes and which in the scalar tail.
+    /// case, at the clamps (−87, 88), below −87 (0) and at ±∞; NaN stays NaN in both. So a kernel's result does not
+    /// depend on which of its elements run in lanes and which in the scalar tail.
     @Test func eightLaneFastExpEqualsTheScalarOne() {
+        let withNaN = SIMD8<Float>(1, -2, 0, .nan, 5, -90, 90, .nan), lanes = fastExp(withNaN)
+        for l in 0..<8 {
+            let scalar = fastExp(withNaN[l])
+            #expect(withNaN[l].isNaN ? lanes[l].isNaN && scalar.isNaN : lanes[l].bitPattern == scalar.bitPattern, "lane \(l)")
+        }
         var inputs: [Float] = [-.infinity, .infinity, -87.5, -87, -86.99, 87.99, 88, 88.5, 0, -0, 1e-30, -1e-30, -103, -104]
         var x: Float = -90
         while x < 90 { inputs.append(x); x += 0.00731 }
@@ -124,7 +129,8 @@ import _TestSupport
         #expect(mismatches == 0, "\(mismatches) of \(inputs.count) lanes differ")
     }
 
-    /// Softmax in place (as the attention kernels run it) equals softmax into another buffer, bit for bit, for row
+    /// Softmax in place (as the attention kernels run it) equals softmax into another buffer and the scalar
+    /// definition (exp(x − max) by the scalar fastExp, divided by their sum in `sumFloats`' order), bit for bit, for row
     /// lengths around the 8-lane blocks.
     @Test func softmaxInPlaceEqualsOutOfPlace() {
         var rng = RNG(seed: 3)
@@ -138,6 +144,14 @@ import _TestSupport
                 softmaxForward(p.baseAddress!, p.baseAddress!, outer: 3, n: n, inner: 1, mask: nil, fullyMasked: .unmasked, logOutput: false)
             }
             #expect(out.map(\.bitPattern) == inPlace.map(\.bitPattern), "n = \(n)")
+            var scalar = [Float](repeating: 0, count: x.count)
+            for r in 0..<3 {
+                let row = Array(x[(r * n)..<((r + 1) * n)]), m = row.max()!
+                let e = row.map { fastExp($0 - m) }
+                let inv = 1 / e.withUnsafeBufferPointer { sumFloats($0.baseAddress!, n) }
+                for j in 0..<n { scalar[r * n + j] = e[j] * inv }
+            }
+            #expect(out.map(\.bitPattern) == scalar.map(\.bitPattern), "n = \(n): 8 lanes against the scalar definition")
             for r in 0..<3 { #expect(Swift.abs(out[(r * n)..<((r + 1) * n)].reduce(0, +) - 1) < 1e-5) }
         }
     }
