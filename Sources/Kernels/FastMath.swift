@@ -16,7 +16,7 @@ public func fastExp(_ x0: Float) -> Float {
 /// `fastExp` of 8 lanes: the same operations in the same order, so every lane equals the scalar `fastExp` of its input
 /// bit for bit. For loops the compiler leaves scalar: an in-place loop (`y[j] = exp(y[j] − m)`) fails its run-time
 /// alias check and falls back to the scalar loop.
-@inlinable @inline(__always)
+@_transparent
 public func fastExp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
     // Swift's max(x0, −87) and min(·, 88) as lane selects (the generic pointwiseMin/Max are not inlined).
     let low = x0.replacing(with: -87.0, where: x0 .<= -87.0)
@@ -40,7 +40,7 @@ extension SIMD8: FastExpLanes where Scalar == Float {
 
 /// `fastExp`'s range reduction and polynomial for a clamped x: `shifted` holds round(x·log2 e) in its low mantissa
 /// bits, and exp(x) = e · 2^round(x·log2 e).
-@inlinable @inline(__always)
+@_transparent
 public func expReduced<V: FastExpLanes>(_ x: V) -> (shifted: V, e: V) {
     let shifted = x * V(1.442_695_04) + V(12_582_912.0)
     let n = shifted - V(12_582_912.0)
