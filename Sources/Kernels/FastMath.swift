@@ -27,7 +27,7 @@ public func fastExp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
 }
 
 /// One float or 8 lanes, for `expReduced`.
-public protocol FastExpLanes {
+@usableFromInline protocol FastExpLanes {
     init(_ value: Float)
     static func + (a: Self, b: Self) -> Self
     static func - (a: Self, b: Self) -> Self
@@ -35,13 +35,13 @@ public protocol FastExpLanes {
 }
 extension Float: FastExpLanes {}
 extension SIMD8: FastExpLanes where Scalar == Float {
-    @inlinable public init(_ value: Float) { self.init(repeating: value) }
+    @inlinable init(_ value: Float) { self.init(repeating: value) }
 }
 
 /// `fastExp`'s range reduction and polynomial for a clamped x: `shifted` holds round(x·log2 e) in its low mantissa
 /// bits, and exp(x) = e · 2^round(x·log2 e).
-@_transparent
-public func expReduced<V: FastExpLanes>(_ x: V) -> (shifted: V, e: V) {
+@_transparent @usableFromInline
+func expReduced<V: FastExpLanes>(_ x: V) -> (shifted: V, e: V) {
     let shifted = x * V(1.442_695_04) + V(12_582_912.0)
     let n = shifted - V(12_582_912.0)
     let r = x - n * V(0.693_359_375) + n * V(2.121_944_40e-4)

@@ -32,10 +32,7 @@ private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Flo
         while j + 8 <= n { store8(fastExp(load8(src + j) - m8), y + j); j += 8 }
         while j < n { y[j] = fastExp(src[j] - m); j += 1 }
         let inv = 1 / sumFloats(y, n)
-        j = 0
-        let inv8 = SIMD8<Float>(repeating: inv)
-        while j + 8 <= n { store8(load8(y + j) * inv8, y + j); j += 8 }
-        while j < n { y[j] *= inv; j += 1 }
+        for j in 0..<n { y[j] *= inv }   // one pointer: the compiler vectorizes this one
     }
 }
 

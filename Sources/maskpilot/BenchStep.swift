@@ -79,21 +79,23 @@ struct BenchStep: ParsableCommand {
         let batch = syntheticBatch(images: b, size: s, classes: cfg.model.decoder.numClasses, seed: cfg.seed &+ UInt64(comm.rank))
         // Inference forward alone, then the training step.
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
         let p = cfg.solver.precision
-        _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
+        func inferenceForward() { _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } } }
+        inferenceForward()
         GEMMCounter.reset()
         var t0 = now()
-        _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
+        inferenceForward()
         let inference = now() - t0, inferenceFlops = GEMMCounter.value
         if inferenceOnly {
             var times = [inference]
             for _ in 1..<steps {
                 t0 = now()
-                _ = withGEMMPrecision(p) { withNoGrad { trainer.model(batch.images) } }
+                inferenceForward()
                 times.append(now() - t0)
             }
             guard comm.isCoordinator else { return }
-            let median = times.sorted()[times.count / 2], rate = gemmRate(p)
+            let median = median(times), rate = gemmRate(p)
             print(String(repeating: "-", count: 60))
             print("inference forwards".padding(toLength: 28, withPad: " ", startingAt: 0) + times.map { String(format: "%.3f", $0) }.joined(separator: " ") + " s")
             print(String(format: "inference (median)          %9.3f s; %.1f GFLOP of GEMM/conv work; %@ rate (n=512) %.1f GFLOP/s → %.2f× the floor",
@@ -115,7 +117,6 @@ struct BenchStep: ParsableCommand {
             walls.append(now() - t0)
         }
         guard comm.isCoordinator else { return }
-        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
         let fwd = median(reports.map(\.forward)), crit = median(reports.map(\.criterion))
         let bwd = median(reports.map(\.backward)), opt = median(reports.map(\.optimizer))
         let total = median(reports.map { $0.forward + $0.criterion + $0.backward + $0.optimizer })
